@@ -1,0 +1,186 @@
+"""Registries that plugins fill through the hooks in :mod:`snnx.hookspecs`.
+
+A registrar records which plugin made each registration, so an error can say
+``backend 'norse' (from plugin 'snnx.plugins.norse')`` instead of just a name.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from snnx.errors import PluginError, SnnxError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nir
+    import numpy as np
+
+RESET_MODES = frozenset({"value", "subtract"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can execute exactly (the capability model of ``specs/plugins.md``).
+
+    :param node_types: NIR class names the backend lowers (``"LIF"``, ``"Conv2d"``, ...). Nested
+        ``NIRGraph`` nodes are flattened before this check, so it is never listed.
+    :param reset_modes: reset modes (``"value"``, ``"subtract"``) it reproduces exactly.
+    :param cycles: whether recurrent edges (cycles) are supported.
+    :param v_init: whether a non-zero initial state is supported.
+    """
+
+    node_types: frozenset[str]
+    reset_modes: frozenset[str] = RESET_MODES
+    cycles: bool = False
+    v_init: bool = True
+
+
+class Backend:
+    """Base class of an execution backend. Subclass it and register an instance.
+
+    Subclasses set :attr:`name`, :attr:`capabilities`, :attr:`requires` and implement :meth:`lower` and
+    :meth:`run`; :meth:`raise_` and :meth:`save` are optional. Import the framework inside the methods,
+    not at module level, so ``snnx --help`` works without it.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities(node_types=frozenset())
+    #: Importable top-level modules the backend needs; a missing one makes the backend unavailable.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: File suffix used by ``snnx lower -o`` when the user gives none.
+    file_suffix: ClassVar[str] = ".pt"
+
+    #: Set by the registrar: the plugin that registered this backend.
+    plugin: str = "?"
+
+    # -- capability check -------------------------------------------------------------------------
+    def missing_requirements(self) -> list[str]:
+        """Names from :attr:`requires` that cannot be imported here."""
+        return [mod for mod in self.requires if importlib.util.find_spec(mod) is None]
+
+    def refusals(self, graph: nir.NIRGraph) -> list[str]:
+        """Reasons this backend cannot run ``graph`` exactly; empty when it can.
+
+        The default checks requirements, node types, reset modes, cycles and ``v_init`` against
+        :attr:`capabilities`. Override to add backend-specific checks (call ``super()`` first).
+        """
+        from snnx.ir.capabilities import graph_refusals
+
+        missing = self.missing_requirements()
+        if missing:
+            return [f"not installed: {', '.join(missing)} (pip install 'snnx[{self.name}]')"]
+        return graph_refusals(graph, self.capabilities)
+
+    def check_accepts(self, graph: nir.NIRGraph) -> None:
+        """Raise :class:`UnsupportedNodeError` naming every reason the graph is refused."""
+        from snnx.errors import UnsupportedNodeError
+
+        reasons = self.refusals(graph)
+        if reasons:
+            msg = f"Backend {self.name!r} cannot take this graph: " + "; ".join(reasons)
+            raise UnsupportedNodeError(msg)
+
+    # -- the work ---------------------------------------------------------------------------------
+    def lower(self, graph: nir.NIRGraph, **options: Any) -> Any:
+        """Build the native model for ``graph`` (already validated, flattened, with snnx metadata)."""
+        raise NotImplementedError
+
+    def run(self, model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run a lowered model on time-major inputs ``{input_name: (T, batch, *shape)}``.
+
+        Returns ``{output_name: (T, batch, *shape)}`` as numpy arrays; state starts fresh.
+        """
+        raise NotImplementedError
+
+    def raise_(self, model: Any) -> nir.NIRGraph:
+        """Export a lowered (possibly trained) model back to a NIR graph."""
+        msg = f"Backend {self.name!r} cannot export models back to NIR"
+        raise SnnxError(msg)
+
+    def save(self, model: Any, path: str) -> None:
+        """Write a lowered model to ``path`` (atomically)."""
+        msg = f"Backend {self.name!r} cannot write lowered models to a file"
+        raise SnnxError(msg)
+
+    def describe(self, model: Any) -> str:
+        """A short human summary of a lowered model (printed by ``snnx lower``)."""
+        return repr(model)
+
+    def __repr__(self) -> str:
+        return f"<Backend {self.name!r} from {self.plugin!r}>"
+
+
+@dataclass
+class BackendRegistrar:
+    """The ``register`` callback handed to ``snnx_register_backends``."""
+
+    backends: dict[str, Backend] = field(default_factory=dict)
+    current_plugin: str = "?"
+
+    def __call__(self, backend: Backend) -> None:
+        if not isinstance(backend, Backend):
+            msg = f"plugin {self.current_plugin!r} registered {backend!r}, which is not a snnx.Backend"
+            raise PluginError(msg)
+        if not backend.name:
+            msg = f"plugin {self.current_plugin!r} registered a backend without a name"
+            raise PluginError(msg)
+        if backend.name in self.backends:
+            other = self.backends[backend.name].plugin
+            msg = (
+                f"plugin {self.current_plugin!r} registered backend {backend.name!r}, "
+                f"a name already taken by plugin {other!r}; rename one of them"
+            )
+            raise PluginError(msg)
+        backend.plugin = self.current_plugin
+        self.backends[backend.name] = backend
+
+
+OpHandler = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class OpEntry:
+    """One registered ONNX op handler."""
+
+    domain: str
+    op_type: str
+    since: int
+    handler: OpHandler
+    plugin: str
+
+
+@dataclass
+class OnnxOpRegistrar:
+    """The ``register`` callback handed to ``snnx_register_onnx_ops``."""
+
+    entries: dict[tuple[str, str, int], OpEntry] = field(default_factory=dict)
+    current_plugin: str = "?"
+
+    def __call__(self, op_type: str, handler: OpHandler, since: int = 1, domain: str = "") -> None:
+        key = (domain, op_type, int(since))
+        if key in self.entries:
+            other = self.entries[key].plugin
+            msg = (
+                f"plugin {self.current_plugin!r} registered ONNX op {op_type!r} (since opset {since}), "
+                f"already handled by plugin {other!r}"
+            )
+            raise PluginError(msg)
+        self.entries[key] = OpEntry(domain, op_type, int(since), handler, self.current_plugin)
+
+    def lookup(self, op_type: str, opset: int, domain: str = "") -> OpEntry | None:
+        """The handler with the highest ``since`` that is <= ``opset``, or None."""
+        best: OpEntry | None = None
+        for (dom, op, since), entry in self.entries.items():
+            if dom == domain and op == op_type and since <= opset and (best is None or since > best.since):
+                best = entry
+        return best
+
+    def op_types(self, domain: str = "") -> list[str]:
+        return sorted({op for (dom, op, _s) in self.entries if dom == domain})
+
+
+def iter_names(items: Iterable[Any]) -> list[str]:
+    return sorted(str(i) for i in items)
