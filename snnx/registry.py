@@ -105,6 +105,11 @@ class Backend:
         msg = f"Backend {self.name!r} cannot write lowered models to a file"
         raise SnnxError(msg)
 
+    def load(self, path: str) -> Any:
+        """Read a model written by :meth:`save` (used by ``snnx raise`` and ``snnx run``)."""
+        msg = f"Backend {self.name!r} cannot read lowered models from a file"
+        raise SnnxError(msg)
+
     def describe(self, model: Any) -> str:
         """A short human summary of a lowered model (printed by ``snnx lower``)."""
         return repr(model)

@@ -1,0 +1,43 @@
+"""Checking a graph against a backend's :class:`~snnx.registry.Capabilities`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import nir
+import numpy as np
+
+from snnx.ir.passes import flatten
+from snnx.ir.schedule import schedule
+from snnx.ir.semantics import STATEFUL_TYPES, reset_of, v_init_of, i_init_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from snnx.registry import Capabilities
+
+
+def graph_refusals(graph: nir.NIRGraph, caps: Capabilities) -> list[str]:
+    """Reasons a backend with ``caps`` cannot run ``graph`` exactly; one line each, naming nodes."""
+    flat = flatten(graph)
+    reasons: list[str] = []
+    by_type: dict[str, list[str]] = {}
+    for name, node in flat.nodes.items():
+        by_type.setdefault(type(node).__name__, []).append(name)
+    for type_name, names in sorted(by_type.items()):
+        if type_name not in caps.node_types:
+            shown = ", ".join(repr(n) for n in names[:3]) + (" ..." if len(names) > 3 else "")
+            reasons.append(f"node type {type_name} is not supported (nodes {shown})")
+    for name, node in flat.nodes.items():
+        if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF)) and reset_of(node) not in caps.reset_modes:
+            reasons.append(f"node {name!r}: reset mode {reset_of(node)!r} is not supported")
+        if not caps.v_init and isinstance(node, STATEFUL_TYPES):
+            if np.any(v_init_of(node) != 0) or np.any(i_init_of(node) != 0):
+                reasons.append(f"node {name!r}: non-zero initial state (v_init/i_init) is not supported")
+    if not caps.cycles:
+        try:
+            back = schedule(flat).back_edges
+        except Exception:  # validation reports structural problems; here only capabilities matter
+            back = frozenset()
+        if back:
+            src, dst = sorted(back)[0]
+            reasons.append(f"recurrent edge ({src!r} -> {dst!r}): cycles are not supported")
+    return reasons

@@ -1,0 +1,210 @@
+"""Reading and writing ``.nir`` graphs and NIRData traces, with clear errors and atomic writes.
+
+snnx uses ``nir``'s own node classes. The reader is snnx's own (on top of ``nir.serialization``'s
+HDF5 decoding) for two reasons: ``nir.read`` type-checks nested graphs unconditionally and fails with a
+bare ``ValueError`` that names no node, and it mutates the graph (it inserts ``Input`` nodes). Here a
+file loads as written, and problems are reported by :mod:`snnx.ir.validate` with the node's path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nir
+import numpy as np
+
+from snnx.errors import NirFileError, ValidationError
+
+#: NIR node types snnx can read (nir's own serialisable set).
+NODE_TYPES: dict[str, type] = {
+    name: getattr(nir, name)
+    for name in (
+        "Affine", "AvgPool2d", "Conv1d", "Conv2d", "CubaLI", "CubaLIF", "Delay", "Flatten", "I", "IF",
+        "Input", "LI", "LIF", "Linear", "NIRGraph", "Output", "Scale", "SumPool2d", "Threshold",
+    )
+}
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf8")
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _as_str(value[()])
+    return str(value)
+
+
+def _build_node(data: dict[str, Any], path: str) -> nir.NIRNode:
+    if not isinstance(data, dict) or "type" not in data:
+        msg = f"node {path!r}: no 'type' entry; the file is not a NIR graph or is damaged"
+        raise NirFileError(msg)
+    type_name = _as_str(data["type"])
+    if type_name not in NODE_TYPES:
+        known = ", ".join(sorted(NODE_TYPES))
+        msg = f"node {path!r}: unknown node type {type_name!r}; NIR node types are: {known}"
+        raise NirFileError(msg)
+    fields = {k: v for k, v in data.items() if k != "type"}
+    if type_name == "NIRGraph":
+        return _build_graph(fields, path)
+    fields["type"] = type_name
+    try:
+        return nir.dict2NIRNode(fields)
+    except (TypeError, ValueError, KeyError, AssertionError, IndexError) as exc:
+        detail = str(exc) or type(exc).__name__
+        msg = f"node {path!r} ({type_name}): cannot build it from the file: {detail}"
+        raise NirFileError(msg) from exc
+
+
+def _build_graph(fields: dict[str, Any], path: str) -> nir.NIRGraph:
+    prefix = f"{path}." if path else ""
+    raw_nodes = fields.get("nodes")
+    if not isinstance(raw_nodes, dict):
+        msg = f"graph {path or '<top>'!r}: no 'nodes' group; the file is not a NIR graph or is damaged"
+        raise NirFileError(msg)
+    nodes = {str(k): _build_node(v, f"{prefix}{k}") for k, v in raw_nodes.items()}
+    raw_edges = fields.get("edges", np.zeros((0, 2), dtype=object))
+    try:
+        edges = [(_as_str(a), _as_str(b)) for a, b in np.asarray(raw_edges).reshape(-1, 2)]
+    except ValueError as exc:
+        msg = f"graph {path or '<top>'!r}: edges are not a list of (source, target) pairs"
+        raise NirFileError(msg) from exc
+    metadata = fields.get("metadata", {})
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(metadata), type_check=False)
+
+
+def read_graph(path: str | os.PathLike) -> nir.NIRGraph:
+    """Read a ``.nir`` file into a :class:`nir.NIRGraph` exactly as written (no validation)."""
+    import h5py
+    from nir.serialization import hdf2dict
+
+    path = Path(path)
+    if not path.exists():
+        msg = f"no such file: '{path}'"
+        raise NirFileError(msg)
+    if path.is_dir():
+        msg = f"'{path}' is a directory, not a .nir file"
+        raise NirFileError(msg)
+    try:
+        with h5py.File(path, "r") as f:
+            if "node" not in f:
+                msg = f"'{path}' is an HDF5 file but not a NIR graph (no 'node' group)"
+                raise NirFileError(msg)
+            data = hdf2dict(f["node"])
+    except NirFileError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        msg = f"cannot read '{path}': not a valid .nir (HDF5) file, or it is truncated ({exc})"
+        raise NirFileError(msg) from exc
+    return _build_node(data, "") if _as_str(data.get("type", "")) == "NIRGraph" else _wrap_single(data)
+
+
+def _wrap_single(data: dict[str, Any]) -> nir.NIRGraph:
+    node = _build_node(data, "<root>")
+    msg = f"the file holds a single {type(node).__name__} node, not a NIRGraph"
+    raise NirFileError(msg)
+
+
+def load(path: str | os.PathLike, *, validate: bool = True) -> nir.NIRGraph:
+    """Load a ``.nir`` file.
+
+    :param path: the file.
+    :param validate: run :func:`snnx.ir.validate.validate` and raise its first error (default).
+    :raises NirFileError: the file is missing, not HDF5, truncated, or not a NIR graph.
+    :raises ValidationError: the graph is structurally wrong; the message names the node.
+    """
+    graph = read_graph(path)
+    if validate:
+        from snnx.ir.validate import validate as _validate
+
+        try:
+            _validate(graph)
+        except ValidationError as exc:
+            msg = f"'{path}': {exc}"
+            raise ValidationError(msg, node=exc.node) from exc
+    return graph
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
+
+    A failed or interrupted write never leaves a half-written file, and an existing file stays intact.
+    """
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        msg = f"cannot write '{target}': directory '{parent}' does not exist"
+        raise NirFileError(msg)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        msg = f"cannot write '{target}': {exc.strerror or exc}"
+        raise NirFileError(msg) from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_atomic(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
+    """Call ``writer(tmp_path)`` and move the result to ``path`` atomically (see :func:`atomic_path`)."""
+    try:
+        with atomic_path(path) as tmp:
+            writer(tmp)
+    except OSError as exc:
+        msg = f"cannot write '{path}': {exc.strerror or exc}"
+        raise NirFileError(msg) from exc
+
+
+def save(graph: nir.NIRGraph, path: str | os.PathLike) -> None:
+    """Write ``graph`` to a ``.nir`` file atomically (temp file + rename).
+
+    :raises NirFileError: the path cannot be written; the old file, if any, is left intact.
+    """
+    if not isinstance(graph, nir.NIRGraph):
+        msg = f"snnx.save expects a nir.NIRGraph, got {type(graph).__name__}"
+        raise TypeError(msg)
+    write_atomic(path, lambda tmp: nir.write(tmp, graph))
+
+
+# -- traces -------------------------------------------------------------------------------------------
+def save_traces(path: str | os.PathLike, traces: dict[str, np.ndarray], dt: float) -> None:
+    """Write time-major traces ``{name: (T, batch, *shape)}`` as NIRData (``nir.NIRGraphData``).
+
+    NIRData stores ``(batch, T, neurons)``; the per-sample shape is recovered from the graph on load.
+    """
+    nodes = {}
+    for name, trace in traces.items():
+        arr = np.asarray(trace)
+        data = np.ascontiguousarray(np.moveaxis(arr, 0, 1).reshape(arr.shape[1], arr.shape[0], -1))
+        nodes[name] = nir.NIRNodeData(observables={"trace": nir.TimeGriddedData(data=data, dt=float(dt))})
+    write_atomic(path, lambda tmp: nir.write_data(tmp, nir.NIRGraphData(nodes=nodes)))
+
+
+def load_traces(
+    path: str | os.PathLike, shapes: dict[str, tuple[int, ...]] | None = None
+) -> tuple[dict[str, np.ndarray], float]:
+    """Read NIRData traces back as time-major ``{name: (T, batch, *shape)}`` and their ``dt``."""
+    try:
+        data = nir.read_data(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        msg = f"cannot read traces from '{path}': {exc}"
+        raise NirFileError(msg) from exc
+    out: dict[str, np.ndarray] = {}
+    dt = 0.0
+    for name, node_data in data.nodes.items():
+        obs = node_data.observables["trace"]
+        dt = float(obs.dt)
+        arr = np.moveaxis(np.asarray(obs.data), 1, 0)
+        shape = tuple(shapes[name]) if shapes and name in shapes else (arr.shape[-1],)
+        out[name] = arr.reshape(arr.shape[0], arr.shape[1], *shape)
+    return out, dt

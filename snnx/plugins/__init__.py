@@ -1,0 +1,219 @@
+"""The plugin manager: built-in plugins plus the ``snnx`` entry-point group.
+
+A plugin that fails to import, or raises while registering, is recorded with its error and skipped;
+everything else keeps working, and ``snnx plugins`` shows what went wrong.
+
+Environment variables:
+
+- ``SNNX_DISABLE_PLUGINS``: comma-separated plugin names not to load; ``*`` disables all external
+  (entry-point) plugins. Use it when a broken plugin gets in the way.
+- ``SNNX_TRACE_PLUGINS=1``: re-raise plugin errors with their traceback (for plugin authors).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from snnx import hookspecs
+from snnx.errors import PluginError, UnknownBackendError
+from snnx.registry import Backend, BackendRegistrar, OnnxOpRegistrar
+
+ENTRY_POINT_GROUP = "snnx"
+
+#: Built-in plugin modules, loaded like any third-party plugin.
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "snnx.plugins.reference",
+)
+
+
+@dataclass
+class PluginInfo:
+    """What ``snnx plugins`` reports about one plugin."""
+
+    name: str
+    source: str  # "builtin" or "entry point <dist> <version>"
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+    backends: list[str] = field(default_factory=list)
+    onnx_ops: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PluginState:
+    """The loaded plugin manager and everything the plugins registered."""
+
+    pm: pluggy.PluginManager
+    plugins: dict[str, PluginInfo]
+    backends: dict[str, Backend]
+    onnx_ops: OnnxOpRegistrar
+
+
+_STATE: PluginState | None = None
+
+
+def _disabled() -> set[str]:
+    raw = os.environ.get("SNNX_DISABLE_PLUGINS", "")
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _trace() -> bool:
+    return os.environ.get("SNNX_TRACE_PLUGINS", "") not in ("", "0")
+
+
+def _describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _load_builtin(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], disabled: set[str]) -> None:
+    for module_name in BUILTIN_PLUGINS:
+        if module_name in disabled:
+            continue
+        info = PluginInfo(name=module_name, source="builtin")
+        infos[module_name] = info
+        try:
+            module = importlib.import_module(module_name)
+            pm.register(module, name=module_name)
+        except Exception as exc:  # a built-in must not take the CLI down either
+            if _trace():
+                raise
+            info.error = _describe_error(exc)
+
+
+def _load_entry_points(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], disabled: set[str]) -> None:
+    if "*" in disabled:
+        return
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in disabled:
+            continue
+        dist = getattr(ep, "dist", None)
+        source = f"entry point {ep.value}"
+        if dist is not None:
+            source += f" ({dist.name} {dist.version})"
+        info = PluginInfo(name=ep.name, source=source)
+        if ep.name in infos:
+            info.error = f"a plugin named {ep.name!r} is already loaded ({infos[ep.name].source}); rename it"
+            infos[f"{ep.name} ({source})"] = info
+            continue
+        infos[ep.name] = info
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:
+            if _trace():
+                raise
+            info.error = (
+                f"error loading snnx plugin {ep.name!r} ({ep.value}): {_describe_error(exc)}; "
+                f"set SNNX_DISABLE_PLUGINS={ep.name} to skip it"
+            )
+
+
+def call_each(
+    pm: pluggy.PluginManager, hook_name: str, infos: dict[str, PluginInfo], registrar: Any, arg: str = "register"
+) -> None:
+    """Call one hook implementation at a time, so one failing plugin cannot stop the others."""
+    hook = getattr(pm.hook, hook_name)
+    for impl in reversed(hook.get_hookimpls()):  # registration order
+        info = infos.get(impl.plugin_name)
+        if info is not None and info.error:
+            continue
+        if hasattr(registrar, "current_plugin"):
+            registrar.current_plugin = impl.plugin_name
+        try:
+            impl.function(**{arg: registrar})
+        except Exception as exc:
+            if _trace():
+                raise
+            if info is not None:
+                info.error = f"plugin {impl.plugin_name!r} failed in {hook_name}: {_describe_error(exc)}"
+
+
+def load_plugins(*, reload: bool = False) -> PluginState:
+    """Load built-in and entry-point plugins once and collect their registrations."""
+    global _STATE
+    if _STATE is not None and not reload:
+        return _STATE
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    infos: dict[str, PluginInfo] = {}
+    disabled = _disabled()
+    _load_builtin(pm, infos, disabled)
+    _load_entry_points(pm, infos, disabled)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        infos.setdefault(str(exc.plugin), PluginInfo(str(exc.plugin), "?")).error = str(exc)
+
+    for name, plugin in pm.list_name_plugin():
+        if name in infos:
+            infos[name].hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+
+    backends = BackendRegistrar()
+    call_each(pm, "snnx_register_backends", infos, backends)
+    ops = OnnxOpRegistrar()
+    call_each(pm, "snnx_register_onnx_ops", infos, ops)
+    for backend in backends.backends.values():
+        if backend.plugin in infos:
+            infos[backend.plugin].backends.append(backend.name)
+    for entry in ops.entries.values():
+        if entry.plugin in infos:
+            infos[entry.plugin].onnx_ops.append(entry.op_type)
+    _STATE = PluginState(pm=pm, plugins=infos, backends=backends.backends, onnx_ops=ops)
+    return _STATE
+
+
+def register_commands(cli: Any) -> None:
+    """Let every plugin add its CLI commands (``snnx_register_commands``), isolating failures."""
+    state = load_plugins()
+    call_each(state.pm, "snnx_register_commands", state.plugins, cli, arg="cli")
+
+
+def get_backends() -> dict[str, Backend]:
+    """Every registered backend by name."""
+    return load_plugins().backends
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name``.
+
+    :raises UnknownBackendError: naming the known backends and any plugin that failed to load.
+    """
+    state = load_plugins()
+    if name in state.backends:
+        return state.backends[name]
+    known = ", ".join(sorted(state.backends)) or "none"
+    broken = [i.name for i in state.plugins.values() if i.error]
+    hint = f"; plugins that failed to load: {', '.join(broken)} (see `snnx plugins`)" if broken else ""
+    msg = f"no backend named {name!r}; known backends: {known}{hint}"
+    raise UnknownBackendError(msg)
+
+
+def get_onnx_ops() -> OnnxOpRegistrar:
+    """The registry of ONNX op handlers filled by every plugin."""
+    return load_plugins().onnx_ops
+
+
+def plugin_errors() -> dict[str, str]:
+    return {name: info.error for name, info in load_plugins().plugins.items() if info.error}
+
+
+def format_traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "PluginError",
+    "PluginInfo",
+    "get_backend",
+    "get_backends",
+    "get_onnx_ops",
+    "load_plugins",
+]

@@ -1,0 +1,56 @@
+"""The ``reference`` backend: the numpy simulator of :mod:`snnx.ir.reference`, registered like any plugin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nir
+import numpy as np
+
+from snnx.hookspecs import hookimpl
+from snnx.registry import Backend, Capabilities
+
+ALL_NODE_TYPES = frozenset(
+    {
+        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
+        "Flatten", "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF",
+    }
+)
+
+
+class ReferenceBackend(Backend):
+    """Float64 numpy execution of the snnx contract: the oracle every other backend is checked against."""
+
+    name = "reference"
+    description = "numpy float64 reference simulator (the contract's executable form)"
+    capabilities = Capabilities(node_types=ALL_NODE_TYPES, cycles=True)
+    file_suffix = ".nir"
+
+    def lower(self, graph: nir.NIRGraph, **options: Any) -> nir.NIRGraph:
+        return graph
+
+    def run(self, model: nir.NIRGraph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from snnx.ir.reference import simulate
+
+        return simulate(model, inputs)
+
+    def raise_(self, model: nir.NIRGraph) -> nir.NIRGraph:
+        return model
+
+    def save(self, model: nir.NIRGraph, path: str) -> None:
+        from snnx.ir.io import save
+
+        save(model, path)
+
+    def load(self, path: str) -> nir.NIRGraph:
+        from snnx.ir.io import load
+
+        return load(path)
+
+    def describe(self, model: nir.NIRGraph) -> str:
+        return f"NIR graph with {len(model.nodes)} nodes, run by the numpy reference simulator"
+
+
+@hookimpl
+def snnx_register_backends(register) -> None:
+    register(ReferenceBackend())
