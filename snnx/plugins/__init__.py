@@ -30,6 +30,7 @@ ENTRY_POINT_GROUP = "snnx"
 #: Built-in plugin modules, loaded like any third-party plugin.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "snnx.plugins.reference",
+    "snnx.plugins.snntorch",
 )
 
 

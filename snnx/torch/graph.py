@@ -149,7 +149,7 @@ class ScaleModule(nn.Module):
 
     def __init__(self, scale: Any) -> None:
         super().__init__()
-        self.scale = nn.Parameter(as_tensor(scale))
+        self.scale = nn.Parameter(as_tensor(scale, torch.float64))
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.scale
@@ -178,7 +178,7 @@ class ThresholdModule(nn.Module):
 
     def __init__(self, threshold: Any) -> None:
         super().__init__()
-        self.register_buffer("threshold", as_tensor(threshold))
+        self.register_buffer("threshold", as_tensor(threshold, torch.float64))
 
     def forward(self, x: Tensor) -> Tensor:
         return heaviside(x - self.threshold)
@@ -234,11 +234,12 @@ def _linear(name: str, node: nir.NIRNode, bias: bool) -> nn.Linear:
             f"{w.shape}; reshape the weights into one 2-D matrix"
         )
         raise UnsupportedNodeError(msg)
-    layer = nn.Linear(w.shape[1], w.shape[0], bias=bias)
+    layer = nn.Linear(w.shape[1], w.shape[0], bias=bias, dtype=torch.float64)
     with torch.no_grad():
-        layer.weight.copy_(as_tensor(w))
+        layer.weight.copy_(as_tensor(w, torch.float64))
         if bias:
-            layer.bias.copy_(as_tensor(np.broadcast_to(np.asarray(node.bias, np.float64), (w.shape[0],))))
+            b = np.broadcast_to(np.asarray(node.bias, np.float64), (w.shape[0],))
+            layer.bias.copy_(as_tensor(b, torch.float64))
     return layer
 
 
@@ -260,10 +261,12 @@ def _conv(name: str, node: nir.NIRNode, nd: int) -> nn.Module:
         dilation=dilation,
         groups=groups,
         bias=True,
+        dtype=torch.float64,
     )
     with torch.no_grad():
-        conv.weight.copy_(as_tensor(w))
-        conv.bias.copy_(as_tensor(np.broadcast_to(np.asarray(node.bias, np.float64), (w.shape[0],))))
+        conv.weight.copy_(as_tensor(w, torch.float64))
+        b = np.broadcast_to(np.asarray(node.bias, np.float64), (w.shape[0],))
+        conv.bias.copy_(as_tensor(b, torch.float64))
     if symmetric:
         return conv
     # "same" with an even kernel pads one more after than before, which nn.Conv cannot express.
@@ -546,7 +549,13 @@ class GraphModule(nn.Module):
         return "\n".join([head, *lines])
 
 
-def build_graph_module(graph: nir.NIRGraph, neuron_factory: NeuronFactory, backend: str) -> GraphModule:
+def build_graph_module(
+    graph: nir.NIRGraph,
+    neuron_factory: NeuronFactory,
+    backend: str,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> GraphModule:
     """Lower a NIR graph to a :class:`GraphModule` whose neurons come from ``neuron_factory``.
 
     :param graph: the graph; nested subgraphs are flattened first. Its contract ``dt`` is
@@ -555,6 +564,9 @@ def build_graph_module(graph: nir.NIRGraph, neuron_factory: NeuronFactory, backe
         CubaLI and CubaLIF node. It raises :class:`snnx.errors.UnsupportedNodeError` for what it
         cannot reproduce exactly.
     :param backend: the backend's name, stored on the module and used in messages.
+    :param dtype: floating dtype of the result. Layers are built in float64 and cast once, so a
+        ``torch.float64`` module holds the graph's parameters exactly (neurons that build their
+        tensors in float64 too benefit the same way).
     :returns: the module; ``module(x)`` runs it, ``module.to_nir()`` exports it.
     """
     if any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()):
@@ -577,4 +589,4 @@ def build_graph_module(graph: nir.NIRGraph, neuron_factory: NeuronFactory, backe
             module = _stateless_module(name, node)
         if module is not None:
             layers[name] = module
-    return GraphModule(graph, layers, dt=dt, backend=backend)
+    return GraphModule(graph, layers, dt=dt, backend=backend).to(dtype)

@@ -1,0 +1,159 @@
+"""The ``snntorch`` backend: NIR graphs as torch modules of snnTorch neurons.
+
+``snnx.lower(graph, to="snntorch")`` returns a :class:`snnx.torch.graph.GraphModule` whose neurons are
+:class:`snntorch.Leaky` / :class:`snntorch.Synaptic` (wrapped by :mod:`snnx.torch.snntorch_neurons`)
+and whose layers are standard torch layers, so it trains with snnTorch's surrogate gradients. The
+parameter tables and what is refused are in ``specs/backends/snntorch.md``.
+
+torch and snnTorch are imported inside the methods, so ``snnx --help`` works without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from snnx.errors import SnnxError, UnsupportedNodeError
+from snnx.hookspecs import hookimpl
+from snnx.registry import Backend, Capabilities
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nir
+    import numpy as np
+
+NODE_TYPES = frozenset(
+    {
+        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
+        "Flatten", "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF",
+    }
+)
+
+
+class SnnTorchBackend(Backend):
+    """Lower to snnTorch ``Leaky``/``Synaptic`` neurons, spike for spike equal to the reference."""
+
+    name = "snntorch"
+    description = "snnTorch Leaky/Synaptic neurons + torch layers (train with snnTorch surrogate gradients)"
+    capabilities = Capabilities(node_types=NODE_TYPES, cycles=True, v_init=True)
+    requires = ("torch", "snntorch")
+    file_suffix = ".pt"
+
+    def refusals(self, graph: nir.NIRGraph) -> list[str]:
+        """The generic capability check plus snnTorch's parameter limits (``beta`` in [0, 1], 2-D weights)."""
+        reasons = super().refusals(graph)
+        if self.missing_requirements():
+            return reasons
+        import nir as nir_
+
+        from snnx.ir.passes import flatten
+        from snnx.ir.semantics import dt_of
+        from snnx.torch.snntorch_neurons import LEAKY_TYPES, SYNAPTIC_TYPES, leaky_table, synaptic_table
+
+        flat = flatten(graph)
+        dt = dt_of(graph)
+        for name, node in flat.nodes.items():
+            try:
+                if isinstance(node, LEAKY_TYPES):
+                    leaky_table(name, node, dt)
+                elif isinstance(node, SYNAPTIC_TYPES):
+                    synaptic_table(name, node, dt)
+                elif isinstance(node, (nir_.Affine, nir_.Linear)) and getattr(node.weight, "ndim", 2) != 2:
+                    reasons.append(
+                        f"node {name!r}: {type(node).__name__} weight of shape {node.weight.shape} is not 2-D"
+                    )
+            except UnsupportedNodeError as exc:
+                reasons.append(str(exc))
+        return reasons
+
+    def lower(
+        self,
+        graph: nir.NIRGraph,
+        spike_grad: str | Callable[[Any], Any] | None = None,
+        dtype: Any = "float32",
+        **options: Any,
+    ) -> Any:
+        """Build the module.
+
+        :param graph: a flat graph with explicit contract (as :func:`snnx.lower` passes it).
+        :param spike_grad: the surrogate for every neuron: a name in ``snntorch.surrogate`` (default
+            ``"atan"``) or a callable whose forward pass is ``(x > 0)``. Names keep the module picklable.
+        :param dtype: ``"float32"`` (default) or ``"float64"`` (or a torch dtype); float64 holds the
+            graph's parameters exactly.
+        """
+        if options:
+            msg = f"backend 'snntorch' got unknown options {sorted(options)}; it takes spike_grad and dtype"
+            raise SnnxError(msg)
+        import torch
+
+        from snnx.torch.graph import build_graph_module
+        from snnx.torch.snntorch_neurons import SnnTorchLeaky, SnnTorchSynaptic, make_surrogate
+
+        surrogate = make_surrogate(spike_grad)
+
+        def factory(name: str, node: nir.NIRNode, dt: float):
+            if type(node).__name__ in ("CubaLIF", "CubaLI"):
+                return SnnTorchSynaptic(name, node, dt, surrogate)
+            return SnnTorchLeaky(name, node, dt, surrogate)
+
+        torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        if torch_dtype not in (torch.float32, torch.float64):
+            msg = f"backend 'snntorch': dtype must be 'float32' or 'float64', got {dtype!r}"
+            raise SnnxError(msg)
+        return build_graph_module(graph, factory, backend=self.name, dtype=torch_dtype)
+
+    def _check_model(self, model: Any) -> None:
+        from snnx.torch.graph import GraphModule
+
+        if not isinstance(model, GraphModule):
+            msg = f"backend 'snntorch' expected a model from snnx.lower(..., to='snntorch'), got {type(model).__name__}"
+            raise SnnxError(msg)
+
+    def run(self, model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run on time-major numpy inputs in the model's dtype (float32 unless converted), no gradients."""
+        import torch
+
+        self._check_model(model)
+        floats = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+        dtype = floats[0].dtype if floats else torch.float32
+        device = floats[0].device if floats else torch.device("cpu")
+        xs = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in inputs.items()}
+        with torch.no_grad():
+            out = model(xs)
+        if not isinstance(out, dict):
+            out = {model.output_names[0]: out}
+        return {k: v.detach().cpu().double().numpy() for k, v in out.items()}
+
+    def raise_(self, model: Any) -> nir.NIRGraph:
+        """The graph with the model's current (trained) weights and the contract metadata."""
+        self._check_model(model)
+        return model.to_nir()
+
+    def save(self, model: Any, path: str) -> None:
+        """``torch.save`` the whole module atomically; ``torch.load(path, weights_only=False)`` restores it."""
+        import pickle
+
+        import torch
+
+        from snnx.ir.io import write_atomic
+        from snnx.torch.snntorch_neurons import clear_snntorch_state
+
+        self._check_model(model)
+        clear_snntorch_state(model)
+        try:
+            write_atomic(path, lambda tmp: torch.save(model, tmp))
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            msg = (
+                f"cannot save the snntorch model to '{path}': {exc}. A spike_grad given as a function "
+                "cannot be pickled; lower with spike_grad='atan' (or another snntorch.surrogate name)"
+            )
+            raise SnnxError(msg) from exc
+
+    def describe(self, model: Any) -> str:
+        """Layers, neuron classes and parameter count."""
+        self._check_model(model)
+        return model.describe()
+
+
+@hookimpl
+def snnx_register_backends(register) -> None:
+    register(SnnTorchBackend())

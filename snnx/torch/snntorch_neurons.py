@@ -1,0 +1,353 @@
+"""snnTorch neurons that reproduce the snnx contract exactly (the tables of ``specs/backends/snntorch.md``).
+
+``LIF``/``IF``/``LI``/``I`` nodes become :class:`snntorch.Leaky` with snnTorch's own reset mechanism;
+the contract's ``dt/tau``, ``r``, ``v_leak``, ``v_reset``, reset order and ``v_init`` are folded into
+``beta``, ``threshold``, an input scale, an input bias and a one-off drive at the first step.
+``CubaLIF``/``CubaLI`` nodes become :class:`snntorch.Synaptic` whose reset this wrapper applies, because
+Synaptic's own "zero" reset also drops the input of the step after a spike (see the spec).
+
+Imports torch and snnTorch; :mod:`snnx.plugins.snntorch` imports this module lazily.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nir
+import numpy as np
+import torch
+from torch import Tensor
+
+from snnx.errors import SnnxError, UnsupportedNodeError
+from snnx.ir.semantics import i_init_of, reset_of, set_node_contract, v_init_of
+from snnx.torch.graph import TorchNeuron, as_tensor
+
+LEAKY_TYPES = (nir.LIF, nir.IF, nir.LI, nir.I)
+SYNAPTIC_TYPES = (nir.CubaLIF, nir.CubaLI)
+SPIKING_TYPES = (nir.LIF, nir.IF, nir.CubaLIF)
+
+
+class Surrogate:
+    """A picklable snnTorch surrogate: ``snntorch.surrogate.<name>(**kwargs)``.
+
+    snnTorch's surrogates are closures, which ``torch.save`` of a whole module cannot pickle; this
+    keeps the name and arguments and rebuilds the closure after loading.
+    """
+
+    def __init__(self, name: str = "atan", **kwargs: Any) -> None:
+        import snntorch.surrogate as surrogate
+
+        if not callable(getattr(surrogate, name, None)):
+            msg = f"snntorch.surrogate has no surrogate {name!r}; try 'atan', 'fast_sigmoid' or 'sigmoid'"
+            raise SnnxError(msg)
+        self.name = name
+        self.kwargs = dict(kwargs)
+        self._fn: Callable[[Tensor], Tensor] | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self._fn is None:
+            import snntorch.surrogate as surrogate
+
+            self._fn = getattr(surrogate, self.name)(**self.kwargs)
+        return self._fn(x)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "kwargs": self.kwargs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.name = state["name"]
+        self.kwargs = state["kwargs"]
+        self._fn = None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return f"Surrogate({self.name!r}{', ' if args else ''}{args})"
+
+
+def make_surrogate(spike_grad: str | Callable[[Tensor], Tensor] | None) -> Callable[[Tensor], Tensor]:
+    """The surrogate to give every neuron; checks that its forward pass is the strict ``mem > threshold``."""
+    fn = Surrogate("atan") if spike_grad is None else Surrogate(spike_grad) if isinstance(spike_grad, str) else spike_grad
+    probe = torch.tensor([-1e-3, 0.0, 1e-3])
+    got = fn(probe).detach().float()
+    if not torch.equal(got, torch.tensor([0.0, 0.0, 1.0])):
+        msg = (
+            f"spike_grad {fn!r} gives {got.tolist()} for mem - threshold = [-1e-3, 0, 1e-3]; the contract "
+            "spikes only when mem > threshold (strict), so use a surrogate whose forward pass is (x > 0)"
+        )
+        raise SnnxError(msg)
+    return fn
+
+
+def _f64(value: Any) -> np.ndarray:
+    return np.zeros(()) if value is None else np.asarray(value, dtype=np.float64)
+
+
+def _decay(name: str, tau: Any, dt: float, what: str) -> np.ndarray:
+    """``dt/tau``, refusing what snnTorch's clamp of beta/alpha to [0, 1] would silently change."""
+    tau = _f64(tau)
+    if np.any(tau <= 0):
+        msg = f"node {name!r}: {what} must be > 0 (got {tau.min():g}); snnTorch cannot express it"
+        raise UnsupportedNodeError(msg)
+    a = dt / tau
+    if np.any(a > 1):
+        msg = (
+            f"node {name!r}: dt/{what} = {a.max():g} > 1, so beta = 1 - dt/{what} < 0, which snnTorch clamps "
+            f"to 0 (a different model); lower with a smaller dt (dt <= {tau.min():g})"
+        )
+        raise UnsupportedNodeError(msg)
+    return a
+
+
+@dataclass
+class LeakyTable:
+    """snnTorch ``Leaky`` parameters that reproduce one contract neuron (see ``specs/backends/snntorch.md``).
+
+    snnTorch computes ``mem = beta*mem + drive`` with ``drive = scale*x + bias`` (plus ``first`` at
+    step 0) and resets with ``mechanism`` from the previous step's ``mem > threshold``.
+    """
+
+    beta: np.ndarray
+    threshold: np.ndarray
+    scale: np.ndarray
+    bias: np.ndarray
+    first: np.ndarray
+    mechanism: str  # "zero" | "subtract" | "none"
+    spiking: bool
+
+
+def leaky_table(name: str, node: nir.NIRNode, dt: float) -> LeakyTable:
+    """Fold a LIF/IF/LI/I node and its contract into snnTorch ``Leaky`` parameters (exactly)."""
+    if isinstance(node, (nir.LIF, nir.LI)):
+        a = _decay(name, node.tau, dt, "tau")
+        beta = 1.0 - a
+        scale = a * _f64(node.r)
+        bias = a * _f64(node.v_leak)
+    else:
+        scale = dt * _f64(node.r)
+        beta = np.ones_like(scale)
+        bias = np.zeros_like(scale)
+    v_init = v_init_of(node)
+    spiking = isinstance(node, SPIKING_TYPES)
+    if not spiking:
+        threshold = np.ones(())
+        mechanism = "none"
+        first = beta * v_init
+    elif reset_of(node) == "subtract":
+        # snnTorch subtracts threshold*s[t-1] from the *pre-reset* mem after the decay; the contract
+        # subtracts v_threshold before the decay, i.e. beta*v_threshold. With mem = v' - thr*(1-beta)
+        # and threshold' = beta*thr both agree (derivation in specs/backends/snntorch.md).
+        thr = _f64(node.v_threshold)
+        threshold = beta * thr
+        bias = bias - thr * (1.0 - beta) ** 2
+        mechanism = "subtract"
+        first = beta * (v_init - thr * (1.0 - beta)) + np.where(threshold < 0, threshold, 0.0)
+    else:
+        # Zero reset in the shifted coordinate u = v - v_reset is the contract's reset to v_reset.
+        v_reset = _f64(node.v_reset)
+        threshold = _f64(node.v_threshold) - v_reset
+        bias = bias + (beta - 1.0) * v_reset
+        mechanism = "zero"
+        first = beta * (v_init - v_reset)
+    beta, threshold, scale, bias, first = np.broadcast_arrays(beta, threshold, scale, bias, first)
+    return LeakyTable(
+        beta=beta.copy(),
+        threshold=threshold.copy(),
+        scale=scale.copy(),
+        bias=bias.copy(),
+        first=first.copy(),
+        mechanism=mechanism,
+        spiking=spiking,
+    )
+
+
+@dataclass
+class SynapticTable:
+    """snnTorch ``Synaptic`` parameters for one CubaLIF/CubaLI node.
+
+    ``syn = alpha*syn + scale*x + bias`` is ``k*i + b`` of the contract (``k = dt/tau_mem * r``,
+    ``b = dt/tau_mem * v_leak``), so ``mem = beta*v + syn`` is the contract's voltage update with the
+    new current. The wrapper applies the reset; ``syn_init``/``v_init`` are the initial state.
+    """
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    threshold: np.ndarray
+    v_reset: np.ndarray
+    scale: np.ndarray
+    bias: np.ndarray
+    syn_init: np.ndarray
+    v_init: np.ndarray
+    reset: str | None
+
+
+def synaptic_table(name: str, node: nir.NIRNode, dt: float) -> SynapticTable:
+    """Fold a CubaLIF/CubaLI node and its contract into snnTorch ``Synaptic`` parameters (exactly)."""
+    a_syn = _decay(name, node.tau_syn, dt, "tau_syn")
+    a_mem = _decay(name, node.tau_mem, dt, "tau_mem")
+    k = a_mem * _f64(node.r)
+    b = a_mem * _f64(node.v_leak)
+    w_in = _f64(getattr(node, "w_in", 1.0))
+    spiking = isinstance(node, nir.CubaLIF)
+    threshold = _f64(node.v_threshold) if spiking else np.ones(())
+    v_reset = _f64(node.v_reset) if spiking else np.zeros(())
+    arrays = np.broadcast_arrays(
+        1.0 - a_syn, 1.0 - a_mem, threshold, v_reset, k * a_syn * w_in, a_syn * b,
+        k * i_init_of(node) + b, v_init_of(node),
+    )
+    alpha, beta, threshold, v_reset, scale, bias, syn_init, v_init = (x.copy() for x in arrays)
+    return SynapticTable(
+        alpha=alpha, beta=beta, threshold=threshold, v_reset=v_reset, scale=scale, bias=bias,
+        syn_init=syn_init, v_init=v_init, reset=reset_of(node) if spiking else None,
+    )
+
+
+def _t(value: np.ndarray) -> Tensor:
+    # float64 here; build_graph_module casts the finished module to the requested dtype once.
+    return as_tensor(value, torch.float64)
+
+
+def _contract_node(node: nir.NIRNode) -> nir.NIRNode:
+    out = copy.deepcopy(node)
+    kwargs: dict[str, Any] = {"v_init": v_init_of(node)}
+    if isinstance(node, SPIKING_TYPES):
+        kwargs["reset"] = reset_of(node)
+    if isinstance(node, SYNAPTIC_TYPES):
+        kwargs["i_init"] = i_init_of(node)
+    return set_node_contract(out, **kwargs)
+
+
+class SnnTorchLeaky(TorchNeuron):
+    """A LIF, IF, LI or I node as :class:`snntorch.Leaky` (``reset_delay=True``, snnTorch's default).
+
+    :ivar neuron: the snnTorch ``Leaky`` doing the work (its ``beta``/``threshold`` are the folded ones).
+    Neuron parameters are fixed buffers; the trainable parameters are the surrounding layers' weights.
+    """
+
+    def __init__(self, name: str, node: nir.NIRNode, dt: float, spike_grad: Callable[[Tensor], Tensor]) -> None:
+        import snntorch
+
+        super().__init__()
+        self.node_name = name
+        self.dt = float(dt)
+        self.node = _contract_node(node)
+        table = leaky_table(name, node, dt)
+        self.spiking = table.spiking
+        self.neuron = snntorch.Leaky(
+            beta=_t(table.beta),
+            threshold=_t(table.threshold),
+            spike_grad=spike_grad,
+            reset_mechanism=table.mechanism,
+            reset_delay=True,
+        )
+        # Skip the folded affine map where it is the identity: r = tau/dt graphs (NIR paper, snnTorch
+        # exports) then cost exactly what a hand-written snnTorch model does.
+        self.register_buffer("scale", _t(table.scale) if np.any(table.scale != 1) else None)
+        self.register_buffer("bias", _t(table.bias) if np.any(table.bias != 0) else None)
+        self.register_buffer("first", _t(table.first) if np.any(table.first != 0) else None)
+
+    def _drive(self, x: Tensor) -> Tensor:
+        if self.scale is not None:
+            x = x * self.scale
+        if self.bias is not None:
+            x = x + self.bias
+        return x
+
+    def init_state(self, x: Tensor) -> tuple[Tensor, bool]:
+        return torch.zeros_like(x), True
+
+    def step(self, x: Tensor, state: tuple[Tensor, bool]) -> tuple[Tensor, tuple[Tensor, bool]]:
+        mem, at_start = state
+        drive = self._drive(x)
+        if at_start and self.first is not None:
+            drive = drive + self.first
+        spk, mem = self.neuron(drive, mem)
+        return (spk.to(x.dtype) if self.spiking else mem), (mem, False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        drive = self._drive(x)
+        if self.first is not None:
+            drive = torch.cat([(drive[0] + self.first)[None], drive[1:]])
+        mem = torch.zeros_like(drive[0])
+        outputs = []
+        for t in range(drive.shape[0]):
+            spk, mem = self.neuron(drive[t], mem)
+            outputs.append(spk if self.spiking else mem)
+        return torch.stack(outputs).to(x.dtype)
+
+    def to_nir(self) -> nir.NIRNode:
+        return copy.deepcopy(self.node)
+
+    def extra_repr(self) -> str:
+        return f"node={self.node_name!r} ({type(self.node).__name__}), dt={self.dt:g}"
+
+
+class SnnTorchSynaptic(TorchNeuron):
+    """A CubaLIF or CubaLI node as :class:`snntorch.Synaptic` with ``reset_mechanism="none"``.
+
+    This wrapper applies the contract's reset to the membrane it passes back in: snnTorch's own
+    "zero" reset discards the whole membrane update of the step after a spike, input included,
+    which is not the contract's ``v = v_reset``. The reset signal is detached, as in snnTorch.
+    """
+
+    def __init__(self, name: str, node: nir.NIRNode, dt: float, spike_grad: Callable[[Tensor], Tensor]) -> None:
+        import snntorch
+
+        super().__init__()
+        self.node_name = name
+        self.dt = float(dt)
+        self.node = _contract_node(node)
+        table = synaptic_table(name, node, dt)
+        self.reset = table.reset
+        self.neuron = snntorch.Synaptic(
+            alpha=_t(table.alpha),
+            beta=_t(table.beta),
+            threshold=_t(table.threshold),
+            spike_grad=spike_grad,
+            reset_mechanism="none",
+        )
+        self.register_buffer("scale", _t(table.scale))
+        self.register_buffer("bias", _t(table.bias) if np.any(table.bias != 0) else None)
+        self.register_buffer("syn_init", _t(table.syn_init))
+        self.register_buffer("v_init", _t(table.v_init))
+        self.register_buffer("v_reset", _t(table.v_reset))
+
+    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        zeros = torch.zeros_like(x)
+        return zeros + self.syn_init, zeros + self.v_init
+
+    def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        syn, v = state
+        drive = x * self.scale
+        if self.bias is not None:
+            drive = drive + self.bias
+        spk, syn, mem = self.neuron(drive, syn, v)
+        if self.reset is None:
+            return mem, (syn, mem)
+        s = spk.detach().to(mem.dtype)
+        if self.reset == "subtract":
+            v = mem - s * self.neuron.threshold
+        else:
+            v = mem * (1 - s) + s * self.v_reset
+        return spk.to(x.dtype), (syn, v)
+
+    def to_nir(self) -> nir.NIRNode:
+        return copy.deepcopy(self.node)
+
+    def extra_repr(self) -> str:
+        return f"node={self.node_name!r} ({type(self.node).__name__}), dt={self.dt:g}, reset={self.reset!r}"
+
+
+def clear_snntorch_state(module: torch.nn.Module) -> None:
+    """Drop the last batch's state that snnTorch neurons keep as buffers (so saved files stay small)."""
+    import snntorch
+
+    for sub in module.modules():
+        if isinstance(sub, snntorch.SpikingNeuron):
+            for attr in ("mem", "syn"):
+                if isinstance(getattr(sub, attr, None), Tensor):
+                    setattr(sub, attr, torch.zeros(0))
+            if isinstance(getattr(sub, "reset", None), Tensor):
+                sub.reset = torch.zeros(0)
