@@ -31,6 +31,8 @@ ENTRY_POINT_GROUP = "snnx"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "snnx.plugins.reference",
     "snnx.plugins.snntorch",
+    "snnx.plugins.norse",
+    "snnx.plugins.spikingjelly",
 )
 
 

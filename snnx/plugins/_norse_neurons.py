@@ -1,0 +1,378 @@
+"""Norse neurons folded into the snnx contract. The derivation is in ``specs/backends/norse.md``.
+
+Every class wraps Norse's own cell (``LIFBoxCell``, ``IAFCell``, ``LIBoxCell``, ``LIFCell``,
+``LICell``) with its own parameter tuple and ``dt``, so the user trains with Norse's surrogate
+gradients. What the wrapper adds is an input scale (``r``, ``dt·r``, ``dt/τ_syn·w_in·r``), the
+contract's initial state (Norse starts at ``v_leak``), and, where Norse has no subtract reset (IAF,
+LIF with current), Norse's own ``threshold`` + ``reset_subtract`` functions applied to the cell's
+subthreshold update.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nir
+import numpy as np
+import torch
+from norse.torch import (
+    IAFCell,
+    IAFParameters,
+    LIBoxCell,
+    LIBoxParameters,
+    LICell,
+    LIFBoxCell,
+    LIFBoxParameters,
+    LIFCell,
+    LIFParameters,
+    LIParameters,
+)
+from norse.torch.functional.iaf import IAFFeedForwardState
+from norse.torch.functional.leaky_integrator import LIState, li_feed_forward_step
+from norse.torch.functional.leaky_integrator_box import LIBoxState
+from norse.torch.functional.lif import LIFFeedForwardState
+from norse.torch.functional.lif_box import LIFBoxFeedForwardState
+from norse.torch.functional.reset import reset_subtract, reset_value
+from norse.torch.functional.threshold import threshold
+
+from snnx.errors import UnsupportedNodeError
+from snnx.plugins._contract_neuron import ContractNeuron, affine, f64, scale_buffer
+
+#: Norse's default surrogate (SuperSpike) and its sharpness; ``lower(..., method=, alpha=)`` overrides.
+DEFAULT_METHOD = "super"
+DEFAULT_ALPHA = 100.0
+
+
+def rate(dt: float, tau: np.ndarray) -> torch.Tensor:
+    """``tau_mem_inv`` / ``tau_syn_inv`` for Norse, as float32.
+
+    Norse multiplies ``dt * tau_inv`` in float32; the contract uses ``dt/τ`` (float64). Of the float32
+    neighbours of ``1/τ`` this picks one whose product with ``dt`` rounds to the same float32 as
+    ``dt/τ``, so the per-step factor is the contract's own factor rounded once.
+    """
+    tau = f64(tau)
+    want = torch.as_tensor(dt / tau, dtype=torch.float32)
+    best = torch.as_tensor(1.0 / tau, dtype=torch.float32)
+    found = (dt * best) == want
+    for direction in (np.inf, -np.inf):
+        cand = best.clone()
+        for _ in range(4):
+            cand = torch.nextafter(cand, torch.full_like(cand, direction))
+            hit = ((dt * cand) == want) & ~found
+            best = torch.where(hit, cand, best)
+            found = found | hit
+    return best
+
+
+def inverse(x: np.ndarray) -> np.ndarray:
+    return 1.0 / x
+
+
+class NorseNeuron(ContractNeuron):
+    """Common part: keeps Norse's parameter tuple ``self.cell.p`` on the module's device and dtype."""
+
+    cell: torch.nn.Module
+
+    def _apply(self, fn: Any, recurse: bool = True) -> NorseNeuron:  # type: ignore[override]
+        super()._apply(fn, recurse)
+        # Norse keeps its parameters in a NamedTuple, which ``.to()``/``.double()`` do not reach.
+        cell = getattr(self, "cell", None)
+        if cell is not None:
+            p = cell.p
+            cell.p = type(p)(*(fn(v) if isinstance(v, torch.Tensor) else v for v in p))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = self.init_state(x[0])
+        out = []
+        for t in range(x.shape[0]):
+            y, state = self.step(x[t], state)
+            out.append(y)
+        return torch.stack(out)
+
+
+class NorseLIF(NorseNeuron):
+    """NIR ``LIF`` → ``norse.torch.LIFBoxCell`` (both reset modes through ``reset_method``).
+
+    Norse: ``v ← v + dt·τ_inv·(u + v_leak − v)``, spike ``v − v_th > 0``, then reset.
+    Contract: ``v ← v + dt/τ·(v_leak − v + r·x)`` → ``u = r·x``, ``τ_inv = 1/τ``.
+    """
+
+    def __init__(self, name: str, node: nir.LIF, dt: float, method: str = DEFAULT_METHOD,
+                 alpha: float = DEFAULT_ALPHA) -> None:
+        super().__init__(name, node, dt)
+        scale_buffer(self, "in_scale", node.r)
+        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float32))
+        p = LIFBoxParameters(
+            tau_mem_inv=rate(dt, node.tau),
+            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float32),
+            v_th=torch.as_tensor(f64(node.v_threshold), dtype=torch.float32),
+            v_reset=torch.as_tensor(f64(node.v_reset), dtype=torch.float32),
+            method=method,
+            alpha=torch.as_tensor(alpha),
+            reset_method=reset_subtract if self.reset_mode == "subtract" else reset_value,
+        )
+        self.cell = LIFBoxCell(p, dt=dt)
+        self.remember("tau", node.tau, p.tau_mem_inv)
+        self.remember("v_leak", node.v_leak, p.v_leak)
+        self.remember("v_threshold", node.v_threshold, p.v_th)
+        self.remember("v_reset", node.v_reset, p.v_reset)
+
+    def init_state(self, x: torch.Tensor) -> LIFBoxFeedForwardState:
+        return LIFBoxFeedForwardState(v=self.initial("v_init", x))
+
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return self.cell(affine(x, self.in_scale, None), state)
+
+    def to_nir(self) -> nir.LIF:
+        p = self.cell.p
+        return nir.LIF(
+            tau=self.recover("tau", p.tau_mem_inv, inverse),
+            r=self.recover_scale("r", self.in_scale),
+            v_leak=self.recover("v_leak", p.v_leak, lambda v: v),
+            v_threshold=self.recover("v_threshold", p.v_th, lambda v: v),
+            v_reset=self.recover("v_reset", p.v_reset, lambda v: v),
+            metadata=self.contract_metadata(),
+        )
+
+
+class NorseIF(NorseNeuron):
+    """NIR ``IF`` → ``norse.torch.IAFCell``.
+
+    Norse: ``v ← v + u``, spike ``v − v_th > 0``, value reset. Contract: ``v ← v + dt·r·x`` → ``u = dt·r·x``.
+    IAF has no subtract reset: for ``reset="subtract"`` the wrapper applies the same ``v + u`` update,
+    Norse's ``threshold`` and Norse's ``reset_subtract``.
+    """
+
+    def __init__(self, name: str, node: nir.IF, dt: float, method: str = DEFAULT_METHOD,
+                 alpha: float = DEFAULT_ALPHA) -> None:
+        super().__init__(name, node, dt)
+        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float32))
+        self.remember("r", node.r, self.in_scale)
+        p = IAFParameters(
+            v_th=torch.as_tensor(f64(node.v_threshold), dtype=torch.float32),
+            v_reset=torch.as_tensor(f64(node.v_reset), dtype=torch.float32),
+            method=method,
+            alpha=torch.as_tensor(alpha),
+        )
+        self.cell = IAFCell(p, dt=dt)
+        self.remember("v_threshold", node.v_threshold, p.v_th)
+        self.remember("v_reset", node.v_reset, p.v_reset)
+
+    def init_state(self, x: torch.Tensor) -> IAFFeedForwardState:
+        return IAFFeedForwardState(v=self.initial("v_init", x))
+
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        u = x * self.in_scale
+        if self.reset_mode != "subtract":
+            return self.cell(u, state)
+        p = self.cell.p
+        v = state.v + u
+        z = threshold(v - p.v_th, p.method, p.alpha)
+        return z, IAFFeedForwardState(v=reset_subtract(z, v, p.v_reset, p.v_th))
+
+    def to_nir(self) -> nir.IF:
+        p = self.cell.p
+        return nir.IF(
+            r=self.recover("r", self.in_scale, lambda v: v / self.dt),
+            v_threshold=self.recover("v_threshold", p.v_th, lambda v: v),
+            v_reset=self.recover("v_reset", p.v_reset, lambda v: v),
+            metadata=self.contract_metadata(),
+        )
+
+
+class NorseLI(NorseNeuron):
+    """NIR ``LI`` → ``norse.torch.LIBoxCell``: ``v ← v + dt·τ_inv·((v_leak − v) + u)``, ``u = r·x``."""
+
+    def __init__(self, name: str, node: nir.LI, dt: float, **_: Any) -> None:
+        super().__init__(name, node, dt)
+        scale_buffer(self, "in_scale", node.r)
+        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float32))
+        p = LIBoxParameters(
+            tau_mem_inv=rate(dt, node.tau),
+            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float32),
+        )
+        self.cell = LIBoxCell(p, dt=dt)
+        self.remember("tau", node.tau, p.tau_mem_inv)
+        self.remember("v_leak", node.v_leak, p.v_leak)
+
+    def init_state(self, x: torch.Tensor) -> LIBoxState:
+        return LIBoxState(v=self.initial("v_init", x))
+
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return self.cell(affine(x, self.in_scale, None), state)
+
+    def to_nir(self) -> nir.LI:
+        p = self.cell.p
+        return nir.LI(
+            tau=self.recover("tau", p.tau_mem_inv, inverse),
+            r=self.recover_scale("r", self.in_scale),
+            v_leak=self.recover("v_leak", p.v_leak, lambda v: v),
+            metadata=self.contract_metadata(),
+        )
+
+
+class NorseI(ContractNeuron):
+    """NIR ``I`` (a pure integrator, ``v ← v + dt·r·x``). Norse has no non-spiking integrator cell, so
+    this is plain torch: a running sum of ``dt·r·x`` from ``v_init``."""
+
+    def __init__(self, name: str, node: nir.I, dt: float, **_: Any) -> None:
+        super().__init__(name, node, dt)
+        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float32))
+        self.remember("r", node.r, self.in_scale)
+
+    def init_state(self, x: torch.Tensor) -> torch.Tensor:
+        return self.initial("v_init", x)
+
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v = state + x * self.in_scale
+        return v, v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Same additions in the same order as ``step``: cumsum is a sequential scan on CPU.
+        u = x * self.in_scale
+        u = torch.cat([self.initial("v_init", x[0]).unsqueeze(0), u])
+        return torch.cumsum(u, dim=0)[1:]
+
+    def to_nir(self) -> nir.I:
+        return nir.I(r=self.recover("r", self.in_scale, lambda v: v / self.dt),
+                     metadata=self.contract_metadata())
+
+
+class _NorseCuba(NorseNeuron):
+    """Shared folding of ``CubaLI``/``CubaLIF`` onto Norse's current-jump cells.
+
+    Norse (``li_feed_forward_step``/``lif_feed_forward_step``)::
+
+        j ← i + u;  v ← v + dt·τm_inv·((v_leak − v) + j);  i ← j − dt·τs_inv·j
+
+    Contract: ``I ← I + a_s·(−I + w_in·x)``, ``v ← v + a_m·(v_leak − v + r·I)``. With ``j = r·I`` (the
+    voltage sees the *new* current in both) this holds for ``u = a_s·w_in·r·x`` and a Norse state
+    ``i = (1 − a_s)·r·I`` (the decayed current), so the initial Norse current is ``(1 − a_s)·r·i_init``.
+    """
+
+    def _setup(self, node: nir.NIRNode, dt: float) -> None:
+        a_s = dt / f64(node.tau_syn)
+        self.register_buffer(
+            "in_scale", torch.as_tensor(a_s * f64(node.w_in) * f64(node.r), dtype=torch.float32)
+        )
+        self.remember("w_in", node.w_in, self.in_scale)
+        self._r64 = f64(node.r)
+        self._a_s64 = a_s
+        self.register_buffer(
+            "i_state_init", torch.as_tensor((1.0 - a_s) * f64(node.r) * self._i_init64, dtype=torch.float32)
+        )
+
+    def _w_in(self) -> np.ndarray:
+        return self.recover("w_in", self.in_scale, lambda v: v / (self._a_s64 * self._r64))
+
+
+class NorseCubaLIF(_NorseCuba):
+    """NIR ``CubaLIF`` → ``norse.torch.LIFCell`` (reset "value"). For reset "subtract", Norse's LIF
+    hard-codes the value reset, so the wrapper runs Norse's ``li_feed_forward_step`` (the identical
+    subthreshold update) followed by Norse's ``threshold`` and ``reset_subtract``."""
+
+    def __init__(self, name: str, node: nir.CubaLIF, dt: float, method: str = DEFAULT_METHOD,
+                 alpha: float = DEFAULT_ALPHA) -> None:
+        super().__init__(name, node, dt)
+        self._setup(node, dt)
+        p = LIFParameters(
+            tau_syn_inv=rate(dt, node.tau_syn),
+            tau_mem_inv=rate(dt, node.tau_mem),
+            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float32),
+            v_th=torch.as_tensor(f64(node.v_threshold), dtype=torch.float32),
+            v_reset=torch.as_tensor(f64(node.v_reset), dtype=torch.float32),
+            method=method,
+            alpha=torch.as_tensor(alpha),
+        )
+        self.cell = LIFCell(p, dt=dt)
+        p = self.cell.p
+        for key, value, folded in (
+            ("tau_syn", node.tau_syn, p.tau_syn_inv), ("tau_mem", node.tau_mem, p.tau_mem_inv),
+            ("v_leak", node.v_leak, p.v_leak), ("v_threshold", node.v_threshold, p.v_th),
+            ("v_reset", node.v_reset, p.v_reset),
+        ):
+            self.remember(key, value, folded)
+
+    def init_state(self, x: torch.Tensor) -> LIFFeedForwardState:
+        return LIFFeedForwardState(v=self.initial("v_init", x), i=self.initial("i_state_init", x))
+
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        u = x * self.in_scale
+        if self.reset_mode != "subtract":
+            return self.cell(u, state)
+        p = self.cell.p
+        li = LIParameters(tau_syn_inv=p.tau_syn_inv, tau_mem_inv=p.tau_mem_inv, v_leak=p.v_leak)
+        v, li_state = li_feed_forward_step(u, LIState(v=state.v, i=state.i), li, self.dt)
+        z = threshold(v - p.v_th, p.method, p.alpha)
+        return z, LIFFeedForwardState(v=reset_subtract(z, v, p.v_reset, p.v_th), i=li_state.i)
+
+    def to_nir(self) -> nir.CubaLIF:
+        p = self.cell.p
+        return nir.CubaLIF(
+            tau_syn=self.recover("tau_syn", p.tau_syn_inv, inverse),
+            tau_mem=self.recover("tau_mem", p.tau_mem_inv, inverse),
+            r=self._r64.copy(),
+            v_leak=self.recover("v_leak", p.v_leak, lambda v: v),
+            v_threshold=self.recover("v_threshold", p.v_th, lambda v: v),
+            v_reset=self.recover("v_reset", p.v_reset, lambda v: v),
+            w_in=self._w_in(),
+            metadata=self.contract_metadata(),
+        )
+
+
+class NorseCubaLI(_NorseCuba):
+    """NIR ``CubaLI`` → ``norse.torch.LICell``, folded as :class:`_NorseCuba` describes."""
+
+    def __init__(self, name: str, node: nir.CubaLI, dt: float, **_: Any) -> None:
+        super().__init__(name, node, dt)
+        self._setup(node, dt)
+        p = LIParameters(
+            tau_syn_inv=rate(dt, node.tau_syn),
+            tau_mem_inv=rate(dt, node.tau_mem),
+            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float32),
+        )
+        self.cell = LICell(p, dt=dt)
+        self.remember("tau_syn", node.tau_syn, p.tau_syn_inv)
+        self.remember("tau_mem", node.tau_mem, p.tau_mem_inv)
+        self.remember("v_leak", node.v_leak, p.v_leak)
+
+    def init_state(self, x: torch.Tensor) -> LIState:
+        return LIState(v=self.initial("v_init", x), i=self.initial("i_state_init", x))
+
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return self.cell(x * self.in_scale, state)
+
+    def to_nir(self) -> nir.CubaLI:
+        p = self.cell.p
+        return nir.CubaLI(
+            tau_syn=self.recover("tau_syn", p.tau_syn_inv, inverse),
+            tau_mem=self.recover("tau_mem", p.tau_mem_inv, inverse),
+            r=self._r64.copy(),
+            v_leak=self.recover("v_leak", p.v_leak, lambda v: v),
+            w_in=self._w_in(),
+            metadata=self.contract_metadata(),
+        )
+
+
+NEURONS: dict[type, type[ContractNeuron]] = {
+    nir.LIF: NorseLIF,
+    nir.IF: NorseIF,
+    nir.LI: NorseLI,
+    nir.I: NorseI,
+    nir.CubaLIF: NorseCubaLIF,
+    nir.CubaLI: NorseCubaLI,
+}
+
+
+def neuron_factory(method: str = DEFAULT_METHOD, alpha: float = DEFAULT_ALPHA):
+    """A ``neuron_factory(name, node, dt)`` for :func:`snnx.torch.graph.build_graph_module`."""
+
+    def make(name: str, node: nir.NIRNode, dt: float) -> ContractNeuron:
+        cls = NEURONS.get(type(node))
+        if cls is None:
+            msg = f"Backend 'norse' has no neuron for node {name!r} ({type(node).__name__})"
+            raise UnsupportedNodeError(msg)
+        return cls(name, node, dt, method=method, alpha=alpha)
+
+    return make

@@ -1,0 +1,402 @@
+"""SpikingJelly neurons folded into the snnx contract. Derivation: ``specs/backends/spikingjelly.md``.
+
+Spiking nodes run SpikingJelly's own ``IFNode``/``LIFNode`` in multi-step mode (``step_mode="m"``);
+non-spiking ones and the synaptic current of Cuba nodes use ``NonSpikingIFNode``/``NonSpikingLIFNode``'s
+charge equations from an explicit initial state. Three folds make them equal the contract:
+
+- SpikingJelly fires on ``V − V_th ≥ 0``; the contract on ``v > v_th``. :class:`StrictSpike` wraps the
+  user's SpikingJelly surrogate and removes the spike where ``V − V_th == 0`` exactly (the forward is
+  then the strict step; the surrogate gradient is untouched). Exact in IEEE arithmetic: with gradual
+  underflow ``a − b == 0`` iff ``a == b``.
+- SpikingJelly's LIF leaks towards ``V_reset`` (hard reset) or 0 (soft reset), NIR's towards
+  ``v_leak``: the difference enters as an input bias ``v_leak − V_reset``.
+- ``τ_SJ = τ/dt`` (SpikingJelly's step is 1), and the input carries ``r`` (``dt·r`` for IF/I).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nir
+import numpy as np
+import torch
+from spikingjelly.activation_based import neuron as sj_neuron
+from spikingjelly.activation_based import surrogate as sj_surrogate
+
+from snnx.errors import UnsupportedNodeError
+from snnx.plugins._contract_neuron import ContractNeuron, affine, bias_buffer, f64, scale_buffer
+from snnx.plugins.spikingjelly import node_refusals
+
+BACKEND = "spikingjelly"
+
+
+class StrictSpike(torch.nn.Module):
+    """A SpikingJelly surrogate whose forward is ``x > 0`` instead of ``x >= 0``.
+
+    :param inner: any SpikingJelly surrogate (default ``surrogate.Sigmoid()``); its gradient is kept.
+    """
+
+    def __init__(self, inner: torch.nn.Module | None = None) -> None:
+        super().__init__()
+        self.inner = inner if inner is not None else sj_surrogate.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # inner(x) is 1 at x == 0; the subtracted mask carries no gradient.
+        return self.inner(x) - (x == 0).to(x.dtype)
+
+
+def _scalar(node: nir.NIRNode, field: str) -> float:
+    # node_refusals() has checked that the value is the same for every neuron.
+    return float(f64(getattr(node, field)).flat[0])
+
+
+def _sj_reset(reset_mode: str, v_reset: float) -> float | None:
+    return None if reset_mode == "subtract" else v_reset
+
+
+class _SJSpiking(ContractNeuron):
+    """Shared multi-step run of an ``IFNode``/``LIFNode`` from the contract's ``v_init``."""
+
+    node: sj_neuron.BaseNode
+
+    def _run_node(self, u: torch.Tensor) -> torch.Tensor:
+        node = self.node
+        node.reset()
+        node.v = self.initial("v_init", u[0])
+        try:
+            return node(u)
+        finally:
+            node.reset()  # no state (or autograd graph) outlives the call
+
+    def _step_node(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (spike,), (v,) = self.node.single_step_functional_forward((u,), (v,))
+        return spike, v
+
+
+class SJIF(_SJSpiking):
+    """NIR ``IF`` → ``IFNode``: ``H = V + X``, ``X = dt·r·x``; soft reset (``v_reset=None``) = subtract."""
+
+    def __init__(self, name: str, node: nir.IF, dt: float, surrogate: torch.nn.Module | None = None,
+                 **_: Any) -> None:
+        super().__init__(name, node, dt)
+        v_th = _scalar(node, "v_threshold")
+        v_reset = _scalar(node, "v_reset") if self.reset_mode == "value" else 0.0
+        self._params64 = {"v_threshold": f64(node.v_threshold), "v_reset": f64(node.v_reset)}
+        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float32))
+        self.remember("r", node.r, self.in_scale)
+        self.node = sj_neuron.IFNode(
+            v_threshold=v_th, v_reset=_sj_reset(self.reset_mode, v_reset),
+            surrogate_function=StrictSpike(surrogate), step_mode="m",
+        )
+
+    def init_state(self, x: torch.Tensor) -> torch.Tensor:
+        return self.initial("v_init", x)
+
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._step_node(x * self.in_scale, state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run_node(x * self.in_scale)
+
+    def to_nir(self) -> nir.IF:
+        return nir.IF(
+            r=self.recover("r", self.in_scale, lambda v: v / self.dt),
+            v_threshold=_node_scalar(self, "v_threshold", self.node.v_threshold),
+            v_reset=_node_scalar(self, "v_reset", self.node.v_reset),
+            metadata=self.contract_metadata(),
+        )
+
+
+def _node_scalar(module: ContractNeuron, key: str, value: float | None) -> np.ndarray:
+    """A scalar SpikingJelly setting back as the NIR array (original values when unchanged)."""
+    original = module._params64[key]
+    if value is None or np.all(original.astype(np.float32) == np.float32(value)):
+        return original.copy()
+    return np.full(original.shape, float(value))
+
+
+class SJLIF(_SJSpiking):
+    """NIR ``LIF`` → ``LIFNode(tau=τ/dt, decay_input=True)``.
+
+    SpikingJelly: ``H = V + (X − (V − V_r))/τ_SJ`` (``V_r`` = ``v_reset``, or 0 for soft reset).
+    Contract: ``v + dt/τ·(v_leak − v + r·x)``. Equal for ``τ_SJ = τ/dt`` and ``X = r·x + (v_leak − V_r)``.
+    """
+
+    def __init__(self, name: str, node: nir.LIF, dt: float, surrogate: torch.nn.Module | None = None,
+                 **_: Any) -> None:
+        super().__init__(name, node, dt)
+        tau = _scalar(node, "tau")
+        v_th = _scalar(node, "v_threshold")
+        v_reset = _scalar(node, "v_reset") if self.reset_mode == "value" else 0.0
+        self._params64 = {"v_threshold": f64(node.v_threshold), "v_reset": f64(node.v_reset),
+                          "tau": f64(node.tau)}
+        scale_buffer(self, "in_scale", node.r)
+        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float32))
+        self._v_reset_sj = v_reset
+        bias_buffer(self, "in_bias", f64(node.v_leak) - v_reset)
+        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak) - v_reset, dtype=torch.float32))
+        self.node = sj_neuron.LIFNode(
+            tau=tau / dt, decay_input=True, v_threshold=v_th, v_reset=_sj_reset(self.reset_mode, v_reset),
+            surrogate_function=StrictSpike(surrogate), step_mode="m",
+        )
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return affine(x, self.in_scale, self.in_bias)
+
+    def init_state(self, x: torch.Tensor) -> torch.Tensor:
+        return self.initial("v_init", x)
+
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._step_node(self._input(x), state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run_node(self._input(x))
+
+    def to_nir(self) -> nir.LIF:
+        tau = self._params64["tau"]
+        if float(self.node.tau) != float(tau.flat[0] / self.dt):
+            tau = np.full(tau.shape, float(self.node.tau) * self.dt)
+        return nir.LIF(
+            tau=tau.copy(),
+            r=self.recover_scale("r", self.in_scale),
+            v_leak=self._v_leak(),
+            v_threshold=_node_scalar(self, "v_threshold", self.node.v_threshold),
+            v_reset=_node_scalar(self, "v_reset", self.node.v_reset),
+            metadata=self.contract_metadata(),
+        )
+
+    def _v_leak(self) -> np.ndarray:
+        if self.in_bias is None:
+            return self._original["v_leak"].copy()
+        return self.recover("v_leak", self.in_bias, lambda v: v + self._v_reset_sj)
+
+
+class _Charge(torch.nn.Module):
+    """Runs a SpikingJelly ``NonSpiking*Node``'s ``neuronal_charge`` from an explicit initial state.
+
+    ``NonSpikingBaseNode.forward`` always starts from 0; the contract starts from ``v_init``/``i_init``,
+    so this loops the node's own charge equation with the state set first.
+    """
+
+    def __init__(self, node: torch.nn.Module) -> None:
+        super().__init__()
+        self.node = node
+
+    def step(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        self.node.v = v
+        self.node.neuronal_charge(x)
+        v = self.node.v
+        del self.node.v  # the node keeps no state between calls
+        return v
+
+    def run(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        out = []
+        for t in range(x.shape[0]):
+            v = self.step(x[t], v)
+            out.append(v)
+        return torch.stack(out)
+
+
+class SJLI(ContractNeuron):
+    """NIR ``LI`` → ``NonSpikingLIFNode(tau=τ/dt)``: ``V + (X − V)/τ_SJ`` with ``X = r·x + v_leak``."""
+
+    def __init__(self, name: str, node: nir.LI, dt: float, **_: Any) -> None:
+        super().__init__(name, node, dt)
+        tau = _scalar(node, "tau")
+        self._tau64 = f64(node.tau)
+        scale_buffer(self, "in_scale", node.r)
+        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float32))
+        bias_buffer(self, "in_bias", node.v_leak)
+        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float32))
+        self.charge = _Charge(sj_neuron.NonSpikingLIFNode(tau=tau / dt))
+
+    def init_state(self, x: torch.Tensor) -> torch.Tensor:
+        return self.initial("v_init", x)
+
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v = self.charge.step(affine(x, self.in_scale, self.in_bias), state)
+        return v, v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.charge.run(affine(x, self.in_scale, self.in_bias), self.initial("v_init", x[0]))
+
+    def to_nir(self) -> nir.LI:
+        return nir.LI(
+            tau=_tau_back(self._tau64, self.charge.node.tau, self.dt),
+            r=self.recover_scale("r", self.in_scale),
+            v_leak=self._original["v_leak"].copy() if self.in_bias is None
+            else self.recover("v_leak", self.in_bias, lambda v: v),
+            metadata=self.contract_metadata(),
+        )
+
+
+def _tau_back(original: np.ndarray, tau_sj: float, dt: float) -> np.ndarray:
+    if float(tau_sj) == float(original.flat[0] / dt):
+        return original.copy()
+    return np.full(original.shape, float(tau_sj) * dt)
+
+
+class SJI(ContractNeuron):
+    """NIR ``I`` → ``NonSpikingIFNode``: ``V + X`` with ``X = dt·r·x``."""
+
+    def __init__(self, name: str, node: nir.I, dt: float, **_: Any) -> None:
+        super().__init__(name, node, dt)
+        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float32))
+        self.remember("r", node.r, self.in_scale)
+        self.charge = _Charge(sj_neuron.NonSpikingIFNode())
+
+    def init_state(self, x: torch.Tensor) -> torch.Tensor:
+        return self.initial("v_init", x)
+
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v = self.charge.step(x * self.in_scale, state)
+        return v, v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.charge.run(x * self.in_scale, self.initial("v_init", x[0]))
+
+    def to_nir(self) -> nir.I:
+        return nir.I(r=self.recover("r", self.in_scale, lambda v: v / self.dt),
+                     metadata=self.contract_metadata())
+
+
+class _SJCuba(ContractNeuron):
+    """The synaptic current of ``CubaLI``/``CubaLIF``: a ``NonSpikingLIFNode(tau=τ_syn/dt)``.
+
+    Its charge ``I + (X − I)/τ_SJ`` with ``X = w_in·x`` is the contract's ``I + dt/τ_syn·(−I + w_in·x)``;
+    the membrane then sees the new current through ``r·I + (v_leak − V_r)``.
+    """
+
+    def _setup_synapse(self, name: str, node: nir.NIRNode, dt: float) -> None:
+        tau_syn = _scalar(node, "tau_syn")
+        self._tau_syn64 = f64(node.tau_syn)
+        scale_buffer(self, "w_in", node.w_in)
+        self.remember("w_in", node.w_in, torch.as_tensor(f64(node.w_in), dtype=torch.float32))
+        scale_buffer(self, "r", node.r)
+        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float32))
+        self.synapse = _Charge(sj_neuron.NonSpikingLIFNode(tau=tau_syn / dt))
+
+    def _current(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return self.synapse.step(affine(x, self.w_in, None), i)
+
+    def _currents(self, x: torch.Tensor) -> torch.Tensor:
+        return self.synapse.run(affine(x, self.w_in, None), self.initial("i_init", x[0]))
+
+    def _cuba_common(self) -> dict[str, np.ndarray]:
+        return {
+            "tau_syn": _tau_back(self._tau_syn64, self.synapse.node.tau, self.dt),
+            "r": self.recover_scale("r", self.r),
+            "w_in": self.recover_scale("w_in", self.w_in),
+        }
+
+
+class SJCubaLIF(_SJCuba, _SJSpiking):
+    """NIR ``CubaLIF`` → ``NonSpikingLIFNode`` (current) then ``LIFNode`` (membrane, multi-step)."""
+
+    def __init__(self, name: str, node: nir.CubaLIF, dt: float, surrogate: torch.nn.Module | None = None,
+                 **_: Any) -> None:
+        super().__init__(name, node, dt)
+        self._setup_synapse(name, node, dt)
+        tau_mem = _scalar(node, "tau_mem")
+        v_th = _scalar(node, "v_threshold")
+        v_reset = _scalar(node, "v_reset") if self.reset_mode == "value" else 0.0
+        self._params64 = {"v_threshold": f64(node.v_threshold), "v_reset": f64(node.v_reset),
+                          "tau_mem": f64(node.tau_mem)}
+        self._v_reset_sj = v_reset
+        bias_buffer(self, "in_bias", f64(node.v_leak) - v_reset)
+        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak) - v_reset, dtype=torch.float32))
+        self.node = sj_neuron.LIFNode(
+            tau=tau_mem / dt, decay_input=True, v_threshold=v_th,
+            v_reset=_sj_reset(self.reset_mode, v_reset), surrogate_function=StrictSpike(surrogate),
+            step_mode="m",
+        )
+
+    def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.initial("i_init", x), self.initial("v_init", x)
+
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        i, v = state
+        i = self._current(x, i)
+        spike, v = self._step_node(affine(i, self.r, self.in_bias), v)
+        return spike, (i, v)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run_node(affine(self._currents(x), self.r, self.in_bias))
+
+    def to_nir(self) -> nir.CubaLIF:
+        v_leak = self._original["v_leak"].copy() if self.in_bias is None else self.recover(
+            "v_leak", self.in_bias, lambda v: v + self._v_reset_sj)
+        return nir.CubaLIF(
+            tau_mem=_tau_back(self._params64["tau_mem"], self.node.tau, self.dt),
+            v_leak=v_leak,
+            v_threshold=_node_scalar(self, "v_threshold", self.node.v_threshold),
+            v_reset=_node_scalar(self, "v_reset", self.node.v_reset),
+            metadata=self.contract_metadata(),
+            **self._cuba_common(),
+        )
+
+
+class SJCubaLI(_SJCuba):
+    """NIR ``CubaLI`` → two ``NonSpikingLIFNode`` charges: current (``τ_syn``), then membrane (``τ_mem``)."""
+
+    def __init__(self, name: str, node: nir.CubaLI, dt: float, **_: Any) -> None:
+        super().__init__(name, node, dt)
+        self._setup_synapse(name, node, dt)
+        tau_mem = _scalar(node, "tau_mem")
+        self._tau_mem64 = f64(node.tau_mem)
+        bias_buffer(self, "in_bias", node.v_leak)
+        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float32))
+        self.membrane = _Charge(sj_neuron.NonSpikingLIFNode(tau=tau_mem / dt))
+
+    def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.initial("i_init", x), self.initial("v_init", x)
+
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        i, v = state
+        i = self._current(x, i)
+        v = self.membrane.step(affine(i, self.r, self.in_bias), v)
+        return v, (i, v)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = affine(self._currents(x), self.r, self.in_bias)
+        return self.membrane.run(u, self.initial("v_init", x[0]))
+
+    def to_nir(self) -> nir.CubaLI:
+        v_leak = self._original["v_leak"].copy() if self.in_bias is None else self.recover(
+            "v_leak", self.in_bias, lambda v: v)
+        return nir.CubaLI(
+            tau_mem=_tau_back(self._tau_mem64, self.membrane.node.tau, self.dt),
+            v_leak=v_leak,
+            metadata=self.contract_metadata(),
+            **self._cuba_common(),
+        )
+
+
+NEURONS: dict[type, type[ContractNeuron]] = {
+    nir.IF: SJIF,
+    nir.LIF: SJLIF,
+    nir.LI: SJLI,
+    nir.I: SJI,
+    nir.CubaLIF: SJCubaLIF,
+    nir.CubaLI: SJCubaLI,
+}
+
+
+def neuron_factory(surrogate: torch.nn.Module | None = None):
+    """A ``neuron_factory(name, node, dt)`` for :func:`snnx.torch.graph.build_graph_module`.
+
+    :param surrogate: a SpikingJelly surrogate (``surrogate.ATan()``, ...); default ``Sigmoid()``.
+        Each neuron gets its own copy.
+    """
+    import copy
+
+    def make(name: str, node: nir.NIRNode, dt: float) -> ContractNeuron:
+        cls = NEURONS.get(type(node))
+        reasons = node_refusals(name, node, dt)
+        if cls is None or reasons:
+            msg = "; ".join(reasons) or f"Backend {BACKEND!r} has no neuron for node {name!r} ({type(node).__name__})"
+            raise UnsupportedNodeError(msg)
+        return cls(name, node, dt, surrogate=copy.deepcopy(surrogate))
+
+    return make
+

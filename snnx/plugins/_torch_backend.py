@@ -1,0 +1,72 @@
+"""What the Norse and SpikingJelly backends share: running, saving, raising and describing a
+:class:`snnx.torch.graph.GraphModule`. Each backend only says which neurons to build and what it refuses.
+
+No torch import at module level: ``snnx --help`` and ``snnx plugins`` must work without torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from snnx.errors import SnnxError
+from snnx.registry import Backend
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nir
+    import numpy as np
+
+#: Everything the shared torch executor runs: its stateless layers plus the six neuron types.
+TORCH_NODE_TYPES = frozenset(
+    {
+        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
+        "Flatten", "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF",
+    }
+)
+
+
+class TorchGraphBackend(Backend):
+    """A backend whose lowered model is a :class:`snnx.torch.graph.GraphModule` of framework neurons."""
+
+    def _check_model(self, model: Any) -> None:
+        from snnx.torch.graph import GraphModule
+
+        if not isinstance(model, GraphModule):
+            msg = (
+                f"Backend {self.name!r} expected a model made by snnx.lower(..., to={self.name!r}), "
+                f"got {type(model).__name__}"
+            )
+            raise SnnxError(msg)
+
+    def run(self, model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run on time-major numpy inputs (in the model's dtype, no gradients); numpy outputs."""
+        import torch
+
+        self._check_model(model)
+        # Inputs follow the model: float32 as lowered, float64 after ``model.double()``.
+        floats = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+        dtype = floats[0].dtype if floats else torch.float32
+        device = floats[0].device if floats else torch.device("cpu")
+        xs = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in inputs.items()}
+        with torch.no_grad():
+            out = model(xs)
+        if not isinstance(out, dict):
+            out = {model.output_names[0]: out}
+        return {k: v.detach().cpu().double().numpy() for k, v in out.items()}
+
+    def raise_(self, model: Any) -> nir.NIRGraph:
+        """The graph with the model's current (trained) parameters and the contract metadata."""
+        self._check_model(model)
+        return model.to_nir()
+
+    def save(self, model: Any, path: str) -> None:
+        """``torch.save`` the whole module atomically; ``torch.load(path, weights_only=False)`` reads it."""
+        import torch
+
+        from snnx.ir.io import write_atomic
+
+        self._check_model(model)
+        write_atomic(path, lambda tmp: torch.save(model, tmp))
+
+    def describe(self, model: Any) -> str:
+        self._check_model(model)
+        return model.describe()

@@ -1,0 +1,64 @@
+"""The ``norse`` backend: NIR graphs lowered to Norse's own cells, spike for spike equal to the contract.
+
+Neurons: ``LIF`` → ``LIFBoxCell``, ``IF`` → ``IAFCell``, ``LI`` → ``LIBoxCell``, ``CubaLIF`` →
+``LIFCell``, ``CubaLI`` → ``LICell`` (``I`` is a plain torch running sum: Norse has no integrator).
+Layers, fan-in, delays and cycles come from the shared executor :mod:`snnx.torch.graph`.
+The parameter table and its derivation: ``specs/backends/norse.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from snnx.hookspecs import hookimpl
+from snnx.plugins._torch_backend import TORCH_NODE_TYPES, TorchGraphBackend
+from snnx.registry import Capabilities
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nir
+
+    from snnx.torch.graph import GraphModule
+
+
+#: Norse spike functions whose forward pass is the strict step ``v - v_th > 0`` (the others sample).
+DETERMINISTIC_METHODS = frozenset({"super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc"})
+
+
+class NorseBackend(TorchGraphBackend):
+    """Lower to a :class:`~snnx.torch.graph.GraphModule` of Norse cells (trainable with Norse's surrogates)."""
+
+    name = "norse"
+    description = "Norse cells (LIFBoxCell, IAFCell, LIBoxCell, LIFCell, LICell) in a torch module"
+    # Norse's cells take per-neuron tensors for every parameter and an explicit state, so every
+    # node type, both reset modes, v_init/i_init and (through the executor) cycles are exact.
+    capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True)
+    requires = ("torch", "norse")
+
+    def lower(self, graph: nir.NIRGraph, method: str = "super", alpha: float = 100.0,
+              **options: Any) -> GraphModule:
+        """Build the module.
+
+        :param graph: flat graph with explicit contract metadata (as :func:`snnx.lower` passes it).
+        :param method: Norse's spike function for the surrogate gradient (``"super"``, ``"triangle"``,
+            ``"tanh"``, ...); the forward pass is the strict step whatever the choice.
+        :param alpha: the surrogate's sharpness.
+        """
+        from snnx.errors import SnnxError
+        from snnx.plugins._norse_neurons import neuron_factory
+        from snnx.torch.graph import build_graph_module
+
+        if method not in DETERMINISTIC_METHODS:
+            msg = (
+                f"Backend 'norse': method={method!r} is not one of {sorted(DETERMINISTIC_METHODS)}; Norse's "
+                "other spike functions sample spikes at random or change the integration scheme"
+            )
+            raise SnnxError(msg)
+        if options:
+            msg = f"Backend 'norse' got unknown options {sorted(options)}; it takes method= and alpha="
+            raise SnnxError(msg)
+        return build_graph_module(graph, neuron_factory(method=method, alpha=alpha), backend=self.name)
+
+
+@hookimpl
+def snnx_register_backends(register) -> None:
+    register(NorseBackend())

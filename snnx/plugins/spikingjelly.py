@@ -1,0 +1,105 @@
+"""The ``spikingjelly`` backend: NIR graphs lowered to SpikingJelly neurons, spike for spike equal to the contract.
+
+Neurons: ``IF`` → ``IFNode``, ``LIF`` → ``LIFNode`` (both ``step_mode="m"``), ``LI`` →
+``NonSpikingLIFNode``, ``I`` → ``NonSpikingIFNode``, ``CubaLIF``/``CubaLI`` → a ``NonSpikingLIFNode``
+current followed by ``LIFNode``/``NonSpikingLIFNode``. Layers, fan-in, delays and cycles come from the
+shared executor :mod:`snnx.torch.graph`. The folds and the refusals: ``specs/backends/spikingjelly.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from snnx.hookspecs import hookimpl
+from snnx.plugins._torch_backend import TORCH_NODE_TYPES, TorchGraphBackend
+from snnx.registry import Capabilities
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nir
+
+    from snnx.torch.graph import GraphModule
+
+NAME = "spikingjelly"
+
+#: Parameters SpikingJelly takes as one Python float per layer (``v_reset`` only counts for reset "value").
+SCALAR_FIELDS: dict[str, tuple[str, ...]] = {
+    "IF": ("v_threshold", "v_reset"),
+    "LIF": ("tau", "v_threshold", "v_reset"),
+    "LI": ("tau",),
+    "CubaLIF": ("tau_syn", "tau_mem", "v_threshold", "v_reset"),
+    "CubaLI": ("tau_syn", "tau_mem"),
+}
+#: The membrane time constant of the nodes that become a ``LIFNode``, which asserts ``tau > 1`` (in steps).
+LIFNODE_TAU = {"LIF": "tau", "CubaLIF": "tau_mem"}
+
+
+def node_refusals(name: str, node: nir.NIRNode, dt: float) -> list[str]:
+    """Why SpikingJelly cannot reproduce neuron ``node`` exactly; empty when it can."""
+    from snnx.ir.semantics import reset_of
+
+    kind = type(node).__name__
+    reasons = []
+    for field in SCALAR_FIELDS.get(kind, ()):
+        if field == "v_reset" and reset_of(node) == "subtract":
+            continue
+        raw = getattr(node, field)
+        values = np.zeros(()) if raw is None else np.asarray(raw, dtype=np.float64)
+        if values.size == 0 or not np.all(values == values.flat[0]):
+            reasons.append(
+                f"node {name!r} ({kind}): {field} differs between neurons, but SpikingJelly takes one "
+                f"{field} per layer; use one value per node or another backend (norse, snntorch)"
+            )
+    if kind in LIFNODE_TAU:
+        tau = np.asarray(getattr(node, LIFNODE_TAU[kind]), dtype=np.float64)
+        if tau.size and not np.all(tau / dt > 1.0):
+            reasons.append(
+                f"node {name!r} ({kind}): SpikingJelly's LIFNode needs tau/dt > 1 (tau in steps), got "
+                f"{LIFNODE_TAU[kind]}={tau.min():g} with dt={dt:g}; lower with a smaller dt or use another backend"
+            )
+    return reasons
+
+
+class SpikingJellyBackend(TorchGraphBackend):
+    """Lower to a :class:`~snnx.torch.graph.GraphModule` of SpikingJelly neurons (multi-step mode)."""
+
+    name = NAME
+    description = "SpikingJelly IFNode/LIFNode (step_mode='m') and non-spiking nodes in a torch module"
+    capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True)
+    requires = ("torch", "spikingjelly")
+
+    def refusals(self, graph: nir.NIRGraph) -> list[str]:
+        """The generic capability check plus SpikingJelly's one-value-per-layer and ``tau/dt > 1`` limits."""
+        reasons = super().refusals(graph)
+        if reasons and reasons[0].startswith("not installed"):
+            return reasons
+        from snnx.ir.passes import flatten
+        from snnx.ir.semantics import dt_of
+
+        flat = flatten(graph)
+        dt = dt_of(flat)
+        for name, node in flat.nodes.items():
+            reasons.extend(node_refusals(name, node, dt))
+        return reasons
+
+    def lower(self, graph: nir.NIRGraph, surrogate: Any = None, **options: Any) -> GraphModule:
+        """Build the module.
+
+        :param graph: flat graph with explicit contract metadata (as :func:`snnx.lower` passes it).
+        :param surrogate: a SpikingJelly surrogate module (``surrogate.ATan()``, ...) for the gradients;
+            default ``surrogate.Sigmoid()``. The forward pass is the strict step whatever the choice.
+        """
+        from snnx.errors import SnnxError
+        from snnx.plugins._spikingjelly_neurons import neuron_factory
+        from snnx.torch.graph import build_graph_module
+
+        if options:
+            msg = f"Backend {NAME!r} got unknown options {sorted(options)}; it takes surrogate="
+            raise SnnxError(msg)
+        return build_graph_module(graph, neuron_factory(surrogate), backend=self.name)
+
+
+@hookimpl
+def snnx_register_backends(register) -> None:
+    register(SpikingJellyBackend())
