@@ -173,7 +173,34 @@ def save(graph: nir.NIRGraph, path: str | os.PathLike) -> None:
     if not isinstance(graph, nir.NIRGraph):
         msg = f"snnx.save expects a nir.NIRGraph, got {type(graph).__name__}"
         raise TypeError(msg)
-    write_atomic(path, lambda tmp: nir.write(tmp, graph))
+    write_atomic(path, lambda tmp: nir.write(tmp, _writable(graph)))
+
+
+def _scalarise(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _scalarise(v) for k, v in value.items()}
+    return value
+
+
+def _writable(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """A copy ``nir.write`` can store: h5py refuses to compress 0-d arrays, so they become scalars."""
+    import copy
+
+    out = copy.deepcopy(graph)
+    stack = [out]
+    while stack:
+        g = stack.pop()
+        g.metadata = _scalarise(dict(g.metadata or {}))
+        for node in g.nodes.values():
+            if isinstance(node, nir.NIRGraph):
+                stack.append(node)
+                continue
+            for attr, value in list(vars(node).items()):
+                if attr not in ("input_type", "output_type"):
+                    setattr(node, attr, _scalarise(value))
+    return out
 
 
 # -- traces -------------------------------------------------------------------------------------------

@@ -1,0 +1,410 @@
+"""Generate the conformance cases: ``python -m snnx.conformance.build [DIR]``.
+
+Every case is built here from code, its input is drawn from a fixed seed, and its golden output is
+what the reference simulator computes. Regenerating must reproduce the stored files exactly; a test
+checks that, so a change to the reference that alters any golden trace cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from snnx.conformance import CASES_DIR
+from snnx.ir.io import save, save_traces
+from snnx.ir.reference import simulate
+from snnx.ir.semantics import set_graph_contract, set_node_contract
+from snnx.ir.validate import validate
+
+A = np.asarray
+
+
+def _f(*values: float) -> np.ndarray:
+    return np.array(values, dtype=np.float64)
+
+
+def _graph(nodes: dict, edges: list, dt: float) -> nir.NIRGraph:
+    g = nir.NIRGraph(nodes=nodes, edges=edges, metadata={}, type_check=False)
+    return set_graph_contract(g, dt=dt)
+
+
+def _chain(*named: tuple[str, nir.NIRNode], dt: float, in_shape: tuple) -> nir.NIRGraph:
+    nodes = {"input": nir.Input(input_type=A(in_shape)), **dict(named), "output": nir.Output(output_type=None)}
+    names = list(nodes)
+    g = _graph(nodes, list(zip(names[:-1], names[1:])), dt)
+    g.nodes["output"] = nir.Output(output_type=A(validate(g).shapes[names[-2]]))
+    return g
+
+
+def lif(n: int, tau=0.01, r=1.0, v_leak=0.0, v_th=1.0, v_reset=0.0, **contract) -> nir.LIF:
+    node = nir.LIF(tau=np.full(n, tau), r=np.full(n, r), v_leak=np.full(n, v_leak),
+                   v_threshold=np.full(n, v_th), v_reset=np.full(n, v_reset))
+    return set_node_contract(node, **contract) if contract else node
+
+
+def spikes(rng: np.random.Generator, shape: tuple, rate: float = 0.4) -> np.ndarray:
+    return (rng.random(shape) < rate).astype(np.float64)
+
+
+CaseFn = Callable[[np.random.Generator], tuple[nir.NIRGraph, dict, str, list[str]]]
+CASES: dict[str, CaseFn] = {}
+
+
+def case(fn: CaseFn) -> CaseFn:
+    CASES[fn.__name__.removeprefix("case_")] = fn
+    return fn
+
+
+# -- the smallest cases: numbers chosen so hand computation is exact in binary floating point ------
+@case
+def case_if_value(rng):
+    g = _chain(("if", nir.IF(r=_f(1.0, 2.0), v_threshold=_f(1.0, 1.0), v_reset=_f(0.0, -0.5))), dt=1.0, in_shape=(2,))
+    x = np.array([[0.5, 0.25], [0.75, 0.25], [0.25, 0.5], [1.5, 0.0], [0.0, 0.5], [0.5, 0.5]])[:, None, :]
+    return g, {"input": x}, "IF, reset to v_reset (0 and -0.5), r scales input", ["IF", "reset:value"]
+
+
+@case
+def case_if_subtract(rng):
+    node = set_node_contract(nir.IF(r=_f(1.0, 1.0), v_threshold=_f(1.0, 0.5), v_reset=_f(0.0, 0.0)), reset="subtract")
+    g = _chain(("if", node), dt=1.0, in_shape=(2,))
+    x = np.array([[0.75, 0.25], [0.75, 0.5], [2.5, 0.25], [0.0, 1.0], [0.0, 0.0], [0.25, 0.0]])[:, None, :]
+    return g, {"input": x}, "IF, subtract reset keeps the excess (several spikes' worth too)", ["IF", "reset:subtract"]
+
+
+@case
+def case_threshold_exact(rng):
+    g = _chain(("if", nir.IF(r=_f(1.0), v_threshold=_f(1.0), v_reset=_f(0.0))), dt=1.0, in_shape=(1,))
+    x = np.array([0.5, 0.5, 0.25, 0.5, 0.5, 0.0])[:, None, None]
+    return g, {"input": x}, "membrane lands exactly on the threshold: no spike (strict >)", ["IF", "reset:value", "exact-threshold"]
+
+
+@case
+def case_lif_value(rng):
+    node = lif(2, tau=2.0, r=2.0, v_leak=_f(0.0, 0.5), v_th=1.0, v_reset=_f(0.0, 0.25))
+    g = _chain(("lif", node), dt=1.0, in_shape=(2,))
+    x = np.array([[1.0, 0.0], [1.0, 0.5], [0.0, 1.0], [2.0, 1.0], [0.5, 0.0], [1.0, 1.0]])[:, None, :]
+    return g, {"input": x}, "LIF dt/tau = 1/2, v_leak, non-zero v_reset", ["LIF", "reset:value", "v_leak"]
+
+
+@case
+def case_lif_subtract(rng):
+    node = lif(2, tau=2.0, r=1.0, v_leak=0.0, v_th=_f(0.5, 1.0), reset="subtract")
+    g = _chain(("lif", node), dt=1.0, in_shape=(2,))
+    x = np.array([[2.0, 3.0], [1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [0.0, 0.0], [1.0, 1.0]])[:, None, :]
+    return g, {"input": x}, "LIF with subtract reset", ["LIF", "reset:subtract"]
+
+
+@case
+def case_li(rng):
+    node = nir.LI(tau=_f(2.0, 4.0), r=_f(1.0, 2.0), v_leak=_f(0.0, 1.0))
+    g = _chain(("li", node), dt=1.0, in_shape=(2,))
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 0.0]])[:, None, :]
+    return g, {"input": x}, "LI: leaky integrator, output is v", ["LI"]
+
+
+@case
+def case_cubalif_value(rng):
+    node = nir.CubaLIF(tau_syn=_f(2.0, 2.0), tau_mem=_f(2.0, 4.0), r=_f(2.0, 4.0), v_leak=_f(0.0, 0.0),
+                       v_threshold=_f(0.5, 0.5), v_reset=_f(0.0, 0.0), w_in=_f(1.0, 2.0))
+    g = _chain(("cuba", node), dt=1.0, in_shape=(2,))
+    x = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [2.0, 1.0], [0.0, 0.0], [0.0, 0.0]])[:, None, :]
+    return g, {"input": x}, "CubaLIF: current first, voltage with the new current, reset to v_reset", ["CubaLIF", "reset:value"]
+
+
+@case
+def case_cubalif_subtract(rng):
+    node = nir.CubaLIF(tau_syn=_f(2.0, 2.0), tau_mem=_f(2.0, 2.0), r=_f(2.0, 2.0), v_leak=_f(0.0, 0.0),
+                       v_threshold=_f(0.5, 0.25), v_reset=_f(0.0, 0.0), w_in=_f(1.0, 1.0))
+    g = _chain(("cuba", set_node_contract(node, reset="subtract")), dt=1.0, in_shape=(2,))
+    x = np.array([[2.0, 1.0], [2.0, 0.0], [0.0, 1.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0]])[:, None, :]
+    return g, {"input": x}, "CubaLIF with subtract reset", ["CubaLIF", "reset:subtract"]
+
+
+@case
+def case_delay(rng):
+    g = _chain(("delay", nir.Delay(delay=_f(0.0, 1.0, 3.0))), dt=1.0, in_shape=(3,))
+    x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])[:, None, :]
+    return g, {"input": x}, "Delay by 0, 1 and 3 steps per element", ["Delay"]
+
+
+@case
+def case_recurrent(rng):
+    nodes = {
+        "input": nir.Input(input_type=A([1])),
+        "fc": nir.Affine(weight=np.array([[1.0], [0.0]]), bias=_f(0.0, 0.0)),
+        "lif": nir.IF(r=_f(1.0, 1.0), v_threshold=_f(0.5, 0.5), v_reset=_f(0.0, 0.0)),
+        "rec": nir.Linear(weight=np.array([[0.0, 0.0], [1.0, 0.0]])),
+        "output": nir.Output(output_type=A([2])),
+    }
+    edges = [("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")]
+    g = _graph(nodes, edges, dt=1.0)
+    x = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])[:, None, None]
+    return g, {"input": x}, "recurrent edge carries last step's spikes: neuron 1 fires one step after neuron 0", ["IF", "Affine", "Linear", "cycle"]
+
+
+@case
+def case_conv_sumpool(rng):
+    w = np.array([[[[1.0, 0.0], [0.0, 1.0]]]])
+    nodes = {
+        "input": nir.Input(input_type=A([1, 3, 3])),
+        "conv": nir.Conv2d(input_shape=(3, 3), weight=w, stride=1, padding=0, dilation=1, groups=1, bias=_f(0.0)),
+        "if": nir.IF(r=np.ones((1, 2, 2)), v_threshold=np.full((1, 2, 2), 1.0), v_reset=np.zeros((1, 2, 2))),
+        "pool": nir.SumPool2d(kernel_size=A([2, 2]), stride=A([2, 2]), padding=A([0, 0])),
+        "output": nir.Output(output_type=A([1, 1, 1])),
+    }
+    g = _graph(nodes, [("input", "conv"), ("conv", "if"), ("if", "pool"), ("pool", "output")], dt=1.0)
+    x = np.zeros((3, 1, 1, 3, 3))
+    x[0, 0, 0] = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    x[1, 0, 0] = [[0.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.0]]
+    x[2, 0, 0] = [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    return g, {"input": x}, "2x2 diagonal conv on 3x3, IF, 2x2 sum pool", ["Conv2d", "IF", "SumPool2d", "reset:value"]
+
+
+# -- larger cases: random inputs and parameters, exercising shapes and combinations -----------------
+@case
+def case_i_integrator(rng):
+    g = _chain(("fc", nir.Affine(weight=rng.normal(size=(4, 3)), bias=rng.normal(size=4) * 0.1)),
+               ("i", nir.I(r=np.abs(rng.normal(size=4)) + 0.5)), dt=1e-3, in_shape=(3,))
+    return g, {"input": spikes(rng, (30, 2, 3))}, "Affine into a perfect integrator I (output v)", ["Affine", "I"]
+
+
+@case
+def case_affine_lif(rng):
+    g = _chain(("fc", nir.Affine(weight=rng.normal(size=(6, 5)) * 0.6, bias=rng.normal(size=6) * 0.05)),
+               ("lif", lif(6, tau=5e-3, r=5.0, v_leak=0.0, v_th=0.3)), dt=1e-3, in_shape=(5,))
+    return g, {"input": spikes(rng, (40, 3, 5))}, "dense layer into LIF, reset to zero", ["Affine", "LIF", "reset:value"]
+
+
+@case
+def case_affine_lif_subtract_vinit(rng):
+    node = lif(5, tau=8e-3, r=4.0, v_leak=0.0, v_th=0.5, reset="subtract", v_init=rng.uniform(0, 0.5, size=5))
+    g = _chain(("fc", nir.Affine(weight=rng.normal(size=(5, 4)) * 0.5, bias=np.zeros(5))), ("lif", node),
+               dt=1e-3, in_shape=(4,))
+    return g, {"input": spikes(rng, (40, 3, 4))}, "LIF with subtract reset and per-neuron v_init", ["Affine", "LIF", "reset:subtract", "v_init"]
+
+
+@case
+def case_if_vinit_half(rng):
+    node = set_node_contract(nir.IF(r=np.full(4, 1000.0), v_threshold=np.full(4, 1.0), v_reset=np.zeros(4)),
+                             reset="subtract", v_init=0.5)
+    g = _chain(("fc", nir.Affine(weight=rng.uniform(0, 0.6, size=(4, 4)), bias=np.zeros(4))), ("if", node),
+               dt=1e-3, in_shape=(4,))
+    return g, {"input": rng.uniform(0, 1, size=(32, 2, 4))}, "IF with v_init = threshold/2 and analog input (ANN conversion style)", ["Affine", "IF", "reset:subtract", "v_init"]
+
+
+@case
+def case_cubalif_vinit(rng):
+    n = 4
+    node = nir.CubaLIF(tau_syn=np.full(n, 5e-3), tau_mem=np.full(n, 1e-2), r=np.full(n, 10.0), v_leak=np.zeros(n),
+                       v_threshold=np.full(n, 0.2), v_reset=np.zeros(n), w_in=np.full(n, 2.0))
+    set_node_contract(node, v_init=rng.uniform(0, 0.1, size=n), i_init=rng.uniform(0, 0.1, size=n))
+    g = _chain(("fc", nir.Linear(weight=rng.normal(size=(n, 3)))), ("cuba", node), dt=1e-3, in_shape=(3,))
+    return g, {"input": spikes(rng, (40, 2, 3))}, "CubaLIF with v_init and i_init", ["Linear", "CubaLIF", "reset:value", "v_init"]
+
+
+@case
+def case_cubali(rng):
+    n = 3
+    node = nir.CubaLI(tau_syn=np.full(n, 4e-3), tau_mem=np.full(n, 1e-2), r=np.full(n, 2.0),
+                      v_leak=np.zeros(n), w_in=np.ones(n))
+    g = _chain(("fc", nir.Affine(weight=rng.normal(size=(n, 4)), bias=np.zeros(n))), ("cubali", node),
+               dt=1e-3, in_shape=(4,))
+    return g, {"input": spikes(rng, (30, 2, 4))}, "CubaLI readout (output is v)", ["Affine", "CubaLI"]
+
+
+@case
+def case_linear_scale_threshold(rng):
+    g = _chain(("lin", nir.Linear(weight=rng.normal(size=(5, 4)))), ("scale", nir.Scale(scale=rng.uniform(0.5, 2, size=5))),
+               ("thr", nir.Threshold(threshold=np.full(5, 0.3))), dt=1e-3, in_shape=(4,))
+    return g, {"input": spikes(rng, (20, 3, 4))}, "Linear, Scale, stateless Threshold", ["Linear", "Scale", "Threshold"]
+
+
+@case
+def case_mlp_two_layers(rng):
+    g = _chain(("fc1", nir.Affine(weight=rng.normal(size=(8, 6)) * 0.5, bias=np.zeros(8))),
+               ("lif1", lif(8, tau=1e-2, r=10.0, v_th=0.5)),
+               ("fc2", nir.Affine(weight=rng.normal(size=(3, 8)) * 0.5, bias=np.zeros(3))),
+               ("li", nir.LI(tau=np.full(3, 2e-2), r=np.ones(3), v_leak=np.zeros(3))), dt=1e-3, in_shape=(6,))
+    return g, {"input": spikes(rng, (40, 4, 6))}, "two-layer MLP with LIF hidden layer and LI readout", ["Affine", "LIF", "LI", "reset:value"]
+
+
+@case
+def case_recurrent_lif(rng):
+    n = 6
+    nodes = {
+        "input": nir.Input(input_type=A([4])),
+        "fc": nir.Affine(weight=rng.normal(size=(n, 4)) * 0.8, bias=np.zeros(n)),
+        "lif": lif(n, tau=1e-2, r=10.0, v_th=0.5),
+        "w_rec": nir.Affine(weight=rng.normal(size=(n, n)) * 0.3, bias=np.zeros(n)),
+        "out": nir.Affine(weight=rng.normal(size=(2, n)), bias=np.zeros(2)),
+        "li": nir.LI(tau=np.full(2, 2e-2), r=np.ones(2), v_leak=np.zeros(2)),
+        "output": nir.Output(output_type=A([2])),
+    }
+    edges = [("input", "fc"), ("fc", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "out"), ("out", "li"), ("li", "output")]
+    g = _graph(nodes, edges, dt=1e-3)
+    return g, {"input": spikes(rng, (40, 3, 4))}, "recurrent LIF layer (RLeaky-style) with LI readout", ["Affine", "LIF", "LI", "cycle", "reset:value"]
+
+
+@case
+def case_nested_subgraph(rng):
+    inner = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=A([5])),
+            "lif": lif(5, tau=5e-3, r=5.0, v_th=0.4),
+            "rec": nir.Linear(weight=rng.normal(size=(5, 5)) * 0.2),
+            "output": nir.Output(output_type=A([5])),
+        },
+        edges=[("input", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")],
+        metadata={},
+        type_check=False,
+    )
+    nodes = {
+        "input": nir.Input(input_type=A([3])),
+        "fc1": nir.Affine(weight=rng.normal(size=(5, 3)), bias=np.zeros(5)),
+        "hidden": inner,
+        "fc2": nir.Affine(weight=rng.normal(size=(2, 5)), bias=np.zeros(2)),
+        "lif2": lif(2, tau=5e-3, r=5.0, v_th=0.4),
+        "output": nir.Output(output_type=A([2])),
+    }
+    edges = [("input", "fc1"), ("fc1", "hidden"), ("hidden", "fc2"), ("fc2", "lif2"), ("lif2", "output")]
+    g = _graph(nodes, edges, dt=1e-3)
+    return g, {"input": spikes(rng, (30, 2, 3))}, "nested subgraph (rockpool style) with a recurrent LIF inside", ["Affine", "Linear", "LIF", "cycle", "subgraph", "reset:value"]
+
+
+@case
+def case_multi_input_sum(rng):
+    nodes = {
+        "in_a": nir.Input(input_type=A([3])),
+        "in_b": nir.Input(input_type=A([2])),
+        "fa": nir.Affine(weight=rng.normal(size=(4, 3)), bias=np.zeros(4)),
+        "fb": nir.Affine(weight=rng.normal(size=(4, 2)), bias=np.full(4, 0.1)),
+        "lif": lif(4, tau=5e-3, r=5.0, v_th=0.5),
+        "output": nir.Output(output_type=A([4])),
+    }
+    edges = [("in_a", "fa"), ("in_b", "fb"), ("fa", "lif"), ("fb", "lif"), ("lif", "output")]
+    g = _graph(nodes, edges, dt=1e-3)
+    inputs = {"in_a": spikes(rng, (30, 2, 3)), "in_b": spikes(rng, (30, 2, 2))}
+    return g, inputs, "two inputs summed into one LIF (fan-in sums)", ["Affine", "LIF", "multi-input", "reset:value"]
+
+
+@case
+def case_multi_output(rng):
+    nodes = {
+        "input": nir.Input(input_type=A([4])),
+        "fc": nir.Affine(weight=rng.normal(size=(3, 4)), bias=np.zeros(3)),
+        "lif": lif(3, tau=5e-3, r=5.0, v_th=0.5),
+        "li": nir.LI(tau=np.full(3, 1e-2), r=np.ones(3), v_leak=np.zeros(3)),
+        "spikes": nir.Output(output_type=A([3])),
+        "membrane": nir.Output(output_type=A([3])),
+    }
+    edges = [("input", "fc"), ("fc", "lif"), ("fc", "li"), ("lif", "spikes"), ("li", "membrane")]
+    g = _graph(nodes, edges, dt=1e-3)
+    return g, {"input": spikes(rng, (30, 2, 4))}, "one input, a spiking and a membrane Output", ["Affine", "LIF", "LI", "multi-output", "reset:value"]
+
+
+@case
+def case_conv_lif_sumpool_affine(rng):
+    nodes = {
+        "input": nir.Input(input_type=A([1, 8, 8])),
+        "conv": nir.Conv2d(input_shape=(8, 8), weight=rng.normal(size=(4, 1, 3, 3)) * 0.7, stride=1, padding=1,
+                           dilation=1, groups=1, bias=rng.normal(size=4) * 0.05),
+        "lif1": lif(1, tau=5e-3, r=5.0, v_th=0.5),
+        "pool": nir.SumPool2d(kernel_size=A([2, 2]), stride=A([2, 2]), padding=A([0, 0])),
+        "flat": nir.Flatten(input_type={"input": A([4, 4, 4])}, start_dim=0, end_dim=-1),
+        "fc": nir.Affine(weight=rng.normal(size=(5, 64)) * 0.3, bias=np.zeros(5)),
+        "lif2": lif(5, tau=5e-3, r=5.0, v_th=0.5),
+        "output": nir.Output(output_type=A([5])),
+    }
+    # lif1's parameters are per-channel-broadcast scalars: expand them to the feature-map shape.
+    nodes["lif1"] = lif(1, tau=5e-3, r=5.0, v_th=0.5)
+    for p in ("tau", "r", "v_leak", "v_threshold", "v_reset"):
+        setattr(nodes["lif1"], p, np.full((4, 8, 8), float(getattr(nodes["lif1"], p)[0])))
+    names = ["input", "conv", "lif1", "pool", "flat", "fc", "lif2", "output"]
+    g = _graph(nodes, list(zip(names[:-1], names[1:])), dt=1e-3)
+    return g, {"input": spikes(rng, (25, 2, 1, 8, 8))}, "conv (padding 1) + LIF + sum pool + flatten + dense + LIF", ["Conv2d", "LIF", "SumPool2d", "Flatten", "Affine", "reset:value"]
+
+
+@case
+def case_conv_groups_stride_dilation(rng):
+    shape = (4, 4, 4)
+    nodes = {
+        "input": nir.Input(input_type=A([2, 9, 9])),
+        "conv": nir.Conv2d(input_shape=(9, 9), weight=rng.normal(size=(4, 1, 3, 3)), stride=A([2, 2]),
+                           padding=A([1, 1]), dilation=A([2, 2]), groups=2, bias=np.zeros(4)),
+        "if": set_node_contract(nir.IF(r=np.full(shape, 200.0), v_threshold=np.full(shape, 0.5), v_reset=np.zeros(shape)),
+                                reset="subtract"),
+        "output": nir.Output(output_type=A(shape)),
+    }
+    g = _graph(nodes, [("input", "conv"), ("conv", "if"), ("if", "output")], dt=1e-3)
+    return g, {"input": spikes(rng, (20, 2, 2, 9, 9))}, "grouped conv with stride 2, dilation 2, padding 1", ["Conv2d", "IF", "reset:subtract", "conv-groups"]
+
+
+@case
+def case_conv_avgpool(rng):
+    shape = (3, 6, 6)
+    nodes = {
+        "input": nir.Input(input_type=A([2, 6, 6])),
+        "conv": nir.Conv2d(input_shape=(6, 6), weight=rng.normal(size=(3, 2, 3, 3)) * 0.5, stride=1, padding="same",
+                           dilation=1, groups=1, bias=np.zeros(3)),
+        "lif": lif(1, tau=5e-3, r=5.0, v_th=0.4),
+        "pool": nir.AvgPool2d(kernel_size=A([3, 3]), stride=A([2, 2]), padding=A([1, 1])),
+        "li": nir.LI(tau=np.full((3, 3, 3), 1e-2), r=np.ones((3, 3, 3)), v_leak=np.zeros((3, 3, 3))),
+        "output": nir.Output(output_type=A([3, 3, 3])),
+    }
+    for p in ("tau", "r", "v_leak", "v_threshold", "v_reset"):
+        setattr(nodes["lif"], p, np.full(shape, float(getattr(nodes["lif"], p)[0])))
+    names = ["input", "conv", "lif", "pool", "li", "output"]
+    g = _graph(nodes, list(zip(names[:-1], names[1:])), dt=1e-3)
+    return g, {"input": spikes(rng, (20, 2, 2, 6, 6))}, "'same' conv, LIF, padded 3x3/2 average pool, LI", ["Conv2d", "LIF", "AvgPool2d", "LI", "reset:value"]
+
+
+@case
+def case_conv1d(rng):
+    shape = (3, 5)
+    nodes = {
+        "input": nir.Input(input_type=A([2, 10])),
+        "conv": nir.Conv1d(input_shape=10, weight=rng.normal(size=(3, 2, 3)), stride=2, padding=1, dilation=1,
+                           groups=1, bias=rng.normal(size=3) * 0.1),
+        "lif": nir.LIF(tau=np.full(shape, 5e-3), r=np.full(shape, 5.0), v_leak=np.zeros(shape),
+                       v_threshold=np.full(shape, 0.5), v_reset=np.zeros(shape)),
+        "output": nir.Output(output_type=A(shape)),
+    }
+    g = _graph(nodes, [("input", "conv"), ("conv", "lif"), ("lif", "output")], dt=1e-3)
+    return g, {"input": spikes(rng, (20, 2, 2, 10))}, "1-d conv with stride 2 into LIF", ["Conv1d", "LIF", "reset:value"]
+
+
+@case
+def case_delay_if(rng):
+    g = _chain(("fc", nir.Affine(weight=rng.uniform(0, 1, size=(4, 3)), bias=np.zeros(4))),
+               ("delay", nir.Delay(delay=np.array([0.0, 1e-3, 2e-3, 5e-3]))),
+               ("if", nir.IF(r=np.full(4, 1000.0), v_threshold=np.full(4, 1.0), v_reset=np.zeros(4))), dt=1e-3, in_shape=(3,))
+    return g, {"input": spikes(rng, (25, 2, 3))}, "per-neuron axonal delays (0-5 steps) before IF", ["Affine", "Delay", "IF", "reset:value"]
+
+
+def build(directory: Path = CASES_DIR) -> list[str]:
+    """Write every case to ``directory``; returns the case names."""
+    directory.mkdir(parents=True, exist_ok=True)
+    index = {}
+    for i, (name, fn) in enumerate(sorted(CASES.items())):
+        rng = np.random.default_rng(1000 + i)
+        graph, inputs, description, features = fn(rng)
+        validate(graph)
+        golden = simulate(graph, inputs)
+        save(graph, directory / f"{name}.nir")
+        dt = float(graph.metadata["snnx"]["dt"])
+        save_traces(directory / f"{name}.input.nird", inputs, dt)
+        save_traces(directory / f"{name}.golden.nird", golden, dt)
+        index[name] = {"description": description, "features": features}
+    (directory / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return sorted(index)
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else CASES_DIR
+    names = build(target)
+    print(f"wrote {len(names)} conformance cases to {target}")
