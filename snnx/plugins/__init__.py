@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "snnx.plugins.snntorch",
     "snnx.plugins.norse",
     "snnx.plugins.spikingjelly",
+    "snnx.convert.plugin",
 )
 
 

@@ -1,0 +1,27 @@
+"""ONNX → NIR conversion: a trained ANN becomes a rate-coded spiking network of IF neurons.
+
+``snnx.convert.convert(model, calib)`` is the Python API (re-exported as ``snnx.convert``);
+``snnx convert model.onnx --calib data.npz`` the command. The algorithm and the op mappings are in
+``specs/conversion.md``; op handlers live in :mod:`snnx.convert.ops` and are registered through the
+``snnx_register_onnx_ops`` hook by :mod:`snnx.convert.plugin`.
+"""
+
+import sys
+import types
+
+from snnx.convert.driver import DEFAULT_PERCENTILE, ConversionResult, convert
+from snnx.convert.evaluate import Evaluation, evaluate
+
+__all__ = ["DEFAULT_PERCENTILE", "ConversionResult", "Evaluation", "convert", "evaluate"]
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this package sets ``snnx.convert`` to the package, hiding the ``snnx.convert()``
+    function the top-level API defines; calling the package forwards to :func:`convert` so both
+    spellings keep working."""
+
+    def __call__(self, *args, **kwargs) -> ConversionResult:
+        return convert(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

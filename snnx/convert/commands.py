@@ -1,0 +1,73 @@
+"""``snnx convert``: the command over :func:`snnx.convert.convert` and :func:`snnx.convert.evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from snnx.convert.driver import DEFAULT_PERCENTILE
+from snnx.convert.evaluate import DEFAULT_TIMESTEPS
+from snnx.errors import ConversionError
+
+
+def _timesteps(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError as exc:
+        msg = f"--timesteps {text!r} must be comma-separated integers, like 4,8,16,32,64,128"
+        raise ConversionError(msg) from exc
+    if not steps or min(steps) < 1:
+        msg = f"--timesteps {text!r} must list positive integers"
+        raise ConversionError(msg)
+    return steps
+
+
+@click.command("convert")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .nir file (default: MODEL with .nir).")
+@click.option("--calib", type=click.Path(dir_okay=False), help="Calibration .npz with an array 'x' of inputs (N, *shape).")
+@click.option("--percentile", type=float, default=DEFAULT_PERCENTILE, show_default=True,
+              help="Percentile of each activation's positive values that one spike per step stands for.")
+@click.option("--input-shape", help="Concrete input shape for dynamic models, e.g. 1,3,224,224.")
+@click.option("--calib-limit", type=int, help="Use only the first N calibration samples.")
+@click.option("--evaluate", "evaluate_path", type=click.Path(dir_okay=False),
+              help="Labelled .npz ('x', 'y'): print ANN vs SNN accuracy per T and spikes per layer.")
+@click.option("--timesteps", default=",".join(map(str, DEFAULT_TIMESTEPS)), show_default=True,
+              help="Time windows T for --evaluate.")
+@click.option("--backend", help="Run the SNN for --evaluate on this backend (default: the reference simulator).")
+@click.option("--limit", type=int, help="Evaluate only the first N samples.")
+def convert_command(
+    model: str,
+    output: str | None,
+    calib: str | None,
+    percentile: float,
+    input_shape: str | None,
+    calib_limit: int | None,
+    evaluate_path: str | None,
+    timesteps: str,
+    backend: str | None,
+    limit: int | None,
+) -> None:
+    """Convert a trained ONNX ANN (MODEL) into a rate-coded spiking NIR graph.
+
+    IF neurons with reset "subtract" replace ReLUs, weights are normalised with percentiles of the
+    activations on --calib data, and an integrating readout accumulates the logits: present the input
+    for T steps and take the argmax of the readout. Details: specs/conversion.md.
+    """
+    from snnx.convert import convert, evaluate
+    from snnx.ir.io import save
+
+    steps = _timesteps(timesteps) if evaluate_path else None
+    target = Path(output) if output else Path(model).with_suffix(".nir")
+    if target.resolve() == Path(model).resolve():
+        msg = f"output {str(target)!r} would overwrite the input model; pass -o"
+        raise ConversionError(msg)
+    result = convert(model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit)
+    click.echo(result.summary())
+    if evaluate_path:
+        report = evaluate(result, model, evaluate_path, steps, backend=backend, limit=limit)
+        click.echo("")
+        click.echo(report.table())
+    save(result.graph, target)
+    click.echo(f"wrote {target}")

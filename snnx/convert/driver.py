@@ -1,0 +1,254 @@
+"""The conversion driver: load → pin shapes → fold → calibrate → translate → emit → validate."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import nir
+import numpy as np
+import onnx
+
+from snnx.convert.calibrate import calibrate, check_samples, load_npz
+from snnx.convert.context import ConversionContext, LayerInfo, Signal, sanitize
+from snnx.convert.emit import CONVERSION_DT, build_graph
+from snnx.convert.loader import default_opset, load_model, pin_input, resolve_input, tensor_shapes
+from snnx.convert.rewrites import prepare
+from snnx.errors import ConversionError, SnnxError, UnsupportedNodeError
+from snnx.ir.semantics import set_node_contract
+from snnx.registry import OnnxOpRegistrar
+
+DEFAULT_PERCENTILE = 99.9
+
+#: Why common activations are refused, for the error message.
+_REASONS = {
+    "Sigmoid": "it is not ReLU-like",
+    "Tanh": "it is negative for negative inputs",
+    "HardSigmoid": "it is not ReLU-like",
+    "HardSwish": "it is not monotonic",
+    "Sigmoid+Mul": "it is not ReLU-like",
+    "Gelu": "it is not piecewise linear",
+    "Elu": "it is negative for negative inputs",
+    "Selu": "it is negative for negative inputs",
+    "LeakyRelu": "it is negative for negative inputs",
+    "PRelu": "it is negative for negative inputs",
+    "Softplus": "it is not piecewise linear",
+}
+
+
+@dataclass
+class ConversionResult:
+    """What :func:`convert` returns: the NIR graph and what was done to get it.
+
+    :param graph: the spiking NIR graph (snnx contract metadata included, validated).
+    :param input_name: name of the graph's Input node (``"input"``).
+    :param input_shape: per-sample input shape.
+    :param output_names: Output node names, one per ONNX output; each trace is the readout membrane
+        ``v``, and ``v[t] / (t + 1)`` approximates the ANN's logits after ``t + 1`` steps.
+    :param layers: the IF populations per ONNX activation (for spike counts).
+    :param notes: what was dropped, folded or approximated.
+    """
+
+    graph: nir.NIRGraph
+    input_name: str
+    input_shape: tuple[int, ...]
+    output_names: list[str]
+    onnx_input: str
+    layers: list[LayerInfo] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    op_counts: Counter = field(default_factory=Counter)
+    folded_batchnorm: int = 0
+    percentile: float = DEFAULT_PERCENTILE
+    calib_samples: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """A human summary (printed by ``snnx convert``)."""
+        nodes = Counter(type(n).__name__ for n in self.graph.nodes.values())
+        neurons = sum(int(np.prod(layer.shape)) * len(layer.neurons) for layer in self.layers)
+        lines = [
+            f"converted in {self.seconds:.2f} s: {sum(self.op_counts.values())} ONNX nodes "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(self.op_counts.items()))})",
+            f"NIR graph: {len(self.graph.nodes)} nodes ({', '.join(f'{k} {v}' for k, v in sorted(nodes.items()))}), "
+            f"{len(self.graph.edges)} edges, {neurons} IF neurons",
+            f"input {self.input_name!r} {self.input_shape} (analog current every step); "
+            f"readout {', '.join(repr(o) for o in self.output_names)}: integrator v, logits ≈ v[t]/(t+1); dt = {CONVERSION_DT:g}",
+            f"calibration: {self.calib_samples} samples, percentile {self.percentile:g}; "
+            f"{self.folded_batchnorm} BatchNormalization folded",
+        ]
+        if self.layers:
+            lines.append("layers (IF, reset subtract, threshold 1, v_init 0.5):")
+            for layer in self.layers:
+                scale = f"λ = {layer.scale:.4g}" if layer.scale is not None else ""
+                pops = f" x{len(layer.neurons)}" if len(layer.neurons) > 1 else ""
+                lines.append(f"  {layer.onnx_node:<32} {layer.op_type:<8} {str(layer.shape):<16}{pops:<5} {scale}")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def _unsupported(model: onnx.ModelProto, registry: OnnxOpRegistrar, opset: int) -> None:
+    missing = []
+    for node in model.graph.node:
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        if registry.lookup(node.op_type, opset if not domain else _domain_opset(model, domain), domain) is None:
+            missing.append(node)
+    if not missing:
+        return
+    first = missing[0]
+    reason = _REASONS.get(first.op_type, "no handler is registered for it")
+    more = f" (and {len(missing) - 1} more: {', '.join(sorted({n.op_type for n in missing[1:]}))})" if len(missing) > 1 else ""
+    supported = ", ".join(registry.op_types())
+    msg = (
+        f"ONNX node {first.name or first.output[0]!r} uses op {first.op_type!r} (opset {opset}), which snnx convert "
+        f"cannot map to IF neurons: {reason}{more}. Options: replace it by ReLU (or Clip(0, max)) and retrain; "
+        f"or register a handler for {first.op_type!r} in a plugin (hook snnx_register_onnx_ops). "
+        f"Supported ops: {supported}"
+    )
+    raise UnsupportedNodeError(msg)
+
+
+def _domain_opset(model: onnx.ModelProto, domain: str) -> int:
+    for entry in model.opset_import:
+        if entry.domain == domain:
+            return int(entry.version)
+    return 1
+
+
+def _samples(calib, per_sample: tuple[int, ...], input_name: str, limit: int | None) -> np.ndarray:
+    if isinstance(calib, (str, os.PathLike)):
+        x, _ = load_npz(calib, need_labels=False, what="--calib")
+        what = f"--calib {str(calib)!r}"
+    else:
+        x, what = np.asarray(calib), "calibration data"
+    x = check_samples(x, per_sample, input_name, what)
+    return x[:limit] if limit else x
+
+
+def convert(
+    model: str | os.PathLike | onnx.ModelProto,
+    calib: str | os.PathLike | np.ndarray | None = None,
+    *,
+    percentile: float = DEFAULT_PERCENTILE,
+    input_shape: tuple[int, ...] | str | None = None,
+    registry: OnnxOpRegistrar | None = None,
+    calib_limit: int | None = None,
+) -> ConversionResult:
+    """Convert a trained ONNX ANN into a rate-coded spiking NIR graph.
+
+    The result runs on the reference simulator and every backend: present the input as a constant
+    current for ``T`` steps; the readout's ``v[T-1] / T`` approximates the ANN's logits, and its argmax
+    the ANN's class. See ``specs/conversion.md`` for the algorithm and every op's mapping.
+
+    :param model: path to an ``.onnx`` file (opset >= 11) or a loaded ``onnx.ModelProto``.
+    :param calib: calibration samples ``(N, *per_sample_input_shape)``, or an ``.npz`` with ``x``.
+        Required when the model has activations (it always has, unless it is purely linear).
+    :param percentile: per activation, the percentile of its positive values that one spike per
+        step stands for (99.9 clips rare outliers for a better resolution of the rest).
+    :param input_shape: concrete input shape (``(1, 3, 224, 224)`` or ``"1,3,224,224"``, batch
+        optional) for models whose input has dynamic spatial axes.
+    :param registry: op handlers; defaults to the registry filled by all plugins.
+    :param calib_limit: use only the first ``calib_limit`` calibration samples.
+    :raises ConversionError: a file or shape problem, or a pattern an op handler cannot translate.
+    :raises UnsupportedNodeError: an op without a handler (named with node, op and options).
+    """
+    from snnx.convert.loader import parse_shape
+    from snnx.ir.validate import validate
+
+    start = time.perf_counter()
+    proto = load_model(model)
+    if registry is None:
+        from snnx.plugins import get_onnx_ops
+
+        registry = get_onnx_ops()
+    shape = parse_shape(input_shape) if isinstance(input_shape, str) else input_shape
+    spec = resolve_input(proto, shape, batch=1)
+    opset = default_opset(proto)
+    # Checked after folding: shape arithmetic (Shape, Gather, Concat...) folds away and needs no handler.
+    prepared, consts, folded_bn = prepare(pin_input(proto, spec))
+    _unsupported(prepared, registry, opset)
+    shapes = tensor_shapes(prepared)
+    per_sample = tuple(spec.shape[1:])
+
+    entries = [
+        registry.lookup(n.op_type, opset, n.domain if n.domain != "ai.onnx" else "") for n in prepared.graph.node
+    ]
+    to_calibrate = [
+        n.output[0]
+        for n, entry in zip(prepared.graph.node, entries)
+        if getattr(entry.handler, "snnx_calibrate", False)
+    ]
+    scales: dict[str, float] = {}
+    notes: list[str] = []
+    n_calib = 0
+    if to_calibrate:
+        if calib is None:
+            msg = (
+                "conversion needs calibration data to set the firing scale of each activation: pass "
+                "--calib data.npz (an array 'x' of typical inputs shaped (N, "
+                f"{', '.join(map(str, per_sample))}), a few hundred samples are enough)"
+            )
+            raise ConversionError(msg)
+        x = _samples(calib, per_sample, spec.name, calib_limit)
+        n_calib = len(x)
+        scales, notes = calibrate(prepared, spec.name, spec.shape[0], x, to_calibrate, percentile)
+    elif calib is not None:
+        n_calib = len(_samples(calib, per_sample, spec.name, calib_limit))
+
+    uses = Counter(i for n in prepared.graph.node for i in n.input if i)
+    ctx = ConversionContext(
+        constants=consts,
+        shapes=shapes,
+        scales=scales,
+        opset=opset,
+        graph_outputs=frozenset(o.name for o in prepared.graph.output),
+        uses=dict(uses),
+    )
+    ctx.notes.extend(notes)
+    input_node = ctx.add_node("input", nir.Input(input_type={"input": np.array(per_sample)}))
+    ctx.set_signal(spec.name, Signal(((input_node, 1.0),), per_sample))
+    for node, entry in zip(prepared.graph.node, entries):
+        ctx.current = node
+        try:
+            entry.handler(node, ctx)
+        except SnnxError:
+            raise
+        except Exception as exc:
+            msg = (
+                f"{ctx.describe(node)}: the handler {entry.handler.__name__!r} from plugin {entry.plugin!r} "
+                f"failed: {type(exc).__name__}: {exc}"
+            )
+            raise ConversionError(msg) from exc
+    ctx.current = None
+
+    output_names = []
+    outputs = list(prepared.graph.output)
+    for out in outputs:
+        signal = ctx.signal(out.name)
+        if len(signal.shape) != 1:
+            ctx.note(f"output {out.name!r} has per-sample shape {signal.shape}; the readout keeps that shape")
+        readout = nir.I(r=np.ones(signal.shape))
+        rname = ctx.add_node(f"readout_{out.name}" if len(outputs) > 1 else "readout", readout)
+        readout.r = np.full(signal.shape, ctx.feed([(signal, 1.0)], rname, absorb=True))
+        set_node_contract(readout, v_init=0.0)
+        oname = ctx.add_node(sanitize(out.name) if len(outputs) > 1 else "output", nir.Output(output_type={"output": np.array(signal.shape)}))
+        ctx.connect(rname, oname)
+        output_names.append(oname)
+
+    graph = build_graph(ctx)
+    validate(graph)
+    return ConversionResult(
+        graph=graph,
+        input_name=input_node,
+        input_shape=per_sample,
+        output_names=output_names,
+        onnx_input=spec.name,
+        layers=ctx.layers,
+        notes=ctx.notes,
+        op_counts=Counter(n.op_type for n in proto.graph.node),
+        folded_batchnorm=folded_bn,
+        percentile=percentile,
+        calib_samples=n_calib,
+        seconds=time.perf_counter() - start,
+    )

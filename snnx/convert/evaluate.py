@@ -1,0 +1,187 @@
+"""ANN vs SNN accuracy per time window, and spike counts per layer.
+
+The SNN is run once for the longest window; the readout's membrane at step ``T-1`` gives the
+prediction for window ``T`` (its argmax is the class), so every window costs one simulation. Spike
+counts come from extra ``Output`` nodes ("probes") on every IF population, so any backend that can
+run the graph reports them too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import nir
+import numpy as np
+import onnx
+
+from snnx.convert.calibrate import batches, check_samples, load_npz, session
+from snnx.convert.driver import ConversionResult
+from snnx.convert.loader import data_inputs, load_model
+from snnx.errors import ConversionError
+from snnx.ir.validate import validate
+
+DEFAULT_TIMESTEPS = (4, 8, 16, 32, 64, 128)
+#: Rough bytes of traces the reference simulator may hold per chunk of samples.
+_TRACE_BUDGET = 3e8
+
+
+@dataclass
+class Evaluation:
+    """ANN and SNN accuracy on labelled samples.
+
+    :param ann_accuracy: onnxruntime accuracy of the original model.
+    :param snn_accuracy: ``{T: accuracy}`` of the converted graph after ``T`` steps.
+    :param agreement: ``{T: fraction}`` of samples where SNN and ANN pick the same class.
+    :param spikes: ``{layer: {T: spikes per sample}}`` summed over the layer's IF populations.
+    :param neurons: ``{layer: number of IF neurons}``.
+    """
+
+    ann_accuracy: float
+    snn_accuracy: dict[int, float]
+    agreement: dict[int, float]
+    spikes: dict[str, dict[int, float]] = field(default_factory=dict)
+    neurons: dict[str, int] = field(default_factory=dict)
+    samples: int = 0
+    backend: str = "reference"
+    seconds: float = 0.0
+
+    def table(self) -> str:
+        """Accuracy per T and spikes per sample (Markdown table plus a per-layer breakdown)."""
+        steps = sorted(self.snn_accuracy)
+        total = {t: sum(layer[t] for layer in self.spikes.values()) for t in steps}
+        lines = [
+            f"ANN accuracy (onnxruntime): {100 * self.ann_accuracy:.2f}% on {self.samples} samples; "
+            f"SNN on {self.backend} ({self.seconds:.1f} s)",
+            "",
+            "| T | SNN accuracy | ANN − SNN (pp) | agrees with ANN | spikes / sample |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for t in steps:
+            lines.append(
+                f"| {t} | {100 * self.snn_accuracy[t]:.2f}% | {100 * (self.ann_accuracy - self.snn_accuracy[t]):+.2f} "
+                f"| {100 * self.agreement[t]:.1f}% | {total[t]:.0f} |"
+            )
+        if self.spikes and steps:
+            t = steps[-1]
+            lines += ["", f"spikes per sample by layer at T = {t}:"]
+            for name, per_t in self.spikes.items():
+                n = self.neurons[name]
+                lines.append(f"  {name:<32} {per_t[t]:>10.0f}  ({per_t[t] / max(n, 1) / t:.3f} per neuron per step)")
+        return "\n".join(lines)
+
+
+def _probe_graph(result: ConversionResult) -> tuple[nir.NIRGraph, dict[str, list[str]]]:
+    nodes = dict(result.graph.nodes)
+    edges = list(result.graph.edges)
+    probes: dict[str, list[str]] = {}
+    for layer in result.layers:
+        names = []
+        for neuron in layer.neurons:
+            probe = f"probe_{neuron}"
+            nodes[probe] = nir.Output(output_type={"output": np.array(layer.shape)})
+            edges.append((neuron, probe))
+            names.append(probe)
+        probes[layer.onnx_node] = names
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(result.graph.metadata), type_check=False)
+    return graph, probes
+
+
+def _runner(graph: nir.NIRGraph, backend: str | None):
+    if backend is None or backend == "reference":
+        from snnx.ir.reference import simulate
+
+        return lambda xs: simulate(graph, xs)
+    from snnx.plugins import get_backend
+
+    impl = get_backend(backend)
+    impl.check_accepts(graph)
+    model = impl.lower(graph)
+    name = next(k for k, n in graph.nodes.items() if isinstance(n, nir.Input))
+    return lambda xs: impl.run(model, {name: xs})
+
+
+def ann_predictions(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """Class predictions (argmax of the first output) of the ANN with onnxruntime."""
+    inp = data_inputs(model)[0]
+    dim0 = inp.type.tensor_type.shape.dim[0]
+    fixed = int(dim0.dim_value) if dim0.HasField("dim_value") else None
+    sess = session(model)
+    first = sess.get_outputs()[0].name
+    preds = [np.asarray(out[0]).reshape(n, -1).argmax(axis=1) for n, out in batches(sess, inp.name, x, fixed, [first])]
+    return np.concatenate(preds)
+
+
+def evaluate(
+    result: ConversionResult,
+    model: str | os.PathLike | onnx.ModelProto,
+    data: str | os.PathLike | tuple[np.ndarray, np.ndarray],
+    timesteps: tuple[int, ...] = DEFAULT_TIMESTEPS,
+    *,
+    backend: str | None = None,
+    limit: int | None = None,
+) -> Evaluation:
+    """Compare the ANN (onnxruntime) with the converted SNN on labelled samples.
+
+    :param result: what :func:`snnx.convert.convert` returned for ``model``.
+    :param model: the original ONNX model (path or proto).
+    :param data: an ``.npz`` with ``x`` and ``y``, or a tuple ``(x, y)``.
+    :param timesteps: the time windows ``T`` to report.
+    :param backend: run the SNN on this backend instead of the reference simulator.
+    :param limit: evaluate only the first ``limit`` samples.
+    """
+    if not timesteps or min(timesteps) < 1:
+        msg = f"--timesteps must be positive integers, got {list(timesteps)}"
+        raise ConversionError(msg)
+    if isinstance(data, (str, os.PathLike)):
+        x, y = load_npz(data, need_labels=True, what="--evaluate")
+        what = f"--evaluate {str(data)!r}"
+    else:
+        x, y = data
+        what = "evaluation data"
+    x = check_samples(x, result.input_shape, result.onnx_input, what)
+    y = np.asarray(y)
+    if len(y) != len(x):
+        msg = f"{what}: {len(x)} samples but {len(y)} labels"
+        raise ConversionError(msg)
+    if limit:
+        x, y = x[:limit], y[:limit]
+    proto = load_model(model)
+    ann = ann_predictions(proto, x)
+
+    start = time.perf_counter()
+    steps = sorted(set(int(t) for t in timesteps))
+    t_max = steps[-1]
+    graph, probes = _probe_graph(result)
+    run = _runner(graph, backend)
+    readout = result.output_names[0]
+    per_sample = sum(int(np.prod(shape)) for shape in validate(graph).shapes.values())
+    chunk = int(max(1, min(256, _TRACE_BUDGET // (8 * t_max * max(per_sample, 1)))))
+    snn_pred = {t: [] for t in steps}
+    spikes = {layer: {t: 0.0 for t in steps} for layer in probes}
+    for start_i in range(0, len(x), chunk):
+        xb = x[start_i : start_i + chunk].astype(np.float64)
+        xs = np.broadcast_to(xb[None], (t_max, *xb.shape))
+        out = run(xs)
+        v = np.asarray(out[readout])
+        for t in steps:
+            snn_pred[t].append(v[t - 1].reshape(len(xb), -1).argmax(axis=1))
+        for layer, names in probes.items():
+            per_step = sum(np.asarray(out[n]).reshape(t_max, len(xb), -1).sum(axis=(1, 2)) for n in names)
+            cum = np.cumsum(per_step)
+            for t in steps:
+                spikes[layer][t] += float(cum[t - 1])
+    preds = {t: np.concatenate(snn_pred[t]) for t in steps}
+    n = len(x)
+    return Evaluation(
+        ann_accuracy=float(np.mean(ann == y)),
+        snn_accuracy={t: float(np.mean(preds[t] == y)) for t in steps},
+        agreement={t: float(np.mean(preds[t] == ann)) for t in steps},
+        spikes={layer: {t: s / n for t, s in per_t.items()} for layer, per_t in spikes.items()},
+        neurons={layer.onnx_node: int(np.prod(layer.shape)) * len(layer.neurons) for layer in result.layers},
+        samples=n,
+        backend=backend or "reference",
+        seconds=time.perf_counter() - start,
+    )
+

@@ -1,0 +1,54 @@
+"""Attribute helpers shared by the op families."""
+
+from __future__ import annotations
+
+import math
+
+import onnx
+
+from snnx.convert.context import ConversionContext
+
+
+def spatial_padding(
+    node: onnx.NodeProto,
+    ctx: ConversionContext,
+    in_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilations: tuple[int, int],
+) -> tuple[int, int]:
+    """Symmetric (H, W) padding of a 2-D Conv/Pool node, resolving ``auto_pad``.
+
+    NIR's Conv2d and pools pad symmetrically, so asymmetric padding is refused with the reason.
+    """
+    attrs = ctx.attrs(node)
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto == "VALID":
+        return (0, 0)
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pads = []
+        for size, k, s, d in zip(in_hw, kernel, strides, dilations):
+            out = math.ceil(size / s)
+            total = max(0, (out - 1) * s + d * (k - 1) + 1 - size)
+            pads.append((total // 2, total - total // 2) if auto == "SAME_UPPER" else (total - total // 2, total // 2))
+        begin = [p[0] for p in pads]
+        end = [p[1] for p in pads]
+    else:
+        raw = list(attrs.get("pads", [0, 0, 0, 0]))
+        begin, end = raw[:2], raw[2:]
+    if begin != end:
+        msg = (
+            f"asymmetric padding {list(begin)} before / {list(end)} after is not expressible with NIR's "
+            "symmetric padding; pad explicitly in the model (e.g. symmetric padding) and re-export"
+        )
+        raise ctx.fail(msg)
+    return (int(begin[0]), int(begin[1]))
+
+
+def pair(values, default: int) -> tuple[int, int]:
+    if values is None:
+        return (default, default)
+    values = list(values)
+    if len(values) == 1:
+        return (int(values[0]), int(values[0]))
+    return (int(values[0]), int(values[1]))

@@ -1,0 +1,49 @@
+"""ReLU-like activations → IF populations (reset "subtract", threshold 1, ``v_init`` 0.5).
+
+The IF rate (spikes per step, in [0, 1]) times the calibrated scale λ approximates the ANN value, so
+the ReLU clamp at 0 is the neuron not firing and values above λ saturate at one spike per step.
+Anything that is not piecewise linear with a zero floor has no rate-coded IF equivalent and is
+refused by the driver (see ``specs/conversion.md``).
+"""
+
+from __future__ import annotations
+
+import onnx
+
+from snnx.convert.context import ConversionContext, LayerInfo, Signal
+from snnx.convert.ops import onnx_op
+
+
+def relu_like(node: onnx.NodeProto, ctx: ConversionContext, ceiling: float | None = None) -> None:
+    x = ctx.signal(node.input[0])
+    lam = ctx.activation_scale(node.output[0])
+    if ceiling is not None:
+        # An IF saturates at one spike per step, so a scale at the ceiling reproduces the clip exactly.
+        lam = min(lam, ceiling)
+    neurons = ctx.spiking(node.name or node.op_type, [(x, 1.0 / lam)], x.shape)
+    ctx.layers.append(LayerInfo(node.name or node.output[0], node.op_type, [neurons], x.shape, lam))
+    ctx.set_signal(node.output[0], Signal(((neurons, lam),), x.shape, nonneg=True))
+
+
+@onnx_op("Relu", since=11, calibrate=True)
+@onnx_op("Relu", since=14, calibrate=True)
+def relu_to_if(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    relu_like(node, ctx)
+
+
+@onnx_op("Clip", since=11, calibrate=True)
+@onnx_op("Clip", since=13, calibrate=True)
+def clip_to_if(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    low = ctx.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+    high = ctx.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    for what, index in (("min", 1), ("max", 2)):
+        if len(node.input) > index and node.input[index] and ctx.constant(node.input[index]) is None:
+            msg = f"its {what} bound is computed at run time; only constant bounds are supported"
+            raise ctx.fail(msg)
+    if low is None or float(low) != 0.0:
+        msg = (
+            f"lower bound {None if low is None else float(low)} is not 0; only ReLU-like clips "
+            "(Clip(0, max), e.g. ReLU6) map onto IF neurons, which cannot fire negatively"
+        )
+        raise ctx.fail(msg)
+    relu_like(node, ctx, ceiling=None if high is None else float(high))

@@ -1,0 +1,81 @@
+"""Flatten, flattening Reshape, Identity and Dropout: no spiking dynamics, at most a NIR ``Flatten``."""
+
+from __future__ import annotations
+
+import math
+
+import nir
+import numpy as np
+import onnx
+
+from snnx.convert.context import ConversionContext, Signal
+from snnx.convert.ops import onnx_op
+
+
+def _flatten(node: onnx.NodeProto, ctx: ConversionContext, x: Signal) -> None:
+    if len(x.shape) == 1:
+        ctx.set_signal(node.output[0], x)
+        return
+    # Every term goes through its own Flatten so the signal stays a sum of terms (exact, no junction).
+    out_shape = (math.prod(x.shape),)
+    terms = []
+    for name, coef in x.terms:
+        flat = ctx.add_node(
+            f"{node.name or 'flatten'}", nir.Flatten(input_type={"input": np.array(x.shape)}, start_dim=0, end_dim=-1)
+        )
+        ctx.connect(name, flat)
+        terms.append((flat, coef))
+    ctx.set_signal(node.output[0], Signal(tuple(terms), out_shape, x.nonneg))
+
+
+@onnx_op("Flatten", since=11)
+@onnx_op("Flatten", since=13)
+def flatten_to_flatten(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    x = ctx.signal(node.input[0])
+    axis = int(ctx.attrs(node).get("axis", 1))
+    rank = len(x.shape) + 1
+    if axis < 0:
+        axis += rank
+    if axis != 1:
+        msg = f"axis={axis} would mix the batch with features or keep spatial axes; only axis=1 is supported"
+        raise ctx.fail(msg)
+    _flatten(node, ctx, x)
+
+
+@onnx_op("Reshape", since=11)
+@onnx_op("Reshape", since=14)
+def reshape_to_flatten(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    x = ctx.signal(node.input[0])
+    out = ctx.shape(node.output[0])
+    if tuple(out) == tuple(x.shape):
+        ctx.set_signal(node.output[0], x)
+        return
+    if len(out) == 1 and out[0] == math.prod(x.shape) and ctx.shapes[node.output[0]][0] == ctx.shapes[node.input[0]][0]:
+        _flatten(node, ctx, x)
+        return
+    msg = (
+        f"reshapes per-sample {x.shape} to {out}; only reshapes that flatten to (batch, features) are "
+        "supported (NIR has no general reshape)"
+    )
+    raise ctx.fail(msg)
+
+
+@onnx_op("Identity", since=11)
+@onnx_op("Identity", since=13)
+@onnx_op("Identity", since=14)
+@onnx_op("Identity", since=16)
+def identity(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    ctx.set_signal(node.output[0], ctx.signal(node.input[0]))
+
+
+@onnx_op("Dropout", since=11)
+@onnx_op("Dropout", since=12)
+@onnx_op("Dropout", since=13)
+def dropout_is_identity(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    training = ctx.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if training is not None and bool(np.asarray(training)):
+        msg = "is in training mode (training_mode=True); export the model after model.eval()"
+        raise ctx.fail(msg)
+    if len(node.output) > 1 and node.output[1]:
+        ctx.note("a Dropout mask output is ignored (inference: Dropout is the identity)")
+    ctx.set_signal(node.output[0], ctx.signal(node.input[0]))
