@@ -1,0 +1,46 @@
+"""Shared fixtures: paths to the sample files other tools wrote, and small graphs."""
+
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "nir-samples"
+GOOD_SAMPLES = ["nirtorch_braille.nir", "nirtorch_lif_norse.nir"]
+MALFORMED_SAMPLE = "rockpool_braille.nir"
+
+
+def pytest_collection_modifyitems(config, items):
+    if not SAMPLES.is_dir():
+        skip = pytest.mark.skip(reason=f"sample files not found at {SAMPLES}")
+        for item in items:
+            if "samples" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def samples_dir() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"sample files not found at {SAMPLES}")
+    return SAMPLES
+
+
+@pytest.fixture
+def small_graph() -> nir.NIRGraph:
+    """Input(3) -> Affine -> LIF -> Output, with the snnx contract."""
+    from snnx.ir.semantics import set_graph_contract
+
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([3])),
+            "fc": nir.Affine(weight=np.arange(6, dtype=float).reshape(2, 3) / 6, bias=np.zeros(2)),
+            "lif": nir.LIF(tau=np.full(2, 0.01), r=np.full(2, 10.0), v_leak=np.zeros(2),
+                           v_threshold=np.full(2, 0.5), v_reset=np.zeros(2)),
+            "output": nir.Output(output_type=np.array([2])),
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+        metadata={},
+        type_check=False,
+    )
+    return set_graph_contract(g, dt=1e-3)

@@ -1,0 +1,103 @@
+"""The CLI as a user meets it: real processes, exit codes, one-line errors, no tracebacks."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import snnx
+
+from conftest import GOOD_SAMPLES, MALFORMED_SAMPLE
+
+
+def snnx_cli(*args, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "snnx.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.parametrize("name", GOOD_SAMPLES)
+def test_info_and_run_on_samples(samples_dir, tmp_path, name):
+    code, out, err = snnx_cli("info", samples_dir / name)
+    assert code == 0, err
+    assert "reference" in out and "parameters" in out
+    code, out, err = snnx_cli("run", samples_dir / name, "--random", 20, "--batch", 2, "-o", tmp_path / "out.npz")
+    assert code == 0, err
+    with np.load(tmp_path / "out.npz") as data:
+        assert data["output"].shape[:2] == (20, 2)
+
+
+def test_malformed_sample_is_a_clear_error(samples_dir, tmp_path):
+    for cmd in (["info"], ["run", "--random", "5", "-o", tmp_path / "o.npz"], ["check"]):
+        code, _out, err = snnx_cli(cmd[0], samples_dir / MALFORMED_SAMPLE, *cmd[1:])
+        assert_one_line_error(code, err, "hidden.input", "(12,)")
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_info_reports_the_producers_dt(samples_dir):
+    code, out, _ = snnx_cli("info", samples_dir / "nirtorch_braille.nir")
+    assert code == 0
+    assert "dt = 0.0001" in out.replace("\n", " ")
+
+
+def test_run_with_input_file_matches_api(tmp_path, small_graph):
+    snnx.save(small_graph, tmp_path / "g.nir")
+    x = np.random.default_rng(3).random((15, 2, 3))
+    np.savez(tmp_path / "x.npz", input=x)
+    code, _out, err = snnx_cli("run", tmp_path / "g.nir", "--input", tmp_path / "x.npz", "-o", tmp_path / "y.npz")
+    assert code == 0, err
+    with np.load(tmp_path / "y.npz") as data:
+        assert np.array_equal(data["output"], snnx.simulate(small_graph, x)["output"])
+
+
+def test_bad_inputs_exit_2_without_traceback(tmp_path, small_graph):
+    snnx.save(small_graph, tmp_path / "g.nir")
+    (tmp_path / "junk.nir").write_bytes(b"\x00garbage" * 50)
+    np.savez(tmp_path / "wrong.npz", input=np.zeros((5, 1, 7)))
+    cases = [
+        (["info", tmp_path / "missing.nir"], "no such file"),
+        (["info", tmp_path / "junk.nir"], "not a valid .nir"),
+        (["run", tmp_path / "g.nir", "--input", tmp_path / "wrong.npz"], "must have shape"),
+        (["run", tmp_path / "g.nir", "--input", tmp_path / "nope.npz"], "no such file"),
+        (["run", tmp_path / "g.nir", "--random", 5, "-o", tmp_path / "no" / "dir.npz"], "does not exist"),
+        (["run", tmp_path / "g.nir", "--random", 5, "--backend", "nonsense"], "no backend named 'nonsense'"),
+        (["lower", tmp_path / "g.nir", "--to", "nonsense"], "no backend named 'nonsense'"),
+    ]
+    for args, needle in cases:
+        code, _out, err = snnx_cli(*args)
+        assert_one_line_error(code, err, needle)
+
+
+def test_usage_errors_exit_2(tmp_path, small_graph):
+    snnx.save(small_graph, tmp_path / "g.nir")
+    code, _out, err = snnx_cli("run", tmp_path / "g.nir")
+    assert code == 2 and "exactly one of --input" in err and "Traceback" not in err
+
+
+def test_debug_shows_traceback(tmp_path):
+    code, _out, err = snnx_cli("--debug", "info", tmp_path / "missing.nir")
+    assert code == 2 and "Traceback" in err
+
+
+def test_check_validates_and_compares(tmp_path, small_graph):
+    snnx.save(small_graph, tmp_path / "g.nir")
+    code, out, err = snnx_cli("check", tmp_path / "g.nir")
+    assert code == 0 and "valid" in out, err
+    code, out, err = snnx_cli("check", tmp_path / "g.nir", "--backends", "reference", "--json")
+    assert code == 0, err
+    assert '"status": "agree"' in out
+
+
+def test_plugins_lists_reference(tmp_path):
+    code, out, err = snnx_cli("plugins", "--json")
+    assert code == 0, err
+    assert "snnx.plugins.reference" in out
