@@ -50,6 +50,9 @@ class Backend:
     capabilities: ClassVar[Capabilities] = Capabilities(node_types=frozenset())
     #: Importable top-level modules the backend needs; a missing one makes the backend unavailable.
     requires: ClassVar[tuple[str, ...]] = ()
+    #: How to install what :attr:`requires` names, shown when it is missing. A third-party backend sets
+    #: it (the default, ``pip install 'snnx[NAME]'``, only fits built-ins).
+    install_hint: ClassVar[str] = ""
     #: File suffix used by ``snnx lower -o`` when the user gives none.
     file_suffix: ClassVar[str] = ".pt"
 
@@ -71,7 +74,8 @@ class Backend:
 
         missing = self.missing_requirements()
         if missing:
-            return [f"not installed: {', '.join(missing)} (pip install 'snnx[{self.name}]')"]
+            hint = self.install_hint or f"pip install 'snnx[{self.name}]'"
+            return [f"not installed: {', '.join(missing)} ({hint})"]
         return graph_refusals(graph, self.capabilities)
 
     def check_accepts(self, graph: nir.NIRGraph) -> None:

@@ -1,0 +1,141 @@
+"""The snnx plugin: registers the ``sinabs`` backend through the ``snnx`` entry-point group.
+
+This module imports neither torch nor sinabs, so ``snnx plugins`` and ``snnx --help`` stay fast and work
+where Sinabs is missing (the backend then reports itself unavailable with the install command).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from snnx import Backend, Capabilities, SnnxError, hookimpl
+from snnx.ir.semantics import dt_of, i_init_of, reset_of, v_init_of
+
+from snnx_sinabs.fold import NEURON_KINDS, FoldError, fold
+
+if TYPE_CHECKING:  # pragma: no cover
+    import nir
+    import numpy as np
+
+#: What the shared torch executor runs (its stateless layers) plus the neurons Sinabs takes.
+NODE_TYPES = frozenset(
+    {
+        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
+        "Flatten", "Delay", "Threshold", *NEURON_KINDS,
+    }
+)
+
+
+class SinabsBackend(Backend):
+    """NIR graphs as :class:`snnx.torch.graph.GraphModule` whose neurons are Sinabs layers.
+
+    The lowered model is a ``torch.nn.Module``: train it like any Sinabs model, then ``snnx.raise_`` it
+    back to NIR. Parameter table and refusals: :mod:`snnx_sinabs.fold` and the package README.
+    """
+
+    name = "sinabs"
+    description = "Sinabs (SynSense) IAF / ExpLeak / LIF layers, spike-exact (snnx-sinabs plugin)"
+    capabilities = Capabilities(node_types=NODE_TYPES, cycles=True, v_init=True)
+    requires = ("torch", "sinabs")
+    install_hint = "pip install --no-deps 'sinabs>=3.1' (sinabs pins an old nir; see the snnx-sinabs README)"
+    file_suffix = ".pt"
+
+    def refusals(self, graph: nir.NIRGraph) -> list[str]:
+        """The capability check, plus every neuron Sinabs cannot reproduce exactly (see ``fold``)."""
+        reasons = super().refusals(graph)
+        if self.missing_requirements():
+            return reasons
+        dt = dt_of(graph)
+        for name, node in graph.nodes.items():
+            kind = type(node).__name__
+            if kind not in NEURON_KINDS:
+                continue
+            try:
+                fold(kind, node, dt, reset_of(node), v_init_of(node), i_init_of(node))
+            except FoldError as exc:
+                reasons.append(f"node {name!r} ({kind}): {exc}")
+        return reasons
+
+    def lower(self, graph: nir.NIRGraph, **options: Any) -> Any:
+        """A :class:`snnx.torch.graph.GraphModule` of Sinabs neurons (float32, CPU).
+
+        :param options: none are accepted yet; an unknown one is an error rather than ignored.
+        """
+        if options:
+            msg = f"Backend 'sinabs' takes no lowering options, got {', '.join(sorted(options))}"
+            raise SnnxError(msg)
+        from snnx.torch.graph import build_graph_module
+
+        from snnx_sinabs.neurons import neuron_factory
+
+        try:
+            return build_graph_module(graph, neuron_factory, backend=self.name)
+        except FoldError as exc:  # refusals() catches these first; keep the message if lower is called directly
+            msg = f"Backend 'sinabs' cannot lower this graph: {exc}"
+            raise SnnxError(msg) from exc
+
+    def _check_model(self, model: Any) -> None:
+        from snnx.torch.graph import GraphModule
+
+        if not isinstance(model, GraphModule) or model.backend != self.name:
+            msg = f"Backend 'sinabs' expected a model made by snnx.lower(..., to='sinabs'), got {type(model).__name__}"
+            raise SnnxError(msg)
+
+    def run(self, model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run on time-major numpy inputs in the model's dtype, without gradients; numpy outputs."""
+        import torch
+
+        self._check_model(model)
+        floats = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+        dtype = floats[0].dtype if floats else torch.float32
+        xs = {k: torch.as_tensor(v, dtype=dtype) for k, v in inputs.items()}
+        with torch.no_grad():
+            out = model(xs)
+        if not isinstance(out, dict):
+            out = {model.output_names[0]: out}
+        return {k: v.detach().cpu().double().numpy() for k, v in out.items()}
+
+    def raise_(self, model: Any) -> nir.NIRGraph:
+        """The graph with the model's current (possibly trained) decays and the contract metadata."""
+        self._check_model(model)
+        return model.to_nir()
+
+    def save(self, model: Any, path: str) -> None:
+        """``torch.save`` the whole module, atomically (a partial file never replaces a good one)."""
+        import torch
+
+        self._check_model(model)
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        os.close(fd)
+        try:
+            torch.save(model, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load(self, path: str) -> Any:
+        """Read a file written by :meth:`save` (a pickle: load only files you trust)."""
+        import torch
+
+        try:
+            model = torch.load(path, weights_only=False)
+        except Exception as exc:
+            msg = f"cannot read '{path}' as a Sinabs model written by `snnx lower --to sinabs`: {exc}"
+            raise SnnxError(msg) from exc
+        self._check_model(model)
+        return model
+
+    def describe(self, model: Any) -> str:
+        self._check_model(model)
+        return model.describe()
+
+
+@hookimpl
+def snnx_register_backends(register: Any) -> None:
+    """Register the ``sinabs`` backend."""
+    register(SinabsBackend())
