@@ -47,6 +47,12 @@ def is_uniform(value: Any) -> bool:
     return arr.size > 0 and bool(np.all(arr == arr.flat[0]))
 
 
+def _unchanged(now: np.ndarray, folded: np.ndarray, dtype: torch.dtype) -> bool:
+    """Whether ``now`` (a tensor of ``dtype``, as float64) is ``folded`` cast to ``dtype``."""
+    cast = torch.as_tensor(folded, dtype=torch.float64).to(dtype).double().numpy()
+    return now.shape == cast.shape and bool(np.array_equal(now, cast))
+
+
 class ContractNeuron(TorchNeuron):
     """Base of the Norse and SpikingJelly neuron wrappers.
 
@@ -64,14 +70,14 @@ class ContractNeuron(TorchNeuron):
         self.nir_type = type(node).__name__
         self.dt = float(dt)
         self.reset_mode = reset_of(node) if isinstance(node, SPIKING) else None
-        # The float64 values the node came with, and the float32 tensors they were folded into:
+        # The float64 values the node came with, and the tensors they were folded into:
         # an untrained parameter raises back to its original float64 value, not a rounded one.
         self._original: dict[str, np.ndarray] = {}
         self._folded: dict[str, np.ndarray] = {}
-        self.register_buffer("v_init", torch.as_tensor(v_init_of(node), dtype=torch.float32))
+        self.register_buffer("v_init", torch.as_tensor(v_init_of(node), dtype=torch.float64))
         self._v_init64 = v_init_of(node)
         if isinstance(node, (nir.CubaLI, nir.CubaLIF)):
-            self.register_buffer("i_init", torch.as_tensor(i_init_of(node), dtype=torch.float32))
+            self.register_buffer("i_init", torch.as_tensor(i_init_of(node), dtype=torch.float64))
             self._i_init64 = i_init_of(node)
 
     # -- parameters ---------------------------------------------------------------------------------
@@ -88,7 +94,7 @@ class ContractNeuron(TorchNeuron):
         """
         now = current.detach().cpu().double().numpy()
         original = self._original[key]
-        if now.shape == self._folded[key].shape and np.array_equal(now, self._folded[key]):
+        if _unchanged(now, self._folded[key], current.dtype):
             return original.copy()
         value = np.asarray(unfold(now), dtype=np.float64)
         return value.reshape(original.shape) if value.size == original.size else value
@@ -110,8 +116,9 @@ class ContractNeuron(TorchNeuron):
         return {"snnx": meta}
 
     def _state_value(self, buffer: str, original: np.ndarray) -> np.ndarray:
-        now = getattr(self, buffer).detach().cpu().double().numpy()
-        if np.array_equal(now, original.astype(np.float32).astype(np.float64)):
+        tensor = getattr(self, buffer)
+        now = tensor.detach().cpu().double().numpy()
+        if _unchanged(now, original, tensor.dtype):
             return original.copy()
         return now
 
@@ -126,19 +133,20 @@ class ContractNeuron(TorchNeuron):
 
 
 def scale_buffer(module: torch.nn.Module, name: str, value: np.ndarray) -> None:
-    """Register ``value`` as a float32 buffer, or ``None`` when it is exactly 1 everywhere.
+    """Register ``value`` as a buffer, or ``None`` when it is exactly 1 everywhere.
 
     Multiplying by 1.0 is exact, but skipping it keeps the lowered model as lean as a hand-written one.
+    Buffers are float64; :func:`snnx.torch.graph.build_graph_module` casts the module to its dtype once.
     """
     value = f64(value)
-    tensor = None if np.all(value == 1.0) else torch.as_tensor(value, dtype=torch.float32)
+    tensor = None if np.all(value == 1.0) else torch.as_tensor(value, dtype=torch.float64)
     module.register_buffer(name, tensor)
 
 
 def bias_buffer(module: torch.nn.Module, name: str, value: np.ndarray) -> None:
-    """Register ``value`` as a float32 buffer, or ``None`` when it is exactly 0 everywhere."""
+    """Register ``value`` as a buffer, or ``None`` when it is exactly 0 everywhere."""
     value = f64(value)
-    tensor = None if np.all(value == 0.0) else torch.as_tensor(value, dtype=torch.float32)
+    tensor = None if np.all(value == 0.0) else torch.as_tensor(value, dtype=torch.float64)
     module.register_buffer(name, tensor)
 
 

@@ -44,15 +44,15 @@ DEFAULT_ALPHA = 100.0
 
 
 def rate(dt: float, tau: np.ndarray) -> torch.Tensor:
-    """``tau_mem_inv`` / ``tau_syn_inv`` for Norse, as float32.
+    """``tau_mem_inv`` / ``tau_syn_inv`` for Norse (float64; the module is cast to its dtype later).
 
-    Norse multiplies ``dt * tau_inv`` in float32; the contract uses ``dt/τ`` (float64). Of the float32
-    neighbours of ``1/τ`` this picks one whose product with ``dt`` rounds to the same float32 as
-    ``dt/τ``, so the per-step factor is the contract's own factor rounded once.
+    Norse multiplies ``dt * tau_inv``; the contract uses ``dt/τ``. Of the float64 neighbours of ``1/τ``
+    this picks one whose product with ``dt`` is exactly the float64 ``dt/τ`` when there is one, so a
+    float64 model uses the contract's own per-step factor.
     """
     tau = f64(tau)
-    want = torch.as_tensor(dt / tau, dtype=torch.float32)
-    best = torch.as_tensor(1.0 / tau, dtype=torch.float32)
+    want = torch.as_tensor(dt / tau, dtype=torch.float64)
+    best = torch.as_tensor(1.0 / tau, dtype=torch.float64)
     found = (dt * best) == want
     for direction in (np.inf, -np.inf):
         cand = best.clone()
@@ -102,12 +102,12 @@ class NorseLIF(NorseNeuron):
                  alpha: float = DEFAULT_ALPHA) -> None:
         super().__init__(name, node, dt)
         scale_buffer(self, "in_scale", node.r)
-        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float32))
+        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
         p = LIFBoxParameters(
             tau_mem_inv=rate(dt, node.tau),
-            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float32),
-            v_th=torch.as_tensor(f64(node.v_threshold), dtype=torch.float32),
-            v_reset=torch.as_tensor(f64(node.v_reset), dtype=torch.float32),
+            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float64),
+            v_th=torch.as_tensor(f64(node.v_threshold), dtype=torch.float64),
+            v_reset=torch.as_tensor(f64(node.v_reset), dtype=torch.float64),
             method=method,
             alpha=torch.as_tensor(alpha),
             reset_method=reset_subtract if self.reset_mode == "subtract" else reset_value,
@@ -147,11 +147,11 @@ class NorseIF(NorseNeuron):
     def __init__(self, name: str, node: nir.IF, dt: float, method: str = DEFAULT_METHOD,
                  alpha: float = DEFAULT_ALPHA) -> None:
         super().__init__(name, node, dt)
-        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float32))
+        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float64))
         self.remember("r", node.r, self.in_scale)
         p = IAFParameters(
-            v_th=torch.as_tensor(f64(node.v_threshold), dtype=torch.float32),
-            v_reset=torch.as_tensor(f64(node.v_reset), dtype=torch.float32),
+            v_th=torch.as_tensor(f64(node.v_threshold), dtype=torch.float64),
+            v_reset=torch.as_tensor(f64(node.v_reset), dtype=torch.float64),
             method=method,
             alpha=torch.as_tensor(alpha),
         )
@@ -187,10 +187,10 @@ class NorseLI(NorseNeuron):
     def __init__(self, name: str, node: nir.LI, dt: float, **_: Any) -> None:
         super().__init__(name, node, dt)
         scale_buffer(self, "in_scale", node.r)
-        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float32))
+        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
         p = LIBoxParameters(
             tau_mem_inv=rate(dt, node.tau),
-            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float32),
+            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float64),
         )
         self.cell = LIBoxCell(p, dt=dt)
         self.remember("tau", node.tau, p.tau_mem_inv)
@@ -218,7 +218,7 @@ class NorseI(ContractNeuron):
 
     def __init__(self, name: str, node: nir.I, dt: float, **_: Any) -> None:
         super().__init__(name, node, dt)
-        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float32))
+        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float64))
         self.remember("r", node.r, self.in_scale)
 
     def init_state(self, x: torch.Tensor) -> torch.Tensor:
@@ -254,13 +254,13 @@ class _NorseCuba(NorseNeuron):
     def _setup(self, node: nir.NIRNode, dt: float) -> None:
         a_s = dt / f64(node.tau_syn)
         self.register_buffer(
-            "in_scale", torch.as_tensor(a_s * f64(node.w_in) * f64(node.r), dtype=torch.float32)
+            "in_scale", torch.as_tensor(a_s * f64(node.w_in) * f64(node.r), dtype=torch.float64)
         )
         self.remember("w_in", node.w_in, self.in_scale)
         self._r64 = f64(node.r)
         self._a_s64 = a_s
         self.register_buffer(
-            "i_state_init", torch.as_tensor((1.0 - a_s) * f64(node.r) * self._i_init64, dtype=torch.float32)
+            "i_state_init", torch.as_tensor((1.0 - a_s) * f64(node.r) * self._i_init64, dtype=torch.float64)
         )
 
     def _w_in(self) -> np.ndarray:
@@ -279,9 +279,9 @@ class NorseCubaLIF(_NorseCuba):
         p = LIFParameters(
             tau_syn_inv=rate(dt, node.tau_syn),
             tau_mem_inv=rate(dt, node.tau_mem),
-            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float32),
-            v_th=torch.as_tensor(f64(node.v_threshold), dtype=torch.float32),
-            v_reset=torch.as_tensor(f64(node.v_reset), dtype=torch.float32),
+            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float64),
+            v_th=torch.as_tensor(f64(node.v_threshold), dtype=torch.float64),
+            v_reset=torch.as_tensor(f64(node.v_reset), dtype=torch.float64),
             method=method,
             alpha=torch.as_tensor(alpha),
         )
@@ -330,7 +330,7 @@ class NorseCubaLI(_NorseCuba):
         p = LIParameters(
             tau_syn_inv=rate(dt, node.tau_syn),
             tau_mem_inv=rate(dt, node.tau_mem),
-            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float32),
+            v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float64),
         )
         self.cell = LICell(p, dt=dt)
         self.remember("tau_syn", node.tau_syn, p.tau_syn_inv)

@@ -24,7 +24,7 @@ from spikingjelly.activation_based import neuron as sj_neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
 
 from snnx.errors import UnsupportedNodeError
-from snnx.plugins._contract_neuron import ContractNeuron, affine, bias_buffer, f64, scale_buffer
+from snnx.plugins._contract_neuron import ContractNeuron, affine, bias_buffer, f64, is_uniform, scale_buffer
 from snnx.plugins.spikingjelly import node_refusals
 
 BACKEND = "spikingjelly"
@@ -45,19 +45,62 @@ class StrictSpike(torch.nn.Module):
         return self.inner(x) - (x == 0).to(x.dtype)
 
 
-def _scalar(node: nir.NIRNode, field: str) -> float:
-    # node_refusals() has checked that the value is the same for every neuron.
-    return float(f64(getattr(node, field)).flat[0])
+def _sj_reset(reset_mode: str | None) -> float | None:
+    # SpikingJelly's soft reset (v_reset=None) is the contract's "subtract"; its leak target is then 0.
+    return None if reset_mode == "subtract" else 0.0
 
 
-def _sj_reset(reset_mode: str, v_reset: float) -> float | None:
-    return None if reset_mode == "subtract" else v_reset
+class _SJNeuron(ContractNeuron):
+    """Sets SpikingJelly node settings from NIR parameters and reads them back for :meth:`to_nir`.
+
+    SpikingJelly's constructors take Python floats (one value per layer). A uniform NIR parameter
+    becomes that float. A per-neuron one becomes a float64 buffer under the same attribute name:
+    with the :class:`StrictSpike` surrogate every SpikingJelly step runs its Torch reference formulas
+    (``_ops/*/reference.py``), which are elementwise and broadcast a tensor exactly like a float.
+    """
+
+    def _setting(self, path: str, key: str, values: np.ndarray, original: object,
+                 inverse: Any = None) -> None:
+        """Store ``values`` at ``path`` (``"node.v_threshold"``); NIR ``key`` = ``inverse(values)``."""
+        owner_name, attr = path.rsplit(".", 1)
+        owner = self.get_submodule(owner_name)
+        values = f64(values)
+        if is_uniform(values):
+            setattr(owner, attr, float(values.flat[0]))
+        else:
+            delattr(owner, attr)
+            owner.register_buffer(attr, torch.as_tensor(values, dtype=torch.float64))
+        self.remember(key, original, torch.as_tensor(values, dtype=torch.float64))
+        self._settings = {**getattr(self, "_settings", {}), key: (path, inverse)}
+
+    def _nir(self, key: str) -> np.ndarray:
+        """The NIR value of ``key`` from the current SpikingJelly setting."""
+        path, inverse = self._settings[key]
+        owner_name, attr = path.rsplit(".", 1)
+        value = getattr(self.get_submodule(owner_name), attr)
+        unfold = inverse or (lambda v: v)
+        if isinstance(value, torch.Tensor):
+            return self.recover(key, value, unfold)
+        original = self._original[key]
+        if np.all(self._folded[key] == float(value)):
+            return original.copy()
+        return np.full(original.shape, float(unfold(np.float64(value))))
 
 
-class _SJSpiking(ContractNeuron):
+class _SJSpiking(_SJNeuron):
     """Shared multi-step run of an ``IFNode``/``LIFNode`` from the contract's ``v_init``."""
 
     node: sj_neuron.BaseNode
+
+    def _spiking_settings(self, node: nir.NIRNode, v_reset_sj: np.ndarray) -> None:
+        self._setting("node.v_threshold", "v_threshold", node.v_threshold, node.v_threshold)
+        if self.reset_mode == "value":
+            self._setting("node.v_reset", "v_reset", v_reset_sj, node.v_reset)
+        else:
+            self._v_reset64 = f64(node.v_reset)
+
+    def _reset_back(self) -> np.ndarray:
+        return self._nir("v_reset") if self.reset_mode == "value" else self._v_reset64.copy()
 
     def _run_node(self, u: torch.Tensor) -> torch.Tensor:
         node = self.node
@@ -79,15 +122,12 @@ class SJIF(_SJSpiking):
     def __init__(self, name: str, node: nir.IF, dt: float, surrogate: torch.nn.Module | None = None,
                  **_: Any) -> None:
         super().__init__(name, node, dt)
-        v_th = _scalar(node, "v_threshold")
-        v_reset = _scalar(node, "v_reset") if self.reset_mode == "value" else 0.0
-        self._params64 = {"v_threshold": f64(node.v_threshold), "v_reset": f64(node.v_reset)}
-        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float32))
+        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float64))
         self.remember("r", node.r, self.in_scale)
         self.node = sj_neuron.IFNode(
-            v_threshold=v_th, v_reset=_sj_reset(self.reset_mode, v_reset),
-            surrogate_function=StrictSpike(surrogate), step_mode="m",
+            v_reset=_sj_reset(self.reset_mode), surrogate_function=StrictSpike(surrogate), step_mode="m"
         )
+        self._spiking_settings(node, f64(node.v_reset))
 
     def init_state(self, x: torch.Tensor) -> torch.Tensor:
         return self.initial("v_init", x)
@@ -101,18 +141,10 @@ class SJIF(_SJSpiking):
     def to_nir(self) -> nir.IF:
         return nir.IF(
             r=self.recover("r", self.in_scale, lambda v: v / self.dt),
-            v_threshold=_node_scalar(self, "v_threshold", self.node.v_threshold),
-            v_reset=_node_scalar(self, "v_reset", self.node.v_reset),
+            v_threshold=self._nir("v_threshold"),
+            v_reset=self._reset_back(),
             metadata=self.contract_metadata(),
         )
-
-
-def _node_scalar(module: ContractNeuron, key: str, value: float | None) -> np.ndarray:
-    """A scalar SpikingJelly setting back as the NIR array (original values when unchanged)."""
-    original = module._params64[key]
-    if value is None or np.all(original.astype(np.float32) == np.float32(value)):
-        return original.copy()
-    return np.full(original.shape, float(value))
 
 
 class SJLIF(_SJSpiking):
@@ -125,20 +157,18 @@ class SJLIF(_SJSpiking):
     def __init__(self, name: str, node: nir.LIF, dt: float, surrogate: torch.nn.Module | None = None,
                  **_: Any) -> None:
         super().__init__(name, node, dt)
-        tau = _scalar(node, "tau")
-        v_th = _scalar(node, "v_threshold")
-        v_reset = _scalar(node, "v_reset") if self.reset_mode == "value" else 0.0
-        self._params64 = {"v_threshold": f64(node.v_threshold), "v_reset": f64(node.v_reset),
-                          "tau": f64(node.tau)}
+        v_reset_sj = f64(node.v_reset) if self.reset_mode == "value" else np.zeros(())
         scale_buffer(self, "in_scale", node.r)
-        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float32))
-        self._v_reset_sj = v_reset
-        bias_buffer(self, "in_bias", f64(node.v_leak) - v_reset)
-        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak) - v_reset, dtype=torch.float32))
+        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
+        self._v_reset_sj = v_reset_sj
+        bias_buffer(self, "in_bias", f64(node.v_leak) - v_reset_sj)
+        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak) - v_reset_sj, dtype=torch.float64))
         self.node = sj_neuron.LIFNode(
-            tau=tau / dt, decay_input=True, v_threshold=v_th, v_reset=_sj_reset(self.reset_mode, v_reset),
+            tau=2.0, decay_input=True, v_reset=_sj_reset(self.reset_mode),
             surrogate_function=StrictSpike(surrogate), step_mode="m",
         )
+        self._setting("node.tau", "tau", f64(node.tau) / dt, node.tau, lambda v: v * dt)
+        self._spiking_settings(node, v_reset_sj)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return affine(x, self.in_scale, self.in_bias)
@@ -153,15 +183,12 @@ class SJLIF(_SJSpiking):
         return self._run_node(self._input(x))
 
     def to_nir(self) -> nir.LIF:
-        tau = self._params64["tau"]
-        if float(self.node.tau) != float(tau.flat[0] / self.dt):
-            tau = np.full(tau.shape, float(self.node.tau) * self.dt)
         return nir.LIF(
-            tau=tau.copy(),
+            tau=self._nir("tau"),
             r=self.recover_scale("r", self.in_scale),
             v_leak=self._v_leak(),
-            v_threshold=_node_scalar(self, "v_threshold", self.node.v_threshold),
-            v_reset=_node_scalar(self, "v_reset", self.node.v_reset),
+            v_threshold=self._nir("v_threshold"),
+            v_reset=self._reset_back(),
             metadata=self.contract_metadata(),
         )
 
@@ -197,18 +224,17 @@ class _Charge(torch.nn.Module):
         return torch.stack(out)
 
 
-class SJLI(ContractNeuron):
+class SJLI(_SJNeuron):
     """NIR ``LI`` → ``NonSpikingLIFNode(tau=τ/dt)``: ``V + (X − V)/τ_SJ`` with ``X = r·x + v_leak``."""
 
     def __init__(self, name: str, node: nir.LI, dt: float, **_: Any) -> None:
         super().__init__(name, node, dt)
-        tau = _scalar(node, "tau")
-        self._tau64 = f64(node.tau)
         scale_buffer(self, "in_scale", node.r)
-        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float32))
+        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
         bias_buffer(self, "in_bias", node.v_leak)
-        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float32))
-        self.charge = _Charge(sj_neuron.NonSpikingLIFNode(tau=tau / dt))
+        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float64))
+        self.charge = _Charge(sj_neuron.NonSpikingLIFNode())
+        self._setting("charge.node.tau", "tau", f64(node.tau) / dt, node.tau, lambda v: v * dt)
 
     def init_state(self, x: torch.Tensor) -> torch.Tensor:
         return self.initial("v_init", x)
@@ -222,7 +248,7 @@ class SJLI(ContractNeuron):
 
     def to_nir(self) -> nir.LI:
         return nir.LI(
-            tau=_tau_back(self._tau64, self.charge.node.tau, self.dt),
+            tau=self._nir("tau"),
             r=self.recover_scale("r", self.in_scale),
             v_leak=self._original["v_leak"].copy() if self.in_bias is None
             else self.recover("v_leak", self.in_bias, lambda v: v),
@@ -230,18 +256,12 @@ class SJLI(ContractNeuron):
         )
 
 
-def _tau_back(original: np.ndarray, tau_sj: float, dt: float) -> np.ndarray:
-    if float(tau_sj) == float(original.flat[0] / dt):
-        return original.copy()
-    return np.full(original.shape, float(tau_sj) * dt)
-
-
-class SJI(ContractNeuron):
+class SJI(_SJNeuron):
     """NIR ``I`` → ``NonSpikingIFNode``: ``V + X`` with ``X = dt·r·x``."""
 
     def __init__(self, name: str, node: nir.I, dt: float, **_: Any) -> None:
         super().__init__(name, node, dt)
-        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float32))
+        self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float64))
         self.remember("r", node.r, self.in_scale)
         self.charge = _Charge(sj_neuron.NonSpikingIFNode())
 
@@ -260,21 +280,20 @@ class SJI(ContractNeuron):
                      metadata=self.contract_metadata())
 
 
-class _SJCuba(ContractNeuron):
+class _SJCuba(_SJNeuron):
     """The synaptic current of ``CubaLI``/``CubaLIF``: a ``NonSpikingLIFNode(tau=τ_syn/dt)``.
 
     Its charge ``I + (X − I)/τ_SJ`` with ``X = w_in·x`` is the contract's ``I + dt/τ_syn·(−I + w_in·x)``;
     the membrane then sees the new current through ``r·I + (v_leak − V_r)``.
     """
 
-    def _setup_synapse(self, name: str, node: nir.NIRNode, dt: float) -> None:
-        tau_syn = _scalar(node, "tau_syn")
-        self._tau_syn64 = f64(node.tau_syn)
+    def _setup_synapse(self, node: nir.NIRNode, dt: float) -> None:
         scale_buffer(self, "w_in", node.w_in)
-        self.remember("w_in", node.w_in, torch.as_tensor(f64(node.w_in), dtype=torch.float32))
+        self.remember("w_in", node.w_in, torch.as_tensor(f64(node.w_in), dtype=torch.float64))
         scale_buffer(self, "r", node.r)
-        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float32))
-        self.synapse = _Charge(sj_neuron.NonSpikingLIFNode(tau=tau_syn / dt))
+        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
+        self.synapse = _Charge(sj_neuron.NonSpikingLIFNode())
+        self._setting("synapse.node.tau", "tau_syn", f64(node.tau_syn) / dt, node.tau_syn, lambda v: v * dt)
 
     def _current(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.synapse.step(affine(x, self.w_in, None), i)
@@ -284,7 +303,7 @@ class _SJCuba(ContractNeuron):
 
     def _cuba_common(self) -> dict[str, np.ndarray]:
         return {
-            "tau_syn": _tau_back(self._tau_syn64, self.synapse.node.tau, self.dt),
+            "tau_syn": self._nir("tau_syn"),
             "r": self.recover_scale("r", self.r),
             "w_in": self.recover_scale("w_in", self.w_in),
         }
@@ -296,20 +315,17 @@ class SJCubaLIF(_SJCuba, _SJSpiking):
     def __init__(self, name: str, node: nir.CubaLIF, dt: float, surrogate: torch.nn.Module | None = None,
                  **_: Any) -> None:
         super().__init__(name, node, dt)
-        self._setup_synapse(name, node, dt)
-        tau_mem = _scalar(node, "tau_mem")
-        v_th = _scalar(node, "v_threshold")
-        v_reset = _scalar(node, "v_reset") if self.reset_mode == "value" else 0.0
-        self._params64 = {"v_threshold": f64(node.v_threshold), "v_reset": f64(node.v_reset),
-                          "tau_mem": f64(node.tau_mem)}
-        self._v_reset_sj = v_reset
-        bias_buffer(self, "in_bias", f64(node.v_leak) - v_reset)
-        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak) - v_reset, dtype=torch.float32))
+        self._setup_synapse(node, dt)
+        v_reset_sj = f64(node.v_reset) if self.reset_mode == "value" else np.zeros(())
+        self._v_reset_sj = v_reset_sj
+        bias_buffer(self, "in_bias", f64(node.v_leak) - v_reset_sj)
+        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak) - v_reset_sj, dtype=torch.float64))
         self.node = sj_neuron.LIFNode(
-            tau=tau_mem / dt, decay_input=True, v_threshold=v_th,
-            v_reset=_sj_reset(self.reset_mode, v_reset), surrogate_function=StrictSpike(surrogate),
-            step_mode="m",
+            tau=2.0, decay_input=True, v_reset=_sj_reset(self.reset_mode),
+            surrogate_function=StrictSpike(surrogate), step_mode="m",
         )
+        self._setting("node.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, lambda v: v * dt)
+        self._spiking_settings(node, v_reset_sj)
 
     def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.initial("i_init", x), self.initial("v_init", x)
@@ -327,10 +343,10 @@ class SJCubaLIF(_SJCuba, _SJSpiking):
         v_leak = self._original["v_leak"].copy() if self.in_bias is None else self.recover(
             "v_leak", self.in_bias, lambda v: v + self._v_reset_sj)
         return nir.CubaLIF(
-            tau_mem=_tau_back(self._params64["tau_mem"], self.node.tau, self.dt),
+            tau_mem=self._nir("tau_mem"),
             v_leak=v_leak,
-            v_threshold=_node_scalar(self, "v_threshold", self.node.v_threshold),
-            v_reset=_node_scalar(self, "v_reset", self.node.v_reset),
+            v_threshold=self._nir("v_threshold"),
+            v_reset=self._reset_back(),
             metadata=self.contract_metadata(),
             **self._cuba_common(),
         )
@@ -341,12 +357,11 @@ class SJCubaLI(_SJCuba):
 
     def __init__(self, name: str, node: nir.CubaLI, dt: float, **_: Any) -> None:
         super().__init__(name, node, dt)
-        self._setup_synapse(name, node, dt)
-        tau_mem = _scalar(node, "tau_mem")
-        self._tau_mem64 = f64(node.tau_mem)
+        self._setup_synapse(node, dt)
         bias_buffer(self, "in_bias", node.v_leak)
-        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float32))
-        self.membrane = _Charge(sj_neuron.NonSpikingLIFNode(tau=tau_mem / dt))
+        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float64))
+        self.membrane = _Charge(sj_neuron.NonSpikingLIFNode())
+        self._setting("membrane.node.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, lambda v: v * dt)
 
     def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.initial("i_init", x), self.initial("v_init", x)
@@ -365,7 +380,7 @@ class SJCubaLI(_SJCuba):
         v_leak = self._original["v_leak"].copy() if self.in_bias is None else self.recover(
             "v_leak", self.in_bias, lambda v: v)
         return nir.CubaLI(
-            tau_mem=_tau_back(self._tau_mem64, self.membrane.node.tau, self.dt),
+            tau_mem=self._nir("tau_mem"),
             v_leak=v_leak,
             metadata=self.contract_metadata(),
             **self._cuba_common(),

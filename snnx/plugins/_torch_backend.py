@@ -24,6 +24,17 @@ TORCH_NODE_TYPES = frozenset(
 )
 
 
+def torch_dtype(dtype: Any, backend: str) -> Any:
+    """``"float32"``/``"float64"`` (or the torch dtype) as a torch dtype; anything else is an error."""
+    import torch
+
+    value = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if value not in (torch.float32, torch.float64):
+        msg = f"Backend {backend!r}: dtype must be 'float32' or 'float64', got {dtype!r}"
+        raise SnnxError(msg)
+    return value
+
+
 class TorchGraphBackend(Backend):
     """A backend whose lowered model is a :class:`snnx.torch.graph.GraphModule` of framework neurons."""
 

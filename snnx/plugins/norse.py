@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from snnx.hookspecs import hookimpl
-from snnx.plugins._torch_backend import TORCH_NODE_TYPES, TorchGraphBackend
+from snnx.plugins._torch_backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 from snnx.registry import Capabilities
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,13 +35,14 @@ class NorseBackend(TorchGraphBackend):
     requires = ("torch", "norse")
 
     def lower(self, graph: nir.NIRGraph, method: str = "super", alpha: float = 100.0,
-              **options: Any) -> GraphModule:
+              dtype: Any = "float32", **options: Any) -> GraphModule:
         """Build the module.
 
         :param graph: flat graph with explicit contract metadata (as :func:`snnx.lower` passes it).
         :param method: Norse's spike function for the surrogate gradient (``"super"``, ``"triangle"``,
             ``"tanh"``, ...); the forward pass is the strict step whatever the choice.
         :param alpha: the surrogate's sharpness.
+        :param dtype: ``"float32"`` (default) or ``"float64"``; float64 holds the graph's parameters exactly.
         """
         from snnx.errors import SnnxError
         from snnx.plugins._norse_neurons import neuron_factory
@@ -54,9 +55,12 @@ class NorseBackend(TorchGraphBackend):
             )
             raise SnnxError(msg)
         if options:
-            msg = f"Backend 'norse' got unknown options {sorted(options)}; it takes method= and alpha="
+            msg = f"Backend 'norse' got unknown options {sorted(options)}; it takes method=, alpha= and dtype="
             raise SnnxError(msg)
-        return build_graph_module(graph, neuron_factory(method=method, alpha=alpha), backend=self.name)
+        return build_graph_module(
+            graph, neuron_factory(method=method, alpha=alpha), backend=self.name,
+            dtype=torch_dtype(dtype, self.name),
+        )
 
 
 @hookimpl

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from snnx.hookspecs import hookimpl
-from snnx.plugins._torch_backend import TORCH_NODE_TYPES, TorchGraphBackend
+from snnx.plugins._torch_backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 from snnx.registry import Capabilities
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,34 +23,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 NAME = "spikingjelly"
 
-#: Parameters SpikingJelly takes as one Python float per layer (``v_reset`` only counts for reset "value").
-SCALAR_FIELDS: dict[str, tuple[str, ...]] = {
-    "IF": ("v_threshold", "v_reset"),
-    "LIF": ("tau", "v_threshold", "v_reset"),
-    "LI": ("tau",),
-    "CubaLIF": ("tau_syn", "tau_mem", "v_threshold", "v_reset"),
-    "CubaLI": ("tau_syn", "tau_mem"),
-}
 #: The membrane time constant of the nodes that become a ``LIFNode``, which asserts ``tau > 1`` (in steps).
 LIFNODE_TAU = {"LIF": "tau", "CubaLIF": "tau_mem"}
 
 
 def node_refusals(name: str, node: nir.NIRNode, dt: float) -> list[str]:
     """Why SpikingJelly cannot reproduce neuron ``node`` exactly; empty when it can."""
-    from snnx.ir.semantics import reset_of
-
     kind = type(node).__name__
     reasons = []
-    for field in SCALAR_FIELDS.get(kind, ()):
-        if field == "v_reset" and reset_of(node) == "subtract":
-            continue
-        raw = getattr(node, field)
-        values = np.zeros(()) if raw is None else np.asarray(raw, dtype=np.float64)
-        if values.size == 0 or not np.all(values == values.flat[0]):
-            reasons.append(
-                f"node {name!r} ({kind}): {field} differs between neurons, but SpikingJelly takes one "
-                f"{field} per layer; use one value per node or another backend (norse, snntorch)"
-            )
     if kind in LIFNODE_TAU:
         tau = np.asarray(getattr(node, LIFNODE_TAU[kind]), dtype=np.float64)
         if tau.size and not np.all(tau / dt > 1.0):
@@ -70,7 +50,7 @@ class SpikingJellyBackend(TorchGraphBackend):
     requires = ("torch", "spikingjelly")
 
     def refusals(self, graph: nir.NIRGraph) -> list[str]:
-        """The generic capability check plus SpikingJelly's one-value-per-layer and ``tau/dt > 1`` limits."""
+        """The generic capability check plus the ``tau/dt > 1`` domain of SpikingJelly's ``LIFNode``."""
         reasons = super().refusals(graph)
         if reasons and reasons[0].startswith("not installed"):
             return reasons
@@ -83,21 +63,25 @@ class SpikingJellyBackend(TorchGraphBackend):
             reasons.extend(node_refusals(name, node, dt))
         return reasons
 
-    def lower(self, graph: nir.NIRGraph, surrogate: Any = None, **options: Any) -> GraphModule:
+    def lower(self, graph: nir.NIRGraph, surrogate: Any = None, dtype: Any = "float32",
+              **options: Any) -> GraphModule:
         """Build the module.
 
         :param graph: flat graph with explicit contract metadata (as :func:`snnx.lower` passes it).
         :param surrogate: a SpikingJelly surrogate module (``surrogate.ATan()``, ...) for the gradients;
             default ``surrogate.Sigmoid()``. The forward pass is the strict step whatever the choice.
+        :param dtype: ``"float32"`` (default) or ``"float64"``; float64 holds the graph's parameters exactly.
         """
         from snnx.errors import SnnxError
         from snnx.plugins._spikingjelly_neurons import neuron_factory
         from snnx.torch.graph import build_graph_module
 
         if options:
-            msg = f"Backend {NAME!r} got unknown options {sorted(options)}; it takes surrogate="
+            msg = f"Backend {NAME!r} got unknown options {sorted(options)}; it takes surrogate= and dtype="
             raise SnnxError(msg)
-        return build_graph_module(graph, neuron_factory(surrogate), backend=self.name)
+        return build_graph_module(
+            graph, neuron_factory(surrogate), backend=self.name, dtype=torch_dtype(dtype, self.name)
+        )
 
 
 @hookimpl
