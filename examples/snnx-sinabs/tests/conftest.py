@@ -1,0 +1,3 @@
+"""The whole of snnx's author kit for this package: one line."""
+
+pytest_plugins = ["snnx.testing"]

@@ -1,0 +1,29 @@
+"""The snnx conformance suite (``snnx.testing``) on the ``sinabs`` backend.
+
+``conformance_case`` is parametrised by the kit over every case of ``specs/conformance``.
+"""
+
+from __future__ import annotations
+
+import snnx
+from snnx.api import prepare
+from snnx.conformance import load_cases
+from snnx.testing import check_case, check_raise_roundtrip
+
+#: Conformance cases this backend declares it cannot run (and says why); every other case must pass.
+REFUSED: frozenset[str] = frozenset()
+
+
+def test_case_matches_reference(conformance_case):
+    check_case("sinabs", conformance_case)
+
+
+def test_raised_graph_matches_reference(conformance_case):
+    check_raise_roundtrip("sinabs", conformance_case)
+
+
+def test_declared_cases_are_exactly_the_accepted_ones():
+    """A refusal that creeps in would turn a failing case into a skip; pin the declared set."""
+    backend = snnx.get_backend("sinabs")
+    refused = {case.name for case in load_cases() if backend.refusals(prepare(case.graph))}
+    assert refused == REFUSED
