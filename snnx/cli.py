@@ -195,10 +195,18 @@ def check(model, backends, input_path, random_steps, batch, seed, dt, as_json) -
         for r in results:
             spikes = f"{r.spike_mismatches} / {r.spikes_total}" if r.status in ("agree", "disagree") else ""
             err_txt = f"{r.max_abs_error:.2e}" if r.status in ("agree", "disagree") else ""
-            table.add_row(r.backend, f"[{style[r.status]}]{r.status}[/]", spikes, err_txt, r.detail)
+            table.add_row(r.backend, f"[{style[r.status]}]{r.status}[/]", spikes, err_txt, _first_reason(r.detail))
         out.print(table)
     if any(not r.ok for r in results):
         sys.exit(1)
+
+
+def _first_reason(detail: str) -> str:
+    """The first of several '; '-joined reasons, so a table stays readable (--json has them all)."""
+    reasons = [part for part in detail.split("; ") if part]
+    if len(reasons) <= 1:
+        return detail
+    return f"{reasons[0]} (+{len(reasons) - 1} more: snnx info)"
 
 
 # -- plugins ------------------------------------------------------------------------------------------
@@ -281,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI and turn snnx errors into one line and exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if not debug:
+        # Frameworks' own deprecation chatter (torch.jit, ...) is not the user's business here.
+        import warnings
+
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         from snnx.plugins import register_commands
 

@@ -24,14 +24,19 @@ def graph_refusals(graph: nir.NIRGraph, caps: Capabilities) -> list[str]:
         by_type.setdefault(type(node).__name__, []).append(name)
     for type_name, names in sorted(by_type.items()):
         if type_name not in caps.node_types:
-            shown = ", ".join(repr(n) for n in names[:3]) + (" ..." if len(names) > 3 else "")
-            reasons.append(f"node type {type_name} is not supported (nodes {shown})")
+            reasons.append(f"node type {type_name} is not supported (nodes {_some(names)})")
+    bad_reset: dict[str, list[str]] = {}
+    bad_init: list[str] = []
     for name, node in flat.nodes.items():
         if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF)) and reset_of(node) not in caps.reset_modes:
-            reasons.append(f"node {name!r}: reset mode {reset_of(node)!r} is not supported")
+            bad_reset.setdefault(reset_of(node), []).append(name)
         if not caps.v_init and isinstance(node, STATEFUL_TYPES):
             if np.any(v_init_of(node) != 0) or np.any(i_init_of(node) != 0):
-                reasons.append(f"node {name!r}: non-zero initial state (v_init/i_init) is not supported")
+                bad_init.append(name)
+    for mode, names in sorted(bad_reset.items()):
+        reasons.append(f"reset mode {mode!r} is not supported (nodes {_some(names)})")
+    if bad_init:
+        reasons.append(f"non-zero initial state v_init/i_init is not supported (nodes {_some(bad_init)})")
     if not caps.cycles:
         try:
             back = schedule(flat).back_edges
@@ -41,3 +46,9 @@ def graph_refusals(graph: nir.NIRGraph, caps: Capabilities) -> list[str]:
             src, dst = sorted(back)[0]
             reasons.append(f"recurrent edge ({src!r} -> {dst!r}): cycles are not supported")
     return reasons
+
+
+def _some(names: list[str], limit: int = 3) -> str:
+    """``'a', 'b', 'c' and 4 more``: enough to find the nodes without flooding a table."""
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
