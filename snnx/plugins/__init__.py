@@ -33,7 +33,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "snnx.plugins.snntorch",
     "snnx.plugins.norse",
     "snnx.plugins.spikingjelly",
+    "snnx.plugins.lava_dl",
+    "snnx.plugins.lava",
     "snnx.convert.plugin",
+    "snnx.bench.plugin",
 )
 
 

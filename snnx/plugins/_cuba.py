@@ -1,0 +1,337 @@
+"""Folding the snnx contract into Loihi's CUBA neuron, shared by the ``lava-dl`` and ``lava`` backends.
+
+Loihi (and SLAYER, which models it) has one neuron, CUBA::
+
+    u[t] = (1 - du) * u[t-1] + z[t]                  # current; z = W' x + b' (the synapse)
+    v[t] = (1 - dv) * v[t-1] + u[t] (+ v_bias)       # voltage
+    s[t] = v[t] > theta' ;  v[t] = 0 where s[t]       # spike, reset to zero (Loihi: strictly greater)
+
+The contract's neurons are this neuron after a per-neuron change of units ``v' = c v``,
+``u' = c g_v i`` (``specs/backends/lava-dl.md`` derives it):
+
+=========  ======  ===========  =================================  ====================
+node       du      dv           gain g folded into W', b' rows      v_bias
+=========  ======  ===========  =================================  ====================
+LIF / LI   1       dt/tau       c (dt/tau) r                        c (dt/tau) v_leak
+IF / I     1       0            c dt r                              0
+CubaLIF/LI dt/ts   dt/tm        c (dt/tm) r (dt/ts) w_in            c (dt/tm) v_leak
+=========  ======  ===========  =================================  ====================
+
+with ``theta' = c v_threshold`` shared by the layer (``c = 1`` when the layer's thresholds are equal,
+and always for the non-spiking LI, CubaLI and I), ``v_reset' = c v_reset``, ``v_init' = c v_init``,
+``u_init' = c (dt/tm) r i_init``. Stateless nodes between two neuron layers (Affine, Linear, Scale,
+Flatten, pools, convolutions) are composed into one dense synapse, unless the run is a single
+Conv2d, which stays a convolution.
+
+:func:`extract_chain` folds what the float CUBA neuron of ``lava-dl`` can run;
+:func:`loihi_refusals` lists what Loihi's fixed CUBA neuron additionally cannot (non-zero ``v_leak``,
+``v_reset``, initial state, bias, subtract reset, non-spiking layers).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import nir
+import numpy as np
+
+from snnx.errors import UnsupportedNodeError
+from snnx.ir.semantics import dt_of, i_init_of, reset_of, v_init_of
+from snnx.ir.validate import conv_padding, infer_shapes
+
+SPIKING = (nir.LIF, nir.IF, nir.CubaLIF)
+NEURON_TYPES = (*SPIKING, nir.LI, nir.CubaLI, nir.I)
+STATELESS_TYPES = (nir.Affine, nir.Linear, nir.Scale, nir.Flatten, nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)
+#: NIR node types a CUBA chain can hold.
+CHAIN_NODE_TYPES = frozenset(
+    {"Input", "Output", *(t.__name__ for t in NEURON_TYPES), *(t.__name__ for t in STATELESS_TYPES)}
+)
+#: A composed dense synapse larger than this (inputs x outputs) is refused rather than built.
+MAX_DENSE_ENTRIES = 1 << 22
+
+
+@dataclass
+class CubaLayer:
+    """One synapse + CUBA neuron layer with the contract folded in (see the module docstring).
+
+    Per-neuron arrays have the layer's *data* shape: ``(N,)`` for dense layers (a dense layer's output
+    is flat even when the neuron's NIR shape is not), ``(C, H, W)`` for conv layers.
+    """
+
+    kind: str  # "dense" | "conv"
+    nodes: tuple[str, ...]  # the NIR nodes of the synapse run, then the neuron
+    in_shape: tuple[int, ...]  # NIR shape entering the synapse run
+    out_shape: tuple[int, ...]  # NIR shape of the neuron
+    neuron_type: str
+    weight: np.ndarray  # dense (out, in_flat) or conv (out, in/groups, kh, kw)
+    bias: np.ndarray | None
+    current_decay: float
+    voltage_decay: float
+    threshold: float | None  # None: non-spiking, the output is v'
+    reset: str = "value"
+    v_reset: np.ndarray | float = 0.0
+    v_bias: np.ndarray | float = 0.0
+    v_init: np.ndarray | float = 0.0
+    u_init: np.ndarray | float = 0.0
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    #: The original stateless nodes, the per-neuron gain folded into the weights, and the folded
+    #: (weight, bias) as lowered: ``raise_`` writes the original nodes back while they are untrained.
+    source: tuple[tuple[str, nir.NIRNode], ...] = ()
+    gain: np.ndarray | None = None
+    lowered: tuple[np.ndarray, np.ndarray | None] | None = None
+
+    @property
+    def spiking(self) -> bool:
+        return self.threshold is not None
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return self.out_shape if self.kind == "conv" else (int(np.prod(self.out_shape)),)
+
+
+@dataclass
+class CubaChain:
+    """A feed-forward chain ``Input -> (stateless* -> neuron)+ -> Output``."""
+
+    input: str
+    output: str
+    dt: float
+    in_shape: tuple[int, ...]
+    layers: list[CubaLayer]
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].out_shape
+
+
+def _arr(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), shape).copy()
+
+
+def _chain_order(graph: nir.NIRGraph) -> tuple[list[str], list[str]]:
+    """Node names from the Input to the Output, or the reasons the graph is not a simple chain."""
+    inputs = sorted(n for n, node in graph.nodes.items() if isinstance(node, nir.Input))
+    outputs = sorted(n for n, node in graph.nodes.items() if isinstance(node, nir.Output))
+    if len(inputs) != 1 or len(outputs) != 1:
+        return [], [f"needs exactly one Input and one Output node (found inputs {inputs}, outputs {outputs})"]
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    pred: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for src, dst in graph.edges:
+        succ[src].append(dst)
+        pred[dst].append(src)
+    for name in sorted(graph.nodes):
+        if len(succ[name]) > 1 or len(pred[name]) > 1:
+            return [], [
+                f"node {name!r} has {len(pred[name])} inputs and {len(succ[name])} outputs: SLAYER/Loihi "
+                "layers form a single feed-forward chain (no fan-in, fan-out or recurrent edges)"
+            ]
+    order = [inputs[0]]
+    while succ[order[-1]]:
+        nxt = succ[order[-1]][0]
+        if nxt in order:
+            return [], [f"recurrent edge ({order[-1]!r} -> {nxt!r}): cycles are not supported"]
+        order.append(nxt)
+    if order[-1] != outputs[0] or len(order) != len(graph.nodes):
+        return [], ["the graph is not one chain from its Input to its Output"]
+    return order, []
+
+
+def _neuron_fold(name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...]) -> tuple[dict[str, Any], list[str]]:
+    """Per-neuron gain and CUBA parameters of one neuron node (NIR shape), or refusal reasons."""
+    reasons: list[str] = []
+    ones = np.ones(shape)
+    r = _arr(node.r, shape)
+    if isinstance(node, (nir.LIF, nir.LI)):
+        du, dv = ones, dt / _arr(node.tau, shape)
+        g_v, g_i, leak = dv * r, ones, _arr(node.v_leak, shape)
+    elif isinstance(node, (nir.IF, nir.I)):
+        du, dv = ones, 0 * ones
+        g_v, g_i, leak = dt * r, ones, 0 * ones
+    else:
+        du, dv = dt / _arr(node.tau_syn, shape), dt / _arr(node.tau_mem, shape)
+        g_v, g_i, leak = dv * r, du * _arr(node.w_in, shape), _arr(node.v_leak, shape)
+    for label, value in (("dt/tau_syn", du), ("dt/tau_mem", dv)):
+        if np.any(value < 0) or np.any(value > 1):
+            reasons.append(
+                f"node {name!r}: {label} must be in [0, 1] (got {value.min():.4g}..{value.max():.4g}); "
+                "SLAYER/Loihi decays are fractions per step"
+            )
+        elif np.ptp(value) > 0:
+            reasons.append(f"node {name!r}: {label} differs between neurons; SLAYER/Loihi layers share one decay")
+    spiking = isinstance(node, SPIKING)
+    c = ones
+    threshold = None
+    if spiking:
+        theta = _arr(node.v_threshold, shape)
+        if np.any(theta <= 0):
+            reasons.append(f"node {name!r}: v_threshold must be > 0 (SLAYER/Loihi fire upwards only)")
+            return {}, reasons
+        threshold = float(theta.max())
+        c = threshold / theta
+    fold = {
+        "gain": c * g_v * g_i,
+        "current_decay": float(du.flat[0]),
+        "voltage_decay": float(dv.flat[0]),
+        "threshold": threshold,
+        "v_bias": c * dv * leak,
+        "v_init": c * v_init_of(node) * ones,
+        "u_init": c * g_v * i_init_of(node) * ones if isinstance(node, (nir.CubaLIF, nir.CubaLI)) else 0 * ones,
+        "reset": reset_of(node) if spiking else "value",
+        "v_reset": c * _arr(node.v_reset, shape) if spiking else 0 * ones,
+    }
+    return fold, reasons
+
+
+def _compose_dense(graph: nir.NIRGraph, run: list[str], in_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The run of stateless nodes as ``y = M x_flat + b`` (pushes an identity basis through them)."""
+    from snnx.ir.reference import apply_stateless
+
+    n_in = int(np.prod(in_shape))
+    x = np.eye(n_in).reshape(n_in, *in_shape)
+    zero = np.zeros((1, *in_shape))
+    for name in run:
+        node = graph.nodes[name]
+        # The basis goes through the bias-free part, so single-Affine weights come out bit-exact.
+        x = apply_stateless(_without_bias(node), x)
+        zero = apply_stateless(node, zero)
+    return x.reshape(n_in, -1).T, zero.reshape(-1)
+
+
+def _without_bias(node: nir.NIRNode) -> nir.NIRNode:
+    if isinstance(node, nir.Affine):
+        return nir.Linear(weight=node.weight)
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        clone = copy.copy(node)
+        clone.bias = np.zeros_like(np.asarray(node.bias, dtype=np.float64))
+        return clone
+    return node
+
+
+def extract_chain(graph: nir.NIRGraph) -> tuple[CubaChain | None, list[str]]:
+    """Fold a flat, contract-explicit graph into CUBA layers; ``(None, reasons)`` when impossible."""
+    order, reasons = _chain_order(graph)
+    if reasons:
+        return None, reasons
+    dt = dt_of(graph)
+    shapes = {k: tuple(int(d) for d in v) for k, v in infer_shapes(graph).items()}
+    chain = CubaChain(input=order[0], output=order[-1], dt=dt, in_shape=shapes[order[0]], layers=[])
+    run: list[str] = []
+    data_is_flat = len(chain.in_shape) == 1
+    prev_out = order[0]
+    for name in order[1:-1]:
+        node = graph.nodes[name]
+        if isinstance(node, STATELESS_TYPES):
+            run.append(name)
+            continue
+        if not isinstance(node, NEURON_TYPES):
+            reasons.append(f"node {name!r}: {type(node).__name__} has no SLAYER/Loihi CUBA equivalent")
+            return None, reasons
+        shape = shapes[name]
+        fold, why = _neuron_fold(name, node, dt, shape)
+        reasons += why
+        in_shape = shapes[prev_out]
+        prev_out = name
+        if why:
+            run = []
+            continue
+        layer = CubaLayer(
+            kind="dense", nodes=(*run, name), in_shape=in_shape, out_shape=shape,
+            neuron_type=type(node).__name__, weight=np.zeros(0), bias=None,
+            current_decay=fold["current_decay"], voltage_decay=fold["voltage_decay"],
+            threshold=fold["threshold"], reset=fold["reset"],
+        )
+        gain = fold["gain"]
+        single_conv = len(run) == 1 and isinstance(graph.nodes[run[0]], nir.Conv2d) and not data_is_flat
+        per_channel = gain.reshape(shape[0], -1) if single_conv else None
+        if single_conv and np.all(np.ptp(per_channel, axis=1) == 0):
+            conv = graph.nodes[run[0]]
+            w = np.asarray(conv.weight, dtype=np.float64)
+            kernel = tuple(w.shape[2:])
+            dilation = tuple(int(d) for d in np.broadcast_to(np.asarray(conv.dilation), (2,)))
+            pads = conv_padding(conv, kernel, dilation)
+            if all(b == a for b, a in pads):
+                g = per_channel[:, 0]
+                layer.kind = "conv"
+                layer.weight = w * g.reshape(-1, 1, 1, 1)
+                bias = np.broadcast_to(np.asarray(conv.bias, dtype=np.float64), (w.shape[0],))
+                layer.bias = bias * g if np.any(bias != 0) else None
+                layer.padding = tuple(b for b, _a in pads)
+                layer.stride = tuple(int(s) for s in np.broadcast_to(np.asarray(conv.stride), (2,)))
+                layer.dilation = dilation
+                layer.groups = int(np.asarray(conv.groups))
+        if layer.kind == "dense":
+            n_in, n_out = int(np.prod(in_shape)), int(np.prod(shape))
+            if n_in * n_out > MAX_DENSE_ENTRIES:
+                reasons.append(
+                    f"nodes {list(run) or [name]}: composing them into one dense synapse needs a "
+                    f"{n_out}x{n_in} matrix; only a single Conv2d directly before a neuron stays a convolution"
+                )
+                run = []
+                continue
+            m, b = _compose_dense(graph, run, in_shape)
+            g = gain.reshape(-1)
+            layer.weight = m * g[:, None]
+            layer.bias = b * g if np.any(b != 0) else None
+            data_is_flat = True
+        else:
+            data_is_flat = False
+        data_shape = layer.data_shape
+        layer.source = tuple((n, copy.deepcopy(graph.nodes[n])) for n in run)
+        layer.gain = np.asarray(gain).reshape(data_shape)
+        layer.lowered = (layer.weight.copy(), None if layer.bias is None else layer.bias.copy())
+        for key in ("v_reset", "v_bias", "v_init", "u_init"):
+            value = np.asarray(fold[key]).reshape(data_shape)
+            setattr(layer, key, value if np.any(value != 0) else 0.0)
+        chain.layers.append(layer)
+        run = []
+    if run:
+        reasons.append(
+            f"nodes {run} end the graph without a neuron: SLAYER/Loihi layers end in CUBA neurons "
+            "(add an LI readout or drop the trailing stateless nodes)"
+        )
+    if not reasons and not chain.layers:
+        reasons.append("the graph has no neuron layer")
+    return (None, reasons) if reasons else (chain, [])
+
+
+def loihi_refusals(chain: CubaChain) -> list[str]:
+    """What Loihi's CUBA neuron (netx / Lava LIF processes) cannot run exactly, one reason each."""
+    reasons = []
+    for layer in chain.layers:
+        name = layer.nodes[-1]
+        if not layer.spiking:
+            reasons.append(
+                f"node {name!r}: {layer.neuron_type} is non-spiking; Loihi layers emit spikes "
+                "(use a spiking readout and count spikes)"
+            )
+            continue
+        if layer.reset != "value":
+            reasons.append(f"node {name!r}: reset {layer.reset!r} is not supported; Loihi resets the voltage to 0")
+        if np.any(np.asarray(layer.v_reset) != 0):
+            reasons.append(f"node {name!r}: v_reset must be 0 (Loihi resets the voltage to 0)")
+        if np.any(np.asarray(layer.v_bias) != 0):
+            reasons.append(f"node {name!r}: v_leak must be 0 (Loihi's CUBA voltage leaks towards 0)")
+        if np.any(np.asarray(layer.v_init) != 0) or np.any(np.asarray(layer.u_init) != 0):
+            reasons.append(f"node {name!r}: non-zero v_init/i_init is not supported (Loihi state starts at 0)")
+        if layer.bias is not None:
+            reasons.append(
+                f"nodes {list(layer.nodes[:-1])}: non-zero bias is not supported (on Loihi a bias acts from "
+                "step 0, before the input has crossed the one-step-per-layer latency); retrain without bias"
+            )
+    return reasons
+
+
+def chain_or_raise(graph: nir.NIRGraph, backend: str, *, loihi: bool = False) -> CubaChain:
+    """:func:`extract_chain` (plus :func:`loihi_refusals`) that raises with every reason."""
+    chain, reasons = extract_chain(graph)
+    if chain is not None and loihi:
+        reasons = loihi_refusals(chain)
+    if reasons:
+        msg = f"Backend {backend!r} cannot take this graph: " + "; ".join(reasons)
+        raise UnsupportedNodeError(msg)
+    return chain
