@@ -10,7 +10,8 @@ subthreshold update.
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, NamedTuple
 
 import nir
 import numpy as np
@@ -68,6 +69,18 @@ def inverse(x: np.ndarray) -> np.ndarray:
     return 1.0 / x
 
 
+#: Norse's parameter tuples by name, for unpickling (see :meth:`NorseNeuron.__getstate__`).
+PARAMETER_CLASSES = {
+    cls.__name__: cls
+    for cls in (LIFBoxParameters, IAFParameters, LIBoxParameters, LIFParameters, LIParameters)
+}
+
+
+class _PortableParams(NamedTuple):
+    kind: str
+    values: tuple
+
+
 class NorseNeuron(ContractNeuron):
     """Common part: keeps Norse's parameter tuple ``self.cell.p`` on the module's device and dtype."""
 
@@ -81,6 +94,22 @@ class NorseNeuron(ContractNeuron):
             p = cell.p
             cell.p = type(p)(*(fn(v) if isinstance(v, torch.Tensor) else v for v in p))
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Norse builds its parameter NamedTuples through a metaclass that files them under
+        # norse.torch.utils.pytree, where pickle cannot find them; store them as (class name, values).
+        state = self.__dict__.copy()
+        cell = copy.copy(state["_modules"]["cell"])
+        cell.p = _PortableParams(type(cell.p).__name__, tuple(cell.p))
+        cell.state_fallback = cell.initial_state  # bound to the original cell (and its tuple) otherwise
+        state["_modules"] = {**state["_modules"], "cell": cell}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        cell = self._modules["cell"]
+        if isinstance(cell.p, _PortableParams):
+            cell.p = PARAMETER_CLASSES[cell.p.kind](*cell.p.values)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         state = self.init_state(x[0])

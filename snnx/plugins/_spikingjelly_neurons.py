@@ -59,9 +59,8 @@ class _SJNeuron(ContractNeuron):
     (``_ops/*/reference.py``), which are elementwise and broadcast a tensor exactly like a float.
     """
 
-    def _setting(self, path: str, key: str, values: np.ndarray, original: object,
-                 inverse: Any = None) -> None:
-        """Store ``values`` at ``path`` (``"node.v_threshold"``); NIR ``key`` = ``inverse(values)``."""
+    def _setting(self, path: str, key: str, values: np.ndarray, original: object, unit: float = 1.0) -> None:
+        """Store ``values`` at ``path`` (``"node.v_threshold"``); NIR ``key`` = ``values · unit``."""
         owner_name, attr = path.rsplit(".", 1)
         owner = self.get_submodule(owner_name)
         values = f64(values)
@@ -71,20 +70,19 @@ class _SJNeuron(ContractNeuron):
             delattr(owner, attr)
             owner.register_buffer(attr, torch.as_tensor(values, dtype=torch.float64))
         self.remember(key, original, torch.as_tensor(values, dtype=torch.float64))
-        self._settings = {**getattr(self, "_settings", {}), key: (path, inverse)}
+        self._settings = {**getattr(self, "_settings", {}), key: (path, unit)}
 
     def _nir(self, key: str) -> np.ndarray:
         """The NIR value of ``key`` from the current SpikingJelly setting."""
-        path, inverse = self._settings[key]
+        path, unit = self._settings[key]
         owner_name, attr = path.rsplit(".", 1)
         value = getattr(self.get_submodule(owner_name), attr)
-        unfold = inverse or (lambda v: v)
         if isinstance(value, torch.Tensor):
-            return self.recover(key, value, unfold)
+            return self.recover(key, value, lambda v: v * unit)
         original = self._original[key]
         if np.all(self._folded[key] == float(value)):
             return original.copy()
-        return np.full(original.shape, float(unfold(np.float64(value))))
+        return np.full(original.shape, float(value) * unit)
 
 
 class _SJSpiking(_SJNeuron):
@@ -167,7 +165,7 @@ class SJLIF(_SJSpiking):
             tau=2.0, decay_input=True, v_reset=_sj_reset(self.reset_mode),
             surrogate_function=StrictSpike(surrogate), step_mode="m",
         )
-        self._setting("node.tau", "tau", f64(node.tau) / dt, node.tau, lambda v: v * dt)
+        self._setting("node.tau", "tau", f64(node.tau) / dt, node.tau, unit=dt)
         self._spiking_settings(node, v_reset_sj)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
@@ -234,7 +232,7 @@ class SJLI(_SJNeuron):
         bias_buffer(self, "in_bias", node.v_leak)
         self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float64))
         self.charge = _Charge(sj_neuron.NonSpikingLIFNode())
-        self._setting("charge.node.tau", "tau", f64(node.tau) / dt, node.tau, lambda v: v * dt)
+        self._setting("charge.node.tau", "tau", f64(node.tau) / dt, node.tau, unit=dt)
 
     def init_state(self, x: torch.Tensor) -> torch.Tensor:
         return self.initial("v_init", x)
@@ -293,7 +291,7 @@ class _SJCuba(_SJNeuron):
         scale_buffer(self, "r", node.r)
         self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
         self.synapse = _Charge(sj_neuron.NonSpikingLIFNode())
-        self._setting("synapse.node.tau", "tau_syn", f64(node.tau_syn) / dt, node.tau_syn, lambda v: v * dt)
+        self._setting("synapse.node.tau", "tau_syn", f64(node.tau_syn) / dt, node.tau_syn, unit=dt)
 
     def _current(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         return self.synapse.step(affine(x, self.w_in, None), i)
@@ -324,7 +322,7 @@ class SJCubaLIF(_SJCuba, _SJSpiking):
             tau=2.0, decay_input=True, v_reset=_sj_reset(self.reset_mode),
             surrogate_function=StrictSpike(surrogate), step_mode="m",
         )
-        self._setting("node.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, lambda v: v * dt)
+        self._setting("node.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, unit=dt)
         self._spiking_settings(node, v_reset_sj)
 
     def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -361,7 +359,7 @@ class SJCubaLI(_SJCuba):
         bias_buffer(self, "in_bias", node.v_leak)
         self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float64))
         self.membrane = _Charge(sj_neuron.NonSpikingLIFNode())
-        self._setting("membrane.node.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, lambda v: v * dt)
+        self._setting("membrane.node.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, unit=dt)
 
     def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.initial("i_init", x), self.initial("v_init", x)
