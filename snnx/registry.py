@@ -144,7 +144,40 @@ class BackendRegistrar:
             )
             raise PluginError(msg)
         backend.plugin = self.current_plugin
+        _guard(backend)
         self.backends[backend.name] = backend
+
+
+#: Backend methods whose unexpected exceptions are reported as the plugin's fault (see :func:`_guard`).
+GUARDED_METHODS = ("refusals", "lower", "run", "raise_", "save", "load", "describe")
+
+
+def _guard(backend: Backend) -> None:
+    """Make a bug inside a backend method a :class:`PluginError` that names the backend and its plugin.
+
+    Without it a crash in a third-party ``lower`` reaches the user as an anonymous "internal error" of
+    snnx. :class:`SnnxError` passes through unchanged (the backend's own message); the original exception
+    stays chained (``--debug`` shows its traceback).
+    """
+    for method_name in GUARDED_METHODS:
+        method = getattr(backend, method_name)
+
+        def guarded(*args: Any, __method: Callable[..., Any] = method, __name: str = method_name, **kwargs: Any) -> Any:
+            try:
+                return __method(*args, **kwargs)
+            except SnnxError:
+                raise
+            except Exception as exc:
+                msg = (
+                    f"backend {backend.name!r} (from plugin {backend.plugin!r}) crashed in {__name}: "
+                    f"{type(exc).__name__}: {exc}. This is a bug in that plugin: report it to its authors; "
+                    f"set SNNX_DISABLE_PLUGINS={backend.plugin} to run without it"
+                )
+                raise PluginError(msg) from exc
+
+        guarded.__doc__ = method.__doc__
+        guarded.__wrapped__ = method  # type: ignore[attr-defined]
+        setattr(backend, method_name, guarded)
 
 
 OpHandler = Callable[..., Any]
