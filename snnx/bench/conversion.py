@@ -1,0 +1,175 @@
+"""The conversion track: ANNs trained here, exported to ONNX, converted, and swept over T and percentiles.
+
+For each ANN and calibration percentile the converted graph is simulated once for the longest window
+on the reference simulator with every node recorded; the prediction for window ``T`` is the argmax of
+the readout at step ``T-1`` and the counts for window ``T`` are :func:`snnx.metrics.stats` of the traces
+cut at ``T`` (the network is causal, so the first ``T`` steps of a long run are a run of ``T`` steps).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snnx.bench.data import Dataset
+
+#: Rough bytes of recorded traces per chunk of test samples (float64, every node).
+TRACE_BUDGET = 2e8
+
+
+@dataclass
+class ConversionPoint:
+    """One (ANN, percentile, T) point of the sweep, per test sample."""
+
+    steps: int
+    snn_accuracy: float
+    agreement: float
+    spikes: float
+    sops: float
+    macs: float
+    snn_energy_nj: float
+    energy_ratio: float  # ANN energy / SNN energy (cmos45, fp32)
+    loihi_energy_nj: float
+
+
+@dataclass
+class ConversionRow:
+    """An ANN, converted at one percentile, evaluated at every T (or why it failed)."""
+
+    dataset: str
+    ann: str
+    percentile: float
+    status: str
+    detail: str = ""
+    ann_accuracy: float = 0.0
+    ann_macs: float = 0.0
+    ann_energy_nj: float = 0.0
+    ann_train_seconds: float = 0.0
+    convert_seconds: float = 0.0
+    simulate_seconds: float = 0.0
+    test_samples: int = 0
+    points: list[ConversionPoint] = field(default_factory=list)
+
+
+def train_ann(model: Any, ds: Dataset, epochs: int, batch_size: int, lr: float, seed: int) -> float:
+    """Train a torch ANN with Adam and cross-entropy; returns the seconds it took."""
+    import torch
+
+    x = torch.as_tensor(ds.x_train)
+    y = torch.as_tensor(ds.y_train)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), batch_size):
+            idx = order[i : i + batch_size]
+            loss = loss_fn(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    return time.perf_counter() - start
+
+
+def export_onnx(model: Any, input_shape: tuple[int, ...], path: Path) -> Path:
+    """Export with the TorchScript exporter (the dynamo one needs onnxscript and gives the same graph here)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            torch.zeros(1, *input_shape),
+            str(path),
+            dynamo=False,
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    return path
+
+
+def sweep(
+    onnx_path: Path,
+    ds: Dataset,
+    ann_name: str,
+    percentile: float,
+    timesteps: tuple[int, ...],
+    calib_samples: int,
+    on_chunk: Any = None,
+) -> ConversionRow:
+    """Convert ``onnx_path`` at ``percentile`` and evaluate it at every T on the test set."""
+    import snnx
+    from snnx.convert.evaluate import ann_predictions
+    from snnx.convert.loader import load_model
+    from snnx.errors import SnnxError
+    from snnx.ir.reference import simulate
+    from snnx.metrics import combine, stats
+
+    row = ConversionRow(ds.name, ann_name, percentile, status="error", test_samples=len(ds.x_test))
+    try:
+        proto = load_model(str(onnx_path))
+        ann = ann_predictions(proto, ds.x_test)
+        row.ann_accuracy = float(np.mean(ann == ds.y_test))
+        start = time.perf_counter()
+        result = snnx.convert(str(onnx_path), calib=ds.x_train[:calib_samples], percentile=percentile)
+        row.convert_seconds = time.perf_counter() - start
+    except SnnxError as exc:
+        row.detail = str(exc)
+        return row
+    graph = result.graph
+    steps = sorted(set(int(t) for t in timesteps))
+    t_max = steps[-1]
+    readout = result.output_names[0]
+    shapes = snnx.validate(graph).shapes
+    per_sample = sum(int(np.prod(s)) if s else 1 for s in shapes.values())
+    chunk = int(max(1, min(256, TRACE_BUDGET // (8 * t_max * per_sample))))
+    correct = {t: 0 for t in steps}
+    agree = {t: 0 for t in steps}
+    per_t: dict[int, list] = {t: [] for t in steps}
+    start = time.perf_counter()
+    x_test = ds.x_test.astype(np.float64)
+    for i in range(0, len(x_test), chunk):
+        xb = x_test[i : i + chunk]
+        xs = np.broadcast_to(xb[None], (t_max, *xb.shape))
+        traces = simulate(graph, {result.input_name: xs}, record=True)
+        v = traces[readout]
+        for t in steps:
+            pred = v[t - 1].reshape(len(xb), -1).argmax(axis=1)
+            correct[t] += int(np.sum(pred == ds.y_test[i : i + chunk]))
+            agree[t] += int(np.sum(pred == ann[i : i + chunk]))
+            cut = {k: tr[:t] for k, tr in traces.items()}
+            per_t[t].append(stats(graph, traces=cut, spiking_inputs=False))
+        if on_chunk is not None:
+            on_chunk(len(xb))
+    row.simulate_seconds = time.perf_counter() - start
+    n = len(x_test)
+    for t in steps:
+        s = combine(per_t[t])
+        cmos = s.energy["cmos45"]
+        row.ann_macs = s.ann_macs
+        row.ann_energy_nj = cmos.ann_pj / 1000
+        row.points.append(
+            ConversionPoint(
+                steps=t,
+                snn_accuracy=correct[t] / n,
+                agreement=agree[t] / n,
+                spikes=s.spikes,
+                sops=s.sops,
+                macs=s.macs,
+                snn_energy_nj=cmos.snn_pj / 1000,
+                energy_ratio=cmos.ratio,
+                loihi_energy_nj=s.energy["loihi"].snn_pj / 1000,
+            )
+        )
+    row.status = "ok"
+    return row

@@ -1,0 +1,167 @@
+"""Rendering of a :class:`~snnx.bench.runner.BenchResult`: rich tables, Markdown, PNG plots (Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from snnx.bench.runner import BenchResult
+
+STATUS_STYLE = {"ok": "green", "refused": "yellow", "unavailable": "dim", "error": "red"}
+
+
+def _si(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def direct_rows(result: BenchResult) -> list[list[str]]:
+    """The direct-training table as rows of strings (header first)."""
+    rows = [[
+        "dataset", "backend", "status", "train s/epoch", "infer ms/sample", "test acc",
+        "spikes/sample", "SOPs/sample", "MACs/sample", "peak MB", "detail",
+    ]]
+    for r in result.direct:
+        ok = r.status == "ok"
+        rows.append([
+            r.dataset,
+            r.backend,
+            r.status,
+            f"{r.train_seconds_per_epoch:.2f}" if ok else "",
+            f"{r.infer_ms_per_sample:.3f}" if ok else "",
+            f"{100 * r.test_accuracy:.2f}%" if ok else "",
+            _si(r.spikes_per_sample) if ok else "",
+            _si(r.sops_per_sample) if ok else "",
+            _si(r.macs_per_sample) if ok else "",
+            f"{r.peak_memory_mb:.0f}" if ok else "",
+            r.detail.splitlines()[0] if r.detail else "",
+        ])
+    return rows
+
+
+def conversion_rows(result: BenchResult) -> list[list[str]]:
+    """The conversion table: one row per (ANN, percentile, T)."""
+    rows = [[
+        "dataset", "ANN", "pct", "T", "ANN acc", "SNN acc", "agree", "spikes", "SOPs", "SNN MACs", "ANN MACs",
+        "E_ANN/E_SNN",
+    ]]
+    for r in result.conversion:
+        if r.status != "ok":
+            rows.append([r.dataset, r.ann, f"{r.percentile:g}", "", "", "", "", "", "", "", "", r.detail])
+            continue
+        for p in r.points:
+            rows.append([
+                r.dataset, r.ann, f"{r.percentile:g}", str(p.steps), f"{100 * r.ann_accuracy:.2f}%",
+                f"{100 * p.snn_accuracy:.2f}%", f"{100 * p.agreement:.1f}%", _si(p.spikes), _si(p.sops),
+                _si(p.macs), _si(r.ann_macs), f"{p.energy_ratio:.3g}",
+            ])
+    return rows
+
+
+def rich_tables(result: BenchResult) -> list[Any]:
+    """Rich tables for the terminal."""
+    from rich.table import Table
+
+    tables = []
+    if result.direct:
+        rows = direct_rows(result)
+        t = Table(title="direct training: one NIR SNN, every backend (per test sample)", title_justify="left")
+        for col in rows[0]:
+            t.add_column(col, overflow="fold")
+        for row in rows[1:]:
+            style = STATUS_STYLE.get(row[2], "")
+            t.add_row(*row[:2], f"[{style}]{row[2]}[/]", *row[3:])
+        tables.append(t)
+    if result.conversion:
+        rows = conversion_rows(result)
+        t = Table(title="conversion: ONNX ANN -> NIR SNN (per test sample, energy cmos45 fp32)", title_justify="left")
+        for col in rows[0]:
+            t.add_column(col, overflow="fold")
+        for row in rows[1:]:
+            t.add_row(*row)
+        tables.append(t)
+    return tables
+
+
+def markdown(result: BenchResult) -> str:
+    """Both tables as Markdown (for the README and docs)."""
+    parts = []
+    for rows in (direct_rows(result), conversion_rows(result)):
+        if len(rows) < 2:
+            continue
+        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows[1:]]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def write_plots(result: BenchResult, out: Path) -> list[str]:
+    """PNG plots: accuracy vs T, training time per backend, accuracy vs SOPs. Returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    ok_conv = [r for r in result.conversion if r.status == "ok" and r.points]
+    ok_direct = [r for r in result.direct if r.status == "ok"]
+    if ok_conv:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for i, r in enumerate(ok_conv):
+            color = f"C{i % 10}"
+            steps = [p.steps for p in r.points]
+            ax.plot(steps, [100 * p.snn_accuracy for p in r.points], "o-", color=color,
+                    label=f"{r.dataset} {r.ann} p{r.percentile:g} (SNN)")
+            ax.axhline(100 * r.ann_accuracy, color=color, ls="--", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("time steps T")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title("ANN→SNN conversion: accuracy vs T (dashed: the ANN)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / "accuracy_vs_T.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(str(path))
+    if ok_direct:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        labels = [f"{r.backend}\n{r.dataset}" for r in ok_direct]
+        bars = ax.bar(labels, [r.train_seconds_per_epoch for r in ok_direct], color=[f"C{i}" for i in range(len(ok_direct))])
+        for bar, r in zip(bars, ok_direct):
+            ax.annotate(f"{100 * r.test_accuracy:.1f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel("training time per epoch (s)")
+        ax.set_title("direct training, same NIR model and hyper-parameters (label: test accuracy)")
+        fig.tight_layout()
+        path = out / "train_time_per_backend.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(str(path))
+    if ok_conv or ok_direct:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for i, r in enumerate(ok_conv):
+            ax.plot([p.sops + p.macs for p in r.points], [100 * p.snn_accuracy for p in r.points], "o-",
+                    color=f"C{i % 10}", label=f"{r.dataset} {r.ann} p{r.percentile:g} (T sweep)")
+            ax.scatter([r.ann_macs], [100 * r.ann_accuracy], marker="*", s=120, color=f"C{i % 10}")
+        for j, r in enumerate(ok_direct):
+            ax.scatter([r.sops_per_sample + r.macs_per_sample], [100 * r.test_accuracy], marker="s", s=50,
+                       color=f"C{(len(ok_conv) + j) % 10}", label=f"{r.dataset} direct {r.backend}")
+        ax.set_xscale("log")
+        ax.set_xlabel("synaptic operations per sample (SOPs + SNN MACs; ★ = ANN MACs)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title("accuracy vs operations")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / "accuracy_vs_sops.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(str(path))
+    md = out / "bench.md"
+    md.write_text(markdown(result) + "\n")
+    written.append(str(md))
+    return written
