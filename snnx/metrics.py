@@ -587,7 +587,7 @@ def summary_lines(s: Stats) -> list[str]:
     ]
     for e in s.energy.values():
         lines.append(
-            f"energy [{e.model}]: SNN {e.snn_pj / 1e6:.4g} µJ, ANN {e.ann_pj / 1e6:.4g} µJ, ANN/SNN {e.ratio:.3g}x"
+            f"energy ({e.model}): SNN {e.snn_pj / 1e6:.4g} µJ, ANN {e.ann_pj / 1e6:.4g} µJ, ANN/SNN {e.ratio:.3g}x"
         )
     return lines
 
