@@ -319,3 +319,8 @@ def test_save_then_torch_load_gives_a_working_model(backend, tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temp file left behind
+    again = snnx.get_backend(backend).load(str(path))  # what `snnx raise model.pt` uses
+    np.testing.assert_array_equal(again.to_nir().nodes["fc"].weight, graph.nodes["fc"].weight.astype(np.float32))
+    other = "norse" if backend != "norse" else "spikingjelly"
+    with pytest.raises(snnx.SnnxError, match=f"model of backend {backend!r}"):
+        snnx.get_backend(other).load(str(path))

@@ -78,6 +78,28 @@ class TorchGraphBackend(Backend):
         self._check_model(model)
         write_atomic(path, lambda tmp: torch.save(model, tmp))
 
+    def load(self, path: str) -> Any:
+        """Read a model written by :meth:`save` (a pickled module: only load files you trust)."""
+        import torch
+
+        from snnx.errors import NirFileError
+        from snnx.torch.graph import GraphModule
+
+        try:
+            model = torch.load(path, weights_only=False, map_location="cpu")
+        except FileNotFoundError as exc:
+            msg = f"no such file: '{path}'"
+            raise NirFileError(msg) from exc
+        except Exception as exc:  # the unpickler raises whatever it meets in a foreign or broken file
+            msg = f"cannot read '{path}' as a torch model: {type(exc).__name__}: {exc}"
+            raise NirFileError(msg) from exc
+        made_by = getattr(model, "backend", None) if isinstance(model, GraphModule) else None
+        if made_by != self.name:
+            what = f"a model of backend {made_by!r}" if made_by else f"a {type(model).__name__}"
+            msg = f"'{path}' holds {what}, not a model lowered with --to {self.name}"
+            raise SnnxError(msg)
+        return model
+
     def describe(self, model: Any) -> str:
         self._check_model(model)
         return model.describe()
