@@ -121,12 +121,30 @@ def _load_entry_points(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], d
             )
 
 
+def _check_unknown_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
+    """Mark every plugin that implements a hook with no spec (a misspelt name) as failed, naming the hook.
+
+    This is pluggy's ``check_pending`` done per plugin, so one typo does not hide the others and the
+    message names the plugin rather than its module object. A failed plugin's hooks are never called.
+    """
+    known = ", ".join(sorted(n for n in vars(hookspecs) if n.startswith(f"{hookspecs.PROJECT}_")))
+    for name, plugin in pm.list_name_plugin():
+        unknown = sorted(h.name for h in pm.get_hookcallers(plugin) or [] if h.spec is None)
+        if unknown and name in infos and not infos[name].error:
+            infos[name].error = (
+                f"plugin {name!r} implements unknown hook(s) {', '.join(unknown)}; "
+                f"the snnx hooks are {known} (see specs/plugins.md)"
+            )
+
+
 def call_each(
     pm: pluggy.PluginManager, hook_name: str, infos: dict[str, PluginInfo], registrar: Any, arg: str = "register"
 ) -> None:
     """Call one hook implementation at a time, so one failing plugin cannot stop the others."""
     hook = getattr(pm.hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    # get_hookimpls() is in registration order (pluggy *calls* them in reverse): built-ins come first,
+    # so a third-party plugin can never take a built-in backend's name.
+    for impl in hook.get_hookimpls():
         info = infos.get(impl.plugin_name)
         if info is not None and info.error:
             continue
@@ -152,14 +170,10 @@ def load_plugins(*, reload: bool = False) -> PluginState:
     disabled = _disabled()
     _load_builtin(pm, infos, disabled)
     _load_entry_points(pm, infos, disabled)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        infos.setdefault(str(exc.plugin), PluginInfo(str(exc.plugin), "?")).error = str(exc)
-
     for name, plugin in pm.list_name_plugin():
         if name in infos:
             infos[name].hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+    _check_unknown_hooks(pm, infos)
 
     backends = BackendRegistrar()
     call_each(pm, "snnx_register_backends", infos, backends)
