@@ -1,0 +1,175 @@
+"""snnx bench: data loaders on data made in torchvision's on-disk format, the SNN spec, rows for
+backends that are missing or fail, and a quick end-to-end run on a tiny budget."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snnx.bench import data as bench_data
+from snnx.bench.direct import DirectJob, availability, train_and_evaluate
+from snnx.bench.models import SnnSpec, build_snn
+from snnx.bench.runner import BenchConfig, run_bench
+from snnx.cli import main
+from snnx.errors import SnnxError
+
+
+def _idx(path: Path, array: np.ndarray) -> None:
+    """Write an IDX file (the MNIST format): magic (type 0x08 = ubyte, ndim), dims, data."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def _fake_mnist(root: Path, folder: str, n_train: int = 6, n_test: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n_train, 28, 28))
+    labels = np.arange(n_train) % 10
+    _idx(raw / "train-images-idx3-ubyte", images)
+    _idx(raw / "train-labels-idx1-ubyte", labels)
+    _idx(raw / "t10k-images-idx3-ubyte", images[:n_test])
+    _idx(raw / "t10k-labels-idx1-ubyte", labels[:n_test])
+    return images, labels
+
+
+@pytest.mark.parametrize(("name", "folder"), [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
+def test_torchvision_loaders_read_the_on_disk_format(tmp_path, name, folder):
+    pytest.importorskip("torchvision")
+    images, labels = _fake_mnist(tmp_path, folder)
+    ds = bench_data.load(name, tmp_path)
+    assert ds.x_train.shape == (6, 1, 28, 28) and ds.x_test.shape == (4, 1, 28, 28)
+    assert ds.x_train.dtype == np.float32
+    np.testing.assert_allclose(ds.x_train[:, 0] * 255, images, atol=1e-3)
+    assert ds.y_train.tolist() == labels.tolist()
+
+
+def test_cifar10_reads_the_pickle_batches(tmp_path):
+    folder = tmp_path / bench_data.CIFAR_DIR
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for part in (*bench_data.CIFAR_TRAIN, *bench_data.CIFAR_TEST):
+        batch = {"data": rng.integers(0, 256, size=(3, 3072), dtype=np.uint8), "labels": [1, 2, 3]}
+        with open(folder / part, "wb") as fh:
+            pickle.dump(batch, fh)
+    ds = bench_data.load("cifar10", tmp_path)
+    assert ds.x_train.shape == (15, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    assert ds.y_test.tolist() == [1, 2, 3]
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+
+
+def test_missing_data_root_is_a_clear_error(tmp_path):
+    with pytest.raises(SnnxError, match="--data-root"):
+        bench_data.load("mnist", None)
+    with pytest.raises(SnnxError, match="no mnist data"):
+        bench_data.load("mnist", tmp_path)
+    with pytest.raises(SnnxError, match="cifar-10-batches-py"):
+        bench_data.load("cifar10", tmp_path)
+    with pytest.raises(SnnxError, match="unknown data set"):
+        bench_data.load("imagenet")
+
+
+def test_cli_missing_root_exits_2(tmp_path, capsys):
+    code = main(["bench", "--dataset", "mnist", "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert "--data-root" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_shipped_datasets_split_and_scale():
+    ds = bench_data.load("digits")
+    assert ds.shape == (1, 8, 8) and len(ds.x_train) + len(ds.x_test) == 1797
+    assert ds.x_train.max() <= 1.0 and set(np.unique(ds.y_train)) == set(range(10))
+
+
+@pytest.mark.parametrize("arch", ["strided", "pool"])
+def test_snn_spec_builds_a_valid_graph_that_runs(arch):
+    import snnx
+
+    g = build_snn(SnnSpec(arch=arch), (1, 8, 8), 10)
+    shapes = snnx.validate(g).shapes
+    assert shapes["output"] == (10,)
+    out = snnx.simulate(g, np.ones((3, 2, 1, 8, 8)))
+    assert out["output"].shape == (3, 2, 10)
+    with pytest.raises(SnnxError, match="architecture"):
+        build_snn(SnnSpec(arch="resnet"), (1, 8, 8), 10)
+
+
+def test_unknown_backend_is_a_row_with_its_reason():
+    g = build_snn(SnnSpec(), (1, 8, 8), 10)
+    row = availability("no-such-backend", g)
+    assert row is not None and row.status == "unavailable" and "no backend 'no-such-backend'" in row.detail
+
+
+def test_refusing_backend_is_a_row_with_its_reasons():
+    import snnx
+
+    # The pool architecture has SumPool and an LI readout; a backend without them must say so.
+    g = build_snn(SnnSpec(arch="pool"), (1, 8, 8), 10)
+    refusing = [n for n, b in snnx.get_backends().items() if b.refusals(snnx.api.prepare(g))]
+    if not refusing:
+        pytest.skip("every registered backend takes the pool architecture")
+    row = availability(refusing[0], g)
+    assert row is not None and row.status in ("refused", "unavailable") and row.detail
+
+
+def test_a_backend_that_fails_in_training_is_an_error_row(tmp_path):
+    import snnx
+
+    g = build_snn(SnnSpec(), (1, 8, 8), 10)
+    path = tmp_path / "g.nir"
+    snnx.save(g, str(path))
+    x = np.zeros((4, 1, 8, 8), np.float32)
+    y = np.zeros(4, np.int64)
+    # The reference backend returns the NIR graph itself: not trainable, so the row carries the error.
+    job = DirectJob("reference", str(path), "t", x, y, x, y, steps=2, epochs=1, batch_size=2, lr=1e-3, seed=0, readout="spikes")
+    row = train_and_evaluate(job)
+    assert row.status == "error" and "AttributeError" in row.detail
+
+
+@pytest.mark.slow
+def test_quick_bench_end_to_end(tmp_path):
+    pytest.importorskip("torch")
+    import snnx
+
+    torch_backends = [b for b in ("norse", "snntorch", "spikingjelly") if b in snnx.get_backends()]
+    if not torch_backends:
+        pytest.skip("no torch training backend")
+    config = BenchConfig(
+        datasets=("digits",),
+        backends=(torch_backends[0], "no-such-backend"),
+        epochs=1,
+        steps=4,
+        limit_train=128,
+        limit_test=64,
+        anns=("mlp",),
+        ann_epochs=2,
+        timesteps=(2, 8),
+        percentiles=(100.0,),
+        calib_samples=64,
+        stats_samples=32,
+    )
+    events = []
+    result = run_bench(config, tmp_path, lambda *a, **k: events.append(a[0]))
+    by_backend = {r.backend: r for r in result.direct}
+    ok = by_backend[torch_backends[0]]
+    assert ok.status == "ok", ok.detail
+    assert 0.0 <= ok.test_accuracy <= 1.0 and ok.train_seconds_per_epoch > 0 and ok.sops_per_sample > 0
+    assert ok.macs_per_sample > 0  # the first layer sees analog pixels
+    assert by_backend["no-such-backend"].status == "unavailable"
+    (conv,) = result.conversion
+    assert conv.status == "ok", conv.detail
+    assert [p.steps for p in conv.points] == [2, 8]
+    assert conv.points[1].sops > conv.points[0].sops  # more steps, more spikes
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["direct"][1]["detail"].startswith("no backend")
+    for png in ("accuracy_vs_T.png", "train_time_per_backend.png", "accuracy_vs_sops.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+    assert "no-such-backend" in (tmp_path / "bench.md").read_text()
+    assert any(e.startswith("direct") for e in events) and any(e.startswith("conversion") for e in events)
