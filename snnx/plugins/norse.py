@@ -50,8 +50,8 @@ class NorseBackend(TorchGraphBackend):
 
         if method not in DETERMINISTIC_METHODS:
             msg = (
-                f"Backend 'norse': method={method!r} is not one of {sorted(DETERMINISTIC_METHODS)}; Norse's "
-                "other spike functions sample spikes at random or change the integration scheme"
+                f"Backend 'norse': method={method!r} is not one of {sorted(DETERMINISTIC_METHODS)}; the "
+                "others sample spikes at random ('logistic') or change LIFCell's integration ('adjoint')"
             )
             raise SnnxError(msg)
         if options:
