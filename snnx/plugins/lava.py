@@ -196,11 +196,11 @@ def write_netx(model: LavaModel, path: str | os.PathLike) -> None:
 
 # -- running ---------------------------------------------------------------------------------------
 
-def _stream(model: LavaModel, x: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Time-major ``(T, B, *shape)`` spikes as one ``(N, B*T + L)`` stream of consecutive windows."""
+def _stream(model: LavaModel, x: np.ndarray, *, graded: bool = False) -> tuple[np.ndarray, int, int]:
+    """Time-major ``(T, B, *shape)`` inputs as one ``(N, B*T + L)`` stream of consecutive windows."""
     steps, batch = x.shape[:2]
     flat = x.reshape(steps, batch, -1)
-    if not np.all((flat == 0) | (flat == 1)):
+    if not graded and not np.all((flat == 0) | (flat == 1)):
         msg = "Lava input must be binary spikes (0 or 1): Loihi's input layer sends unary spike events"
         raise SnnxError(msg)
     data = np.zeros((flat.shape[2], batch * steps + model.latency))
@@ -259,11 +259,12 @@ def run_float(model: LavaModel, x: np.ndarray) -> np.ndarray:
 
     dense = import_lava("lava.proc.dense.process")
     lif = import_lava("lava.proc.lif.process")
-    data, steps, batch = _stream(model, x)
+    data, steps, batch = _stream(model, x, graded=True)
     first = last = None
     prev_out = None
     for j, layer in enumerate(model.chain.layers, start=1):
-        conn = dense.Dense(weights=layer.weight)
+        # The first synapse takes graded input (message bits > 0 makes Dense multiply, not select).
+        conn = dense.Dense(weights=layer.weight, num_message_bits=24 if j == 1 else 0)
         neurons = lif.LIFReset(
             shape=(layer.weight.shape[0],), du=layer.current_decay, dv=layer.voltage_decay,
             vth=layer.threshold, bias_mant=0.0, reset_interval=steps, reset_offset=(1 + j) % steps,
@@ -344,6 +345,16 @@ class LavaBackend(_LavaBackendBase):
         if chain is None:
             return reasons
         return quantisation_refusals([quantise_layer(layer) for layer in chain.layers])
+
+    def _chain_refusals(self, graph: nir.NIRGraph) -> tuple[CubaChain | None, list[str]]:
+        chain, reasons = super()._chain_refusals(graph)
+        if chain is not None and len(chain.layers[0].nodes) == 1:
+            name = chain.layers[0].nodes[0]
+            return None, [
+                f"node {name!r} takes the graph input directly: on Loihi the input arrives as spikes "
+                "through a synapse, so put an Affine/Linear before it (or use backend 'lava-float')"
+            ]
+        return chain, reasons
 
     def check_accepts(self, graph: nir.NIRGraph) -> None:
         """Only structural refusals block lowering; inexact quantisation is decided by ``approximate``."""
