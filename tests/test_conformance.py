@@ -60,3 +60,32 @@ def test_kit_rejects_an_unknown_backend_name(pytester):
     assert result.ret != 0
     output = "\n".join(result.outlines + result.errlines)
     assert "no backend named 'no-such-backend'" in output
+
+
+def test_kit_skips_data_dependent_refusals_and_fails_other_errors(pytester):
+    pytester.makeconftest(
+        '''
+from snnx.errors import UnsupportedNodeError
+from snnx.plugins import load_plugins
+from snnx.plugins.reference import ReferenceBackend
+
+class AnalogShy(ReferenceBackend):
+    name = "analogshy"
+    def run(self, model, inputs):
+        raise UnsupportedNodeError("input must be binary spikes")
+
+class Broken(ReferenceBackend):
+    name = "broken"
+    def run(self, model, inputs):
+        raise RuntimeError("boom")
+
+load_plugins().backends.update(analogshy=AnalogShy(), broken=Broken())
+pytest_plugins = ["snnx.testing"]
+'''
+    )
+    base = ("--pyargs", "snnx.testing", "-k", "test_case_matches_reference and lif_value", "-rs", "-p", "no:cacheprovider")
+    shy = pytester.runpytest_subprocess(*base, "--snnx-backend", "analogshy")
+    assert shy.parseoutcomes() == {"skipped": 2, "deselected": 54}
+    shy.stdout.fnmatch_lines(["*analogshy refuses *lif_value: input must be binary spikes*"])
+    broken = pytester.runpytest_subprocess(*base, "--snnx-backend", "broken")
+    assert broken.parseoutcomes()["failed"] == 2

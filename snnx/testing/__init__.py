@@ -12,13 +12,16 @@ or load it from a plugin package's ``conftest.py`` and use its fixtures in your 
         snnx.testing.check_case(snnx_backend, conformance_case)
 
 ``--snnx-backend NAME`` (repeatable) chooses the backends; without it every registered backend except
-``reference`` is used. A case the backend refuses (through its capabilities / ``refusals``) is reported
-as a skip whose reason is the backend's own; a case it accepts must match the golden traces by the rule
+``reference`` is used. A case the backend refuses (through its capabilities / ``refusals``, or by raising
+:class:`snnx.errors.UnsupportedNodeError` from ``lower``/``run``) is reported as a skip whose reason is
+the backend's own; a case it accepts must match the golden traces by the rule
 of ``specs/semantics.md`` §8 (spikes exactly, other outputs within ``1e-5`` relative).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -123,7 +126,21 @@ def _lower_or_skip(backend_name: str, case: Case) -> tuple[Any, Any]:
     reasons = backend.refusals(flat)
     if reasons:
         pytest.skip(f"{backend_name} refuses {case.name}: {'; '.join(reasons)}")
-    return backend, backend.lower(flat)
+    with _refusal_as_skip(backend_name, case):
+        return backend, backend.lower(flat)
+
+
+@contextlib.contextmanager
+def _refusal_as_skip(backend_name: str, case: Case) -> Iterator[None]:
+    """An ``UnsupportedNodeError`` is the backend refusing (e.g. a limit that depends on the input
+    data, which ``refusals(graph)`` cannot see); it skips with the backend's message. Any other
+    exception is a failure."""
+    from snnx.errors import UnsupportedNodeError
+
+    try:
+        yield
+    except UnsupportedNodeError as exc:
+        pytest.skip(f"{backend_name} refuses {case.name}: {exc}")
 
 
 def check_case(backend_name: str, case: Case | str) -> None:
@@ -137,7 +154,8 @@ def check_case(backend_name: str, case: Case | str) -> None:
     if isinstance(case, str):
         case = load_case(case)
     backend, model = _lower_or_skip(backend_name, case)
-    outputs = backend.run(model, case.inputs)
+    with _refusal_as_skip(backend_name, case):
+        outputs = backend.run(model, case.inputs)
     agreement = compare(case.graph, case.expected, outputs, backend_name)
     if agreement.status != "agree":
         details = ", ".join(f"{out}: {vals}" for out, vals in agreement.per_output.items())
