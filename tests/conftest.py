@@ -6,17 +6,7 @@ import nir
 import numpy as np
 import pytest
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "nir-samples"
-GOOD_SAMPLES = ["nirtorch_braille.nir", "nirtorch_lif_norse.nir"]
-MALFORMED_SAMPLE = "rockpool_braille.nir"
-
-
-def pytest_collection_modifyitems(config, items):
-    if not SAMPLES.is_dir():
-        skip = pytest.mark.skip(reason=f"sample files not found at {SAMPLES}")
-        for item in items:
-            if "samples" in item.keywords:
-                item.add_marker(skip)
+from nir_samples import SAMPLES
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 import snnx
 
-from conftest import GOOD_SAMPLES, MALFORMED_SAMPLE
+from nir_samples import GOOD_SAMPLES, MALFORMED_SAMPLE
 
 
 def snnx_cli(*args, cwd=None):

@@ -11,7 +11,7 @@ import snnx
 from snnx.errors import NirFileError, ValidationError
 from snnx.ir.semantics import dt_of, reset_of, set_node_contract, v_init_of
 
-from conftest import GOOD_SAMPLES, MALFORMED_SAMPLE
+from nir_samples import GOOD_SAMPLES, MALFORMED_SAMPLE
 
 
 @pytest.mark.parametrize("name", GOOD_SAMPLES)
