@@ -1,0 +1,156 @@
+"""``snnx convert`` on the command line: success output, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from convert_oracle import export
+from torch import nn
+
+import snnx
+from snnx.cli import main
+
+
+@pytest.fixture
+def small(tmp_path, rng):
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3))
+    x = rng.uniform(size=(40, 1, 4, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=40)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(export(model, x).SerializeToString())
+    np.savez(tmp_path / "calib.npz", x=x)
+    np.savez(tmp_path / "test.npz", x=x, y=y)
+    return tmp_path, path
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_convert_writes_a_loadable_nir_and_prints_a_summary(small, capsys):
+    tmp, model = small
+    target = tmp / "out.nir"
+    code, out, err = run(["convert", str(model), "-o", str(target), "--calib", str(tmp / "calib.npz")], capsys)
+    assert code == 0, err
+    assert "IF neurons" in out
+    assert "MaxPool" in out
+    graph = snnx.load(target)
+    assert graph.metadata["snnx"]["dt"] == 1.0
+
+
+def test_convert_evaluate_prints_accuracy_per_t_and_spikes(small, capsys):
+    tmp, model = small
+    code, out, err = run(
+        ["convert", str(model), "-o", str(tmp / "o.nir"), "--calib", str(tmp / "calib.npz"),
+         "--evaluate", str(tmp / "test.npz"), "--timesteps", "4,16"],
+        capsys,
+    )
+    assert code == 0, err
+    assert "ANN accuracy (onnxruntime)" in out
+    assert "| 4 |" in out
+    assert "| 16 |" in out
+    assert "spikes per sample by layer" in out
+
+
+def _expect_error(argv, capsys, target, *fragments):
+    code, _out, err = run(argv, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert not target.exists()
+
+
+def test_not_onnx(tmp_path, capsys):
+    bad = tmp_path / "notes.onnx"
+    bad.write_text("this is not a model\n" * 10)
+    target = tmp_path / "o.nir"
+    _expect_error(["convert", str(bad), "-o", str(target)], capsys, target, "notes.onnx", "ONNX")
+
+
+def test_truncated_onnx(small, capsys):
+    tmp, model = small
+    cut = tmp / "cut.onnx"
+    cut.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    target = tmp / "o.nir"
+    _expect_error(["convert", str(cut), "-o", str(target), "--calib", str(tmp / "calib.npz")], capsys, target, "cut.onnx")
+
+
+def test_missing_file(tmp_path, capsys):
+    target = tmp_path / "o.nir"
+    _expect_error(["convert", str(tmp_path / "nope.onnx"), "-o", str(target)], capsys, target, "no such file")
+
+
+def test_unsupported_op(tmp_path, rng, capsys):
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    path = tmp_path / "sig.onnx"
+    path.write_bytes(export(nn.Sequential(nn.Linear(3, 3), nn.Sigmoid()), x).SerializeToString())
+    np.savez(tmp_path / "c.npz", x=x)
+    target = tmp_path / "o.nir"
+    _expect_error(
+        ["convert", str(path), "-o", str(target), "--calib", str(tmp_path / "c.npz")], capsys, target,
+        "'Sigmoid'", "/1/Sigmoid", "Options:",
+    )
+
+
+def test_dynamic_spatial_shape_needs_input_shape(tmp_path, rng, capsys):
+    import io
+
+    import onnx
+    import torch
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    buf = io.BytesIO()
+    torch.onnx.export(model.eval(), (torch.zeros(1, 1, 6, 6),), buf, dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}})
+    path = tmp_path / "dyn.onnx"
+    path.write_bytes(buf.getvalue())
+    assert onnx.load(path).graph.input[0].type.tensor_type.shape.dim[2].dim_param == "H"
+    np.savez(tmp_path / "c.npz", x=rng.uniform(size=(5, 1, 6, 6)).astype(np.float32))
+    target = tmp_path / "o.nir"
+    argv = ["convert", str(path), "-o", str(target), "--calib", str(tmp_path / "c.npz")]
+    _expect_error(argv, capsys, target, "dynamic shape", "--input-shape")
+    code, _out, err = run([*argv, "--input-shape", "1,1,6,6"], capsys)
+    assert code == 0, err
+    assert target.exists()
+
+
+def test_calibration_with_wrong_shape(small, rng, capsys):
+    tmp, model = small
+    np.savez(tmp / "wrong.npz", x=rng.uniform(size=(5, 1, 5, 5)).astype(np.float32))
+    target = tmp / "o.nir"
+    _expect_error(
+        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "wrong.npz")], capsys, target,
+        "(5, 1, 5, 5)", "(N, 1, 4, 4)",
+    )
+
+
+def test_calibration_without_x(small, capsys):
+    tmp, model = small
+    np.savez(tmp / "keys.npz", images=np.zeros((2, 1, 4, 4), np.float32))
+    target = tmp / "o.nir"
+    _expect_error(
+        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "keys.npz")], capsys, target, "'x'", "images",
+    )
+
+
+def test_evaluate_without_labels(small, capsys):
+    tmp, model = small
+    target = tmp / "o.nir"
+    _expect_error(
+        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "calib.npz"), "--evaluate", str(tmp / "calib.npz")],
+        capsys, target, "'y'",
+    )
+
+
+def test_old_opset_is_refused(tmp_path, rng, capsys):
+    x = rng.normal(size=(2, 3)).astype(np.float32)
+    path = tmp_path / "old.onnx"
+    from convert_oracle import export as _export
+
+    path.write_bytes(_export(nn.Sequential(nn.Linear(3, 2)), x, opset=9).SerializeToString())
+    target = tmp_path / "o.nir"
+    _expect_error(["convert", str(path), "-o", str(target)], capsys, target, "opset 9", "11")
