@@ -87,7 +87,28 @@ def _synaptic_parameters(model: Any) -> list:
             if module is not None and not isinstance(module, TorchNeuron):
                 params.extend(p for p in module.parameters() if p.is_floating_point())
         return params
+    blocks = getattr(model, "blocks", None)
+    if blocks is not None and all(hasattr(b, "synapse") or not list(b.parameters()) for b in blocks):
+        # SLAYER blocks (lava-dl): the synapse holds the weights; neuron decays stay fixed.
+        return [p for b in blocks if hasattr(b, "synapse") for p in b.synapse.parameters() if p.is_floating_point()]
     return [p for p in model.parameters() if p.is_floating_point()]
+
+
+def time_major(model: Any) -> Any:
+    """A callable taking and returning time-major ``(T, batch, ...)`` tensors for a lowered model.
+
+    snnx's torch backends are time-major already; lava-dl's SLAYER network puts time last and says so
+    with ``input_layout`` (see ``snnx.plugins.lava_dl``), so it is wrapped.
+    """
+    layout = getattr(model, "input_layout", None)
+    if layout is None:
+        return model
+
+    def forward(x: Any) -> Any:
+        y = model(layout(x.movedim(0, -1).contiguous()))
+        return y.movedim(-1, 0)
+
+    return forward
 
 
 def _logits(out: Any, readout: str) -> Any:
@@ -119,6 +140,7 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
         for p in params:
             p.requires_grad_(True)
         row.trainable_params = int(sum(p.numel() for p in params))
+        forward = time_major(model)
         torch.manual_seed(job.seed)
         optimiser = torch.optim.Adam(params, lr=job.lr)
         loss_fn = torch.nn.CrossEntropyLoss()
@@ -136,7 +158,7 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
             total = 0.0
             for i in range(batches):
                 idx = order[i * job.batch_size : (i + 1) * job.batch_size]
-                out = model(_encode(x_train[idx], job.steps))
+                out = forward(_encode(x_train[idx], job.steps))
                 loss = loss_fn(_logits(out, job.readout), y_train[idx])
                 optimiser.zero_grad()
                 loss.backward()
@@ -154,7 +176,7 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
         start = time.perf_counter()
         with torch.no_grad():
             for i in range(0, len(x_test), job.batch_size):
-                out = model(_encode(x_test[i : i + job.batch_size], job.steps))
+                out = forward(_encode(x_test[i : i + job.batch_size], job.steps))
                 correct += int((_logits(out, job.readout).argmax(1) == y_test[i : i + job.batch_size]).sum())
         row.infer_ms_per_sample = 1000 * (time.perf_counter() - start) / max(len(x_test), 1)
         row.test_accuracy = correct / max(len(x_test), 1)
