@@ -381,6 +381,11 @@ def _provenance(flat: nir.NIRGraph, spiking_inputs: set[str]) -> dict[str, float
     return prov
 
 
+def _delayed_trace(x: Array) -> Array:
+    """What an edge closing a cycle delivers: the source's previous step, zeros at t = 0."""
+    return np.concatenate([np.zeros_like(x[:1]), x[:-1]])
+
+
 def _is_binary(x: Array) -> bool:
     return bool(np.all((x == 0) | (x == 1)))
 
@@ -456,7 +461,7 @@ def stats(
             preds = sched.preds[name]
             in_shape = tuple(shapes[preds[0][0]])
             fo = fan_out(node, in_shape, shape, name)
-            x = sum(full[src] for src, _delayed in preds)
+            x = sum(_delayed_trace(full[src]) if delayed else full[src] for src, delayed in preds)
             flat_x = np.abs(x.reshape(T * B, -1))
             factors = [prov.get(src) for src, _delayed in preds]
             events = all(f is not None for f in factors) and len(set(factors)) == 1

@@ -209,3 +209,26 @@ def test_trace_module_matches_reference_on_a_torch_backend():
     model = snnx.lower(_dense_graph(), to=usable[0])
     _, traces = M.trace_module(model, SPIKES_IN.astype(np.float32))
     assert M.stats(_dense_graph(), traces=traces).sops == 40
+
+
+def test_recurrent_edge_counts_the_previous_step():
+    """in(1) -> fc -> IF -> out, IF -> fc closes the cycle: fc sees the IF's spike one step later."""
+    g = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type=np.array([1])),
+            "fc": nir.Linear(weight=np.ones((1, 1))),
+            "if": _if(1),
+            "out": nir.Output(output_type=np.array([1])),
+        },
+        edges=[("in", "fc"), ("fc", "if"), ("if", "fc"), ("if", "out")],
+    )
+    g = set_graph_contract(g, dt=1.0)
+    x = np.zeros((3, 1, 1))
+    x[2] = 1.0  # input and IF spike at the last step; the recurrent copy would arrive at t = 3
+    by = {layer.name: layer for layer in M.stats(g, x).layers}
+    assert by["if"].spikes == 1
+    assert by["fc"].ops == 1
+    x[1] = 1.0  # t=1: input spike, IF spikes; t=2: input + the recurrent spike (2 events), IF spikes
+    by = {layer.name: layer for layer in M.stats(g, x).layers}
+    assert by["if"].spikes == 2
+    assert by["fc"].ops == 1 + 2
