@@ -269,3 +269,11 @@ def test_unbatchable_affine_weight_is_refused_with_the_node_name():
     g.nodes["n0"] = nir.Linear(weight=np.ones((2, 2, 5)))
     with pytest.raises(UnsupportedNodeError, match="node 'n0'.*2-D"):
         build_graph_module(g, ContractNeuron, backend="test")
+
+
+def test_numpy_input_meets_the_module_dtype():
+    g = chain((5,), nir.Affine(weight=RNG.normal(size=(2, 5)), bias=np.zeros(2)))
+    x = RNG.normal(size=(3, 2, 5))
+    out = lower(g, torch.float32)(x)
+    assert out.dtype == torch.float32
+    np.testing.assert_allclose(out.detach().numpy(), snnx.simulate(g, x)["output"], rtol=1e-5)

@@ -426,9 +426,12 @@ class GraphModule(nn.Module):
         if set(x) != set(self.input_names):
             msg = f"inputs must be exactly {self.input_names}, got {sorted(x)}"
             raise ValidationError(msg)
+        dtype = next((t.dtype for t in (*self.parameters(), *self.buffers()) if t.is_floating_point()), None)
         out = {}
         for name in self.input_names:
-            value = torch.as_tensor(x[name])
+            value = x[name]
+            # numpy data is float64 by default; meet the module's dtype instead of failing inside a layer
+            value = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=dtype)
             want = self.shapes[name]
             if value.dim() != len(want) + 2 or tuple(value.shape[2:]) != tuple(want):
                 msg = (
