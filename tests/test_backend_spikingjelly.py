@@ -97,3 +97,30 @@ def test_training_on_digits_beats_chance_and_raises_to_the_same_model():
     x = np.random.default_rng(6).random((8, 20, 1, 8, 8)) * 1.5
     flips, err = compare(raised, model, x, "spikingjelly")
     assert flips == 0 and err <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["Sigmoid", "ATan", "PiecewiseQuadratic", "SoftSign", "Erf", "S2NN"])
+def test_strict_spike_keeps_each_surrogates_gradient(name):
+    import torch
+    from spikingjelly.activation_based import surrogate
+
+    from snnx.plugins._spikingjelly_neurons import StrictSpike
+
+    x = torch.tensor([-0.7, -0.1, 0.0, 0.1, 0.7])
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    inner = getattr(surrogate, name)()
+    spikes = StrictSpike(inner)(a)
+    assert spikes.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
+    spikes.sum().backward()
+    inner(b).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_surrogates_without_a_step_forward_are_refused():
+    from spikingjelly.activation_based import surrogate
+
+    graph = conv_graph()
+    with pytest.raises(SnnxError, match="PoissonPass"):
+        snnx.lower(graph, to="spikingjelly", surrogate=surrogate.PoissonPass())
+    with pytest.raises(SnnxError, match="spiking mode"):
+        snnx.lower(graph, to="spikingjelly", surrogate=surrogate.Sigmoid(spiking=False))

@@ -15,6 +15,7 @@ charge equations from an explicit initial state. Three folds make them equal the
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import nir
@@ -23,17 +24,60 @@ import torch
 from spikingjelly.activation_based import neuron as sj_neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
 
-from snnx.errors import UnsupportedNodeError
+from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.plugins._contract_neuron import ContractNeuron, affine, bias_buffer, f64, is_uniform, scale_buffer
 from snnx.plugins.spikingjelly import node_refusals
 
 BACKEND = "spikingjelly"
 
 
+#: SpikingJelly surrogates whose spiking forward pass is ``heaviside(x) = (x >= 0)`` (read from
+#: ``spikingjelly/activation_based/surrogate.py``); the others sample (PoissonPass) or count levels.
+HEAVISIDE_SURROGATES = frozenset({
+    "PiecewiseQuadratic", "PiecewiseExp", "Sigmoid", "SoftSign", "SuperSpike", "ATan", "NonzeroSignLogAbs",
+    "Erf", "PiecewiseLeakyReLU", "SquarewaveFourierSeries", "S2NN", "QPseudoSpike", "LeakyKReLU",
+    "FakeNumericalGradient", "LogTailedReLU", "DeterministicPass", "Rect",
+})
+
+
+def check_surrogate(surrogate: Any) -> None:
+    """Refuse a surrogate whose forward pass is not SpikingJelly's step function."""
+    if surrogate is None:
+        return
+    kind = type(surrogate).__name__
+    ok = (
+        isinstance(surrogate, sj_surrogate.SurrogateFunctionBase)
+        and kind in HEAVISIDE_SURROGATES
+        and getattr(surrogate, "spiking", False)
+    )
+    if not ok:
+        msg = (
+            f"Backend {BACKEND!r}: surrogate {surrogate!r} is not a SpikingJelly surrogate in spiking mode "
+            f"with a step-function forward pass; use one of {', '.join(sorted(HEAVISIDE_SURROGATES))}"
+        )
+        raise SnnxError(msg)
+
+
+class _StrictStep(torch.autograd.Function):
+    """Forward ``x > 0``; backward the SpikingJelly surrogate's own gradient formula."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, inner: torch.nn.Module) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.inner = inner
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        inner = ctx.inner
+        return type(inner).backward(grad, x, **inner._sg_params), None
+
+
 class StrictSpike(torch.nn.Module):
     """A SpikingJelly surrogate whose forward is ``x > 0`` instead of ``x >= 0``.
 
-    :param inner: any SpikingJelly surrogate (default ``surrogate.Sigmoid()``); its gradient is kept.
+    :param inner: a SpikingJelly surrogate (default ``surrogate.Sigmoid()``) whose gradient is kept.
     """
 
     def __init__(self, inner: torch.nn.Module | None = None) -> None:
@@ -41,8 +85,19 @@ class StrictSpike(torch.nn.Module):
         self.inner = inner if inner is not None else sj_surrogate.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # inner(x) is 1 at x == 0; the subtracted mask carries no gradient.
+        if _has_static_backward(self.inner):
+            # One autograd node per step, as cheap as SpikingJelly's own kernel.
+            return _StrictStep.apply(x, self.inner)
+        # Surrogates without a static gradient formula: inner(x) is 1 at x == 0, the mask has no gradient.
         return self.inner(x) - (x == 0).to(x.dtype)
+
+
+def _has_static_backward(inner: torch.nn.Module) -> bool:
+    try:
+        attr = inspect.getattr_static(type(inner), "backward")
+    except AttributeError:
+        return False
+    return isinstance(attr, staticmethod)
 
 
 def _sj_reset(reset_mode: str | None) -> float | None:

@@ -73,12 +73,13 @@ class SpikingJellyBackend(TorchGraphBackend):
         :param dtype: ``"float32"`` (default) or ``"float64"``; float64 holds the graph's parameters exactly.
         """
         from snnx.errors import SnnxError
-        from snnx.plugins._spikingjelly_neurons import neuron_factory
+        from snnx.plugins._spikingjelly_neurons import check_surrogate, neuron_factory
         from snnx.torch.graph import build_graph_module
 
         if options:
             msg = f"Backend {NAME!r} got unknown options {sorted(options)}; it takes surrogate= and dtype="
             raise SnnxError(msg)
+        check_surrogate(surrogate)
         return build_graph_module(
             graph, neuron_factory(surrogate), backend=self.name, dtype=torch_dtype(dtype, self.name)
         )
