@@ -537,6 +537,8 @@ class GraphModule(nn.Module):
             module = self.layer(name)
             node_type = type(self.nodes[name]).__name__
             shown = type(_inner(module)).__name__ if module is not None else "-"
+            if isinstance(_inner(module), nn.AvgPool2d) and _inner(module).divisor_override == 1:
+                shown = "AvgPool2d(sum)"
             if isinstance(module, TorchNeuron):
                 inner = [type(m).__name__ for m in module.children()]
                 shown = f"{type(module).__name__}" + (f"({', '.join(inner)})" if inner else "")
@@ -545,11 +547,8 @@ class GraphModule(nn.Module):
         n_params = sum(p.numel() for p in self.parameters())
         n_train = sum(p.numel() for p in self.parameters() if p.requires_grad)
         mode = "step by step (cycles)" if self.has_cycles else "layer by layer"
-        head = (
-            f"{self.backend} GraphModule: {len(self.nodes)} nodes, {n_params} parameters "
-            f"({n_train} trainable), dt={self.dt:g}, runs {mode}"
-        )
-        return "\n".join([head, *lines])
+        head = f"{self.backend} GraphModule: {len(self.nodes)} nodes, {n_params} parameters ({n_train} trainable)"
+        return "\n".join([head, f"  dt={self.dt:g}, runs {mode}", *lines])
 
 
 def build_graph_module(
