@@ -111,11 +111,24 @@ class NorseNeuron(ContractNeuron):
         if isinstance(cell.p, _PortableParams):
             cell.p = PARAMETER_CLASSES[cell.p.kind](*cell.p.values)
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """The cell's input for the node's input ``x`` (the scale of the table in the module doc)."""
+        return affine(x, self.in_scale, None)
+
+    def _advance(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """One Norse step on the already-scaled input ``u``."""
+        return self.cell(u, state)
+
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return self._advance(self._input(x), state)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The input scale is applied to the whole sequence at once, then Norse steps through it.
+        u = self._input(x)
         state = self.init_state(x[0])
         out = []
-        for t in range(x.shape[0]):
-            y, state = self.step(x[t], state)
+        for t in range(u.shape[0]):
+            y, state = self._advance(u[t], state)
             out.append(y)
         return torch.stack(out)
 
@@ -149,9 +162,6 @@ class NorseLIF(NorseNeuron):
 
     def init_state(self, x: torch.Tensor) -> LIFBoxFeedForwardState:
         return LIFBoxFeedForwardState(v=self.initial("v_init", x))
-
-    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        return self.cell(affine(x, self.in_scale, None), state)
 
     def to_nir(self) -> nir.LIF:
         p = self.cell.p
@@ -191,8 +201,7 @@ class NorseIF(NorseNeuron):
     def init_state(self, x: torch.Tensor) -> IAFFeedForwardState:
         return IAFFeedForwardState(v=self.initial("v_init", x))
 
-    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        u = x * self.in_scale
+    def _advance(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         if self.reset_mode != "subtract":
             return self.cell(u, state)
         p = self.cell.p
@@ -227,9 +236,6 @@ class NorseLI(NorseNeuron):
 
     def init_state(self, x: torch.Tensor) -> LIBoxState:
         return LIBoxState(v=self.initial("v_init", x))
-
-    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        return self.cell(affine(x, self.in_scale, None), state)
 
     def to_nir(self) -> nir.LI:
         p = self.cell.p
@@ -326,8 +332,7 @@ class NorseCubaLIF(_NorseCuba):
     def init_state(self, x: torch.Tensor) -> LIFFeedForwardState:
         return LIFFeedForwardState(v=self.initial("v_init", x), i=self.initial("i_state_init", x))
 
-    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        u = x * self.in_scale
+    def _advance(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         if self.reset_mode != "subtract":
             return self.cell(u, state)
         p = self.cell.p
@@ -368,9 +373,6 @@ class NorseCubaLI(_NorseCuba):
 
     def init_state(self, x: torch.Tensor) -> LIState:
         return LIState(v=self.initial("v_init", x), i=self.initial("i_state_init", x))
-
-    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        return self.cell(x * self.in_scale, state)
 
     def to_nir(self) -> nir.CubaLI:
         p = self.cell.p
