@@ -209,6 +209,17 @@ def _t(value: np.ndarray) -> Tensor:
     return as_tensor(value, torch.float64)
 
 
+def _untrack(neuron: torch.nn.Module) -> None:
+    # snnTorch keeps every neuron ever built in a class-level list for its init_hidden helpers, which
+    # these wrappers do not use (state is passed explicitly); dropping ours lets lowered models be freed.
+    import snntorch
+
+    instances = snntorch.SpikingNeuron.instances
+    for i in range(len(instances) - 1, -1, -1):
+        if instances[i] is neuron:
+            del instances[i]
+
+
 def _contract_node(node: nir.NIRNode) -> nir.NIRNode:
     out = copy.deepcopy(node)
     kwargs: dict[str, Any] = {"v_init": v_init_of(node)}
@@ -242,6 +253,7 @@ class SnnTorchLeaky(TorchNeuron):
             reset_mechanism=table.mechanism,
             reset_delay=True,
         )
+        _untrack(self.neuron)
         # Skip the folded affine map where it is the identity: r = tau/dt graphs (NIR paper, snnTorch
         # exports) then cost exactly what a hand-written snnTorch model does.
         self.register_buffer("scale", _t(table.scale) if np.any(table.scale != 1) else None)
@@ -308,6 +320,7 @@ class SnnTorchSynaptic(TorchNeuron):
             spike_grad=spike_grad,
             reset_mechanism="none",
         )
+        _untrack(self.neuron)
         self.register_buffer("scale", _t(table.scale))
         self.register_buffer("bias", _t(table.bias) if np.any(table.bias != 0) else None)
         self.register_buffer("syn_init", _t(table.syn_init))
