@@ -13,7 +13,6 @@ from backend_cases import (  # noqa: E402,F401  (pytest collects the imported te
     compare,
     conv_graph,
     neuron,
-    random_input,
     single,
     test_conv_graph_matches_reference_and_state_is_fresh_per_call,
     test_gradients_reach_every_weight,

@@ -14,7 +14,6 @@ import nir
 import numpy as np
 import torch
 
-from snnx.errors import UnsupportedNodeError
 from snnx.ir.semantics import i_init_of, reset_of, v_init_of
 from snnx.torch.graph import TorchNeuron
 
@@ -24,21 +23,6 @@ SPIKING = (nir.IF, nir.LIF, nir.CubaLIF)
 def f64(value: Any) -> np.ndarray:
     """A NIR parameter as a float64 array (``None`` counts as 0, NIR's default ``v_reset``)."""
     return np.zeros(()) if value is None else np.asarray(value, dtype=np.float64)
-
-
-def uniform(node_name: str, node: nir.NIRNode, field: str, backend: str, why: str) -> float:
-    """The single value of a parameter that must be the same for every neuron of the node.
-
-    :raises UnsupportedNodeError: naming the node and the parameter when the values differ.
-    """
-    arr = f64(getattr(node, field))
-    if arr.size == 0 or not np.all(arr == arr.flat[0]):
-        msg = (
-            f"Backend {backend!r} cannot lower node {node_name!r} ({type(node).__name__}): {field} differs "
-            f"between neurons, but {why}; use one value for the whole node or another backend"
-        )
-        raise UnsupportedNodeError(msg)
-    return float(arr.flat[0])
 
 
 def is_uniform(value: Any) -> bool:
