@@ -205,6 +205,16 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
 
 
 def _worker(job: DirectJob, queue: Any) -> None:
+    import warnings
+
+    # The frameworks' own deprecation notices (torch.jit.script, ...) are not the user's to act on.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # Lava calls multiprocessing.set_start_method('fork') when imported, which raises in a spawned
+    # process (its start method is already set). This worker spawns nothing, so let Lava set its own.
+    import multiprocessing.context
+
+    multiprocessing.context._default_context._actual_context = None
     def progress(event: tuple) -> None:
         queue.put(event)
 
