@@ -232,3 +232,20 @@ def test_recurrent_edge_counts_the_previous_step():
     by = {layer.name: layer for layer in M.stats(g, x).layers}
     assert by["if"].spikes == 2
     assert by["fc"].ops == 1 + 2
+
+
+def test_stats_command_json_and_table(tmp_path, capsys):
+    import snnx
+    from snnx.cli import main
+
+    path = tmp_path / "g.nir"
+    snnx.save(_dense_graph(), str(path))
+    np.savez(tmp_path / "x.npz", x=SPIKES_IN)
+    assert main(["stats", str(path), "--input", str(tmp_path / "x.npz"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["totals"]["sops"] == 40 and data["energy"]["cmos45"]["snn_pj"] == pytest.approx(36.0)
+    assert main(["stats", str(path), "--random", "5", "--batch", "2"]) == 0
+    assert "SOPs (AC)" in capsys.readouterr().out
+    assert main(["stats", str(path)]) == 2  # neither --input nor --random
+    assert main(["stats", str(tmp_path / "missing.nir"), "--random", "3"]) == 2
+    assert "no such file" in capsys.readouterr().err
