@@ -281,9 +281,8 @@ def run_float(model: LavaModel, x: np.ndarray) -> np.ndarray:
 # -- backends --------------------------------------------------------------------------------------
 
 class _LavaBackendBase(Backend):
-    capabilities = Capabilities(
-        node_types=LAVA_NODE_TYPES, reset_modes=frozenset({"value"}), cycles=False, v_init=False
-    )
+    # Reset modes and initial state are checked by loihi_refusals, whose reasons say what Loihi does.
+    capabilities = Capabilities(node_types=LAVA_NODE_TYPES, cycles=False, v_init=True)
     requires = ("lava",)
     tag: ClassVar[str] = ""
 
@@ -311,10 +310,11 @@ class _LavaBackendBase(Backend):
         return (None, reasons) if reasons else (chain, [])
 
     def refusals(self, graph: nir.NIRGraph) -> list[str]:
+        """Node-type and cycle refusals plus every Loihi-specific reason, so one check lists them all."""
+        if self.missing_requirements():
+            return super().refusals(graph)
         reasons = super().refusals(graph)
-        if reasons:
-            return reasons
-        return self._chain_refusals(graph)[1]
+        return reasons + [r for r in self._chain_refusals(graph)[1] if r not in reasons]
 
     def run(self, model: LavaModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         chain = model.chain

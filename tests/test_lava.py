@@ -1,0 +1,249 @@
+"""The lava-dl (SLAYER), lava (Loihi 2 fixed point) and lava-float backends against the reference."""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+
+import snnx
+from snnx import lava_compat
+from snnx.api import prepare
+from snnx.errors import SnnxError, UnsupportedNodeError
+from snnx.ir.reference import simulate
+from snnx.plugins import get_backend
+from snnx.plugins._cuba import extract_chain, loihi_refusals
+
+LAVA_REASON = lava_compat.lava_available()
+pytestmark = [
+    pytest.mark.lava,
+    pytest.mark.skipif(LAVA_REASON is not None, reason=f"Lava not importable: {LAVA_REASON} (snnx install lava)"),
+]
+
+DT = 1e-3
+
+
+def _lif(n: int, tau: float, r: float, th, **extra) -> nir.LIF:
+    return nir.LIF(
+        tau=np.full(n, tau), r=np.full(n, r), v_leak=np.full(n, extra.get("v_leak", 0.0)),
+        v_threshold=np.broadcast_to(np.asarray(th, dtype=float), (n,)).copy(), v_reset=np.full(n, extra.get("v_reset", 0.0)),
+    )
+
+
+def _neuron(kind: str, n: int, th: float, seed: int):
+    if kind == "lif":
+        return _lif(n, 1e-2 if seed else 5e-3, 2.0, th)
+    if kind == "if":
+        return nir.IF(r=np.full(n, 1000.0), v_threshold=np.full(n, th), v_reset=np.zeros(n))
+    return nir.CubaLIF(
+        tau_syn=np.full(n, 4e-3), tau_mem=np.full(n, 1e-2), r=np.full(n, 2.0), v_leak=np.zeros(n),
+        v_threshold=np.full(n, th / 3), v_reset=np.zeros(n), w_in=np.full(n, 1.5),
+    )
+
+
+def chain_graph(kind: str, w1: np.ndarray, w2: np.ndarray, thresholds=(0.3, 0.2), **meta) -> nir.NIRGraph:
+    """Input(10) -> Linear -> neuron(20) -> Linear -> neuron(5) -> Output, all Loihi-compatible."""
+    nodes = {
+        "in": nir.Input(input_type={"input": np.array([w1.shape[1]])}),
+        "fc1": nir.Linear(weight=w1),
+        "n1": _neuron(kind, w1.shape[0], thresholds[0], 1),
+        "fc2": nir.Linear(weight=w2),
+        "n2": _neuron(kind, w2.shape[0], thresholds[1], 0),
+        "out": nir.Output(output_type={"output": np.array([w2.shape[0]])}),
+    }
+    edges = [("in", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "out")]
+    graph = nir.NIRGraph(nodes=nodes, edges=edges)
+    graph.metadata = {"snnx": {"version": 1, "dt": DT, **meta}}
+    return graph
+
+
+@pytest.fixture(scope="module")
+def spikes() -> np.ndarray:
+    return (np.random.default_rng(3).random((40, 3, 10)) < 0.4).astype(np.float64)
+
+
+def _weights(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 1, (20, 10)), rng.normal(0, 1, (5, 20))
+
+
+def _run(backend: str, graph: nir.NIRGraph, x: np.ndarray, **options) -> tuple[np.ndarray, np.ndarray]:
+    flat = prepare(graph)
+    b = get_backend(backend)
+    assert b.refusals(flat) == []
+    model = b.lower(flat, **options)
+    return b.run(model, {"in": x})["out"], simulate(flat, {"in": x})["out"]
+
+
+# -- exact backends -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["lif", "if", "cuba"])
+@pytest.mark.parametrize("backend", ["lava-dl", "lava-float"])
+def test_float_backends_equal_the_reference(backend: str, kind: str, spikes: np.ndarray) -> None:
+    w1, w2 = _weights()
+    out, ref = _run(backend, chain_graph(kind, w1, w2), spikes)
+    assert ref.sum() > 20, "the case must spike to mean anything"
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_lava_dl_takes_what_loihi_cannot(spikes: np.ndarray) -> None:
+    """The float CUBA neuron of lava-dl also runs subtract reset, v_leak, v_reset, v_init, bias and LI."""
+    rng = np.random.default_rng(5)
+    lif = _lif(20, 1e-2, 2.0, 0.3, v_leak=0.05, v_reset=-0.1)
+    snnx.ir.semantics.set_node_contract(lif, reset="subtract", v_init=rng.random(20) * 0.2)
+    li = nir.LI(tau=np.full(5, 4e-3), r=np.ones(5), v_leak=np.zeros(5))
+    graph = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([10])}),
+            "fc1": nir.Affine(weight=rng.normal(0, 1, (20, 10)), bias=rng.normal(0, 0.1, 20)),
+            "lif": lif, "fc2": nir.Linear(weight=rng.normal(0, 1, (5, 20))), "li": li,
+            "out": nir.Output(output_type={"output": np.array([5])}),
+        },
+        edges=[("in", "fc1"), ("fc1", "lif"), ("lif", "fc2"), ("fc2", "li"), ("li", "out")],
+    )
+    graph.metadata = {"snnx": {"version": 1, "dt": DT}}
+    out, ref = _run("lava-dl", graph, spikes)
+    np.testing.assert_allclose(out, ref, rtol=1e-9, atol=1e-12)
+    reasons = get_backend("lava").refusals(prepare(graph))
+    assert any("'subtract'" in r and "'lif'" in r for r in reasons)
+    assert any("v_leak" in r for r in reasons)
+    assert any("LI is not supported" in r or "non-spiking" in r for r in reasons)
+
+
+def test_lava_dl_conv_chain_equals_reference() -> None:
+    rng = np.random.default_rng(2)
+    conv = nir.Conv2d(input_shape=(6, 6), weight=rng.normal(0, 1, (3, 2, 3, 3)), stride=1, padding=1,
+                      dilation=1, groups=1, bias=np.zeros(3))
+    graph = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([2, 6, 6])}), "conv": conv,
+            "lif1": _lif(1, 1e-2, 2.0, 0.5).__class__(
+                tau=np.full((3, 6, 6), 1e-2), r=np.full((3, 6, 6), 2.0), v_leak=np.zeros((3, 6, 6)),
+                v_threshold=np.full((3, 6, 6), 0.5), v_reset=np.zeros((3, 6, 6))),
+            "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+            "flat": nir.Flatten(input_type={"input": np.array([3, 3, 3])}, start_dim=0, end_dim=-1),
+            "fc": nir.Linear(weight=rng.normal(0, 1, (4, 27))), "lif2": _lif(4, 5e-3, 1.0, 0.4),
+            "out": nir.Output(output_type={"output": np.array([4])}),
+        },
+        edges=[("in", "conv"), ("conv", "lif1"), ("lif1", "pool"), ("pool", "flat"), ("flat", "fc"),
+               ("fc", "lif2"), ("lif2", "out")],
+        type_check=False,
+    )
+    graph.metadata = {"snnx": {"version": 1, "dt": DT}}
+    x = (rng.random((25, 2, 2, 6, 6)) < 0.4).astype(float)
+    flat = prepare(graph)
+    backend = get_backend("lava-dl")
+    model = backend.lower(flat)
+    kinds = [type(b).__name__ for b in model.blocks]
+    assert kinds == ["Conv", "Flatten", "Dense"], kinds
+    out = backend.run(model, {"in": x})["out"]
+    ref = simulate(flat, {"in": x})["out"]
+    assert ref.sum() > 5
+    np.testing.assert_array_equal(out, ref)
+    raised = backend.raise_(model)
+    np.testing.assert_array_equal(simulate(prepare(raised), {"in": x})["out"], ref)
+
+
+# -- Loihi 2 fixed point ----------------------------------------------------------------------------
+
+def test_fixed_point_is_bit_exact_when_the_parameters_are_representable(spikes: np.ndarray) -> None:
+    """IF neurons (no decay rounding) with dyadic weights: Loihi's integer arithmetic is the contract."""
+    rng = np.random.default_rng(1)
+    w1, w2 = rng.integers(-16, 20, (20, 10)) / 16, rng.integers(-16, 24, (5, 20)) / 16
+    graph = chain_graph("if", w1, w2, thresholds=(1.0, 2.0))
+    out, ref = _run("lava", graph, spikes, exact=True)
+    model = get_backend("lava").lower(prepare(graph), exact=True)
+    assert all(q.exact for q in model.quantisation)
+    assert ref.sum() > 20
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_fixed_point_quantisation_is_reported_and_close(spikes: np.ndarray) -> None:
+    w1, w2 = _weights()
+    graph = prepare(chain_graph("lif", w1, w2))
+    backend = get_backend("lava")
+    with pytest.raises(UnsupportedNodeError, match="node 'n1': Loihi fixed point is not exact"):
+        backend.lower(graph, exact=True)
+    model = backend.lower(graph)
+    rows = model.report().splitlines()
+    assert [r.split()[0] for r in rows] == ["n1", "n2"]
+    q1 = model.quantisation[0]
+    assert np.max(np.abs(q1.weight)) == 127, "the largest weight uses the whole 8-bit range"
+    assert q1.i_decay == 4096 and q1.v_decay == round(0.1 * 4096)
+    assert 0 < q1.weight_error <= 0.5 / q1.scale / 0.3 + 1e-12
+    out = backend.run(model, {"in": spikes})["out"]
+    ref = simulate(graph, {"in": spikes})["out"]
+    assert (out == ref).mean() > 0.97
+
+
+def test_lava_saves_a_netx_network_that_lava_loads(tmp_path, spikes: np.ndarray) -> None:
+    netx = lava_compat.import_lava("lava.lib.dl.netx")
+    w1, w2 = _weights()
+    model = snnx.lower(chain_graph("lif", w1, w2), to="lava")
+    path = tmp_path / "model.net"
+    get_backend("lava").save(model, str(path))
+    assert not list(tmp_path.glob("*.tmp*")), "save must be atomic (no temp file left behind)"
+    net = netx.hdf5.Network(net_config=str(path))
+    assert len(net) == 2
+    assert net.inp.shape == (10,) and net.out.shape == (5,)
+    assert int(np.max(np.abs(net.layers[0].synapse.weights.get()))) <= 255
+
+
+def test_non_binary_input_to_fixed_point_is_an_error(spikes: np.ndarray) -> None:
+    w1, w2 = _weights()
+    backend = get_backend("lava")
+    model = backend.lower(prepare(chain_graph("lif", w1, w2)))
+    with pytest.raises(SnnxError, match="binary spikes"):
+        backend.run(model, {"in": spikes * 0.5})
+
+
+# -- refusals ---------------------------------------------------------------------------------------
+
+def _recurrent_graph() -> nir.NIRGraph:
+    w = np.eye(4)
+    graph = nir.NIRGraph(
+        nodes={"in": nir.Input(input_type={"input": np.array([4])}), "fc": nir.Linear(weight=w),
+               "lif": _lif(4, 1e-2, 1.0, 0.5), "rec": nir.Linear(weight=w),
+               "out": nir.Output(output_type={"output": np.array([4])})},
+        edges=[("in", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")],
+    )
+    graph.metadata = {"snnx": {"version": 1, "dt": DT}}
+    return graph
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda: _recurrent_graph(), "recurrent edge"),
+        (lambda: chain_graph("lif", *_weights(), thresholds=(0.3, -0.2)), "v_threshold must be > 0"),
+        (lambda: _with_tau(2e-4), "dt/tau_mem must be in [0, 1]"),
+        (lambda: _with_tau(np.linspace(1e-2, 2e-2, 20)), "differs between neurons"),
+    ],
+)
+@pytest.mark.parametrize("backend", ["lava-dl", "lava", "lava-float"])
+def test_unsupported_graphs_are_refused_with_a_reason(backend: str, make, needle: str) -> None:
+    flat = prepare(make())
+    reasons = get_backend(backend).refusals(flat)
+    assert any(needle in r for r in reasons), reasons
+    with pytest.raises(UnsupportedNodeError, match=needle.split()[0]):
+        snnx.lower(make(), to=backend)
+
+
+def _with_tau(tau) -> nir.NIRGraph:
+    graph = chain_graph("lif", *_weights())
+    graph.nodes["n1"].tau = np.broadcast_to(np.asarray(tau, dtype=float), (20,)).copy()
+    return graph
+
+
+def test_loihi_refuses_what_its_neuron_cannot_do() -> None:
+    graph = chain_graph("lif", *_weights())
+    graph.nodes["n1"].v_leak = np.full(20, 0.1)
+    snnx.ir.semantics.set_node_contract(graph.nodes["n2"], reset="subtract")
+    chain, reasons = extract_chain(prepare(graph))
+    assert reasons == [] and chain is not None, "lava-dl's float neuron takes both"
+    loihi = loihi_refusals(chain)
+    assert any("node 'n1': v_leak must be 0" in r for r in loihi)
+    assert any("node 'n2': reset 'subtract'" in r for r in loihi)
+    for name in ("lava", "lava-float"):
+        with pytest.raises(UnsupportedNodeError, match="v_leak must be 0"):
+            snnx.lower(graph, to=name)
