@@ -21,7 +21,9 @@ from snnx.errors import ConversionError
 MAX_VALUES = 2_000_000
 
 
-def load_npz(path: str | os.PathLike, *, need_labels: bool, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+def load_npz(
+    path: str | os.PathLike, *, need_labels: bool, what: str
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Read ``x`` (and ``y``) from an ``.npz`` file.
 
     :param what: the option the file came from, for messages (``"--calib"``).
@@ -95,7 +97,9 @@ def session(model: onnx.ModelProto, extra_outputs: list[str] = ()):  # type: ign
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def batches(sess, input_name: str, x: np.ndarray, batch: int | None, outputs: list[str] | None) -> Iterator[tuple[int, list[np.ndarray]]]:
+def batches(
+    sess, input_name: str, x: np.ndarray, batch: int | None, outputs: list[str] | None
+) -> Iterator[tuple[int, list[np.ndarray]]]:
     """Run ``sess`` over ``x`` in chunks; a fixed ``batch`` pads the last chunk (padding is dropped)."""
     step = batch or 256
     for start in range(0, len(x), step):
@@ -130,7 +134,7 @@ def calibrate(
     kept: dict[str, list[np.ndarray]] = {t: [] for t in tensors}
     sizes = dict.fromkeys(tensors, 0)
     for _n, results in batches(sess, input_name, x, batch, tensors):
-        for name, value in zip(tensors, results):
+        for name, value in zip(tensors, results, strict=True):
             pos = value[value > 0].astype(np.float64)
             kept[name].append(pos)
             sizes[name] += pos.size
@@ -143,7 +147,9 @@ def calibrate(
         values = np.concatenate(kept[name]) if kept[name] else np.zeros(0)
         if values.size == 0:
             scales[name] = 1.0
-            notes.append(f"activation {name!r} is never positive on the calibration data; its neurons stay silent")
+            notes.append(
+                f"activation {name!r} is never positive on the calibration data; its neurons stay silent"
+            )
         else:
             scales[name] = float(np.percentile(values, percentile))
     return scales, notes

@@ -25,17 +25,38 @@ def _timesteps(text: str) -> tuple[int, ...]:
 
 @click.command("convert")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output .nir file (default: MODEL with .nir).")
-@click.option("--calib", type=click.Path(dir_okay=False), help="Calibration .npz with an array 'x' of inputs (N, *shape).")
-@click.option("--percentile", type=float, default=DEFAULT_PERCENTILE, show_default=True,
-              help="Percentile of each activation's positive values that one spike per step stands for.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Output .nir file (default: MODEL with .nir)."
+)
+@click.option(
+    "--calib",
+    type=click.Path(dir_okay=False),
+    help="Calibration .npz with an array 'x' of inputs (N, *shape).",
+)
+@click.option(
+    "--percentile",
+    type=float,
+    default=DEFAULT_PERCENTILE,
+    show_default=True,
+    help="Percentile of each activation's positive values that one spike per step stands for.",
+)
 @click.option("--input-shape", help="Concrete input shape for dynamic models, e.g. 1,3,224,224.")
 @click.option("--calib-limit", type=int, help="Use only the first N calibration samples.")
-@click.option("--evaluate", "evaluate_path", type=click.Path(dir_okay=False),
-              help="Labelled .npz ('x', 'y'): print ANN vs SNN accuracy per T and spikes per layer.")
-@click.option("--timesteps", default=",".join(map(str, DEFAULT_TIMESTEPS)), show_default=True,
-              help="Time windows T for --evaluate.")
-@click.option("--backend", help="Run the SNN for --evaluate on this backend (default: the reference simulator).")
+@click.option(
+    "--evaluate",
+    "evaluate_path",
+    type=click.Path(dir_okay=False),
+    help="Labelled .npz ('x', 'y'): print ANN vs SNN accuracy per T and spikes per layer.",
+)
+@click.option(
+    "--timesteps",
+    default=",".join(map(str, DEFAULT_TIMESTEPS)),
+    show_default=True,
+    help="Time windows T for --evaluate.",
+)
+@click.option(
+    "--backend", help="Run the SNN for --evaluate on this backend (default: the reference simulator)."
+)
 @click.option("--limit", type=int, help="Evaluate only the first N samples.")
 def convert_command(
     model: str,

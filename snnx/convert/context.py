@@ -50,9 +50,7 @@ class Signal:
 
     def scaled(self, factor: float) -> Signal:
         """The signal times a scalar (no node needed: only the coefficients change)."""
-        return Signal(
-            tuple((n, c * factor) for n, c in self.terms), self.shape, self.nonneg and factor >= 0
-        )
+        return Signal(tuple((n, c * factor) for n, c in self.terms), self.shape, self.nonneg and factor >= 0)
 
     def plus(self, other: Signal) -> Signal:
         """The sum of two signals of the same shape (fan-in sums in NIR, so no node is needed)."""

@@ -83,7 +83,9 @@ class ConversionResult:
             for layer in self.layers:
                 scale = f"λ = {layer.scale:.4g}" if layer.scale is not None else ""
                 pops = f" x{len(layer.neurons)}" if len(layer.neurons) > 1 else ""
-                lines.append(f"  {layer.onnx_node:<32} {layer.op_type:<8} {str(layer.shape):<16}{pops:<5} {scale}")
+                lines.append(
+                    f"  {layer.onnx_node:<32} {layer.op_type:<8} {layer.shape!s:<16}{pops:<5} {scale}"
+                )
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -92,13 +94,20 @@ def _unsupported(model: onnx.ModelProto, registry: OnnxOpRegistrar, opset: int) 
     missing = []
     for node in model.graph.node:
         domain = "" if node.domain == "ai.onnx" else node.domain
-        if registry.lookup(node.op_type, opset if not domain else _domain_opset(model, domain), domain) is None:
+        if (
+            registry.lookup(node.op_type, opset if not domain else _domain_opset(model, domain), domain)
+            is None
+        ):
             missing.append(node)
     if not missing:
         return
     first = missing[0]
     reason = _REASONS.get(first.op_type, "no handler is registered for it")
-    more = f" (and {len(missing) - 1} more: {', '.join(sorted({n.op_type for n in missing[1:]}))})" if len(missing) > 1 else ""
+    more = (
+        f" (and {len(missing) - 1} more: {', '.join(sorted({n.op_type for n in missing[1:]}))})"
+        if len(missing) > 1
+        else ""
+    )
     supported = ", ".join(registry.op_types())
     msg = (
         f"ONNX node {first.name or first.output[0]!r} uses op {first.op_type!r} (opset {opset}), which snnx convert "
@@ -172,11 +181,12 @@ def convert(
     per_sample = tuple(spec.shape[1:])
 
     entries = [
-        registry.lookup(n.op_type, opset, n.domain if n.domain != "ai.onnx" else "") for n in prepared.graph.node
+        registry.lookup(n.op_type, opset, n.domain if n.domain != "ai.onnx" else "")
+        for n in prepared.graph.node
     ]
     to_calibrate = [
         n.output[0]
-        for n, entry in zip(prepared.graph.node, entries)
+        for n, entry in zip(prepared.graph.node, entries, strict=True)
         if getattr(entry.handler, "snnx_calibrate", False)
     ]
     scales: dict[str, float] = {}
@@ -208,7 +218,7 @@ def convert(
     ctx.notes.extend(notes)
     input_node = ctx.add_node("input", nir.Input(input_type={"input": np.array(per_sample)}))
     ctx.set_signal(spec.name, Signal(((input_node, 1.0),), per_sample))
-    for node, entry in zip(prepared.graph.node, entries):
+    for node, entry in zip(prepared.graph.node, entries, strict=True):
         ctx.current = node
         try:
             entry.handler(node, ctx)
@@ -232,7 +242,10 @@ def convert(
         rname = ctx.add_node(f"readout_{out.name}" if len(outputs) > 1 else "readout", readout)
         readout.r = np.full(signal.shape, ctx.feed([(signal, 1.0)], rname, absorb=True))
         set_node_contract(readout, v_init=0.0)
-        oname = ctx.add_node(sanitize(out.name) if len(outputs) > 1 else "output", nir.Output(output_type={"output": np.array(signal.shape)}))
+        oname = ctx.add_node(
+            sanitize(out.name) if len(outputs) > 1 else "output",
+            nir.Output(output_type={"output": np.array(signal.shape)}),
+        )
         ctx.connect(rname, oname)
         output_names.append(oname)
 

@@ -68,7 +68,9 @@ class Evaluation:
             lines += ["", f"spikes per sample by layer at T = {t}:"]
             for name, per_t in self.spikes.items():
                 n = self.neurons[name]
-                lines.append(f"  {name:<32} {per_t[t]:>10.0f}  ({per_t[t] / max(n, 1) / t:.3f} per neuron per step)")
+                lines.append(
+                    f"  {name:<32} {per_t[t]:>10.0f}  ({per_t[t] / max(n, 1) / t:.3f} per neuron per step)"
+                )
         return "\n".join(lines)
 
 
@@ -109,7 +111,10 @@ def ann_predictions(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     fixed = int(dim0.dim_value) if dim0.HasField("dim_value") else None
     sess = session(model)
     first = sess.get_outputs()[0].name
-    preds = [np.asarray(out[0]).reshape(n, -1).argmax(axis=1) for n, out in batches(sess, inp.name, x, fixed, [first])]
+    preds = [
+        np.asarray(out[0]).reshape(n, -1).argmax(axis=1)
+        for n, out in batches(sess, inp.name, x, fixed, [first])
+    ]
     return np.concatenate(preds)
 
 
@@ -184,4 +189,3 @@ def evaluate(
         backend=backend or "reference",
         seconds=time.perf_counter() - start,
     )
-

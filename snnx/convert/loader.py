@@ -98,9 +98,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def resolve_input(
-    model: onnx.ModelProto, input_shape: tuple[int, ...] | None, batch: int
-) -> InputSpec:
+def resolve_input(model: onnx.ModelProto, input_shape: tuple[int, ...] | None, batch: int) -> InputSpec:
     """The single data input with every dimension concrete.
 
     A symbolic batch dimension (axis 0) becomes ``batch``; any other symbolic dimension needs
@@ -135,7 +133,7 @@ def resolve_input(
         if len(given) != rank:
             msg = f"--input-shape {given} has {len(given)} dimensions, input {inp.name!r} has {rank} {pretty}"
             raise ConversionError(msg)
-        for axis, (want, got) in enumerate(zip(declared, given)):
+        for axis, (want, got) in enumerate(zip(declared, given, strict=True)):
             if isinstance(want, int) and want != got and axis > 0:
                 msg = f"--input-shape {given} contradicts input {inp.name!r} {pretty} at axis {axis}"
                 raise ConversionError(msg)
@@ -164,7 +162,7 @@ def pin_input(model: onnx.ModelProto, spec: InputSpec) -> onnx.ModelProto:
     for inp in out.graph.input:
         if inp.name == spec.name:
             dims = inp.type.tensor_type.shape.dim
-            for d, value in zip(dims, spec.shape):
+            for d, value in zip(dims, spec.shape, strict=True):
                 d.Clear()
                 d.dim_value = int(value)
     # Stale value_info from the exporter may carry symbolic sizes; inference recomputes them.

@@ -16,14 +16,18 @@ from snnx.convert.loader import infer, tensor_shapes
 from snnx.errors import ConversionError
 
 #: Ops never evaluated at conversion time even with constant inputs (random or side effects).
-_NOT_FOLDABLE = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"})
+_NOT_FOLDABLE = frozenset(
+    {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}
+)
 
 
 def _evaluate_node(node: onnx.NodeProto, feeds: dict[str, np.ndarray], opsets) -> list[np.ndarray]:
     from onnx.reference import ReferenceEvaluator
 
     inputs = [
-        helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(feeds[name].dtype), feeds[name].shape)
+        helper.make_tensor_value_info(
+            name, helper.np_dtype_to_tensor_dtype(feeds[name].dtype), feeds[name].shape
+        )
         for name in dict.fromkeys(i for i in node.input if i)
     ]
     outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
@@ -61,14 +65,16 @@ def fold_constants(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, n
             except Exception as exc:
                 msg = f"could not fold constant node {node.name or node.output[0]!r} ({node.op_type}): {exc}"
                 raise ConversionError(msg) from exc
-            for name, value in zip([o for o in node.output if o], values):
+            for name, value in zip([o for o in node.output if o], values, strict=True):
                 consts[name] = np.asarray(value)
             continue
         kept.append(node)
     return _rebuild(model, kept, consts), consts
 
 
-def _rebuild(model: onnx.ModelProto, nodes: list[onnx.NodeProto], consts: dict[str, np.ndarray]) -> onnx.ModelProto:
+def _rebuild(
+    model: onnx.ModelProto, nodes: list[onnx.NodeProto], consts: dict[str, np.ndarray]
+) -> onnx.ModelProto:
     """Keep ``nodes``, the initializers they use, and drop nodes nothing depends on."""
     graph = model.graph
     needed = {o.name for o in graph.output}
@@ -83,7 +89,9 @@ def _rebuild(model: onnx.ModelProto, nodes: list[onnx.NodeProto], consts: dict[s
         graph.name,
         [i for i in graph.input if i.name not in consts],
         list(graph.output),
-        initializer=[numpy_helper.from_array(np.asarray(consts[n]), n) for n in sorted(needed) if n in consts],
+        initializer=[
+            numpy_helper.from_array(np.asarray(consts[n]), n) for n in sorted(needed) if n in consts
+        ],
     )
     out = helper.make_model(new_graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     return infer(out)
@@ -130,7 +138,11 @@ def fold_batchnorm(model: onnx.ModelProto, consts: dict[str, np.ndarray]) -> tup
             continue
         if prev.op_type == "Conv" and prev.input[1] in consts:
             w = np.asarray(consts[prev.input[1]], dtype=np.float64)
-            b = np.asarray(consts[prev.input[2]], dtype=np.float64) if len(prev.input) > 2 and prev.input[2] else 0.0
+            b = (
+                np.asarray(consts[prev.input[2]], dtype=np.float64)
+                if len(prev.input) > 2 and prev.input[2]
+                else 0.0
+            )
             new_w = w * s.reshape(-1, *([1] * (w.ndim - 1)))
             new_b = s * (b - mean) + beta
         elif prev.op_type == "Gemm" and prev.input[1] in consts:
@@ -140,8 +152,16 @@ def fold_batchnorm(model: onnx.ModelProto, consts: dict[str, np.ndarray]) -> tup
             w = np.asarray(consts[prev.input[1]], dtype=np.float64) * float(gattrs.get("alpha", 1.0))
             if not gattrs.get("transB", 0):
                 w = w.T
-            c = np.asarray(consts[prev.input[2]], dtype=np.float64) if len(prev.input) > 2 and prev.input[2] else 0.0
-            b = np.broadcast_to(c * float(gattrs.get("beta", 1.0)), (w.shape[0],)) if np.ndim(c) else np.full(w.shape[0], c)
+            c = (
+                np.asarray(consts[prev.input[2]], dtype=np.float64)
+                if len(prev.input) > 2 and prev.input[2]
+                else 0.0
+            )
+            b = (
+                np.broadcast_to(c * float(gattrs.get("beta", 1.0)), (w.shape[0],))
+                if np.ndim(c)
+                else np.full(w.shape[0], c)
+            )
             new_w = w * s[:, None]
             new_b = s * (b - mean) + beta
         else:

@@ -94,7 +94,9 @@ def check_onnx_to_nir(
     return result, snn, ann
 
 
-def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 1e-2, seed: int = 0) -> nn.Module:
+def train(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 1e-2, seed: int = 0
+) -> nn.Module:
     """A few epochs of Adam; seconds on the digits."""
     torch.manual_seed(seed)
     threads = torch.get_num_threads()

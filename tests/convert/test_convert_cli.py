@@ -13,7 +13,9 @@ from snnx.cli import main
 
 @pytest.fixture
 def small(tmp_path, rng):
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3)
+    )
     x = rng.uniform(size=(40, 1, 4, 4)).astype(np.float32)
     y = rng.integers(0, 3, size=40)
     path = tmp_path / "model.onnx"
@@ -32,7 +34,9 @@ def run(argv, capsys):
 def test_convert_writes_a_loadable_nir_and_prints_a_summary(small, capsys):
     tmp, model = small
     target = tmp / "out.nir"
-    code, out, err = run(["convert", str(model), "-o", str(target), "--calib", str(tmp / "calib.npz")], capsys)
+    code, out, err = run(
+        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "calib.npz")], capsys
+    )
     assert code == 0, err
     assert "IF neurons" in out
     assert "MaxPool" in out
@@ -43,8 +47,18 @@ def test_convert_writes_a_loadable_nir_and_prints_a_summary(small, capsys):
 def test_convert_evaluate_prints_accuracy_per_t_and_spikes(small, capsys):
     tmp, model = small
     code, out, err = run(
-        ["convert", str(model), "-o", str(tmp / "o.nir"), "--calib", str(tmp / "calib.npz"),
-         "--evaluate", str(tmp / "test.npz"), "--timesteps", "4,16"],
+        [
+            "convert",
+            str(model),
+            "-o",
+            str(tmp / "o.nir"),
+            "--calib",
+            str(tmp / "calib.npz"),
+            "--evaluate",
+            str(tmp / "test.npz"),
+            "--timesteps",
+            "4,16",
+        ],
         capsys,
     )
     assert code == 0, err
@@ -76,7 +90,12 @@ def test_truncated_onnx(small, capsys):
     cut = tmp / "cut.onnx"
     cut.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     target = tmp / "o.nir"
-    _expect_error(["convert", str(cut), "-o", str(target), "--calib", str(tmp / "calib.npz")], capsys, target, "cut.onnx")
+    _expect_error(
+        ["convert", str(cut), "-o", str(target), "--calib", str(tmp / "calib.npz")],
+        capsys,
+        target,
+        "cut.onnx",
+    )
 
 
 def test_missing_file(tmp_path, capsys):
@@ -91,8 +110,12 @@ def test_unsupported_op(tmp_path, rng, capsys):
     np.savez(tmp_path / "c.npz", x=x)
     target = tmp_path / "o.nir"
     _expect_error(
-        ["convert", str(path), "-o", str(target), "--calib", str(tmp_path / "c.npz")], capsys, target,
-        "'Sigmoid'", "/1/Sigmoid", "Options:",
+        ["convert", str(path), "-o", str(target), "--calib", str(tmp_path / "c.npz")],
+        capsys,
+        target,
+        "'Sigmoid'",
+        "/1/Sigmoid",
+        "Options:",
     )
 
 
@@ -104,8 +127,14 @@ def test_dynamic_spatial_shape_needs_input_shape(tmp_path, rng, capsys):
 
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     buf = io.BytesIO()
-    torch.onnx.export(model.eval(), (torch.zeros(1, 1, 6, 6),), buf, dynamo=False, input_names=["x"],
-                      dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}})
+    torch.onnx.export(
+        model.eval(),
+        (torch.zeros(1, 1, 6, 6),),
+        buf,
+        dynamo=False,
+        input_names=["x"],
+        dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}},
+    )
     path = tmp_path / "dyn.onnx"
     path.write_bytes(buf.getvalue())
     assert onnx.load(path).graph.input[0].type.tensor_type.shape.dim[2].dim_param == "H"
@@ -123,8 +152,11 @@ def test_calibration_with_wrong_shape(small, rng, capsys):
     np.savez(tmp / "wrong.npz", x=rng.uniform(size=(5, 1, 5, 5)).astype(np.float32))
     target = tmp / "o.nir"
     _expect_error(
-        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "wrong.npz")], capsys, target,
-        "(5, 1, 5, 5)", "(N, 1, 4, 4)",
+        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "wrong.npz")],
+        capsys,
+        target,
+        "(5, 1, 5, 5)",
+        "(N, 1, 4, 4)",
     )
 
 
@@ -133,7 +165,11 @@ def test_calibration_without_x(small, capsys):
     np.savez(tmp / "keys.npz", images=np.zeros((2, 1, 4, 4), np.float32))
     target = tmp / "o.nir"
     _expect_error(
-        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "keys.npz")], capsys, target, "'x'", "images",
+        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "keys.npz")],
+        capsys,
+        target,
+        "'x'",
+        "images",
     )
 
 
@@ -141,8 +177,19 @@ def test_evaluate_without_labels(small, capsys):
     tmp, model = small
     target = tmp / "o.nir"
     _expect_error(
-        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "calib.npz"), "--evaluate", str(tmp / "calib.npz")],
-        capsys, target, "'y'",
+        [
+            "convert",
+            str(model),
+            "-o",
+            str(target),
+            "--calib",
+            str(tmp / "calib.npz"),
+            "--evaluate",
+            str(tmp / "calib.npz"),
+        ],
+        capsys,
+        target,
+        "'y'",
     )
 
 

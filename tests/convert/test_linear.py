@@ -17,7 +17,8 @@ def _gemm_model(trans_b: int, alpha: float, beta: float, rng) -> onnx.ModelProto
     c = rng.normal(size=(5,)).astype(np.float32)
     node = helper.make_node("Gemm", ["x", "W", "C"], ["y"], transB=trans_b, alpha=alpha, beta=beta, name="fc")
     graph = helper.make_graph(
-        [node], "g",
+        [node],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
         [numpy_helper.from_array(w, "W"), numpy_helper.from_array(c, "C")],

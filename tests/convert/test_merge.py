@@ -6,12 +6,11 @@ import nir
 import numpy as np
 import pytest
 import torch
-from convert_oracle import check_onnx_to_nir
+from convert_oracle import check_onnx_to_nir, export
 from torch import nn
 
 from snnx.convert import convert
 from snnx.errors import ConversionError
-from convert_oracle import export
 
 
 class Residual(nn.Module):

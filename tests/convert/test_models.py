@@ -18,15 +18,23 @@ STEPS = (16, 64)
 
 
 def mlp() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)
+    )
 
 
 def cnn(bn: bool) -> nn.Module:
     norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
     return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), norm(8), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), norm(16), nn.ReLU(),
-        nn.Flatten(), nn.Linear(16 * 16, 10),
+        nn.Conv2d(1, 8, 3, padding=1),
+        norm(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        norm(16),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * 16, 10),
     )
 
 
@@ -35,8 +43,11 @@ class ResidualCNN(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(1, 12, 3, padding=1), nn.BatchNorm2d(12), nn.ReLU())
         self.block = nn.Sequential(
-            nn.Conv2d(12, 12, 3, padding=1), nn.BatchNorm2d(12), nn.ReLU(),
-            nn.Conv2d(12, 12, 3, padding=1), nn.BatchNorm2d(12),
+            nn.Conv2d(12, 12, 3, padding=1),
+            nn.BatchNorm2d(12),
+            nn.ReLU(),
+            nn.Conv2d(12, 12, 3, padding=1),
+            nn.BatchNorm2d(12),
         )
         self.down = nn.Sequential(nn.Conv2d(12, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
@@ -93,9 +104,15 @@ def test_cnn_mnist_subset():
     y = y[order].astype(np.int64)
     xtr, ytr, xte, yte = x[:4000], y[:4000], x[4000:4500], y[4000:4500]
     model = nn.Sequential(
-        nn.Conv2d(1, 8, 5, stride=2, padding=2), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(16 * 7 * 7, 10),
+        nn.Conv2d(1, 8, 5, stride=2, padding=2),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 7 * 7, 10),
     )
     train(model, xtr, ytr, epochs=6)
     proto = export(model, xte, keep_bn=True)

@@ -14,7 +14,11 @@ from snnx.errors import ConversionError
 
 @pytest.mark.parametrize(
     "pool",
-    [nn.AvgPool2d(2), nn.AvgPool2d(3, stride=2, padding=1), nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)],
+    [
+        nn.AvgPool2d(2),
+        nn.AvgPool2d(3, stride=2, padding=1),
+        nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+    ],
     ids=["2x2", "pad-count", "pad-nocount"],
 )
 def test_average_pool_exact(pool, rng):
@@ -34,7 +38,7 @@ def test_global_average_pool_exact(rng):
 def test_maxpool_tree_tracks_the_max_of_rates(kernel, stride, padding, rng):
     model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.MaxPool2d(kernel, stride, padding), nn.Flatten())
     x = rng.uniform(size=(4, 1, 6, 6)).astype(np.float32)
-    result, snn, ann = check_onnx_to_nir(model, x, steps=512, tol=0.03, percentile=100.0)
+    result, _snn, _ann = check_onnx_to_nir(model, x, steps=512, tol=0.03, percentile=100.0)
     assert not any(isinstance(n, (nir.AvgPool2d, nir.SumPool2d)) for n in result.graph.nodes.values())
     pool = next(layer for layer in result.layers if layer.op_type == "MaxPool")
     assert len(pool.neurons) == kernel * kernel - 1

@@ -15,8 +15,22 @@ from snnx.plugins import get_onnx_ops, load_plugins
 from snnx.registry import OnnxOpRegistrar
 
 REQUIRED = [
-    "Conv", "Gemm", "MatMul", "Relu", "Clip", "BatchNormalization", "MaxPool", "AveragePool",
-    "GlobalAveragePool", "Flatten", "Reshape", "Add", "Concat", "Identity", "Dropout", "Softmax",
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Relu",
+    "Clip",
+    "BatchNormalization",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Flatten",
+    "Reshape",
+    "Add",
+    "Concat",
+    "Identity",
+    "Dropout",
+    "Softmax",
 ]
 
 
@@ -32,7 +46,10 @@ def test_builtin_plugin_registers_every_required_op():
 def _gemm_neg_model(rng) -> onnx.ModelProto:
     w = rng.normal(size=(3, 4)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["x", "W"], ["h"], transB=1, name="fc"), helper.make_node("Neg", ["h"], ["y"], name="neg")],
+        [
+            helper.make_node("Gemm", ["x", "W"], ["h"], transB=1, name="fc"),
+            helper.make_node("Neg", ["h"], ["y"], name="neg"),
+        ],
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
@@ -88,5 +105,5 @@ def test_duplicate_handler_names_both_plugins():
         def snnx_register_onnx_ops(self, register):
             register("Relu", lambda node, ctx: None, since=11)
 
-    with pytest.raises(PluginError, match="clash.*snnx.convert.plugin"):
+    with pytest.raises(PluginError, match=r"clash.*snnx\.convert\.plugin"):
         _registry(("snnx.convert.plugin", plugin), ("clash", Clash()))

@@ -6,7 +6,6 @@ import nir
 import numpy as np
 import onnx
 import pytest
-import torch
 from convert_oracle import check_onnx_to_nir, export
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
@@ -57,8 +56,10 @@ def _gemm_identity_dropout(rng, training: bool | None) -> onnx.ModelProto:
     inits = [numpy_helper.from_array(w1, "W1"), numpy_helper.from_array(w2, "W2")]
     drop_inputs = ["b"]
     if training is not None:
-        inits += [numpy_helper.from_array(np.array(0.5, np.float32), "ratio"),
-                  numpy_helper.from_array(np.array(training), "training")]
+        inits += [
+            numpy_helper.from_array(np.array(0.5, np.float32), "ratio"),
+            numpy_helper.from_array(np.array(training), "training"),
+        ]
         drop_inputs += ["ratio", "training"]
     nodes = [
         helper.make_node("Gemm", ["x", "W1"], ["a"], transB=1, name="fc1"),
@@ -67,7 +68,8 @@ def _gemm_identity_dropout(rng, training: bool | None) -> onnx.ModelProto:
         helper.make_node("Gemm", ["c", "W2"], ["y"], transB=1, name="fc2"),
     ]
     graph = helper.make_graph(
-        nodes, "g",
+        nodes,
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
         inits,

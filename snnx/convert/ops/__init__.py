@@ -32,7 +32,9 @@ class OpSpec:
 COLLECTED: list[OpSpec] = []
 
 
-def onnx_op(op_type: str, since: int, *, domain: str = "", calibrate: bool = False) -> Callable[[Handler], Handler]:
+def onnx_op(
+    op_type: str, since: int, *, domain: str = "", calibrate: bool = False
+) -> Callable[[Handler], Handler]:
     """Collect ``handler`` for ``(domain, op_type, since)``; stack it for several opset versions.
 
     :param op_type: the ONNX op type, e.g. ``"Relu"``.

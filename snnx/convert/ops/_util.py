@@ -27,10 +27,12 @@ def spatial_padding(
         return (0, 0)
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         pads = []
-        for size, k, s, d in zip(in_hw, kernel, strides, dilations):
+        for size, k, s, d in zip(in_hw, kernel, strides, dilations, strict=True):
             out = math.ceil(size / s)
             total = max(0, (out - 1) * s + d * (k - 1) + 1 - size)
-            pads.append((total // 2, total - total // 2) if auto == "SAME_UPPER" else (total - total // 2, total // 2))
+            pads.append(
+                (total // 2, total - total // 2) if auto == "SAME_UPPER" else (total - total // 2, total // 2)
+            )
         begin = [p[0] for p in pads]
         end = [p[1] for p in pads]
     else:

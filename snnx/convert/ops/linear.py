@@ -28,12 +28,16 @@ def gemm_to_affine(node: onnx.NodeProto, ctx: ConversionContext) -> None:
         msg = "transA=1 (the data input transposed) has no per-sample meaning; export without it"
         raise ctx.fail(msg)
     x = _flat_input(node, ctx)
-    w = np.asarray(ctx.require_constant(node, 1, "weight B"), dtype=np.float64) * float(attrs.get("alpha", 1.0))
+    w = np.asarray(ctx.require_constant(node, 1, "weight B"), dtype=np.float64) * float(
+        attrs.get("alpha", 1.0)
+    )
     if not attrs.get("transB", 0):
         w = w.T
     out = w.shape[0]
     if len(node.input) > 2 and node.input[2]:
-        c = np.asarray(ctx.require_constant(node, 2, "bias C"), dtype=np.float64) * float(attrs.get("beta", 1.0))
+        c = np.asarray(ctx.require_constant(node, 2, "bias C"), dtype=np.float64) * float(
+            attrs.get("beta", 1.0)
+        )
         if c.size not in (1, out):
             msg = f"bias C of shape {c.shape} varies over the batch; only per-feature biases are supported"
             raise ctx.fail(msg)

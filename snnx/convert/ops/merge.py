@@ -60,8 +60,13 @@ def _add_constant(
 
         def make(bias_factor: float) -> nir.NIRNode:
             return nir.Conv2d(
-                input_shape=hw, weight=np.ones((channels, 1, 1, 1)), stride=1, padding=0, dilation=1,
-                groups=channels, bias=bias * bias_factor,
+                input_shape=hw,
+                weight=np.ones((channels, 1, 1, 1)),
+                stride=1,
+                padding=0,
+                dilation=1,
+                groups=channels,
+                bias=bias * bias_factor,
             )
     else:
 
@@ -155,7 +160,9 @@ def div(node: onnx.NodeProto, ctx: ConversionContext) -> None:
     if np.any(np.asarray(cb) == 0):
         msg = "divides by a constant that contains zeros"
         raise ctx.fail(msg)
-    ctx.set_signal(node.output[0], _multiply(node, ctx, ctx.signal(a), 1.0 / np.asarray(cb, dtype=np.float64)))
+    ctx.set_signal(
+        node.output[0], _multiply(node, ctx, ctx.signal(a), 1.0 / np.asarray(cb, dtype=np.float64))
+    )
 
 
 @onnx_op("Concat", since=11)
@@ -186,8 +193,13 @@ def concat(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 
             def make(_bias_factor: float, embed=embed, hw=hw) -> nir.NIRNode:
                 return nir.Conv2d(
-                    input_shape=hw, weight=embed[:, :, None, None].copy(), stride=1, padding=0,
-                    dilation=1, groups=1, bias=np.zeros(total),
+                    input_shape=hw,
+                    weight=embed[:, :, None, None].copy(),
+                    stride=1,
+                    padding=0,
+                    dilation=1,
+                    groups=1,
+                    bias=np.zeros(total),
                 )
         elif len(x.shape) == 1:
 

@@ -37,8 +37,13 @@ def batchnorm_to_channel_affine(node: onnx.NodeProto, ctx: ConversionContext) ->
 
         def make(bias_factor: float) -> nir.NIRNode:
             return nir.Conv2d(
-                input_shape=hw, weight=weight.copy(), stride=1, padding=0, dilation=1,
-                groups=channels, bias=shift * bias_factor,
+                input_shape=hw,
+                weight=weight.copy(),
+                stride=1,
+                padding=0,
+                dilation=1,
+                groups=channels,
+                bias=shift * bias_factor,
             )
     elif len(x.shape) == 1:
 

@@ -34,7 +34,9 @@ def _pool_geometry(node: onnx.NodeProto, ctx: ConversionContext, x: Signal):
     hw = (x.shape[1], x.shape[2])
     padding = spatial_padding(node, ctx, hw, kernel, strides, dilations)
     out_shape = ctx.shape(node.output[0])
-    floor_hw = tuple((n + 2 * p - k) // s + 1 for n, p, k, s in zip(hw, padding, kernel, strides))
+    floor_hw = tuple(
+        (n + 2 * p - k) // s + 1 for n, p, k, s in zip(hw, padding, kernel, strides, strict=True)
+    )
     if tuple(out_shape[1:]) != floor_hw:
         msg = (
             f"ceil_mode gives output {out_shape[1:]} where NIR pooling (floor) gives {floor_hw}; "
@@ -54,18 +56,24 @@ def average_pool(node: onnx.NodeProto, ctx: ConversionContext) -> None:
     if include_pad or padding == (0, 0):
 
         def make(_bias_factor: float) -> nir.NIRNode:
-            return nir.AvgPool2d(kernel_size=np.array(kernel), stride=np.array(strides), padding=np.array(padding))
+            return nir.AvgPool2d(
+                kernel_size=np.array(kernel), stride=np.array(strides), padding=np.array(padding)
+            )
 
         ctx.set_signal(node.output[0], _nonneg(ctx.linear(hint, x, make, out_shape), x))
         return
     # count_include_pad=0 divides border windows by fewer elements: a sum pool, then a fixed
     # per-position Scale with 1/count (exact; NIR's AvgPool2d always counts the padding).
     ones = np.pad(np.ones(x.shape[1:]), [(p, p) for p in padding])
-    counts = np.lib.stride_tricks.sliding_window_view(ones, kernel)[:: strides[0], :: strides[1]].sum(axis=(-2, -1))
+    counts = np.lib.stride_tricks.sliding_window_view(ones, kernel)[:: strides[0], :: strides[1]].sum(
+        axis=(-2, -1)
+    )
     inv = np.broadcast_to(1.0 / counts, out_shape).copy()
 
     def make_sum(_bias_factor: float) -> nir.NIRNode:
-        return nir.SumPool2d(kernel_size=np.array(kernel), stride=np.array(strides), padding=np.array(padding))
+        return nir.SumPool2d(
+            kernel_size=np.array(kernel), stride=np.array(strides), padding=np.array(padding)
+        )
 
     summed = ctx.linear(hint, x, make_sum, out_shape)
     name = ctx.add_node(f"{hint}_count", nir.Scale(scale=inv))
@@ -97,8 +105,13 @@ def _selector(ctx: ConversionContext, hint: str, x: Signal, weights: np.ndarray,
     channels = x.shape[0]
     kernel = np.broadcast_to(weights, (channels, 1, *weights.shape)).copy()
     conv = nir.Conv2d(
-        input_shape=(x.shape[1], x.shape[2]), weight=kernel, stride=strides, padding=padding,
-        dilation=1, groups=channels, bias=np.zeros(channels),
+        input_shape=(x.shape[1], x.shape[2]),
+        weight=kernel,
+        stride=strides,
+        padding=padding,
+        dilation=1,
+        groups=channels,
+        bias=np.zeros(channels),
     )
     name = ctx.add_node(hint, conv)
     ctx.feed([(x, 1.0 / x.scale)], name)

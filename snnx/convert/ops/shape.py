@@ -21,7 +21,8 @@ def _flatten(node: onnx.NodeProto, ctx: ConversionContext, x: Signal) -> None:
     terms = []
     for name, coef in x.terms:
         flat = ctx.add_node(
-            f"{node.name or 'flatten'}", nir.Flatten(input_type={"input": np.array(x.shape)}, start_dim=0, end_dim=-1)
+            f"{node.name or 'flatten'}",
+            nir.Flatten(input_type={"input": np.array(x.shape)}, start_dim=0, end_dim=-1),
         )
         ctx.connect(name, flat)
         terms.append((flat, coef))
@@ -50,7 +51,11 @@ def reshape_to_flatten(node: onnx.NodeProto, ctx: ConversionContext) -> None:
     if tuple(out) == tuple(x.shape):
         ctx.set_signal(node.output[0], x)
         return
-    if len(out) == 1 and out[0] == math.prod(x.shape) and ctx.shapes[node.output[0]][0] == ctx.shapes[node.input[0]][0]:
+    if (
+        len(out) == 1
+        and out[0] == math.prod(x.shape)
+        and ctx.shapes[node.output[0]][0] == ctx.shapes[node.input[0]][0]
+    ):
         _flatten(node, ctx, x)
         return
     msg = (
