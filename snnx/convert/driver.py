@@ -24,17 +24,19 @@ DEFAULT_PERCENTILE = 99.9
 
 #: Why common activations are refused, for the error message.
 _REASONS = {
-    "Sigmoid": "it is not ReLU-like",
-    "Tanh": "it is negative for negative inputs",
-    "HardSigmoid": "it is not ReLU-like",
-    "HardSwish": "it is not monotonic",
-    "Sigmoid+Mul": "it is not ReLU-like",
-    "Gelu": "it is not piecewise linear",
-    "Elu": "it is negative for negative inputs",
-    "Selu": "it is negative for negative inputs",
-    "LeakyRelu": "it is negative for negative inputs",
-    "PRelu": "it is negative for negative inputs",
-    "Softplus": "it is not piecewise linear",
+    "Sigmoid": "is curved and positive everywhere (SiLU/Swish export as Sigmoid and Mul)",
+    "Tanh": "is negative for negative inputs",
+    "HardSigmoid": "has an offset (0.5 at 0)",
+    "HardSwish": "is curved and negative on (-3, 0)",
+    "Gelu": "is curved and negative for negative inputs",
+    "Erf": "is curved (exported GELU uses it)",
+    "Elu": "is negative for negative inputs",
+    "Selu": "is negative for negative inputs",
+    "Celu": "is negative for negative inputs",
+    "LeakyRelu": "is negative for negative inputs",
+    "PRelu": "is negative for negative inputs",
+    "Softplus": "is curved and positive everywhere",
+    "Mish": "is curved and negative for negative inputs",
 }
 
 
@@ -102,18 +104,22 @@ def _unsupported(model: onnx.ModelProto, registry: OnnxOpRegistrar, opset: int) 
     if not missing:
         return
     first = missing[0]
-    reason = _REASONS.get(first.op_type, "no handler is registered for it")
     more = (
         f" (and {len(missing) - 1} more: {', '.join(sorted({n.op_type for n in missing[1:]}))})"
         if len(missing) > 1
         else ""
     )
     supported = ", ".join(registry.op_types())
+    plugin_hint = f"register a handler for {first.op_type!r} in a plugin (hook snnx_register_onnx_ops)"
+    if first.op_type in _REASONS:
+        why = f"an IF neuron's rate is a non-negative, piecewise-linear function of its input and {first.op_type} {_REASONS[first.op_type]}"
+        options = f"replace it by ReLU (or Clip(0, max)) and retrain; or {plugin_hint}"
+    else:
+        why = "no handler is registered for it"
+        options = f"re-export the model so that this step uses supported ops; or {plugin_hint}"
     msg = (
-        f"ONNX node {first.name or first.output[0]!r} uses op {first.op_type!r} (opset {opset}), which snnx convert "
-        f"cannot map to IF neurons: {reason}{more}. Options: replace it by ReLU (or Clip(0, max)) and retrain; "
-        f"or register a handler for {first.op_type!r} in a plugin (hook snnx_register_onnx_ops). "
-        f"Supported ops: {supported}"
+        f"ONNX node {first.name or first.output[0]!r} uses op {first.op_type!r} (opset {opset}), which snnx "
+        f"convert cannot map to IF neurons: {why}{more}. Options: {options}. Supported ops: {supported}"
     )
     raise UnsupportedNodeError(msg)
 

@@ -61,3 +61,17 @@ def test_missing_calibration_is_a_clear_error(rng):
     x = rng.normal(size=(2, 3)).astype(np.float32)
     with pytest.raises(ConversionError, match="--calib"):
         convert(export(nn.Sequential(nn.Linear(3, 3), nn.ReLU()), x))
+
+
+def test_unknown_non_activation_op_suggests_reexport(rng):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Abs", ["x"], ["y"], name="absolute")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(UnsupportedNodeError, match="'absolute' uses op 'Abs'.*re-export"):
+        convert(model, rng.normal(size=(2, 3)).astype(np.float32))

@@ -62,3 +62,57 @@ def test_padded_maxpool_of_signed_tensor_is_refused(rng):
     proto = export(nn.Sequential(nn.Conv2d(1, 1, 1), nn.MaxPool2d(3, 1, 1)), x)
     with pytest.raises(ConversionError, match="may be negative"):
         convert(proto, x)
+
+
+def _reduce_mean_model(opset: int, keepdims: int, axes: list[int]):
+    from onnx import TensorProto, helper, numpy_helper
+
+    inputs, inits, attrs = ["x"], [], {"keepdims": keepdims}
+    if opset >= 18:
+        inputs.append("axes")
+        inits.append(numpy_helper.from_array(np.array(axes, np.int64), "axes"))
+    else:
+        attrs["axes"] = axes
+    out_shape = ["N", 3, 1, 1] if keepdims else ["N", 3]
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", inputs, ["y"], name="mean", **attrs)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 5, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize(("opset", "keepdims"), [(13, 1), (13, 0), (18, 1), (18, 0)])
+def test_spatial_reduce_mean_exact(opset, keepdims, rng):
+    x = rng.normal(size=(2, 3, 5, 4)).astype(np.float32)
+    check_onnx_to_nir(_reduce_mean_model(opset, keepdims, [2, -1]), x, steps=2, exact=True)
+
+
+def test_reduce_mean_over_channels_is_refused(rng):
+    x = rng.normal(size=(2, 3, 5, 4)).astype(np.float32)
+    model = _reduce_mean_model(13, 1, [1])
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 1
+    model.graph.output[0].type.tensor_type.shape.dim[2].dim_value = 5
+    model.graph.output[0].type.tensor_type.shape.dim[3].dim_value = 4
+    with pytest.raises(ConversionError, match="only the mean over H and W"):
+        convert(model, x)
+
+
+@pytest.mark.slow
+def test_dynamo_exported_cnn_with_adaptive_pool(rng):
+    import torch
+
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    ).eval()
+    x = rng.uniform(size=(6, 1, 6, 6)).astype(np.float32)
+    proto = torch.onnx.export(model, (torch.as_tensor(x[:1]),), dynamo=True, verbose=False).model_proto
+    assert "ReduceMean" in {n.op_type for n in proto.graph.node}
+    check_onnx_to_nir(proto, x, steps=256, tol=0.05, percentile=100.0)

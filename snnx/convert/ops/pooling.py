@@ -178,3 +178,38 @@ def max_pool_tree(node: onnx.NodeProto, ctx: ConversionContext) -> None:
     )
     if math.prod(kernel) > 16:
         ctx.note(f"MaxPool {hint!r} has a {kernel} window: the deep max tree adds latency error")
+
+
+@onnx_op("ReduceMean", since=11)
+@onnx_op("ReduceMean", since=18)
+def reduce_mean_over_space(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """The mean over H and W (how the dynamo exporter writes adaptive average pooling to 1×1)."""
+    x = ctx.signal(node.input[0])
+    attrs = ctx.attrs(node)
+    if len(node.input) > 1 and node.input[1]:
+        axes = [int(a) for a in np.asarray(ctx.require_constant(node, 1, "axes")).reshape(-1)]
+    else:
+        axes = [int(a) for a in attrs.get("axes", [])]
+    rank = len(x.shape) + 1
+    axes = sorted(a + rank if a < 0 else a for a in axes)
+    if len(x.shape) != 3 or axes != [2, 3]:
+        msg = f"averages over axes {axes} of per-sample shape {x.shape}; only the mean over H and W is supported"
+        raise ctx.fail(msg)
+    hw = np.array(x.shape[1:])
+
+    def make(_bias_factor: float) -> nir.NIRNode:
+        return nir.AvgPool2d(kernel_size=hw.copy(), stride=hw.copy(), padding=np.array([0, 0]))
+
+    pooled = _nonneg(ctx.linear(node.name or "reduce_mean", x, make, (x.shape[0], 1, 1)), x)
+    if int(attrs.get("keepdims", 1)):
+        ctx.set_signal(node.output[0], pooled)
+        return
+    terms = []
+    for name, coef in pooled.terms:
+        flat = ctx.add_node(
+            f"{node.name or 'reduce_mean'}_flat",
+            nir.Flatten(input_type={"input": np.array(pooled.shape)}, start_dim=0, end_dim=-1),
+        )
+        ctx.connect(name, flat)
+        terms.append((flat, coef))
+    ctx.set_signal(node.output[0], Signal(tuple(terms), (x.shape[0],), x.nonneg))
