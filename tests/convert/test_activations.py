@@ -73,5 +73,5 @@ def test_unknown_non_activation_op_suggests_reexport(rng):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    with pytest.raises(UnsupportedNodeError, match="'absolute' uses op 'Abs'.*re-export"):
+    with pytest.raises(UnsupportedNodeError, match=r"'absolute' uses op 'Abs'.*re-export"):
         convert(model, rng.normal(size=(2, 3)).astype(np.float32))

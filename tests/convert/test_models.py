@@ -121,3 +121,21 @@ def test_cnn_mnist_subset():
     report = evaluate(result, proto, (xte, yte), (64,))
     assert report.ann_accuracy > 0.9
     assert report.snn_accuracy[64] >= report.ann_accuracy - 0.01, report.table()
+
+
+@pytest.mark.slow
+def test_converted_cnn_agrees_with_reference_on_training_backends(digits):
+    import snnx
+
+    xtr, ytr, xte, _ = digits
+    model = train(cnn(bn=True), xtr, ytr, epochs=5)
+    result = convert(export(model, xte, keep_bn=True), xtr[:200])
+    xs = np.broadcast_to(xte[:8].astype(np.float64)[None], (32, 8, 1, 8, 8))
+    agreements = snnx.check(
+        result.graph, ["snntorch", "norse", "spikingjelly"], inputs={result.input_name: xs}
+    )
+    ran = [a for a in agreements if a.status != "unavailable"]
+    if not ran:
+        pytest.skip("no training backend installed")
+    for agreement in ran:
+        assert agreement.status == "agree", f"{agreement.backend}: {agreement.status} {agreement.detail}"

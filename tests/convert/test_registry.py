@@ -107,3 +107,14 @@ def test_duplicate_handler_names_both_plugins():
 
     with pytest.raises(PluginError, match=r"clash.*snnx\.convert\.plugin"):
         _registry(("snnx.convert.plugin", plugin), ("clash", Clash()))
+
+
+def test_snnx_convert_is_callable_after_the_package_is_imported(rng):
+    import snnx
+    import snnx.convert as package
+
+    x = rng.normal(size=(2, 4)).astype(np.float32)
+    result = snnx.convert(
+        _gemm_neg_model(rng), x, registry=_registry(("snnx.convert.plugin", plugin), ("neg", NegPlugin()))
+    )
+    assert package.ConversionResult is type(result)
