@@ -95,11 +95,7 @@ class ConversionResult:
 def _unsupported(model: onnx.ModelProto, registry: OnnxOpRegistrar, opset: int) -> None:
     missing = []
     for node in model.graph.node:
-        domain = "" if node.domain == "ai.onnx" else node.domain
-        if (
-            registry.lookup(node.op_type, opset if not domain else _domain_opset(model, domain), domain)
-            is None
-        ):
+        if _lookup(registry, model, node, opset) is None:
             missing.append(node)
     if not missing:
         return
@@ -124,11 +120,12 @@ def _unsupported(model: onnx.ModelProto, registry: OnnxOpRegistrar, opset: int) 
     raise UnsupportedNodeError(msg)
 
 
-def _domain_opset(model: onnx.ModelProto, domain: str) -> int:
-    for entry in model.opset_import:
-        if entry.domain == domain:
-            return int(entry.version)
-    return 1
+def _lookup(registry: OnnxOpRegistrar, model: onnx.ModelProto, node: onnx.NodeProto, opset: int):
+    """The handler for ``node``, resolved against the opset of the node's own domain."""
+    domain = "" if node.domain == "ai.onnx" else node.domain
+    if domain:
+        opset = next((int(e.version) for e in model.opset_import if e.domain == domain), 1)
+    return registry.lookup(node.op_type, opset, domain)
 
 
 def _samples(calib, per_sample: tuple[int, ...], input_name: str, limit: int | None) -> np.ndarray:
@@ -186,10 +183,7 @@ def convert(
     shapes = tensor_shapes(prepared)
     per_sample = tuple(spec.shape[1:])
 
-    entries = [
-        registry.lookup(n.op_type, opset, n.domain if n.domain != "ai.onnx" else "")
-        for n in prepared.graph.node
-    ]
+    entries = [_lookup(registry, prepared, n, opset) for n in prepared.graph.node]
     to_calibrate = [
         n.output[0]
         for n, entry in zip(prepared.graph.node, entries, strict=True)
