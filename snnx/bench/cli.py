@@ -80,6 +80,8 @@ def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_si
         config = BenchConfig(**{k: v for k, v in overrides.items() if v is not None})
     err = Console(stderr=True)
     out = Console()
+    if not out.is_terminal:  # a log file or a pipe: do not fold the tables to 80 columns
+        out = Console(width=220)
     tasks: dict[str, int] = {}
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

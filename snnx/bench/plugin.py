@@ -68,6 +68,8 @@ def stats_command(model, input_path, random_steps, batch, rate, seed, backend, p
         click.echo(json.dumps({"model": model, "backend": backend, **result.to_dict()}, indent=2))
         return
     out = Console()
+    if not out.is_terminal:  # a log file or a pipe: do not fold the table to 80 columns
+        out = Console(width=160)
     out.print(render(result, title=f"{model} on {backend}"))
     for line in summary_lines(result):
         out.print(line)

@@ -135,7 +135,7 @@ def write_plots(result: BenchResult, out: Path) -> list[str]:
             ax.annotate(f"{100 * r.test_accuracy:.1f}%", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=8)
         ax.set_ylabel("training time per epoch (s)")
-        ax.set_title("direct training, same NIR model and hyper-parameters (label: test accuracy)")
+        ax.set_title("direct training: same NIR model and hyper-parameters\n(bar label: test accuracy)", fontsize=10)
         fig.tight_layout()
         path = out / "train_time_per_backend.png"
         fig.savefig(path, dpi=120)
