@@ -145,10 +145,14 @@ def resolve_input(model: onnx.ModelProto, input_shape: tuple[int, ...] | None, b
         return InputSpec(inp.name, tuple(int(v) for v in given), batch_fixed)
     dynamic = [axis for axis, d in enumerate(declared) if not isinstance(d, int) and axis > 0]
     if dynamic:
-        example = ",".join(["1", *("N" if not isinstance(d, int) else str(d) for d in declared[1:])])
+        names = [str(d) if d else f"d{axis}" for axis, d in enumerate(declared)]
+        example = ",".join(
+            ["1", *(str(d) if isinstance(d, int) else names[a + 1] for a, d in enumerate(declared[1:]))]
+        )
+        unknown = " and ".join(names[a] for a in dynamic)
         msg = (
             f"input {inp.name!r} has dynamic shape {pretty} (axes {dynamic} are not fixed); "
-            f"pass --input-shape, e.g. --input-shape {example} with N replaced by the size"
+            f"pass --input-shape {example} with {unknown} replaced by the sizes to convert for"
         )
         raise ConversionError(msg)
     first = declared[0] if batch_fixed else batch
