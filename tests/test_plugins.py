@@ -224,3 +224,18 @@ def test_trace_plugins_raises_the_import_error_for_authors(site):
     assert result.returncode == 1
     assert "this plugin is broken on purpose" in result.stderr
     assert "snnx_fails_at_import.py" in result.stderr
+
+
+@pytest.mark.slow
+def test_example_plugin_packages_install_pass_their_tests_and_uninstall_cleanly():
+    """``examples/check-example-plugins.sh``: fresh venv, install, list, lower, tests + kit, uninstall.
+
+    snnx goes in editable, as ``make setup`` installs it; the script's default (a regular install)
+    additionally needs the conformance cases declared as package data.
+    """
+    script = Path(__file__).resolve().parent.parent / "examples" / "check-example-plugins.sh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNNX_")}
+    env.update(SNNX_EDITABLE="1", PYTHON=sys.executable)
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=1800)
+    assert result.returncode == 0, (result.stdout[-6000:], result.stderr[-3000:])
+    assert "check-example-plugins: OK" in result.stdout
