@@ -111,6 +111,8 @@ def test_alpha_zero_is_a_single_population(data):
     result = convert(mlp("LeakyRelu", alpha=0.0), calib)
     (layer,) = [layer for layer in result.layers if layer.op_type == "LeakyRelu"]
     assert len(layer.neurons) == 1
+    want = ann(mlp("Relu"), x)  # LeakyRelu with alpha 0 is ReLU
+    assert np.max(np.abs(snn(result.graph, x) - want)) < 0.02 * np.max(np.abs(want))
 
 
 def test_negative_alpha_is_refused_naming_the_node(data):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
-
 from snnx_sinabs.fold import FoldError, fold, strict_threshold
 
 

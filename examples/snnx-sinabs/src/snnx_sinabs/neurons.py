@@ -20,7 +20,6 @@ from torch import Tensor
 
 from snnx.ir.semantics import i_init_of, reset_of, v_init_of
 from snnx.torch.graph import TorchNeuron
-
 from snnx_sinabs.fold import Folded, fold, strict_threshold
 
 State = dict[str, Tensor]

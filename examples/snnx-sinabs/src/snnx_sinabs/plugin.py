@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from snnx import Backend, Capabilities, SnnxError, hookimpl
 from snnx.ir.semantics import dt_of, i_init_of, reset_of, v_init_of
-
 from snnx_sinabs.fold import NEURON_KINDS, FoldError, fold
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,7 +67,6 @@ class SinabsBackend(Backend):
             msg = f"Backend 'sinabs' takes no lowering options, got {', '.join(sorted(options))}"
             raise SnnxError(msg)
         from snnx.torch.graph import build_graph_module
-
         from snnx_sinabs.neurons import neuron_factory
 
         try:
