@@ -39,9 +39,12 @@ def snnx_register_onnx_ops(register: OnnxOpRegistrar) -> None:
     """Register ONNX → NIR op handlers used by ``snnx convert``.
 
     :param register: call ``register(op_type, handler, since=OPSET, domain="")`` for each handler.
-        ``handler(node, ctx)`` receives an ``onnx.NodeProto`` and the conversion context and adds NIR
-        nodes to it. A second handler for the same ``(domain, op_type, since)`` is an error naming both
-        plugins.
+        ``handler(node, ctx)`` receives an ``onnx.NodeProto`` and the conversion context
+        (:class:`snnx.convert.context.ConversionContext`) and adds NIR nodes to it; it reports what it
+        cannot translate with ``raise ctx.fail("why")``. Set ``handler.snnx_calibrate = True`` when the
+        op's output needs a calibrated firing scale (``ctx.activation_scale``). For a model of opset N
+        the handler with the highest ``since <= N`` is used. A second handler for the same
+        ``(domain, op_type, since)`` is an error naming both plugins.
     """
 
 
