@@ -206,6 +206,11 @@ def synaptic_table(name: str, node: nir.NIRNode, dt: float) -> SynapticTable:
 
 def _t(value: np.ndarray) -> Tensor:
     # float64 here; build_graph_module casts the finished module to the requested dtype once.
+    # A parameter that is the same for every neuron becomes a scalar, as in a hand-written snnTorch
+    # model: per-step broadcasting against a full (C, H, W) tensor is measurably slower.
+    value = np.asarray(value, dtype=np.float64)
+    if value.size and np.all(value == value.reshape(-1)[0]):
+        value = value.reshape(-1)[0]
     return as_tensor(value, torch.float64)
 
 
