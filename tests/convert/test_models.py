@@ -102,7 +102,7 @@ def test_cnn_mnist_subset():
     order = np.random.default_rng(0).permutation(len(x))  # the subset is sorted by class
     x = (x[order].reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
     y = y[order].astype(np.int64)
-    xtr, ytr, xte, yte = x[:4000], y[:4000], x[4000:4500], y[4000:4500]
+    xtr, ytr, xte, yte = x[:4000], y[:4000], x[4000:4400], y[4000:4400]
     model = nn.Sequential(
         nn.Conv2d(1, 8, 5, stride=2, padding=2),
         nn.BatchNorm2d(8),
