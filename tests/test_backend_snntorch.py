@@ -280,3 +280,10 @@ def test_training_on_digits_beats_chance_and_raises_back_exactly():
     got = run(model.double(), x)  # float64: the raised weights are the module's exactly
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
     assert float((ref.mean(0).argmax(1) == labels[test]).mean()) == pytest.approx(accuracy, abs=0.01)
+
+
+@pytest.mark.parametrize("name", ["nirtorch_braille.nir", "nirtorch_lif_norse.nir"])
+def test_shared_nir_samples_agree_with_reference(samples_dir, name):
+    (agreement,) = snnx.check(samples_dir / name, backends=["snntorch"], steps=100, batch=4)
+    assert agreement.status == "agree", agreement
+    assert agreement.spikes_total > 0
