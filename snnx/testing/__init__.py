@@ -2,9 +2,10 @@
 
 Run it against any installed backend (built-in or from a third-party plugin)::
 
-    pytest --pyargs snnx.testing --snnx-backend mybackend
+    pytest -p snnx.testing --pyargs snnx.testing --snnx-backend mybackend
 
-or load it from a plugin package's ``conftest.py`` and use its fixtures in your own tests::
+(``-p snnx.testing`` can be left out where snnx declares the ``pytest11`` entry point
+``snnx.testing = snnx.testing``: pytest must know ``--snnx-backend`` before it finds the package), or load it from a plugin package's ``conftest.py`` and use its fixtures in your own tests::
 
     pytest_plugins = ["snnx.testing"]
 
