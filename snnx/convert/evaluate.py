@@ -21,6 +21,7 @@ from snnx.convert.driver import ConversionResult
 from snnx.convert.loader import data_inputs, load_model
 from snnx.errors import ConversionError
 from snnx.ir.validate import validate
+from snnx.metrics import Stats, stats
 
 DEFAULT_TIMESTEPS = (4, 8, 16, 32, 64, 128)
 #: Rough bytes of traces the reference simulator may hold per chunk of samples.
@@ -36,6 +37,8 @@ class Evaluation:
     :param agreement: ``{T: fraction}`` of samples where SNN and ANN pick the same class.
     :param spikes: ``{layer: {T: spikes per sample}}`` summed over the layer's IF populations.
     :param neurons: ``{layer: number of IF neurons}``.
+    :param stats: ``{T: snnx.metrics.stats}`` on the first samples (synaptic operations, MACs, ANN
+        MACs, energy per sample), empty when skipped.
     """
 
     ann_accuracy: float
@@ -46,6 +49,7 @@ class Evaluation:
     samples: int = 0
     backend: str = "reference"
     seconds: float = 0.0
+    stats: dict[int, Stats] = field(default_factory=dict)
 
     def table(self) -> str:
         """Accuracy per T and spikes per sample (Markdown table plus a per-layer breakdown)."""
@@ -71,6 +75,22 @@ class Evaluation:
                 lines.append(
                     f"  {name:<32} {per_t[t]:>10.0f}  ({per_t[t] / max(n, 1) / t:.3f} per neuron per step)"
                 )
+        if self.stats:
+            first = self.stats[max(self.stats)]
+            models = list(first.energy)
+            lines += [
+                "",
+                f"operations per sample (snnx.metrics on the first {first.batch} samples; the ANN needs "
+                f"{first.ann_macs:.4g} MACs):",
+                "",
+                "| T | spike-driven accumulates | MACs (analog input layer) | "
+                + " | ".join(f"ANN/SNN energy ({m})" for m in models)
+                + " |",
+                "|---:|---:|---:|" + "---:|" * len(models),
+            ]
+            for t, st in sorted(self.stats.items()):
+                ratios = " | ".join(f"{st.energy[m].ratio:.3g}" for m in models)
+                lines.append(f"| {t} | {st.sops:.4g} | {st.macs:.4g} | {ratios} |")
         return "\n".join(lines)
 
 
@@ -126,6 +146,7 @@ def evaluate(
     *,
     backend: str | None = None,
     limit: int | None = None,
+    metrics_samples: int = 32,
 ) -> Evaluation:
     """Compare the ANN (onnxruntime) with the converted SNN on labelled samples.
 
@@ -135,6 +156,8 @@ def evaluate(
     :param timesteps: the time windows ``T`` to report.
     :param backend: run the SNN on this backend instead of the reference simulator.
     :param limit: evaluate only the first ``limit`` samples.
+    :param metrics_samples: compute :func:`snnx.metrics.stats` (SOPs, ANN MACs, energy) at the longest
+        window on this many samples of the first chunk; 0 skips it.
     """
     if not timesteps or min(timesteps) < 1:
         msg = f"--timesteps must be positive integers, got {list(timesteps)}"
@@ -165,6 +188,7 @@ def evaluate(
     chunk = int(max(1, min(256, _TRACE_BUDGET // (8 * t_max * max(per_sample, 1)))))
     snn_pred = {t: [] for t in steps}
     spikes = {layer: {t: 0.0 for t in steps} for layer in probes}
+    op_stats: dict[int, Stats] = {}
     for start_i in range(0, len(x), chunk):
         xb = x[start_i : start_i + chunk].astype(np.float64)
         xs = np.broadcast_to(xb[None], (t_max, *xb.shape))
@@ -177,6 +201,8 @@ def evaluate(
             cum = np.cumsum(per_step)
             for t in steps:
                 spikes[layer][t] += float(cum[t - 1])
+        if not op_stats and metrics_samples > 0:
+            op_stats = {t: _operation_stats(result, xs[:t], out, probes, metrics_samples, t) for t in steps}
     preds = {t: np.concatenate(snn_pred[t]) for t in steps}
     n = len(x)
     return Evaluation(
@@ -188,4 +214,28 @@ def evaluate(
         samples=n,
         backend=backend or "reference",
         seconds=time.perf_counter() - start,
+        stats=op_stats,
     )
+
+
+def _operation_stats(
+    result: ConversionResult,
+    xs: np.ndarray,
+    out: dict[str, np.ndarray],
+    probes: dict[str, list[str]],
+    m: int,
+    steps: int,
+) -> Stats:
+    """snnx.metrics over the first ``steps`` steps of the traces the run already produced.
+
+    The probes carry every IF's spikes and the outputs the readouts' membranes, which is every
+    stateful node; metrics recomputes the stateless ones.
+    """
+    traces: dict[str, np.ndarray] = {result.input_name: xs[:steps, :m]}
+    for names in probes.values():
+        for probe in names:
+            traces[probe.removeprefix("probe_")] = np.asarray(out[probe])[:steps, :m]
+    for output in result.output_names:
+        (readout,) = [src for src, dst in result.graph.edges if dst == output]
+        traces[readout] = np.asarray(out[output])[:steps, :m]
+    return stats(result.graph, traces=traces, spiking_inputs=False)

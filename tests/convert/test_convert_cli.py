@@ -201,3 +201,26 @@ def test_old_opset_is_refused(tmp_path, rng, capsys):
     path.write_bytes(_export(nn.Sequential(nn.Linear(3, 2)), x, opset=9).SerializeToString())
     target = tmp_path / "o.nir"
     _expect_error(["convert", str(path), "-o", str(target)], capsys, target, "opset 9", "11")
+
+
+def test_evaluate_reports_operations_per_window(small, capsys):
+    tmp, model = small
+    code, out, err = run(
+        [
+            "convert",
+            str(model),
+            "-o",
+            str(tmp / "o.nir"),
+            "--calib",
+            str(tmp / "calib.npz"),
+            "--evaluate",
+            str(tmp / "test.npz"),
+            "--timesteps",
+            "2,8",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "operations per sample (snnx.metrics" in out
+    rows = [line for line in out.splitlines() if line.startswith(("| 2 |", "| 8 |"))]
+    assert len(rows) == 4  # the accuracy table and the operations table
