@@ -224,3 +224,22 @@ def test_evaluate_reports_operations_per_window(small, capsys):
     assert "operations per sample (snnx.metrics" in out
     rows = [line for line in out.splitlines() if line.startswith(("| 2 |", "| 8 |"))]
     assert len(rows) == 4  # the accuracy table and the operations table
+
+
+def test_written_file_simulates_like_the_converted_graph(small, rng):
+    from snnx.convert import convert
+
+    tmp, model = small
+    x = np.load(tmp / "calib.npz")["x"]
+    result = convert(model, x)
+    snnx.save(result.graph, tmp / "round.nir")
+    loaded = snnx.load(tmp / "round.nir")
+    xs = np.broadcast_to(x[:5][None].astype(np.float64), (20, 5, 1, 4, 4))
+    before = snnx.simulate(result.graph, xs)
+    after = snnx.simulate(loaded, xs)
+    assert before.keys() == after.keys()
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+    ifs = [n for n in loaded.nodes.values() if type(n).__name__ == "IF"]
+    assert ifs
+    assert all(float(n.metadata["snnx"]["v_init"]) == 0.5 for n in ifs)
