@@ -87,7 +87,20 @@ def convert_command(
     result = convert(model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit)
     click.echo(result.summary())
     if evaluate_path:
-        report = evaluate(result, model, evaluate_path, steps, backend=backend, limit=limit)
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        # On stderr so the printed tables stay clean when stdout is redirected.
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("simulating", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = evaluate(
+                result, model, evaluate_path, steps, backend=backend, limit=limit, progress=advance
+            )
         click.echo("")
         click.echo(report.table())
     save(result.graph, target)

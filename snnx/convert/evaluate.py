@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nir
@@ -147,6 +148,7 @@ def evaluate(
     backend: str | None = None,
     limit: int | None = None,
     metrics_samples: int = 32,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Compare the ANN (onnxruntime) with the converted SNN on labelled samples.
 
@@ -158,6 +160,7 @@ def evaluate(
     :param limit: evaluate only the first ``limit`` samples.
     :param metrics_samples: compute :func:`snnx.metrics.stats` (SOPs, ANN MACs, energy) at the longest
         window on this many samples of the first chunk; 0 skips it.
+    :param progress: called as ``progress(done, total)`` after each chunk of samples.
     """
     if not timesteps or min(timesteps) < 1:
         msg = f"--timesteps must be positive integers, got {list(timesteps)}"
@@ -203,6 +206,8 @@ def evaluate(
                 spikes[layer][t] += float(cum[t - 1])
         if not op_stats and metrics_samples > 0:
             op_stats = {t: _operation_stats(result, xs[:t], out, probes, metrics_samples, t) for t in steps}
+        if progress is not None:
+            progress(start_i + len(xb), len(x))
     preds = {t: np.concatenate(snn_pred[t]) for t in steps}
     n = len(x)
     return Evaluation(
