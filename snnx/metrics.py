@@ -555,6 +555,14 @@ def _fmt(value: float) -> str:
     return f"{value:,.1f}" if value != int(value) else f"{int(value):,}"
 
 
+def _joules(pj: float) -> str:
+    """Picojoules in the unit that gives 1-999."""
+    for unit, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
+        if abs(pj) >= scale:
+            return f"{pj / scale:.3g} {unit}"
+    return f"{pj:.3g} pJ"
+
+
 def render(s: Stats, title: str = "stats") -> Any:
     """A :class:`rich.table.Table` of the per-layer numbers with the totals below."""
     from rich.table import Table
@@ -592,7 +600,7 @@ def summary_lines(s: Stats) -> list[str]:
     ]
     for e in s.energy.values():
         lines.append(
-            f"energy ({e.model}): SNN {e.snn_pj / 1e6:.4g} µJ, ANN {e.ann_pj / 1e6:.4g} µJ, ANN/SNN {e.ratio:.3g}x"
+            f"energy ({e.model}): SNN {_joules(e.snn_pj)}, ANN {_joules(e.ann_pj)} (cmos45), ANN/SNN {e.ratio:.3g}x"
         )
     return lines
 
