@@ -116,3 +116,26 @@ def test_dynamo_exported_cnn_with_adaptive_pool(rng):
     proto = torch.onnx.export(model, (torch.as_tensor(x[:1]),), dynamo=True, verbose=False).model_proto
     assert "ReduceMean" in {n.op_type for n in proto.graph.node}
     check_onnx_to_nir(proto, x, steps=256, tol=0.05, percentile=100.0)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "levels"), [(2, 2, 0, 2), (3, 2, 1, 4)])
+def test_max_tree_counts_within_one_spike_per_level_of_the_max_input_count(
+    kernel, stride, padding, levels, rng
+):
+    import torch
+
+    from snnx.ir.reference import simulate
+
+    model = nn.Sequential(nn.Conv2d(1, 3, 1), nn.ReLU(), nn.MaxPool2d(kernel, stride, padding), nn.Flatten())
+    x = rng.uniform(size=(6, 1, 8, 8)).astype(np.float32)
+    result = convert(export(model, x), x)
+    relu = result.layers[0]
+    steps = 96
+    traces = simulate(
+        result.graph, np.broadcast_to(x[None].astype(np.float64), (steps, *x.shape)), record=True
+    )
+    counts = torch.as_tensor(traces[relu.neurons[0]].sum(axis=0))
+    want = torch.nn.functional.max_pool2d(counts, kernel, stride, padding).flatten(1).numpy()
+    got = traces["readout"][-1] / relu.scale  # the readout integrates λ · (pool output) every step
+    assert np.max(np.abs(got - want)) <= levels
+    assert abs(np.mean(got - want)) < 0.5  # no bias
