@@ -126,6 +126,7 @@ def snnx_cli(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """Run ``snnx ARGS`` with the plugins in ``site`` installed."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SNNX_")}
     environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), environ.get("PYTHONPATH")]))
+    environ["COLUMNS"] = "400"  # rich wraps tables and tracebacks (paths included) to 80 columns in a pipe
     environ.update(env)
     return subprocess.run(
         [sys.executable, "-m", "snnx.cli", *args], check=False, capture_output=True, text=True, env=environ, timeout=300
@@ -172,7 +173,7 @@ def test_unknown_hook_name_is_reported_naming_plugin_and_hook(listing):
 
 
 def test_the_table_shows_every_broken_plugin_with_its_error(site):
-    result = snnx_cli(site, "plugins", COLUMNS="250")  # rich wraps to 80 columns without a terminal
+    result = snnx_cli(site, "plugins")
     assert result.returncode == 0, result.stderr
     flat = " ".join(result.stdout.split())
     for name in ("fails-at-import", "duplicate-name", "typo-in-hook"):
