@@ -35,6 +35,7 @@ from snnx.errors import SnnxError, ValidationError
 from snnx.ir.passes import flatten
 from snnx.ir.reference import apply_stateless, simulate
 from snnx.ir.schedule import schedule
+from snnx.ir.semantics import dt_of
 from snnx.ir.validate import _pair, conv_padding, validate
 
 Array = np.ndarray
@@ -253,7 +254,9 @@ class Stats:
 
     @property
     def neuron_updates(self) -> float:
-        return float(sum(layer.neurons for layer in self.layers if layer.kind in ("spiking", "neuron")) * self.steps)
+        """State updates per sample: every stateful neuron once per step (a Threshold has no state)."""
+        stateful = sum(layer.neurons for layer in self.layers if layer.state and layer.kind in ("spiking", "neuron"))
+        return float(stateful * self.steps)
 
     @property
     def ann_macs(self) -> float:
@@ -431,10 +434,7 @@ def stats(
         spiking = set(input_names) if spiking_inputs else set()
     prov = _provenance(flat, spiking)
     sched = schedule(flat)
-    step = dt if dt is not None else None
-    from snnx.ir.semantics import dt_of
-
-    step = dt_of(graph) if step is None else float(step)
+    step = dt_of(graph) if dt is None else float(dt)
     first = next(iter(full.values()))
     T, B = first.shape[:2]
     layers: list[LayerStats] = []

@@ -75,7 +75,8 @@ def load_mnist_subset() -> Dataset:
     return _split("mnist-subset", x, y.astype(np.int64), 10)
 
 
-def _root(data_root: str | os.PathLike | None, name: str) -> Path:
+def require_root(data_root: str | os.PathLike | None, name: str) -> Path:
+    """The data root as a Path; a clear error when it is not given or not a directory."""
     if data_root is None:
         msg = f"data set {name!r} is read from a local copy: pass --data-root DIR (nothing is downloaded)"
         raise SnnxError(msg)
@@ -90,7 +91,7 @@ def _torchvision(cls_name: str, name: str, layout: str) -> Callable[[str | os.Pa
     def load(data_root: str | os.PathLike | None) -> Dataset:
         import torchvision
 
-        root = _root(data_root, name)
+        root = require_root(data_root, name)
         cls = getattr(torchvision.datasets, cls_name)
         try:
             train = cls(str(root), train=True, download=False)
@@ -118,7 +119,7 @@ CIFAR_TEST = ("test_batch",)
 
 def load_cifar10(data_root: str | os.PathLike | None) -> Dataset:
     """CIFAR-10 from ``<root>/cifar-10-batches-py`` (the python pickle batches torchvision uses)."""
-    folder = _root(data_root, "cifar10") / CIFAR_DIR
+    folder = require_root(data_root, "cifar10") / CIFAR_DIR
 
     def read(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []

@@ -7,14 +7,9 @@ that ``snnx --help`` stays fast.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
-
 import click
 
 from snnx.hookspecs import hookimpl
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 
 @click.command(name="stats")

@@ -111,7 +111,7 @@ def check_datasets(config: BenchConfig) -> None:
             msg = f"unknown data set {name!r}; choose from {', '.join(data_mod.LOADERS)}"
             raise SnnxError(msg)
         if data_mod.LOADERS[name][1]:
-            data_mod._root(config.data_root, name)
+            data_mod.require_root(config.data_root, name)
     for track in config.tracks:
         if track not in TRACKS:
             msg = f"unknown track {track!r}; choose from {', '.join(TRACKS)}"
