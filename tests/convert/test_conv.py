@@ -50,3 +50,29 @@ def test_asymmetric_padding_is_refused(rng):
     dims[2].dim_value = dims[3].dim_value = 7
     with pytest.raises(ConversionError, match="asymmetric padding"):
         check_onnx_to_nir(model, x, exact=True)
+
+
+def _auto_pad_conv(auto_pad: str, kernel: int, rng):
+    from onnx import TensorProto, numpy_helper
+
+    w = rng.normal(size=(2, 1, kernel, kernel)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "W"], ["y"], auto_pad=auto_pad, name="c")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, "H", "W"])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_auto_pad_resolving_to_symmetric_padding_is_exact(auto_pad, rng):
+    x = rng.normal(size=(2, 1, 6, 6)).astype(np.float32)
+    check_onnx_to_nir(_auto_pad_conv(auto_pad, 3, rng), x, steps=2, exact=True)
+
+
+def test_auto_pad_same_with_even_kernel_is_refused(rng):
+    x = rng.normal(size=(2, 1, 6, 6)).astype(np.float32)
+    with pytest.raises(ConversionError, match="asymmetric padding"):
+        check_onnx_to_nir(_auto_pad_conv("SAME_UPPER", 2, rng), x, exact=True)

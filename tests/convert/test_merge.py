@@ -93,3 +93,19 @@ def test_product_of_two_signals_is_refused(rng):
     x = rng.normal(size=(2, 3)).astype(np.float32)
     with pytest.raises(ConversionError, match="product of spike rates"):
         convert(export(Product(), x), x)
+
+
+class ChannelScale(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3)
+        self.register_buffer("gain", torch.tensor([0.5, -2.0, 3.0]).reshape(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.conv(x) * self.gain
+
+
+def test_per_channel_multiply_becomes_a_scale_node(rng):
+    x = rng.normal(size=(2, 2, 5, 5)).astype(np.float32)
+    result, _, _ = check_onnx_to_nir(ChannelScale(), x, steps=2, exact=True)
+    assert any(isinstance(n, nir.Scale) for n in result.graph.nodes.values())
