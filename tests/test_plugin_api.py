@@ -256,3 +256,43 @@ def test_a_hookimpl_with_wrong_arguments_is_rejected_naming_plugin_and_hook(inst
     )
     error = state.plugins["snnx_test_wrong_args"].error
     assert "snnx_test_wrong_args" in error and "snnx_register_backends" in error and "registrar" in error
+
+
+def test_missing_requirement_is_a_refusal_with_the_install_hint():
+    class NeedsSomething(Backend):
+        name = "needs-something"
+        capabilities = Capabilities(node_types=frozenset({"Input", "Output", "Scale"}))
+        requires = ("snnx_no_such_module_anywhere",)
+        install_hint = "pip install snnx-needs-something"
+
+    class BuiltinStyle(NeedsSomething):
+        install_hint = ""
+
+    assert NeedsSomething().refusals(tiny_graph()) == [
+        "not installed: snnx_no_such_module_anywhere (pip install snnx-needs-something)"
+    ]
+    assert BuiltinStyle().refusals(tiny_graph()) == [
+        "not installed: snnx_no_such_module_anywhere (pip install 'snnx[needs-something]')"
+    ]
+
+
+def test_a_crash_inside_a_backend_method_names_backend_and_plugin():
+    from snnx.registry import BackendRegistrar
+
+    class Broken(Backend):
+        name = "broken"
+        capabilities = Capabilities(node_types=frozenset({"Input", "Output", "Scale"}))
+
+        def lower(self, graph, **options):
+            return 1 / 0
+
+    registrar = BackendRegistrar(current_plugin="snnx-broken")
+    registrar(Broken())
+    backend = registrar.backends["broken"]
+    with pytest.raises(PluginError, match=r"backend 'broken' \(from plugin 'snnx-broken'\) crashed in lower: "
+                       r"ZeroDivisionError: division by zero.*SNNX_DISABLE_PLUGINS=snnx-broken") as info:
+        backend.lower(tiny_graph())
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    with pytest.raises(snnx.SnnxError, match="cannot export models back to NIR") as info:
+        backend.raise_(None)  # an SnnxError is the backend's own message and passes unchanged
+    assert type(info.value) is snnx.SnnxError
