@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import nir
 import numpy as np
+import pytest
 
 import snnx
 from snnx.ir.semantics import set_graph_contract, set_node_contract
@@ -208,8 +209,6 @@ def train_digits(backend: str, epochs: int = 3, seed: int = 0) -> tuple[float, o
 
 
 # -- the shared tests: each backend's test module imports them and defines a ``backend`` fixture ------
-import pytest  # noqa: E402
-
 CASES = [(kind, reset) for kind in GENERIC for reset in (("value", "subtract") if kind in SPIKING_KINDS else (None,))]
 
 
