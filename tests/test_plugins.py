@@ -83,12 +83,15 @@ PLUGINS = {
     "duplicate-name": ("snnx-duplicate-name", "snnx_duplicate_name", DUPLICATE_NAME),
     "crashes-in-lower": ("snnx-crashes-in-lower", "snnx_crashes_in_lower", CRASHES_IN_LOWER),
     "typo-in-hook": ("snnx-typo-in-hook", "snnx_typo_in_hook", TYPO_IN_HOOK),
+    # a packaging slip: the entry point names a module the wheel does not contain
+    "module-not-shipped": ("snnx-module-not-shipped", "snnx_module_not_shipped", None),
 }
 
 
-def install(site: Path, ep_name: str, dist: str, module: str, source: str) -> None:
+def install(site: Path, ep_name: str, dist: str, module: str, source: str | None) -> None:
     """Write what ``pip install`` of a one-module plugin package leaves in site-packages."""
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    if source is not None:
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
     info = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
@@ -157,6 +160,12 @@ def test_plugin_that_raises_at_import_is_reported_by_name(listing):
     assert listing["fails-at-import"]["backends"] == []
 
 
+def test_entry_point_to_a_module_that_is_not_installed_is_reported_by_name(listing):
+    error = listing["module-not-shipped"]["error"]
+    assert error.startswith("error loading snnx plugin 'module-not-shipped' (snnx_module_not_shipped)")
+    assert "ModuleNotFoundError: No module named 'snnx_module_not_shipped'" in error
+
+
 def test_plugin_that_takes_a_used_backend_name_is_reported_and_the_first_one_kept(site, listing, model):
     error = listing["duplicate-name"]["error"]
     assert "plugin 'duplicate-name' registered backend 'reference'" in error
@@ -221,7 +230,8 @@ def test_disable_every_external_plugin(site, model):
 
 
 def test_trace_plugins_raises_the_import_error_for_authors(site):
-    result = snnx_cli(site, "--debug", "plugins", SNNX_TRACE_PLUGINS="1")
+    others = ",".join(name for name in PLUGINS if name not in ("fails-at-import", "good"))
+    result = snnx_cli(site, "--debug", "plugins", SNNX_TRACE_PLUGINS="1", SNNX_DISABLE_PLUGINS=others)
     assert result.returncode == 1
     assert "this plugin is broken on purpose" in result.stderr
     assert "snnx_fails_at_import.py" in result.stderr
