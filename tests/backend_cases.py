@@ -323,3 +323,22 @@ def test_save_then_torch_load_gives_a_working_model(backend, tmp_path):
     other = "norse" if backend != "norse" else "spikingjelly"
     with pytest.raises(snnx.SnnxError, match=f"model of backend {backend!r}"):
         snnx.get_backend(other).load(str(path))
+
+
+@pytest.mark.parametrize(("kind", "reset"), CASES, ids=[f"{k}-{r or 'nonspiking'}" for k, r in CASES])
+def test_step_by_step_equals_the_multi_step_forward(backend, kind, reset):
+    """Graphs with cycles run ``init_state``/``step``; they must compute what ``forward`` does."""
+    import torch
+
+    node = neuron(kind, 4, reset=reset or "value", v_init=[0.5, -0.2, 0.9, 0.0],
+                  i_init=[0.3, 0.0, -0.1, 0.2] if kind.startswith("Cuba") else None, **GENERIC[kind])
+    module = snnx.lower(single(node, 4, GENERIC_DT), to=backend, dtype="float64").layer("neuron")
+    x = torch.as_tensor(random_input(seed=7))
+    with torch.no_grad():
+        whole = module(x)
+        state = module.init_state(x[0])
+        steps = []
+        for t in range(x.shape[0]):
+            y, state = module.step(x[t], state)
+            steps.append(y)
+    assert torch.equal(whole, torch.stack(steps))

@@ -22,6 +22,7 @@ from backend_cases import (  # noqa: E402,F401  (pytest collects the imported te
     test_raise_of_untrained_model_is_the_original_graph,
     test_recurrent_graph_matches_reference,
     test_save_then_torch_load_gives_a_working_model,
+    test_step_by_step_equals_the_multi_step_forward,
     train_digits,
 )
 from snnx.errors import SnnxError  # noqa: E402
