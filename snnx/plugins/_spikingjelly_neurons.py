@@ -251,30 +251,26 @@ class SJLIF(_SJSpiking):
         return self.recover("v_leak", self.in_bias, lambda v: v + self._v_reset_sj)
 
 
-class _Charge(torch.nn.Module):
-    """Runs a SpikingJelly ``NonSpiking*Node``'s ``neuronal_charge`` from an explicit initial state.
+def _charge_step(node: torch.nn.Module, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """One ``neuronal_charge`` of a SpikingJelly ``NonSpiking*Node`` from the explicit state ``v``.
 
     ``NonSpikingBaseNode.forward`` always starts from 0; the contract starts from ``v_init``/``i_init``,
-    so this loops the node's own charge equation with the state set first.
+    so the wrappers loop the node's own charge equation with the state set first.
     """
+    node.v = v
+    node.neuronal_charge(x)
+    v = node.v
+    del node.v  # the node keeps no state between calls
+    return v
 
-    def __init__(self, node: torch.nn.Module) -> None:
-        super().__init__()
-        self.node = node
 
-    def step(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        self.node.v = v
-        self.node.neuronal_charge(x)
-        v = self.node.v
-        del self.node.v  # the node keeps no state between calls
-        return v
-
-    def run(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        out = []
-        for t in range(x.shape[0]):
-            v = self.step(x[t], v)
-            out.append(v)
-        return torch.stack(out)
+def _charge_run(node: torch.nn.Module, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """:func:`_charge_step` over a whole ``(T, batch, *shape)`` sequence; returns every step's state."""
+    out = []
+    for t in range(x.shape[0]):
+        v = _charge_step(node, x[t], v)
+        out.append(v)
+    return torch.stack(out)
 
 
 class SJLI(_SJNeuron):
@@ -286,18 +282,18 @@ class SJLI(_SJNeuron):
         self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
         bias_buffer(self, "in_bias", node.v_leak)
         self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float64))
-        self.charge = _Charge(sj_neuron.NonSpikingLIFNode())
-        self._setting("charge.node.tau", "tau", f64(node.tau) / dt, node.tau, unit=dt)
+        self.node = sj_neuron.NonSpikingLIFNode()
+        self._setting("node.tau", "tau", f64(node.tau) / dt, node.tau, unit=dt)
 
     def init_state(self, x: torch.Tensor) -> torch.Tensor:
         return self.initial("v_init", x)
 
     def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        v = self.charge.step(affine(x, self.in_scale, self.in_bias), state)
+        v = _charge_step(self.node, affine(x, self.in_scale, self.in_bias), state)
         return v, v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.charge.run(affine(x, self.in_scale, self.in_bias), self.initial("v_init", x[0]))
+        return _charge_run(self.node, affine(x, self.in_scale, self.in_bias), self.initial("v_init", x[0]))
 
     def to_nir(self) -> nir.LI:
         return nir.LI(
@@ -316,17 +312,17 @@ class SJI(_SJNeuron):
         super().__init__(name, node, dt)
         self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float64))
         self.remember("r", node.r, self.in_scale)
-        self.charge = _Charge(sj_neuron.NonSpikingIFNode())
+        self.node = sj_neuron.NonSpikingIFNode()
 
     def init_state(self, x: torch.Tensor) -> torch.Tensor:
         return self.initial("v_init", x)
 
     def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        v = self.charge.step(x * self.in_scale, state)
+        v = _charge_step(self.node, x * self.in_scale, state)
         return v, v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.charge.run(x * self.in_scale, self.initial("v_init", x[0]))
+        return _charge_run(self.node, x * self.in_scale, self.initial("v_init", x[0]))
 
     def to_nir(self) -> nir.I:
         return nir.I(r=self.recover("r", self.in_scale, lambda v: v / self.dt),
@@ -345,14 +341,14 @@ class _SJCuba(_SJNeuron):
         self.remember("w_in", node.w_in, torch.as_tensor(f64(node.w_in), dtype=torch.float64))
         scale_buffer(self, "r", node.r)
         self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
-        self.synapse = _Charge(sj_neuron.NonSpikingLIFNode())
-        self._setting("synapse.node.tau", "tau_syn", f64(node.tau_syn) / dt, node.tau_syn, unit=dt)
+        self.synapse = sj_neuron.NonSpikingLIFNode()
+        self._setting("synapse.tau", "tau_syn", f64(node.tau_syn) / dt, node.tau_syn, unit=dt)
 
     def _current(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        return self.synapse.step(affine(x, self.w_in, None), i)
+        return _charge_step(self.synapse, affine(x, self.w_in, None), i)
 
     def _currents(self, x: torch.Tensor) -> torch.Tensor:
-        return self.synapse.run(affine(x, self.w_in, None), self.initial("i_init", x[0]))
+        return _charge_run(self.synapse, affine(x, self.w_in, None), self.initial("i_init", x[0]))
 
     def _cuba_common(self) -> dict[str, np.ndarray]:
         return {
@@ -413,8 +409,8 @@ class SJCubaLI(_SJCuba):
         self._setup_synapse(node, dt)
         bias_buffer(self, "in_bias", node.v_leak)
         self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float64))
-        self.membrane = _Charge(sj_neuron.NonSpikingLIFNode())
-        self._setting("membrane.node.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, unit=dt)
+        self.membrane = sj_neuron.NonSpikingLIFNode()
+        self._setting("membrane.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, unit=dt)
 
     def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.initial("i_init", x), self.initial("v_init", x)
@@ -422,12 +418,12 @@ class SJCubaLI(_SJCuba):
     def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         i, v = state
         i = self._current(x, i)
-        v = self.membrane.step(affine(i, self.r, self.in_bias), v)
+        v = _charge_step(self.membrane, affine(i, self.r, self.in_bias), v)
         return v, (i, v)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = affine(self._currents(x), self.r, self.in_bias)
-        return self.membrane.run(u, self.initial("v_init", x[0]))
+        return _charge_run(self.membrane, u, self.initial("v_init", x[0]))
 
     def to_nir(self) -> nir.CubaLI:
         v_leak = self._original["v_leak"].copy() if self.in_bias is None else self.recover(
