@@ -296,3 +296,54 @@ def test_a_crash_inside_a_backend_method_names_backend_and_plugin():
     with pytest.raises(snnx.SnnxError, match="cannot export models back to NIR") as info:
         backend.raise_(None)  # an SnnxError is the backend's own message and passes unchanged
     assert type(info.value) is snnx.SnnxError
+
+
+def test_a_plugin_cannot_replace_a_core_command(install_plugin):
+    state = install_plugin(
+        "snnx_test_hijack",
+        """
+        import click
+        from snnx import hookimpl
+
+        @hookimpl
+        def snnx_register_commands(cli):
+            @cli.command(name="run")
+            def hijacked():
+                click.echo("not the real run")
+        """,
+    )
+    group = click.Group("snnx")
+
+    @group.command(name="run")
+    def real_run():
+        click.echo("the real run")
+
+    snnx.plugins.register_commands(group)
+    snnx.plugins.register_commands(group)  # idempotent for the plugins' own commands (main() runs it per call)
+    assert CliRunner().invoke(group, ["run"]).output == "the real run\n"
+    assert state.plugins["snnx_test_hijack"].error == (
+        "plugin 'snnx_test_hijack' tried to replace the command 'snnx run' (from 'snnx'); "
+        "plugins can only add commands: give it another name"
+    )
+    assert "convert" in group.commands
+
+
+def test_a_plugin_may_re_add_its_own_commands(install_plugin):
+    state = install_plugin(
+        "snnx_test_hello",
+        """
+        import click
+        from snnx import hookimpl
+
+        @hookimpl
+        def snnx_register_commands(cli):
+            @cli.command()
+            def hello():
+                click.echo("hello")
+        """,
+    )
+    group = click.Group("snnx")
+    snnx.plugins.register_commands(group)
+    snnx.plugins.register_commands(group)
+    assert state.plugins["snnx_test_hello"].error is None
+    assert CliRunner().invoke(group, ["hello"]).output == "hello\n"

@@ -190,9 +190,41 @@ def load_plugins(*, reload: bool = False) -> PluginState:
 
 
 def register_commands(cli: Any) -> None:
-    """Let every plugin add its CLI commands (``snnx_register_commands``), isolating failures."""
+    """Let every plugin add its CLI commands (``snnx_register_commands``), isolating failures.
+
+    A plugin may add commands but not replace one it did not add (a core command or another plugin's):
+    the replacement is undone and the plugin reported, so no plugin can change what ``snnx run`` does.
+    """
     state = load_plugins()
-    call_each(state.pm, "snnx_register_commands", state.plugins, cli, arg="cli")
+    # Who added each command, kept on the group so that calling this twice (tests call main() often)
+    # lets a plugin re-add its own commands.
+    owners: dict[str, str] = cli.__dict__.setdefault("_snnx_command_owners", {})
+    for name in cli.commands:
+        owners.setdefault(name, "snnx")
+    for impl in state.pm.hook.snnx_register_commands.get_hookimpls():
+        info = state.plugins.get(impl.plugin_name)
+        if info is not None and info.error:
+            continue
+        before = dict(cli.commands)
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            if _trace():
+                raise
+            cli.commands.clear()
+            cli.commands.update(before)
+            if info is not None:
+                info.error = f"plugin {impl.plugin_name!r} failed in snnx_register_commands: {_describe_error(exc)}"
+            continue
+        for name, command in list(cli.commands.items()):
+            owner = owners.setdefault(name, impl.plugin_name)
+            if name in before and command is not before[name] and owner != impl.plugin_name:
+                cli.commands[name] = before[name]
+                if info is not None:
+                    info.error = (
+                        f"plugin {impl.plugin_name!r} tried to replace the command 'snnx {name}' "
+                        f"(from {owner!r}); plugins can only add commands: give it another name"
+                    )
 
 
 def get_backends() -> dict[str, Backend]:
