@@ -247,3 +247,19 @@ def test_loihi_refuses_what_its_neuron_cannot_do() -> None:
     for name in ("lava", "lava-float"):
         with pytest.raises(UnsupportedNodeError, match="v_leak must be 0"):
             snnx.lower(graph, to=name)
+
+
+def test_lava_dl_model_saves_and_loads(tmp_path, spikes: np.ndarray) -> None:
+    graph = chain_graph("cuba", *_weights())
+    backend = get_backend("lava-dl")
+    model = snnx.lower(graph, to="lava-dl")
+    assert backend.describe(model).startswith("SLAYER CUBA blocks: Dense[20](CubaLIF fc1, n1) -> Dense[5]")
+    path = tmp_path / "model.pt"
+    backend.save(model, str(path))
+    loaded = backend.load(str(path))
+    np.testing.assert_array_equal(backend.run(loaded, {"in": spikes})["out"], backend.run(model, {"in": spikes})["out"])
+    assert snnx.raise_(loaded).nodes.keys() == graph.nodes.keys()
+    torch = pytest.importorskip("torch")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "other.pt")
+    with pytest.raises(SnnxError, match="not a lava-dl SlayerNetwork"):
+        backend.load(str(tmp_path / "other.pt"))

@@ -107,6 +107,7 @@ def _neuron_class() -> type:
             _current, voltage = self.dynamics(input)
             return self.spike(voltage) if self.spiking else voltage
 
+    _make_importable(ContractCubaNeuron)
     _CONTRACT_NEURON = ContractCubaNeuron
     return ContractCubaNeuron
 
@@ -167,7 +168,31 @@ def build_blocks(
     return torch.nn.ModuleList(blocks)
 
 
+def _make_importable(cls: type) -> None:
+    """Give a lazily built class its module-level name, so pickle / ``torch.save`` can find it again
+    through this module's ``__getattr__``."""
+    cls.__qualname__ = cls.__name__
+    cls.__module__ = __name__
+
+
+def __getattr__(name: str) -> Any:
+    # The model classes subclass torch/SLAYER classes, so they are built on first use (PEP 562 lazy
+    # attributes): `snnx --help` must not import torch, but torch.load must find them by name.
+    if name == "ContractCubaNeuron":
+        return _neuron_class()
+    if name == "SlayerNetwork":
+        _slayer()  # unpickling goes on to SLAYER's blocks: import them patched and without banners
+        return _network_class()
+    raise AttributeError(name)
+
+
+_NETWORK: type | None = None
+
+
 def _network_class() -> type:
+    global _NETWORK  # noqa: PLW0603 - one class per process, built on first use
+    if _NETWORK is not None:
+        return _NETWORK
     import torch
 
     class SlayerNetwork(torch.nn.Module):
@@ -204,6 +229,8 @@ def _network_class() -> type:
                 layer.bias = None if bias is None else bias.detach().cpu().double().numpy()
             return chain
 
+    _make_importable(SlayerNetwork)
+    _NETWORK = SlayerNetwork
     return SlayerNetwork
 
 
@@ -396,11 +423,38 @@ class LavaDlBackend(Backend):
 
         write_atomic(path, lambda tmp: torch.save(model, tmp))
 
+    def load(self, path: str) -> Any:
+        """Read a model written by :meth:`save` (a pickled module: only load files you trust)."""
+        import torch
+
+        from snnx.errors import NirFileError
+        from snnx.lava_compat import ensure_patched, quiet_import
+
+        ensure_patched()
+        try:
+            with quiet_import():
+                model = torch.load(path, weights_only=False, map_location="cpu")
+        except FileNotFoundError as exc:
+            msg = f"no such file: '{path}'"
+            raise NirFileError(msg) from exc
+        except Exception as exc:  # the unpickler raises whatever it meets in a foreign or broken file
+            msg = f"cannot read '{path}' as a lava-dl model: {type(exc).__name__}: {exc}"
+            raise NirFileError(msg) from exc
+        if type(model).__name__ != "SlayerNetwork" or not hasattr(model, "chain"):
+            msg = f"'{path}' holds a {type(model).__name__}, not a lava-dl SlayerNetwork"
+            raise SnnxError(msg)
+        return model
+
     def describe(self, model: Any) -> str:
-        parts = [
-            f"{type(block).__name__}{tuple(block.neuron.shape or ()) if hasattr(block, 'neuron') else ''}"
-            for block in model.blocks
-        ]
+        layers = iter(model.chain.layers)
+        parts = []
+        for block in model.blocks:
+            if not hasattr(block, "synapse"):
+                parts.append(type(block).__name__)
+                continue
+            layer = next(layers)
+            shape = "x".join(map(str, layer.data_shape))
+            parts.append(f"{type(block).__name__}[{shape}]({layer.neuron_type} {', '.join(layer.nodes)})")
         return "SLAYER CUBA blocks: " + " -> ".join(parts)
 
 
