@@ -287,3 +287,14 @@ def test_shared_nir_samples_agree_with_reference(samples_dir, name):
     (agreement,) = snnx.check(samples_dir / name, backends=["snntorch"], steps=100, batch=4)
     assert agreement.status == "agree", agreement
     assert agreement.spikes_total > 0
+
+
+def test_trained_model_can_be_deep_copied():
+    """A best-model snapshot (copy.deepcopy) after backward must work: no stale non-leaf state kept."""
+    import copy
+
+    model = snnx.lower(conv_graph(), to="snntorch")
+    x = torch.rand(3, 2, 1, 8, 8)
+    model(x).sum().backward()
+    snapshot = copy.deepcopy(model)
+    torch.testing.assert_close(snapshot(x), model(x))

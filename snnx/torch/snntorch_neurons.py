@@ -225,6 +225,14 @@ def _untrack(neuron: torch.nn.Module) -> None:
             del instances[i]
 
 
+def _forget(neuron: torch.nn.Module) -> None:
+    # snnTorch also stores the last state on the module; the wrappers pass state explicitly, and a
+    # stored non-leaf tensor would make copy.deepcopy(model) fail after a backward pass.
+    for attr in ("mem", "syn"):
+        if isinstance(getattr(neuron, attr, None), Tensor):
+            setattr(neuron, attr, torch.zeros(0))
+
+
 def _contract_node(node: nir.NIRNode) -> nir.NIRNode:
     out = copy.deepcopy(node)
     kwargs: dict[str, Any] = {"v_init": v_init_of(node)}
@@ -281,6 +289,7 @@ class SnnTorchLeaky(TorchNeuron):
         if at_start and self.first is not None:
             drive = drive + self.first
         spk, mem = self.neuron(drive, mem)
+        _forget(self.neuron)
         return (spk.to(x.dtype) if self.spiking else mem), (mem, False)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -292,6 +301,7 @@ class SnnTorchLeaky(TorchNeuron):
         for t in range(drive.shape[0]):
             spk, mem = self.neuron(drive[t], mem)
             outputs.append(spk if self.spiking else mem)
+        _forget(self.neuron)
         return torch.stack(outputs).to(x.dtype)
 
     def to_nir(self) -> nir.NIRNode:
@@ -342,6 +352,7 @@ class SnnTorchSynaptic(TorchNeuron):
         if self.bias is not None:
             drive = drive + self.bias
         spk, syn, mem = self.neuron(drive, syn, v)
+        _forget(self.neuron)
         if self.reset is None:
             return mem, (syn, mem)
         s = spk.detach().to(mem.dtype)
