@@ -23,15 +23,14 @@ def mlp() -> nn.Module:
     )
 
 
-def cnn(bn: bool) -> nn.Module:
-    norm = (lambda c: nn.BatchNorm2d(c)) if bn else (lambda c: nn.Identity())
+def cnn() -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1),
-        norm(8),
+        nn.BatchNorm2d(8),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Conv2d(8, 16, 3, padding=1),
-        norm(16),
+        nn.BatchNorm2d(16),
         nn.ReLU(),
         nn.Flatten(),
         nn.Linear(16 * 16, 10),
@@ -41,15 +40,15 @@ def cnn(bn: bool) -> nn.Module:
 class ResidualCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, 12, 3, padding=1), nn.BatchNorm2d(12), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
         self.block = nn.Sequential(
-            nn.Conv2d(12, 12, 3, padding=1),
-            nn.BatchNorm2d(12),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
             nn.ReLU(),
-            nn.Conv2d(12, 12, 3, padding=1),
-            nn.BatchNorm2d(12),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
         )
-        self.down = nn.Sequential(nn.Conv2d(12, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
 
     def forward(self, x):
@@ -77,14 +76,9 @@ def test_mlp_digits(digits):
 @pytest.mark.slow
 @pytest.mark.parametrize("keep_bn", [False, True], ids=["bn-folded-by-torch", "bn-nodes"])
 def test_cnn_digits(digits, keep_bn):
-    result, _, has_bn = _check_accuracy(cnn(bn=True), digits, keep_bn=keep_bn, epochs=15)
+    result, _, has_bn = _check_accuracy(cnn(), digits, keep_bn=keep_bn, epochs=15)
     assert has_bn == keep_bn
     assert result.folded_batchnorm == (2 if keep_bn else 0)
-
-
-@pytest.mark.slow
-def test_cnn_without_bn_digits(digits):
-    _check_accuracy(cnn(bn=False), digits, keep_bn=False, epochs=15)
 
 
 @pytest.mark.slow
@@ -128,7 +122,7 @@ def test_converted_cnn_agrees_with_reference_on_training_backends(digits):
     import snnx
 
     xtr, ytr, xte, _ = digits
-    model = train(cnn(bn=True), xtr, ytr, epochs=5)
+    model = train(cnn(), xtr, ytr, epochs=5)
     result = convert(export(model, xte, keep_bn=True), xtr[:200])
     xs = np.broadcast_to(xte[:8].astype(np.float64)[None], (32, 8, 1, 8, 8))
     agreements = snnx.check(
