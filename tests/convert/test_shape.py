@@ -87,3 +87,17 @@ def test_dropout_in_training_mode_is_refused(rng):
     x = rng.normal(size=(3, 4)).astype(np.float32)
     with pytest.raises(ConversionError, match="training mode"):
         convert(_gemm_identity_dropout(rng, True), x)
+
+
+def test_zero_pad_becomes_padding_identity_conv(rng):
+    model = nn.Sequential(nn.ZeroPad2d(2), nn.Conv2d(2, 3, 3), nn.Flatten())
+    x = rng.normal(size=(2, 2, 5, 5)).astype(np.float32)
+    proto = export(model, x)
+    assert any(n.op_type == "Pad" for n in proto.graph.node)
+    check_onnx_to_nir(proto, x, steps=2, exact=True)
+
+
+def test_reflection_pad_is_refused(rng):
+    x = rng.normal(size=(1, 2, 5, 5)).astype(np.float32)
+    with pytest.raises(ConversionError, match="only zero padding"):
+        convert(export(nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(2, 2, 3)), x), x)

@@ -84,3 +84,42 @@ def dropout_is_identity(node: onnx.NodeProto, ctx: ConversionContext) -> None:
     if len(node.output) > 1 and node.output[1]:
         ctx.note("a Dropout mask output is ignored (inference: Dropout is the identity)")
     ctx.set_signal(node.output[0], ctx.signal(node.input[0]))
+
+
+@onnx_op("Pad", since=11)
+@onnx_op("Pad", since=13)
+@onnx_op("Pad", since=18)
+def zero_pad_to_conv(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Symmetric zero padding of H and W → a depthwise 1×1 identity ``Conv2d`` with that padding."""
+    x = ctx.signal(node.input[0])
+    mode = ctx.attrs(node).get("mode", "constant")
+    pads = [int(p) for p in np.asarray(ctx.require_constant(node, 1, "pads")).reshape(-1)]
+    value = ctx.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if len(node.input) > 3 and node.input[3]:
+        msg = "pads only some axes (an 'axes' input); pad H and W of an (N, C, H, W) tensor instead"
+        raise ctx.fail(msg)
+    if mode != "constant" or (value is not None and float(np.asarray(value).reshape(-1)[0]) != 0.0):
+        msg = f"mode {mode!r} with value {value}: only zero padding is supported (convolutions pad with 0)"
+        raise ctx.fail(msg)
+    rank = len(x.shape) + 1
+    begin, end = pads[:rank], pads[rank:]
+    if rank != 4 or begin[:2] != [0, 0] or end[:2] != [0, 0] or begin[2:] != end[2:] or min(pads) < 0:
+        msg = f"pads {pads}: only symmetric, non-negative padding of H and W of (N, C, H, W) is supported"
+        raise ctx.fail(msg)
+    channels = x.shape[0]
+    hw = (x.shape[1], x.shape[2])
+    padding = (begin[2], begin[3])
+
+    def make(_bias_factor: float) -> nir.NIRNode:
+        return nir.Conv2d(
+            input_shape=hw,
+            weight=np.ones((channels, 1, 1, 1)),
+            stride=1,
+            padding=padding,
+            dilation=1,
+            groups=channels,
+            bias=np.zeros(channels),
+        )
+
+    out = ctx.linear(node.name or "pad", x, make, ctx.shape(node.output[0]))
+    ctx.set_signal(node.output[0], Signal(out.terms, out.shape, x.nonneg))
