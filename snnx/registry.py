@@ -19,6 +19,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 RESET_MODES = frozenset({"value", "subtract"})
 
+#: Every NIR node type a flat graph can hold (nested ``NIRGraph`` nodes are flattened away first).
+ALL_NODE_TYPES = frozenset(
+    {
+        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
+        "Flatten", "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF",
+    }
+)
+
 
 @dataclass(frozen=True)
 class Capabilities:

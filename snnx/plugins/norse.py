@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from snnx.hookspecs import hookimpl
-from snnx.plugins._torch_backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
+from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 from snnx.registry import Capabilities
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -8,14 +8,7 @@ import nir
 import numpy as np
 
 from snnx.hookspecs import hookimpl
-from snnx.registry import Backend, Capabilities
-
-ALL_NODE_TYPES = frozenset(
-    {
-        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
-        "Flatten", "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF",
-    }
-)
+from snnx.registry import ALL_NODE_TYPES, Backend, Capabilities
 
 
 class ReferenceBackend(Backend):

@@ -15,26 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.hookspecs import hookimpl
-from snnx.registry import Backend, Capabilities
+from snnx.registry import Capabilities
+from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
     import numpy as np
 
-NODE_TYPES = frozenset(
-    {
-        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
-        "Flatten", "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF",
-    }
-)
-
-
-class SnnTorchBackend(Backend):
+class SnnTorchBackend(TorchGraphBackend):
     """Lower to snnTorch ``Leaky``/``Synaptic`` neurons, spike for spike equal to the reference."""
 
     name = "snntorch"
     description = "snnTorch Leaky/Synaptic neurons + torch layers (train with snnTorch surrogate gradients)"
-    capabilities = Capabilities(node_types=NODE_TYPES, cycles=True, v_init=True)
+    capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True)
     requires = ("torch", "snntorch")
     file_suffix = ".pt"
 
@@ -83,8 +76,6 @@ class SnnTorchBackend(Backend):
         if options:
             msg = f"backend 'snntorch' got unknown options {sorted(options)}; it takes spike_grad and dtype"
             raise SnnxError(msg)
-        import torch
-
         from snnx.torch.graph import build_graph_module
         from snnx.torch.snntorch_neurons import SnnTorchLeaky, SnnTorchSynaptic, make_surrogate
 
@@ -95,85 +86,24 @@ class SnnTorchBackend(Backend):
                 return SnnTorchSynaptic(name, node, dt, surrogate)
             return SnnTorchLeaky(name, node, dt, surrogate)
 
-        torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-        if torch_dtype not in (torch.float32, torch.float64):
-            msg = f"backend 'snntorch': dtype must be 'float32' or 'float64', got {dtype!r}"
-            raise SnnxError(msg)
-        return build_graph_module(graph, factory, backend=self.name, dtype=torch_dtype)
-
-    def _check_model(self, model: Any) -> None:
-        from snnx.torch.graph import GraphModule
-
-        if not isinstance(model, GraphModule):
-            msg = f"backend 'snntorch' expected a model from snnx.lower(..., to='snntorch'), got {type(model).__name__}"
-            raise SnnxError(msg)
-
-    def run(self, model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run on time-major numpy inputs in the model's dtype (float32 unless converted), no gradients."""
-        import torch
-
-        self._check_model(model)
-        floats = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
-        dtype = floats[0].dtype if floats else torch.float32
-        device = floats[0].device if floats else torch.device("cpu")
-        xs = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in inputs.items()}
-        with torch.no_grad():
-            out = model(xs)
-        if not isinstance(out, dict):
-            out = {model.output_names[0]: out}
-        return {k: v.detach().cpu().double().numpy() for k, v in out.items()}
-
-    def raise_(self, model: Any) -> nir.NIRGraph:
-        """The graph with the model's current (trained) weights and the contract metadata."""
-        self._check_model(model)
-        return model.to_nir()
+        return build_graph_module(graph, factory, backend=self.name, dtype=torch_dtype(dtype, self.name))
 
     def save(self, model: Any, path: str) -> None:
         """``torch.save`` the whole module atomically; ``torch.load(path, weights_only=False)`` restores it."""
         import pickle
 
-        import torch
-
-        from snnx.ir.io import write_atomic
         from snnx.torch.snntorch_neurons import clear_snntorch_state
 
         self._check_model(model)
         clear_snntorch_state(model)
         try:
-            write_atomic(path, lambda tmp: torch.save(model, tmp))
+            super().save(model, path)
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
             msg = (
                 f"cannot save the snntorch model to '{path}': {exc}. A spike_grad given as a function "
                 "cannot be pickled; lower with spike_grad='atan' (or another snntorch.surrogate name)"
             )
             raise SnnxError(msg) from exc
-
-    def load(self, path: str) -> Any:
-        """Read a model written by :meth:`save` (a whole pickled module; only load files you trust)."""
-        import torch
-
-        from snnx.errors import NirFileError
-        from snnx.torch.graph import GraphModule
-
-        try:
-            model = torch.load(path, weights_only=False, map_location="cpu")
-        except FileNotFoundError as exc:
-            msg = f"no such file: '{path}'"
-            raise NirFileError(msg) from exc
-        except Exception as exc:  # torch.load raises anything the unpickler meets
-            msg = f"cannot read '{path}' as a torch model: {type(exc).__name__}: {exc}"
-            raise NirFileError(msg) from exc
-        made_by = getattr(model, "backend", None) if isinstance(model, GraphModule) else None
-        if made_by != self.name:
-            what = f"a model of backend {made_by!r}" if made_by else f"a {type(model).__name__}"
-            msg = f"'{path}' holds {what}, not a model lowered with --to snntorch"
-            raise SnnxError(msg)
-        return model
-
-    def describe(self, model: Any) -> str:
-        """Layers, neuron classes and parameter count."""
-        self._check_model(model)
-        return model.describe()
 
 
 @hookimpl

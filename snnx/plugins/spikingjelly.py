@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from snnx.hookspecs import hookimpl
-from snnx.plugins._torch_backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
+from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 from snnx.registry import Capabilities
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -1,5 +1,6 @@
-"""What the Norse and SpikingJelly backends share: running, saving, raising and describing a
-:class:`snnx.torch.graph.GraphModule`. Each backend only says which neurons to build and what it refuses.
+"""What every backend built on :mod:`snnx.torch.graph` shares: running, saving, loading, raising and
+describing a :class:`~snnx.torch.graph.GraphModule`. A backend only says which neurons to build and what
+it refuses (snnTorch, Norse and SpikingJelly here; third-party plugins may subclass it too).
 
 No torch import at module level: ``snnx --help`` and ``snnx plugins`` must work without torch.
 """
@@ -9,19 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from snnx.errors import SnnxError
-from snnx.registry import Backend
+from snnx.registry import ALL_NODE_TYPES, Backend
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
     import numpy as np
 
 #: Everything the shared torch executor runs: its stateless layers plus the six neuron types.
-TORCH_NODE_TYPES = frozenset(
-    {
-        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
-        "Flatten", "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF",
-    }
-)
+TORCH_NODE_TYPES = ALL_NODE_TYPES
 
 
 def torch_dtype(dtype: Any, backend: str) -> Any:
