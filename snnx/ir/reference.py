@@ -46,15 +46,20 @@ def conv_nd(x: Array, node: nir.NIRNode, nd: int) -> Array:
     win = win[(slice(None), slice(None), *out_sl, *dil_sl)]
     n, c = win.shape[:2]
     out_spatial = win.shape[2 : 2 + nd]
-    cg = c // groups
-    og = w.shape[0] // groups
-    win = win.reshape(n, groups, cg, *out_spatial, *kernel)
-    wg = w.reshape(groups, og, cg, *kernel)
-    letters = "hwk"[:nd] if nd == 2 else "h"
-    sp = "xy"[:nd]
-    ks = letters[:nd]
-    y = np.einsum(f"ngc{sp}{ks},goc{ks}->ngo{sp}", win, wg, optimize=True)
-    y = y.reshape(n, w.shape[0], *out_spatial)
+    if groups == 1:
+        # tensordot hands the contraction to BLAS: several times faster than einsum here.
+        axes_x = [1, *range(2 + nd, 2 + 2 * nd)]
+        y = np.tensordot(win, w, axes=(axes_x, list(range(1, 2 + nd))))
+        y = np.moveaxis(y, -1, 1)
+    else:
+        cg = c // groups
+        og = w.shape[0] // groups
+        win = win.reshape(n, groups, cg, *out_spatial, *kernel)
+        wg = w.reshape(groups, og, cg, *kernel)
+        sp = "xy"[:nd]
+        ks = "hw"[:nd]
+        y = np.einsum(f"ngc{sp}{ks},goc{ks}->ngo{sp}", win, wg, optimize=True)
+        y = y.reshape(n, w.shape[0], *out_spatial)
     bias = _f64(node.bias)
     if bias.ndim:
         y = y + bias.reshape(-1, *([1] * nd))
