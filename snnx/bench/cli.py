@@ -39,10 +39,11 @@ def _csv(value: str | None, cast=str) -> tuple | None:
 @click.option("--percentiles", default=None, help="Calibration percentiles, comma-separated [99,99.9,100; quick 99.9,100].")
 @click.option("--limit-train", type=click.IntRange(min=1), default=None, help="Use only the first N training samples.")
 @click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Use only the first N test samples.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads per worker [1]: more threads spin and slow down badly when other jobs share the cores.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False), default="bench-results", show_default=True, help="Where bench.json, bench.md, the plots and models go.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the JSON here ('-' prints it).")
 def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_size, lr, seed, steps, arch, anns,
-                  timesteps, percentiles, limit_train, limit_test, output_dir, json_path) -> None:
+                  timesteps, percentiles, limit_train, limit_test, threads, output_dir, json_path) -> None:
     """Compare training frameworks on one NIR SNN, and sweep ANN→SNN conversion over T and percentiles.
 
     Direct training: the same NIR model lowered to every training backend, trained with the same Adam,
@@ -73,6 +74,7 @@ def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_si
         "percentiles": _csv(percentiles, float),
         "limit_train": limit_train,
         "limit_test": limit_test,
+        "threads": threads,
     }
     if quick:
         config = BenchConfig.quick(**overrides)

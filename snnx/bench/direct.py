@@ -43,7 +43,7 @@ class DirectJob:
     seed: int
     readout: str
     stats_samples: int = 256
-    threads: int = 2
+    threads: int = 1
 
 
 @dataclass

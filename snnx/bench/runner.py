@@ -46,7 +46,9 @@ class BenchConfig:
     percentiles: tuple[float, ...] = (99.0, 99.9, 100.0)
     calib_samples: int = 500
     stats_samples: int = 256
-    threads: int = 2
+    # One thread per worker: with two, torch's OpenMP barriers spin, and any other job on a 2-core
+    # machine made epochs 15-20x slower in our runs; one thread costs ~20 % on an idle machine.
+    threads: int = 1
     backend_timeout: float | None = 1800.0
 
     @classmethod
@@ -160,6 +162,9 @@ def run_bench(config: BenchConfig, out_dir: str | os.PathLike, on_progress: Any 
                 progress(task, None, config.epochs, completed=config.epochs)
                 result.direct.append(row)
         if "conversion" in config.tracks:
+            import torch
+
+            torch.set_num_threads(config.threads)
             for kind in config.anns:
                 task = f"conversion {name}: {kind}"
                 total = 1 + len(config.percentiles) * len(ds.x_test)
