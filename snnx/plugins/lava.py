@@ -71,7 +71,7 @@ class LayerQuantisation:
             f"{self.layer:<16} scale={self.scale:<10.5g} vth={self.vth:<6d} iDecay={self.i_decay:<4d} "
             f"vDecay={self.v_decay:<4d} clipped={self.clipped:<3d} max|dw|={self.weight_error:.2e} "
             f"|dth|={self.threshold_error:.2e} |ddu|={self.current_decay_error:.1e} "
-            f"|ddv|={self.voltage_decay_error:.1e} exact={'yes' if self.exact else 'no'}"
+            f"|ddv|={self.voltage_decay_error:.1e} max|in|={self.max_input} exact={'yes' if self.exact else 'no'}"
         )
 
 
