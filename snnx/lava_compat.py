@@ -41,16 +41,22 @@ _MUTABLE_DEFAULT = re.compile(r"^(?P<lead>[ \t]+\w+[ \t]*:[ \t]*(?P<cls>\w+)[ \t
 LAVA_PACKAGES = ("lava-nc==0.10.0", "lava-dl==0.6.0")
 
 #: What ``import lava.lib.dl.slayer`` / ``lava.lib.dl.netx`` / ``lava.magma`` really need beyond
-#: torch, numpy, scipy, h5py, matplotlib and pillow (already snnx or torch dependencies).
+#: torch and numpy (h5py, scipy, matplotlib, pillow are usually there already; pip skips them then).
 #: ``opencv-python-headless`` is imported by ``slayer.object_detection``, which ``slayer`` imports
 #: eagerly; ``<5`` is lava-dl's own bound and resolves to a numpy-2 build. networkx is left alone:
 #: torch already brings a 3.x, and the only calls Lava makes (``DiGraph``, ``simple_cycles``,
 #: ``topological_sort``, ``weakly_connected_components``, ``set_node_attributes``) are unchanged
 #: in 3.x, so the ``networkx<=2.8.7`` pin (a Python 3.8 leftover) would only downgrade torch's.
-RUNTIME_DEPS = ("asteval>=0.9.31,<0.10", "ninja", "opencv-python-headless<5", "scikit-learn>=1.3", "h5py", "scipy")
+#: torchvision is needed too (``slayer.object_detection`` imports it) but is not installed here: an
+#: unpinned torchvision can replace torch; ``snnx[all]`` brings the matching one, and a missing one is
+#: reported by the import check at the end of :func:`install_lava`.
+RUNTIME_DEPS = (
+    "asteval>=0.9.31,<0.10", "ninja", "opencv-python-headless<5", "scikit-learn>=1.3", "h5py", "scipy",
+    "matplotlib", "pillow",
+)
 
 #: Modules checked to decide whether the install is already complete.
-_PROBE_MODULES = ("lava.magma", "lava.lib.dl.slayer", "lava.lib.dl.netx", "asteval", "cv2", "sklearn")
+_PROBE_MODULES = ("lava.magma", "lava.lib.dl.slayer", "lava.lib.dl.netx", "asteval", "cv2", "sklearn", "matplotlib")
 
 
 def patch_source(source: str) -> str:
