@@ -45,6 +45,14 @@ class Capabilities:
     v_init: bool = True
 
 
+def _findable(module: str) -> bool:
+    """Whether ``module`` could be imported, without importing it (a missing parent counts as missing)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ModuleNotFoundError, ValueError):
+        return False
+
+
 class Backend:
     """Base class of an execution backend. Subclass it and register an instance.
 
@@ -70,7 +78,7 @@ class Backend:
     # -- capability check -------------------------------------------------------------------------
     def missing_requirements(self) -> list[str]:
         """Names from :attr:`requires` that cannot be imported here."""
-        return [mod for mod in self.requires if importlib.util.find_spec(mod) is None]
+        return [mod for mod in self.requires if not _findable(mod)]
 
     def refusals(self, graph: nir.NIRGraph) -> list[str]:
         """Reasons this backend cannot run ``graph`` exactly; empty when it can.

@@ -360,18 +360,12 @@ class LavaDlBackend(Backend):
     name = "lava-dl"
     description = "lava-dl SLAYER CUBA blocks (Dense, Conv, Flatten); trains on CPU, exact float forward"
     capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=False, v_init=True)
-    requires = ("lava", "torch")
+    # find_spec only: importing Lava costs seconds, which `snnx info` must not pay per backend;
+    # an install that is present but broken is reported when the backend is used (import_lava).
+    install_hint = "snnx install lava"
+    requires = ("lava.magma.core", "lava.lib.dl.slayer", "torch")
     file_suffix = ".pt"
 
-    def missing_requirements(self) -> list[str]:
-        missing = super().missing_requirements()
-        if not missing:
-            from snnx.lava_compat import lava_available
-
-            reason = lava_available()
-            if reason is not None:
-                missing.append(f"lava-dl ({reason})")
-        return missing
 
     def refusals(self, graph: nir.NIRGraph) -> list[str]:
         reasons = super().refusals(graph)
