@@ -94,6 +94,26 @@ def info(model: str, dt: float | None) -> None:
     out.print(btable)
 
 
+def _parse_options(pairs: tuple[str, ...]) -> dict:
+    """``-O exact=true -O dtype=float64`` as backend options; values are JSON when they parse, else text."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"backend options are KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+option_flag = click.option(
+    "-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
+    help="Backend option passed to its lower() (repeatable), e.g. -O dtype=float64.",
+)
+
+
 # -- run ----------------------------------------------------------------------------------------------
 def _inputs(graph, input_path: str | None, random_steps: int | None, batch: int, seed: int):
     from snnx.api import random_inputs, read_inputs
@@ -114,7 +134,8 @@ def _inputs(graph, input_path: str | None, random_steps: int | None, batch: int,
 @click.option("--backend", default="reference", show_default=True, help="Backend to run on (see `snnx plugins`).")
 @click.option("--dt", type=float, default=None, help="Override the time step.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write output traces to this .npz.")
-def run(model, input_path, random_steps, batch, seed, backend, dt, output) -> None:
+@option_flag
+def run(model, input_path, random_steps, batch, seed, backend, dt, output, options) -> None:
     """Run a .nir graph on an input and print (and optionally save) its output traces."""
     from snnx.api import run as run_graph
     from snnx.ir.io import load, write_atomic
@@ -123,7 +144,7 @@ def run(model, input_path, random_steps, batch, seed, backend, dt, output) -> No
     inputs = _inputs(graph, input_path, random_steps, batch, seed)
     if output is not None:
         _check_writable(output)
-    outputs = run_graph(graph, inputs, backend=backend, dt=dt)
+    outputs = run_graph(graph, inputs, backend=backend, dt=dt, **_parse_options(options))
     table = Table(title=f"{model} on {backend}", title_justify="left")
     for col in ("output", "shape (T, batch, ...)", "sum", "nonzero"):
         table.add_column(col)
@@ -191,10 +212,14 @@ def check(model, backends, input_path, random_steps, batch, seed, dt, as_json) -
         table = Table(title=f"{model}: backends vs reference", title_justify="left")
         for col in ("backend", "result", "spike mismatches", "max abs error", "detail"):
             table.add_column(col)
-        style = {"agree": "green", "disagree": "red", "error": "red", "refused": "yellow", "unavailable": "dim"}
+        style = {
+            "agree": "green", "disagree": "red", "error": "red", "approximate": "yellow",
+            "refused": "yellow", "unavailable": "dim",
+        }
         for r in results:
-            spikes = f"{r.spike_mismatches} / {r.spikes_total}" if r.status in ("agree", "disagree") else ""
-            err_txt = f"{r.max_abs_error:.2e}" if r.status in ("agree", "disagree") else ""
+            measured = r.status in ("agree", "disagree", "approximate")
+            spikes = f"{r.spike_mismatches} / {r.spikes_total}" if measured else ""
+            err_txt = f"{r.max_abs_error:.2e}" if measured else ""
             table.add_row(r.backend, f"[{style[r.status]}]{r.status}[/]", spikes, err_txt, _first_reason(r.detail))
         out.print(table)
     if any(not r.ok for r in results):
@@ -236,7 +261,8 @@ def plugins(as_json: bool) -> None:
 @click.option("--to", "backend", required=True, help="Backend to lower to (see `snnx plugins`).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the lowered model.")
 @click.option("--dt", type=float, default=None, help="Override the time step.")
-def lower(model: str, backend: str, output: str | None, dt: float | None) -> None:
+@option_flag
+def lower(model: str, backend: str, output: str | None, dt: float | None, options: tuple[str, ...]) -> None:
     """Lower a .nir graph to a framework's native model and write it."""
     from snnx.api import lower as lower_graph
     from snnx.plugins import get_backend
@@ -244,7 +270,7 @@ def lower(model: str, backend: str, output: str | None, dt: float | None) -> Non
     b = get_backend(backend)
     target = output or str(Path(model).with_suffix(b.file_suffix))
     _check_writable(target)
-    native = lower_graph(model, to=backend, dt=dt)
+    native = lower_graph(model, to=backend, dt=dt, **_parse_options(options))
     b.save(native, target)
     out.print(b.describe(native))
     out.print(f"wrote {target}")

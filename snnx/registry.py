@@ -69,6 +69,9 @@ class Backend:
     #: How to install what :attr:`requires` names, shown when it is missing. A third-party backend sets
     #: it (the default, ``pip install 'snnx[NAME]'``, only fits built-ins).
     install_hint: ClassVar[str] = ""
+    #: True only for a backend that approximates the contract by design and reports how (fixed-point
+    #: hardware): ``snnx check`` then shows its agreement as measured instead of failing.
+    approximate: ClassVar[bool] = False
     #: File suffix used by ``snnx lower -o`` when the user gives none.
     file_suffix: ClassVar[str] = ".pt"
 

@@ -101,3 +101,34 @@ def test_plugins_lists_reference(tmp_path):
     code, out, err = snnx_cli("plugins", "--json")
     assert code == 0, err
     assert "snnx.plugins.reference" in out
+
+
+def test_backend_options_reach_lower(tmp_path, small_graph):
+    snnx.save(small_graph, tmp_path / "g.nir")
+    code, _out, err = snnx_cli("run", tmp_path / "g.nir", "--random", 3, "-O", "unknown=1")
+    assert_one_line_error(code, err, "takes no options", "unknown")
+    code, _out, err = snnx_cli("run", tmp_path / "g.nir", "--random", 3, "-O", "novalue")
+    assert code == 2 and "KEY=VALUE" in err
+
+
+def test_check_reports_an_approximate_backend_without_failing(tmp_path, small_graph, monkeypatch):
+    # A backend that declares approximate=True and disagrees is "approximate", not a failure.
+    from snnx import api
+    from snnx.plugins.reference import ReferenceBackend
+
+    class Rounding(ReferenceBackend):
+        name = "rounding"
+        approximate = True
+
+        def run(self, model, inputs):
+            out = super().run(model, inputs)
+            return {k: np.roll(v, 1, axis=0) for k, v in out.items()}
+
+    backend = Rounding()
+    monkeypatch.setattr(api, "get_backend", lambda name: backend)
+    x = np.random.default_rng(0).random((30, 2, 3)) * 3
+    (result,) = api.check(small_graph, ["rounding"], {"input": x})
+    assert result.status == "approximate" and result.spike_mismatches > 0 and result.ok
+    Rounding.approximate = False
+    (result,) = api.check(small_graph, ["rounding"], {"input": x})
+    assert result.status == "disagree" and not result.ok

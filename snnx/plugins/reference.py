@@ -7,6 +7,7 @@ from typing import Any
 import nir
 import numpy as np
 
+from snnx.errors import SnnxError
 from snnx.hookspecs import hookimpl
 from snnx.registry import ALL_NODE_TYPES, Backend, Capabilities
 
@@ -20,6 +21,9 @@ class ReferenceBackend(Backend):
     file_suffix = ".nir"
 
     def lower(self, graph: nir.NIRGraph, **options: Any) -> nir.NIRGraph:
+        if options:
+            msg = f"backend 'reference' takes no options, got {sorted(options)}"
+            raise SnnxError(msg)
         return graph
 
     def run(self, model: nir.NIRGraph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
