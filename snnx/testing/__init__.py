@@ -158,6 +158,10 @@ def check_case(backend_name: str, case: Case | str) -> None:
     with _refusal_as_skip(backend_name, case):
         outputs = backend.run(model, case.inputs)
     agreement = compare(case.graph, case.expected, outputs, backend_name)
+    if agreement.status == "disagree" and backend.approximate:
+        # Declared approximation (fixed-point hardware): it must run and give the right shapes, and
+        # its agreement is reported rather than asserted.
+        pytest.xfail(f"{backend_name} approximates by design: {agreement.spike_mismatches} spike(s) differ")
     if agreement.status != "agree":
         details = ", ".join(f"{out}: {vals}" for out, vals in agreement.per_output.items())
         pytest.fail(
