@@ -6,18 +6,15 @@ where Sinabs is missing (the backend then reports itself unavailable with the in
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from snnx import Backend, Capabilities, SnnxError, hookimpl
+from snnx import Capabilities, SnnxError, hookimpl
 from snnx.ir.semantics import dt_of, i_init_of, reset_of, v_init_of
+from snnx.torch.backend import TorchGraphBackend
 from snnx_sinabs.fold import NEURON_KINDS, FoldError, fold
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
-    import numpy as np
 
 #: What the shared torch executor runs (its stateless layers) plus the neurons Sinabs takes.
 NODE_TYPES = frozenset(
@@ -28,11 +25,13 @@ NODE_TYPES = frozenset(
 )
 
 
-class SinabsBackend(Backend):
+class SinabsBackend(TorchGraphBackend):
     """NIR graphs as :class:`snnx.torch.graph.GraphModule` whose neurons are Sinabs layers.
 
     The lowered model is a ``torch.nn.Module``: train it like any Sinabs model, then ``snnx.raise_`` it
     back to NIR. Parameter table and refusals: :mod:`snnx_sinabs.fold` and the package README.
+    ``run``, ``raise_``, ``save``, ``load`` and ``describe`` come from snnx's public
+    :class:`~snnx.torch.backend.TorchGraphBackend`, shared by every backend built on the torch executor.
     """
 
     name = "sinabs"
@@ -74,64 +73,6 @@ class SinabsBackend(Backend):
         except FoldError as exc:  # refusals() catches these first; keep the message if lower is called directly
             msg = f"Backend 'sinabs' cannot lower this graph: {exc}"
             raise SnnxError(msg) from exc
-
-    def _check_model(self, model: Any) -> None:
-        from snnx.torch.graph import GraphModule
-
-        if not isinstance(model, GraphModule) or model.backend != self.name:
-            msg = f"Backend 'sinabs' expected a model made by snnx.lower(..., to='sinabs'), got {type(model).__name__}"
-            raise SnnxError(msg)
-
-    def run(self, model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run on time-major numpy inputs in the model's dtype, without gradients; numpy outputs."""
-        import torch
-
-        self._check_model(model)
-        floats = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
-        dtype = floats[0].dtype if floats else torch.float32
-        xs = {k: torch.as_tensor(v, dtype=dtype) for k, v in inputs.items()}
-        with torch.no_grad():
-            out = model(xs)
-        if not isinstance(out, dict):
-            out = {model.output_names[0]: out}
-        return {k: v.detach().cpu().double().numpy() for k, v in out.items()}
-
-    def raise_(self, model: Any) -> nir.NIRGraph:
-        """The graph with the model's current (possibly trained) decays and the contract metadata."""
-        self._check_model(model)
-        return model.to_nir()
-
-    def save(self, model: Any, path: str) -> None:
-        """``torch.save`` the whole module, atomically (a partial file never replaces a good one)."""
-        import torch
-
-        self._check_model(model)
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-        os.close(fd)
-        try:
-            torch.save(model, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    def load(self, path: str) -> Any:
-        """Read a file written by :meth:`save` (a pickle: load only files you trust)."""
-        import torch
-
-        try:
-            model = torch.load(path, weights_only=False)
-        except Exception as exc:
-            msg = f"cannot read '{path}' as a Sinabs model written by `snnx lower --to sinabs`: {exc}"
-            raise SnnxError(msg) from exc
-        self._check_model(model)
-        return model
-
-    def describe(self, model: Any) -> str:
-        self._check_model(model)
-        return model.describe()
-
 
 @hookimpl
 def snnx_register_backends(register: Any) -> None:
