@@ -123,12 +123,12 @@ class NorseNeuron(ContractNeuron):
         return self._advance(self._input(x), state)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The input scale is applied to the whole sequence at once, then Norse steps through it.
-        u = self._input(x)
+        # The input scale per step (a (batch, *shape) slice stays in cache), then Norse's step; unbind
+        # rather than x[t], whose backward would fill T full-size zero gradients.
         state = self.init_state(x[0])
         out = []
-        for t in range(u.shape[0]):
-            y, state = self._advance(u[t], state)
+        for x_t in x.unbind(0):
+            y, state = self._advance(self._input(x_t), state)
             out.append(y)
         return torch.stack(out)
 

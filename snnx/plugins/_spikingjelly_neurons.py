@@ -267,8 +267,8 @@ def _charge_step(node: torch.nn.Module, x: torch.Tensor, v: torch.Tensor) -> tor
 def _charge_run(node: torch.nn.Module, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """:func:`_charge_step` over a whole ``(T, batch, *shape)`` sequence; returns every step's state."""
     out = []
-    for t in range(x.shape[0]):
-        v = _charge_step(node, x[t], v)
+    for x_t in x.unbind(0):  # unbind, not x[t]: T selects would each fill a full-size zero gradient
+        v = _charge_step(node, x_t, v)
         out.append(v)
     return torch.stack(out)
 

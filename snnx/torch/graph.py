@@ -106,8 +106,10 @@ class TorchNeuron(nn.Module):
         """Run a whole sequence ``(T, batch, *shape)`` from the initial state."""
         state = self.init_state(x[0])
         outputs = []
-        for t in range(x.shape[0]):
-            y, state = self.step(x[t], state)
+        # unbind, not x[t]: the backward of T separate x[t] selects fills T full-size zero tensors
+        # (O(T^2) memory traffic); unbind's backward is one stack.
+        for x_t in x.unbind(0):
+            y, state = self.step(x_t, state)
             outputs.append(y)
         return torch.stack(outputs)
 
@@ -486,11 +488,12 @@ class GraphModule(nn.Module):
         }
         states: dict[str, Any] = {}
         outputs: dict[str, list[Tensor]] = {name: [] for name in self.output_names}
+        steps = {name: value.unbind(0) for name, value in xs.items()}  # see TorchNeuron.forward
         for t in range(T):
             values: dict[str, Tensor] = {}
             for name in self.order:
                 if name in xs:
-                    values[name] = xs[name][t]
+                    values[name] = steps[name][t]
                     continue
                 x = self._fan_in(name, values, previous)
                 key = self.keys.get(name)
