@@ -3,7 +3,6 @@ backends that are missing or fail, and a quick end-to-end run on a tiny budget."
 
 from __future__ import annotations
 
-import gzip
 import json
 import pickle
 import struct

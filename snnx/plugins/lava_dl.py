@@ -419,21 +419,12 @@ class LavaDlBackend(Backend):
 
     def load(self, path: str) -> Any:
         """Read a model written by :meth:`save` (a pickled module: only load files you trust)."""
-        import torch
-
-        from snnx.errors import NirFileError
         from snnx.lava_compat import ensure_patched, quiet_import
+        from snnx.torch.backend import read_torch_module
 
         ensure_patched()
-        try:
-            with quiet_import():
-                model = torch.load(path, weights_only=False, map_location="cpu")
-        except FileNotFoundError as exc:
-            msg = f"no such file: '{path}'"
-            raise NirFileError(msg) from exc
-        except Exception as exc:  # the unpickler raises whatever it meets in a foreign or broken file
-            msg = f"cannot read '{path}' as a lava-dl model: {type(exc).__name__}: {exc}"
-            raise NirFileError(msg) from exc
+        with quiet_import():
+            model = read_torch_module(path, "a lava-dl model")
         if type(model).__name__ != "SlayerNetwork" or not hasattr(model, "chain"):
             msg = f"'{path}' holds a {type(model).__name__}, not a lava-dl SlayerNetwork"
             raise SnnxError(msg)

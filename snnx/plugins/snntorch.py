@@ -20,7 +20,6 @@ from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
-    import numpy as np
 
 class SnnTorchBackend(TorchGraphBackend):
     """Lower to snnTorch ``Leaky``/``Synaptic`` neurons, spike for spike equal to the reference."""

@@ -31,6 +31,22 @@ def torch_dtype(dtype: Any, backend: str) -> Any:
     return value
 
 
+def read_torch_module(path: str, what: str) -> Any:
+    """``torch.load`` a whole pickled module (trusted files only), with one-line errors for users."""
+    import torch
+
+    from snnx.errors import NirFileError
+
+    try:
+        return torch.load(path, weights_only=False, map_location="cpu")
+    except FileNotFoundError as exc:
+        msg = f"no such file: '{path}'"
+        raise NirFileError(msg) from exc
+    except Exception as exc:  # the unpickler raises whatever it meets in a foreign or broken file
+        msg = f"cannot read '{path}' as {what}: {type(exc).__name__}: {exc}"
+        raise NirFileError(msg) from exc
+
+
 class TorchGraphBackend(Backend):
     """A backend whose lowered model is a :class:`snnx.torch.graph.GraphModule` of framework neurons."""
 
@@ -76,19 +92,9 @@ class TorchGraphBackend(Backend):
 
     def load(self, path: str) -> Any:
         """Read a model written by :meth:`save` (a pickled module: only load files you trust)."""
-        import torch
-
-        from snnx.errors import NirFileError
         from snnx.torch.graph import GraphModule
 
-        try:
-            model = torch.load(path, weights_only=False, map_location="cpu")
-        except FileNotFoundError as exc:
-            msg = f"no such file: '{path}'"
-            raise NirFileError(msg) from exc
-        except Exception as exc:  # the unpickler raises whatever it meets in a foreign or broken file
-            msg = f"cannot read '{path}' as a torch model: {type(exc).__name__}: {exc}"
-            raise NirFileError(msg) from exc
+        model = read_torch_module(path, "a torch model")
         made_by = getattr(model, "backend", None) if isinstance(model, GraphModule) else None
         if made_by != self.name:
             what = f"a model of backend {made_by!r}" if made_by else f"a {type(model).__name__}"
