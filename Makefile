@@ -21,6 +21,7 @@ demo: setup
 
 # The whole suite, slow tests included. pytest exit 5 (no tests collected) is a failure, not a pass.
 test: setup
+	$(VENV)/bin/ruff check snnx tests examples benchmarks
 	@$(PY) -m pytest -n 2 --dist loadgroup -ra; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
