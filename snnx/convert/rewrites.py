@@ -13,6 +13,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from snnx.convert.loader import infer, tensor_shapes
+from snnx.convert.ops._util import gemm_weight_bias
 from snnx.errors import ConversionError
 
 #: Ops never evaluated at conversion time even with constant inputs (random or side effects).
@@ -147,21 +148,12 @@ def fold_batchnorm(model: onnx.ModelProto, consts: dict[str, np.ndarray]) -> tup
             new_b = s * (b - mean) + beta
         elif prev.op_type == "Gemm" and prev.input[1] in consts:
             gattrs = {a.name: helper.get_attribute_value(a) for a in prev.attribute}
-            if gattrs.get("transA", 0):
+            c = consts.get(prev.input[2]) if len(prev.input) > 2 and prev.input[2] else None
+            if gattrs.get("transA", 0) or (len(prev.input) > 2 and prev.input[2] and c is None):
                 continue
-            w = np.asarray(consts[prev.input[1]], dtype=np.float64) * float(gattrs.get("alpha", 1.0))
-            if not gattrs.get("transB", 0):
-                w = w.T
-            c = (
-                np.asarray(consts[prev.input[2]], dtype=np.float64)
-                if len(prev.input) > 2 and prev.input[2]
-                else 0.0
-            )
-            b = (
-                np.broadcast_to(c * float(gattrs.get("beta", 1.0)), (w.shape[0],))
-                if np.ndim(c)
-                else np.full(w.shape[0], c)
-            )
+            w, b = gemm_weight_bias(gattrs, consts[prev.input[1]], c)
+            if b is None:
+                continue
             new_w = w * s[:, None]
             new_b = s * (b - mean) + beta
         else:

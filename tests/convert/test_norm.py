@@ -64,3 +64,36 @@ def test_bn_in_training_mode_is_refused(rng):
     bn.output.extend(["running_mean_out", "running_var_out"])
     with pytest.raises(ConversionError, match="training mode"):
         convert(proto, x)
+
+
+@pytest.mark.parametrize("c_shape", [(), (1, 3)])
+def test_bn_after_gemm_with_broadcast_bias_and_beta_is_folded(rng, c_shape):
+    """Gemm's C may be a scalar or ``(1, N)``; the fold must apply ``beta`` to it like the handler."""
+    import onnxruntime as ort
+    from onnx import TensorProto, numpy_helper
+
+    inits = {
+        "W": rng.normal(size=(4, 3)),
+        "C": rng.normal(size=c_shape),
+        "g": rng.uniform(0.5, 2, 3),
+        "b": rng.normal(size=3),
+        "m": rng.normal(size=3),
+        "v": rng.uniform(0.5, 2, 3),
+    }
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "W", "C"], ["h"], alpha=2.0, beta=0.5),
+            helper.make_node("BatchNormalization", ["h", "g", "b", "m", "v"], ["y"]),
+        ],
+        "gemm_bn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.normal(size=(1, 4)).astype(np.float32)
+    want = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x})[0]
+    result = convert(proto)
+    assert result.folded_batchnorm == 1
+    (affine,) = [n for n in result.graph.nodes.values() if isinstance(n, nir.Affine)]
+    np.testing.assert_allclose(x @ affine.weight.T + affine.bias, want, rtol=1e-5, atol=1e-5)

@@ -8,6 +8,7 @@ import onnx
 
 from snnx.convert.context import ConversionContext
 from snnx.convert.ops import onnx_op
+from snnx.convert.ops._util import gemm_weight_bias
 
 
 def _flat_input(node: onnx.NodeProto, ctx: ConversionContext):
@@ -28,27 +29,17 @@ def gemm_to_affine(node: onnx.NodeProto, ctx: ConversionContext) -> None:
         msg = "transA=1 (the data input transposed) has no per-sample meaning; export without it"
         raise ctx.fail(msg)
     x = _flat_input(node, ctx)
-    w = np.asarray(ctx.require_constant(node, 1, "weight B"), dtype=np.float64) * float(
-        attrs.get("alpha", 1.0)
-    )
-    if not attrs.get("transB", 0):
-        w = w.T
-    out = w.shape[0]
-    if len(node.input) > 2 and node.input[2]:
-        c = np.asarray(ctx.require_constant(node, 2, "bias C"), dtype=np.float64) * float(
-            attrs.get("beta", 1.0)
-        )
-        if c.size not in (1, out):
-            msg = f"bias C of shape {c.shape} varies over the batch; only per-feature biases are supported"
-            raise ctx.fail(msg)
-        bias = np.broadcast_to(c.reshape(-1), (out,)).copy()
-    else:
-        bias = np.zeros(out)
+    b = ctx.require_constant(node, 1, "weight B")
+    c = ctx.require_constant(node, 2, "bias C") if len(node.input) > 2 and node.input[2] else None
+    w, bias = gemm_weight_bias(attrs, b, c)
+    if bias is None:
+        msg = f"bias C of shape {np.shape(c)} varies over the batch; only per-feature biases are supported"
+        raise ctx.fail(msg)
 
     def make(bias_factor: float) -> nir.Affine:
         return nir.Affine(weight=w.copy(), bias=bias * bias_factor)
 
-    ctx.set_signal(node.output[0], ctx.linear(node.name or "gemm", x, make, (out,)))
+    ctx.set_signal(node.output[0], ctx.linear(node.name or "gemm", x, make, (len(bias),)))
 
 
 @onnx_op("MatMul", since=11)
