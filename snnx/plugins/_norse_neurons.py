@@ -120,17 +120,8 @@ class NorseNeuron(ContractNeuron):
         return self.cell(u, state)
 
     def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        # TorchNeuron.forward loops this: the input scale per (batch, *shape) slice stays in cache.
         return self._advance(self._input(x), state)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The input scale per step (a (batch, *shape) slice stays in cache), then Norse's step; unbind
-        # rather than x[t], whose backward would fill T full-size zero gradients.
-        state = self.init_state(x[0])
-        out = []
-        for x_t in x.unbind(0):
-            y, state = self._advance(self._input(x_t), state)
-            out.append(y)
-        return torch.stack(out)
 
 
 class NorseLIF(NorseNeuron):
