@@ -7,7 +7,7 @@ A registrar records which plugin made each registration, so an error can say
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -241,7 +241,3 @@ class OnnxOpRegistrar:
 
     def op_types(self, domain: str = "") -> list[str]:
         return sorted({op for (dom, op, _s) in self.entries if dom == domain})
-
-
-def iter_names(items: Iterable[Any]) -> list[str]:
-    return sorted(str(i) for i in items)

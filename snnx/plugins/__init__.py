@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,11 +252,8 @@ def get_onnx_ops() -> OnnxOpRegistrar:
 
 
 def plugin_errors() -> dict[str, str]:
+    """``{plugin: error}`` for every plugin that failed to load or register."""
     return {name: info.error for name, info in load_plugins().plugins.items() if info.error}
-
-
-def format_traceback(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc))
 
 
 __all__ = [
