@@ -1,7 +1,7 @@
 """Make lava-nc 0.10 / lava-dl 0.6 importable on this Python, and install them.
 
 lava-nc 0.10.0 and lava-dl 0.6.0 declare ``Python < 3.11`` and pin old torch/numpy, but run on
-Python 3.11 with current torch and numpy once two things are handled:
+Python 3.11 with current torch and numpy once three things are handled:
 
 * **Installation** ignores their declared pins: ``pip install --no-deps --ignore-requires-python``
   plus the few runtime dependencies their imports really need (:data:`RUNTIME_DEPS`).
@@ -9,11 +9,15 @@ Python 3.11 with current torch and numpy once two things are handled:
   fields with a mutable default (``x: ByteEncoder = ByteEncoder()``), which Python 3.11's
   ``dataclasses`` rejects with ``ValueError: mutable default ... is not allowed``. Every Lava
   process import goes through that module, so nothing in Lava can be imported unpatched.
+* **The start method**: ``lava/magma/runtime/message_infrastructure/multiprocessing.py`` calls
+  ``mp.set_start_method('fork')`` at import, which raises ``RuntimeError: context has already been
+  set`` in a spawned process or after anything else chose a start method; Lava's runtime forks its
+  actors, so the call is made with ``force=True``.
 
-:func:`ensure_patched` installs a meta-path finder that compiles that one module from a rewritten
-source (``field(default_factory=ByteEncoder)``) before its first import. site-packages is never
-edited, so ``pip install --force-reinstall`` or a newer fixed Lava keep working: when the pattern is
-absent the module is compiled unchanged.
+:func:`ensure_patched` installs a meta-path finder that compiles those modules from rewritten
+source (``field(default_factory=ByteEncoder)``, ``force=True``) before their first import.
+site-packages is never edited, so ``pip install --force-reinstall`` or a newer fixed Lava keep
+working: when a pattern is absent the module is compiled unchanged.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ from types import ModuleType
 from snnx.errors import SnnxError
 
 #: The modules whose source is rewritten before import.
-PATCHED_MODULES = frozenset({"lava.magma.compiler.var_model"})
+PATCHED_MODULES = frozenset({"lava.magma.compiler.var_model", "lava.magma.runtime.message_infrastructure.multiprocessing"})
 
 #: ``name: Cls = Cls()`` at class level: a shared mutable instance as a dataclass default.
 _MUTABLE_DEFAULT = re.compile(r"^(?P<lead>[ \t]+\w+[ \t]*:[ \t]*(?P<cls>\w+)[ \t]*=[ \t]*)(?P=cls)\(\)[ \t]*$", re.M)
+#: ``mp.set_start_method('fork')`` without ``force``: raises once a start method is set.
+_SET_FORK = re.compile(r"""\bset_start_method\((?P<q>['"])fork(?P=q)\)""")
 
 LAVA_PACKAGES = ("lava-nc==0.10.0", "lava-dl==0.6.0")
 
@@ -60,13 +66,15 @@ _PROBE_MODULES = ("lava.magma", "lava.lib.dl.slayer", "lava.lib.dl.netx", "astev
 
 
 def patch_source(source: str) -> str:
-    """Rewrite class-level ``name: Cls = Cls()`` into ``name: Cls = field(default_factory=Cls)``.
+    """Rewrite class-level ``name: Cls = Cls()`` into ``name: Cls = field(default_factory=Cls)`` and
+    ``set_start_method('fork')`` into ``set_start_method('fork', force=True)``.
 
     The rewrite keeps line numbers, so tracebacks still point at the file on disk.
     """
-    return _MUTABLE_DEFAULT.sub(
+    source = _MUTABLE_DEFAULT.sub(
         lambda m: f"{m['lead']}__import__('dataclasses').field(default_factory={m['cls']})", source
     )
+    return _SET_FORK.sub("set_start_method('fork', force=True)", source)
 
 
 class _PatchingLoader(importlib.machinery.SourceFileLoader):

@@ -49,6 +49,13 @@ def test_patch_source_leaves_other_code_alone() -> None:
     assert lava_compat.patch_source(src) == src
 
 
+def test_patch_source_forces_the_fork_start_method() -> None:
+    src = "import platform\nif platform.system() != 'Windows':\n    mp.set_start_method('fork')\n"
+    fixed = lava_compat.patch_source(src)
+    assert fixed == src.replace("('fork')", "('fork', force=True)")
+    assert lava_compat.patch_source(fixed) == fixed
+
+
 def test_ensure_patched_is_idempotent() -> None:
     lava_compat.ensure_patched()
     lava_compat.ensure_patched()
@@ -72,6 +79,19 @@ def test_var_model_imports_only_with_the_patch() -> None:
     )
     assert patched.returncode == 0, patched.stderr
     assert patched.stdout.strip().endswith("ok")
+
+
+@pytest.mark.lava
+@needs_lava
+def test_lava_imports_after_a_start_method_was_set() -> None:
+    """Lava sets the 'fork' start method at import, which raised in spawned processes (snnx bench)."""
+    code = (
+        "import multiprocessing as mp; mp.set_start_method('spawn');"
+        "import snnx.lava_compat as c; c.import_lava('lava.lib.dl.netx'); print(mp.get_start_method())"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("fork")
 
 
 def test_install_runs_pip_with_the_documented_flags() -> None:
