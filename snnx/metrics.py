@@ -34,7 +34,7 @@ import numpy as np
 from snnx.errors import SnnxError, ValidationError
 from snnx.ir.passes import flatten
 from snnx.ir.reference import apply_stateless, simulate
-from snnx.ir.schedule import schedule
+from snnx.ir.schedule import Schedule, schedule
 from snnx.ir.semantics import dt_of
 from snnx.ir.validate import _pair, conv_padding, validate
 
@@ -341,9 +341,8 @@ def energy(s: Stats) -> dict[str, Energy]:
 
 
 # -- the computation ----------------------------------------------------------------------------------
-def _complete_traces(flat: nir.NIRGraph, traces: Mapping[str, Array]) -> dict[str, Array]:
+def _complete_traces(flat: nir.NIRGraph, sched: Schedule, traces: Mapping[str, Array]) -> dict[str, Array]:
     """``traces`` plus every missing stateless node, recomputed from its inputs (acyclic graphs)."""
-    sched = schedule(flat)
     full = {k: np.asarray(v, dtype=np.float64) for k, v in traces.items() if k in flat.nodes}
     for name in sched.order:
         if name in full:
@@ -363,9 +362,8 @@ def _complete_traces(flat: nir.NIRGraph, traces: Mapping[str, Array]) -> dict[st
     return full
 
 
-def _provenance(flat: nir.NIRGraph, spiking_inputs: set[str]) -> dict[str, float | None]:
+def _provenance(flat: nir.NIRGraph, sched: Schedule, spiking_inputs: set[str]) -> dict[str, float | None]:
     """Per node: ``None`` if its output is analog, else the events one unit of output stands for."""
-    sched = schedule(flat)
     prov: dict[str, float | None] = {}
     for name in sched.order:
         node = flat.nodes[name]
@@ -426,14 +424,14 @@ def stats(
             msg = "give inputs (to run the reference simulator) or traces (from a backend)"
             raise SnnxError(msg)
         traces = simulate(graph, inputs, dt=dt, record=True)
-    full = _complete_traces(flat, traces)
+    sched = schedule(flat)
+    full = _complete_traces(flat, sched, traces)
     input_names = [k for k, n in flat.nodes.items() if isinstance(n, nir.Input) and k in full]
     if spiking_inputs is None:
         spiking = {k for k in input_names if _is_binary(full[k])}
     else:
         spiking = set(input_names) if spiking_inputs else set()
-    prov = _provenance(flat, spiking)
-    sched = schedule(flat)
+    prov = _provenance(flat, sched, spiking)
     step = dt_of(graph) if dt is None else float(dt)
     first = next(iter(full.values()))
     T, B = first.shape[:2]
