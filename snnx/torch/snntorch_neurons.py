@@ -380,8 +380,6 @@ def clear_snntorch_state(module: torch.nn.Module) -> None:
 
     for sub in module.modules():
         if isinstance(sub, snntorch.SpikingNeuron):
-            for attr in ("mem", "syn"):
-                if isinstance(getattr(sub, attr, None), Tensor):
-                    setattr(sub, attr, torch.zeros(0))
+            _forget(sub)
             if isinstance(getattr(sub, "reset", None), Tensor):
                 sub.reset = torch.zeros(0)
