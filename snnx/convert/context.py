@@ -247,16 +247,21 @@ class ConversionContext:
             self.connect(scale, target)
         return common
 
-    def linear(self, hint: str, signal: Signal, make: Any, out_shape: tuple[int, ...]) -> Signal:
+    def linear(
+        self, hint: str, signal: Signal, make: Any, out_shape: tuple[int, ...], *, nonneg: bool = False
+    ) -> Signal:
         """Add a weighted/linear node fed by ``signal``; ``make(bias_factor)`` builds it.
 
         The node sees its input divided by ``λ = signal.scale`` and adds ``bias / λ``, so its output
         times λ is the ANN value: the weights stay the ANN's own.
+
+        :param nonneg: the node maps non-negative inputs to non-negative outputs (pools, padding, a
+            non-negative scale) and ``signal`` is non-negative, so the output is too.
         """
         lam = signal.scale
         name = self.add_node(hint, make(1.0 / lam))
         self.feed([(signal, 1.0 / lam)], name)
-        return Signal(((name, lam),), out_shape)
+        return Signal(((name, lam),), out_shape, nonneg)
 
     def spiking(
         self, hint: str, parts: list[tuple[Signal, float]], shape: tuple[int, ...], *, threshold: float = 1.0

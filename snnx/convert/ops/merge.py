@@ -133,8 +133,7 @@ def _multiply(node: onnx.NodeProto, ctx: ConversionContext, x: Signal, factor: n
     def make(_bias_factor: float) -> nir.NIRNode:
         return nir.Scale(scale=full.copy())
 
-    out = ctx.linear(node.name or "mul", x, make, x.shape)
-    return Signal(out.terms, out.shape, x.nonneg and bool(np.all(full >= 0)))
+    return ctx.linear(node.name or "mul", x, make, x.shape, nonneg=x.nonneg and bool(np.all(full >= 0)))
 
 
 @onnx_op("Mul", since=11)

@@ -60,7 +60,7 @@ def average_pool(node: onnx.NodeProto, ctx: ConversionContext) -> None:
                 kernel_size=np.array(kernel), stride=np.array(strides), padding=np.array(padding)
             )
 
-        ctx.set_signal(node.output[0], _nonneg(ctx.linear(hint, x, make, out_shape), x))
+        ctx.set_signal(node.output[0], ctx.linear(hint, x, make, out_shape, nonneg=x.nonneg))
         return
     # count_include_pad=0 divides border windows by fewer elements: a sum pool, then a fixed
     # per-position Scale with 1/count (exact; NIR's AvgPool2d always counts the padding).
@@ -92,12 +92,8 @@ def global_average_pool(node: onnx.NodeProto, ctx: ConversionContext) -> None:
     def make(_bias_factor: float) -> nir.NIRNode:
         return nir.AvgPool2d(kernel_size=hw.copy(), stride=hw.copy(), padding=np.array([0, 0]))
 
-    out = ctx.linear(node.name or "global_avgpool", x, make, (x.shape[0], 1, 1))
-    ctx.set_signal(node.output[0], _nonneg(out, x))
-
-
-def _nonneg(out: Signal, x: Signal) -> Signal:
-    return Signal(out.terms, out.shape, x.nonneg)
+    out = ctx.linear(node.name or "global_avgpool", x, make, (x.shape[0], 1, 1), nonneg=x.nonneg)
+    ctx.set_signal(node.output[0], out)
 
 
 def _selector(ctx: ConversionContext, hint: str, x: Signal, weights: np.ndarray, strides, padding) -> str:
@@ -200,7 +196,7 @@ def reduce_mean_over_space(node: onnx.NodeProto, ctx: ConversionContext) -> None
     def make(_bias_factor: float) -> nir.NIRNode:
         return nir.AvgPool2d(kernel_size=hw.copy(), stride=hw.copy(), padding=np.array([0, 0]))
 
-    pooled = _nonneg(ctx.linear(node.name or "reduce_mean", x, make, (x.shape[0], 1, 1)), x)
+    pooled = ctx.linear(node.name or "reduce_mean", x, make, (x.shape[0], 1, 1), nonneg=x.nonneg)
     if int(attrs.get("keepdims", 1)):
         ctx.set_signal(node.output[0], pooled)
         return

@@ -121,5 +121,6 @@ def zero_pad_to_conv(node: onnx.NodeProto, ctx: ConversionContext) -> None:
             bias=np.zeros(channels),
         )
 
-    out = ctx.linear(node.name or "pad", x, make, ctx.shape(node.output[0]))
-    ctx.set_signal(node.output[0], Signal(out.terms, out.shape, x.nonneg))
+    ctx.set_signal(
+        node.output[0], ctx.linear(node.name or "pad", x, make, ctx.shape(node.output[0]), nonneg=x.nonneg)
+    )
