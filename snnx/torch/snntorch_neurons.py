@@ -23,6 +23,7 @@ from torch import Tensor
 
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.semantics import i_init_of, reset_of, set_node_contract, v_init_of
+from snnx.plugins._contract_neuron import f64, is_uniform
 from snnx.torch.graph import TorchNeuron, as_tensor
 
 LEAKY_TYPES = (nir.LIF, nir.IF, nir.LI, nir.I)
@@ -81,13 +82,9 @@ def make_surrogate(spike_grad: str | Callable[[Tensor], Tensor] | None) -> Calla
     return fn
 
 
-def _f64(value: Any) -> np.ndarray:
-    return np.zeros(()) if value is None else np.asarray(value, dtype=np.float64)
-
-
 def _decay(name: str, tau: Any, dt: float, what: str) -> np.ndarray:
     """``dt/tau``, refusing what snnTorch's clamp of beta/alpha to [0, 1] would silently change."""
-    tau = _f64(tau)
+    tau = f64(tau)
     if np.any(tau <= 0):
         msg = f"node {name!r}: {what} must be > 0 (got {tau.min():g}); snnTorch cannot express it"
         raise UnsupportedNodeError(msg)
@@ -123,10 +120,10 @@ def leaky_table(name: str, node: nir.NIRNode, dt: float) -> LeakyTable:
     if isinstance(node, (nir.LIF, nir.LI)):
         a = _decay(name, node.tau, dt, "tau")
         beta = 1.0 - a
-        scale = a * _f64(node.r)
-        bias = a * _f64(node.v_leak)
+        scale = a * f64(node.r)
+        bias = a * f64(node.v_leak)
     else:
-        scale = dt * _f64(node.r)
+        scale = dt * f64(node.r)
         beta = np.ones_like(scale)
         bias = np.zeros_like(scale)
     v_init = v_init_of(node)
@@ -139,15 +136,15 @@ def leaky_table(name: str, node: nir.NIRNode, dt: float) -> LeakyTable:
         # snnTorch subtracts threshold*s[t-1] from the *pre-reset* mem after the decay; the contract
         # subtracts v_threshold before the decay, i.e. beta*v_threshold. With mem = v' - thr*(1-beta)
         # and threshold' = beta*thr both agree (derivation in specs/backends/snntorch.md).
-        thr = _f64(node.v_threshold)
+        thr = f64(node.v_threshold)
         threshold = beta * thr
         bias = bias - thr * (1.0 - beta) ** 2
         mechanism = "subtract"
         first = beta * (v_init - thr * (1.0 - beta)) + np.where(threshold < 0, threshold, 0.0)
     else:
         # Zero reset in the shifted coordinate u = v - v_reset is the contract's reset to v_reset.
-        v_reset = _f64(node.v_reset)
-        threshold = _f64(node.v_threshold) - v_reset
+        v_reset = f64(node.v_reset)
+        threshold = f64(node.v_threshold) - v_reset
         bias = bias + (beta - 1.0) * v_reset
         mechanism = "zero"
         first = beta * (v_init - v_reset)
@@ -187,12 +184,12 @@ def synaptic_table(name: str, node: nir.NIRNode, dt: float) -> SynapticTable:
     """Fold a CubaLIF/CubaLI node and its contract into snnTorch ``Synaptic`` parameters (exactly)."""
     a_syn = _decay(name, node.tau_syn, dt, "tau_syn")
     a_mem = _decay(name, node.tau_mem, dt, "tau_mem")
-    k = a_mem * _f64(node.r)
-    b = a_mem * _f64(node.v_leak)
-    w_in = _f64(getattr(node, "w_in", 1.0))
+    k = a_mem * f64(node.r)
+    b = a_mem * f64(node.v_leak)
+    w_in = f64(getattr(node, "w_in", 1.0))
     spiking = isinstance(node, nir.CubaLIF)
-    threshold = _f64(node.v_threshold) if spiking else np.ones(())
-    v_reset = _f64(node.v_reset) if spiking else np.zeros(())
+    threshold = f64(node.v_threshold) if spiking else np.ones(())
+    v_reset = f64(node.v_reset) if spiking else np.zeros(())
     arrays = np.broadcast_arrays(
         1.0 - a_syn, 1.0 - a_mem, threshold, v_reset, k * a_syn * w_in, a_syn * b,
         k * i_init_of(node) + b, v_init_of(node),
@@ -208,9 +205,9 @@ def _t(value: np.ndarray) -> Tensor:
     # float64 here; build_graph_module casts the finished module to the requested dtype once.
     # A parameter that is the same for every neuron becomes a scalar, as in a hand-written snnTorch
     # model: per-step broadcasting against a full (C, H, W) tensor is measurably slower.
-    value = np.asarray(value, dtype=np.float64)
-    if value.size and np.all(value == value.reshape(-1)[0]):
-        value = value.reshape(-1)[0]
+    value = f64(value)
+    if is_uniform(value):
+        value = value.flat[0]
     return as_tensor(value, torch.float64)
 
 
