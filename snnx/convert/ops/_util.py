@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import nir
 import numpy as np
 import onnx
 
-from snnx.convert.context import ConversionContext
+from snnx.convert.context import ConversionContext, Signal
 
 
 def spatial_padding(
@@ -78,3 +79,20 @@ def gemm_weight_bias(
     if c.size not in (1, out):
         return w, None
     return w, np.broadcast_to(c.reshape(-1), (out,)).copy()
+
+
+def flatten_signal(ctx: ConversionContext, hint: str, x: Signal) -> Signal:
+    """``x`` flattened to ``(features,)``: one NIR ``Flatten`` per term (``x`` itself if already 1-D).
+
+    Every term gets its own Flatten so the signal stays a sum of terms (exact, no junction node).
+    """
+    if len(x.shape) == 1:
+        return x
+    terms = []
+    for name, coef in x.terms:
+        flat = ctx.add_node(
+            hint, nir.Flatten(input_type={"input": np.array(x.shape)}, start_dim=0, end_dim=-1)
+        )
+        ctx.connect(name, flat)
+        terms.append((flat, coef))
+    return Signal(tuple(terms), (math.prod(x.shape),), x.nonneg)

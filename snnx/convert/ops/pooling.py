@@ -17,7 +17,7 @@ import onnx
 
 from snnx.convert.context import ConversionContext, LayerInfo, Signal
 from snnx.convert.ops import onnx_op
-from snnx.convert.ops._util import pair, spatial_padding
+from snnx.convert.ops._util import flatten_signal, pair, spatial_padding
 
 
 def _pool_geometry(node: onnx.NodeProto, ctx: ConversionContext, x: Signal):
@@ -87,13 +87,17 @@ def global_average_pool(node: onnx.NodeProto, ctx: ConversionContext) -> None:
     if len(x.shape) != 3:
         msg = f"only (C, H, W) inputs are supported, got per-sample shape {x.shape}"
         raise ctx.fail(msg)
+    ctx.set_signal(node.output[0], _mean_over_space(ctx, node.name or "global_avgpool", x))
+
+
+def _mean_over_space(ctx: ConversionContext, hint: str, x: Signal) -> Signal:
+    """An ``AvgPool2d`` whose window is the whole ``(H, W)`` map: ``(C, H, W)`` → ``(C, 1, 1)``."""
     hw = np.array(x.shape[1:])
 
     def make(_bias_factor: float) -> nir.NIRNode:
         return nir.AvgPool2d(kernel_size=hw.copy(), stride=hw.copy(), padding=np.array([0, 0]))
 
-    out = ctx.linear(node.name or "global_avgpool", x, make, (x.shape[0], 1, 1), nonneg=x.nonneg)
-    ctx.set_signal(node.output[0], out)
+    return ctx.linear(hint, x, make, (x.shape[0], 1, 1), nonneg=x.nonneg)
 
 
 def _selector(ctx: ConversionContext, hint: str, x: Signal, weights: np.ndarray, strides, padding) -> str:
@@ -191,21 +195,7 @@ def reduce_mean_over_space(node: onnx.NodeProto, ctx: ConversionContext) -> None
     if len(x.shape) != 3 or axes != [2, 3]:
         msg = f"averages over axes {axes} of per-sample shape {x.shape}; only the mean over H and W is supported"
         raise ctx.fail(msg)
-    hw = np.array(x.shape[1:])
-
-    def make(_bias_factor: float) -> nir.NIRNode:
-        return nir.AvgPool2d(kernel_size=hw.copy(), stride=hw.copy(), padding=np.array([0, 0]))
-
-    pooled = ctx.linear(node.name or "reduce_mean", x, make, (x.shape[0], 1, 1), nonneg=x.nonneg)
-    if int(attrs.get("keepdims", 1)):
-        ctx.set_signal(node.output[0], pooled)
-        return
-    terms = []
-    for name, coef in pooled.terms:
-        flat = ctx.add_node(
-            f"{node.name or 'reduce_mean'}_flat",
-            nir.Flatten(input_type={"input": np.array(pooled.shape)}, start_dim=0, end_dim=-1),
-        )
-        ctx.connect(name, flat)
-        terms.append((flat, coef))
-    ctx.set_signal(node.output[0], Signal(tuple(terms), (x.shape[0],), x.nonneg))
+    pooled = _mean_over_space(ctx, node.name or "reduce_mean", x)
+    if not int(attrs.get("keepdims", 1)):
+        pooled = flatten_signal(ctx, f"{node.name or 'reduce_mean'}_flat", pooled)
+    ctx.set_signal(node.output[0], pooled)

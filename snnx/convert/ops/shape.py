@@ -10,23 +10,11 @@ import onnx
 
 from snnx.convert.context import ConversionContext, Signal
 from snnx.convert.ops import onnx_op
+from snnx.convert.ops._util import flatten_signal
 
 
 def _flatten(node: onnx.NodeProto, ctx: ConversionContext, x: Signal) -> None:
-    if len(x.shape) == 1:
-        ctx.set_signal(node.output[0], x)
-        return
-    # Every term goes through its own Flatten so the signal stays a sum of terms (exact, no junction).
-    out_shape = (math.prod(x.shape),)
-    terms = []
-    for name, coef in x.terms:
-        flat = ctx.add_node(
-            f"{node.name or 'flatten'}",
-            nir.Flatten(input_type={"input": np.array(x.shape)}, start_dim=0, end_dim=-1),
-        )
-        ctx.connect(name, flat)
-        terms.append((flat, coef))
-    ctx.set_signal(node.output[0], Signal(tuple(terms), out_shape, x.nonneg))
+    ctx.set_signal(node.output[0], flatten_signal(ctx, node.name or "flatten", x))
 
 
 @onnx_op("Flatten", since=11)
