@@ -263,3 +263,13 @@ def test_lava_dl_model_saves_and_loads(tmp_path, spikes: np.ndarray) -> None:
     torch.save(torch.nn.Linear(2, 2), tmp_path / "other.pt")
     with pytest.raises(SnnxError, match="not a lava-dl SlayerNetwork"):
         backend.load(str(tmp_path / "other.pt"))
+
+
+def test_lava_dl_dtype_option(spikes: np.ndarray) -> None:
+    graph = chain_graph("lif", *_weights())
+    torch = pytest.importorskip("torch")
+    model = snnx.lower(graph, to="lava-dl", dtype="float32")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert get_backend("lava-dl").run(model, {"in": spikes})["out"].shape == (40, 3, 5)
+    with pytest.raises(SnnxError, match="dtype must be 'float32' or 'float64', got 'float16'"):
+        snnx.lower(graph, to="lava-dl", dtype="float16")

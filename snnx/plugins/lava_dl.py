@@ -130,6 +130,9 @@ def build_blocks(
     """
     import torch
 
+    from snnx.torch.backend import torch_dtype
+
+    dtype_t = torch_dtype(dtype, "lava-dl")
     slayer = _slayer()
     neuron_cls = _neuron_class()
     blocks = []
@@ -159,11 +162,11 @@ def build_blocks(
             weight = torch.as_tensor(w).unsqueeze(-1)
             data_ndim = 3
         block.neuron = neuron
-        block.to(getattr(torch, dtype))
+        block.to(dtype_t)
         with torch.no_grad():
             block.synapse.weight.copy_(weight)
             if layer.bias is not None:
-                block.synapse.bias = torch.nn.Parameter(torch.as_tensor(layer.bias, dtype=getattr(torch, dtype)))
+                block.synapse.bias = torch.nn.Parameter(torch.as_tensor(layer.bias, dtype=dtype_t))
         blocks.append(block)
     return torch.nn.ModuleList(blocks)
 
@@ -387,9 +390,9 @@ class LavaDlBackend(Backend):
         if options:
             msg = f"Backend 'lava-dl' got unknown options {sorted(options)}; it takes tau_grad, scale_grad, dtype"
             raise SnnxError(msg)
-        if dtype not in ("float32", "float64"):
-            msg = f"Backend 'lava-dl': dtype must be 'float32' or 'float64', got {dtype!r}"
-            raise SnnxError(msg)
+        from snnx.torch.backend import torch_dtype
+
+        torch_dtype(dtype, self.name)  # refuse a bad dtype before folding the graph
         chain = chain_or_raise(graph, self.name)
         return _network_class()(chain, tau_grad=tau_grad, scale_grad=scale_grad, dtype=dtype)
 
