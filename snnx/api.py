@@ -11,9 +11,9 @@ import numpy as np
 
 from snnx.errors import SnnxError, ValidationError
 from snnx.ir.io import load
-from snnx.ir.passes import flatten
+from snnx.ir.passes import flatten, input_names
 from snnx.ir.reference import simulate
-from snnx.ir.semantics import with_contract
+from snnx.ir.semantics import dt_of, set_graph_contract
 from snnx.ir.validate import validate
 from snnx.plugins import get_backend, get_backends
 
@@ -33,7 +33,8 @@ def prepare(graph: GraphLike, dt: float | None = None) -> nir.NIRGraph:
     """Validate, flatten and make the contract explicit: what every backend's ``lower`` receives."""
     g = as_graph(graph)
     validate(g, dt=dt)
-    return flatten(with_contract(g, dt=dt))
+    # flatten already returns a copy, so the contract is written into it rather than into another one.
+    return set_graph_contract(flatten(g), dt=dt if dt is not None else dt_of(g))
 
 
 def lower(graph: GraphLike, to: str, *, dt: float | None = None, **options: Any) -> Any:
@@ -71,8 +72,7 @@ def random_inputs(
     """Bernoulli spike trains (probability ``rate`` per step) for every Input of ``graph``."""
     shapes = validate(graph).shapes
     rng = np.random.default_rng(seed)
-    names = sorted(k for k, n in flatten(graph).nodes.items() if isinstance(n, nir.Input))
-    return {n: (rng.random((steps, batch, *shapes[n])) < rate).astype(np.float64) for n in names}
+    return {n: (rng.random((steps, batch, *shapes[n])) < rate).astype(np.float64) for n in input_names(graph)}
 
 
 def read_inputs(path: str | os.PathLike, graph: nir.NIRGraph) -> dict[str, np.ndarray]:
@@ -88,7 +88,7 @@ def read_inputs(path: str | os.PathLike, graph: nir.NIRGraph) -> dict[str, np.nd
     except (OSError, ValueError) as exc:
         msg = f"cannot read inputs from '{path}': not a valid .npz file ({exc})"
         raise NirFileError(msg) from exc
-    names = sorted(k for k, n in flatten(graph).nodes.items() if isinstance(n, nir.Input))
+    names = input_names(graph)
     if set(names) <= set(arrays):
         return {n: arrays[n] for n in names}
     if len(names) == 1 and len(arrays) == 1:
@@ -106,7 +106,7 @@ def run(
     """
     g = as_graph(graph)
     if not isinstance(inputs, dict):
-        names = sorted(k for k, n in flatten(g).nodes.items() if isinstance(n, nir.Input))
+        names = input_names(g)
         inputs = {names[0]: inputs} if len(names) == 1 else inputs
     if backend == "reference" and not options:
         return simulate(g, inputs, dt=dt)
@@ -190,15 +190,15 @@ def check(
     :param inputs: time-major inputs; random Bernoulli spikes (``steps``, ``batch``, ``seed``) when None.
     """
     g = as_graph(graph)
-    validate(g, dt=dt)
     if inputs is None:
         inputs = random_inputs(g, steps, batch, seed)
-    reference = simulate(g, inputs, dt=dt)
+    reference = simulate(g, inputs, dt=dt)  # validates g
     names = backends if backends is not None else sorted(n for n in get_backends() if n != "reference")
+    # One prepared graph serves every backend: lower() builds a model from it and does not modify it.
+    flat = prepare(g, dt=dt)
     results = []
     for name in names:
         backend = get_backend(name)
-        flat = prepare(g, dt=dt)
         reasons = backend.refusals(flat)
         if reasons:
             status = "unavailable" if backend.missing_requirements() else "refused"

@@ -40,15 +40,15 @@ def info(model: str, dt: float | None) -> None:
     """Describe a .nir graph: nodes, shapes, parameters, contract, and which backends take it."""
     import nir
 
+    from snnx.api import prepare
     from snnx.ir.io import load
-    from snnx.ir.passes import flatten
     from snnx.ir.semantics import DEFAULT_DT, has_contract, producer_dt, reset_of, v_init_of, dt_of
     from snnx.ir.validate import validate
     from snnx.plugins import get_backends
 
     graph = load(model)
     report = validate(graph, dt=dt)
-    flat = flatten(graph)
+    flat = prepare(graph, dt=dt)  # what every backend receives; also the node list shown below
     table = Table(title=f"{model}", title_justify="left")
     for col in ("node", "type", "output shape", "params", "contract"):
         table.add_column(col, justify="right" if col == "params" else "left")
@@ -85,11 +85,8 @@ def info(model: str, dt: float | None) -> None:
     btable.add_column("backend")
     btable.add_column("accepts")
     btable.add_column("why not")
-    from snnx.api import prepare
-
-    prepared = prepare(graph, dt=dt)
     for name, backend in sorted(get_backends().items()):
-        reasons = backend.refusals(prepared)
+        reasons = backend.refusals(flat)
         btable.add_row(name, "[red]no[/]" if reasons else "[green]yes[/]", "; ".join(reasons))
     out.print(btable)
 

@@ -9,6 +9,15 @@ import nir
 from snnx.errors import ValidationError
 
 
+def input_names(graph: nir.NIRGraph) -> list[str]:
+    """The graph's top-level Input names, sorted: the inputs a caller feeds.
+
+    They are also the Input names of ``flatten(graph)``, which keeps top-level Inputs and splices out
+    the subgraphs' own, so no flattening (and copying) is needed to list them.
+    """
+    return sorted(k for k, n in graph.nodes.items() if isinstance(n, nir.Input))
+
+
 def _endpoint(name: str, sub: nir.NIRGraph, kind: type, where: str) -> str:
     """The single Input (or Output) node of a subgraph that an edge to/from ``name`` means."""
     candidates = sorted(k for k, n in sub.nodes.items() if isinstance(n, kind))

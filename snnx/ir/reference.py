@@ -16,7 +16,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from snnx.errors import ValidationError
-from snnx.ir.passes import flatten
+from snnx.ir.passes import flatten, input_names
 from snnx.ir.schedule import schedule
 from snnx.ir.semantics import dt_of, i_init_of, reset_of, v_init_of
 from snnx.ir.validate import _pair, conv_padding, validate
@@ -171,7 +171,7 @@ def is_stateful(node: nir.NIRNode) -> bool:
 def _normalise_inputs(
     flat: nir.NIRGraph, inputs: Array | Mapping[str, Array], shapes: dict[str, tuple[int, ...]]
 ) -> dict[str, Array]:
-    names = sorted(k for k, n in flat.nodes.items() if isinstance(n, nir.Input))
+    names = input_names(flat)
     if not isinstance(inputs, Mapping):
         if len(names) != 1:
             msg = f"the graph has {len(names)} inputs ({', '.join(names)}); pass a dict name -> array"

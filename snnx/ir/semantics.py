@@ -8,7 +8,6 @@ anything else in the metadata.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import nir
@@ -100,12 +99,6 @@ def set_graph_contract(graph: nir.NIRGraph, *, dt: float) -> nir.NIRGraph:
     entry.update({"version": CONTRACT_VERSION, "dt": float(dt)})
     graph.metadata[NAMESPACE] = entry
     return graph
-
-
-def with_contract(graph: nir.NIRGraph, dt: float | None = None) -> nir.NIRGraph:
-    """A deep copy of ``graph`` whose contract is explicit: ``dt`` (argument, stored, or default)."""
-    out = copy.deepcopy(graph)
-    return set_graph_contract(out, dt=dt if dt is not None else dt_of(graph))
 
 
 def producer_dt(graph: nir.NIRGraph) -> float | None:
