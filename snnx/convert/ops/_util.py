@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import nir
 import numpy as np
@@ -96,3 +97,36 @@ def flatten_signal(ctx: ConversionContext, hint: str, x: Signal) -> Signal:
         ctx.connect(name, flat)
         terms.append((flat, coef))
     return Signal(tuple(terms), (math.prod(x.shape),), x.nonneg)
+
+
+def channel_affine(
+    shape: tuple[int, ...], scale: np.ndarray, shift: np.ndarray, padding: int | tuple[int, int] = 0
+) -> Callable[[float], nir.NIRNode]:
+    """``make(bias_factor)`` for :meth:`ConversionContext.linear`: ``y = scale · x + shift`` per channel.
+
+    A depthwise 1×1 ``Conv2d`` (with optional zero ``padding``) for a ``(C, H, W)`` signal, a diagonal
+    ``Affine`` for ``(features,)``; the caller has checked the rank.
+    """
+    channels = shape[0]
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (channels,))
+    shift = np.broadcast_to(np.asarray(shift, dtype=np.float64), (channels,))
+    if len(shape) == 3:
+        hw = (shape[1], shape[2])
+
+        def make(bias_factor: float) -> nir.NIRNode:
+            return nir.Conv2d(
+                input_shape=hw,
+                weight=scale.reshape(channels, 1, 1, 1).copy(),
+                stride=1,
+                padding=padding,
+                dilation=1,
+                groups=channels,
+                bias=shift * bias_factor,
+            )
+
+        return make
+
+    def make_affine(bias_factor: float) -> nir.NIRNode:
+        return nir.Affine(weight=np.diag(scale), bias=shift * bias_factor)
+
+    return make_affine

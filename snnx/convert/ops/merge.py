@@ -14,6 +14,7 @@ import onnx
 
 from snnx.convert.context import ConversionContext, Signal
 from snnx.convert.ops import onnx_op
+from snnx.convert.ops._util import channel_affine
 
 
 def _per_sample_constant(ctx: ConversionContext, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -54,26 +55,7 @@ def _add_constant(
             # MatMul + Add (and Conv + Add) become one node: the constant is the node's bias.
             producer.bias = np.asarray(producer.bias, dtype=np.float64) + bias / coef
             return x
-    channels = x.shape[0]
-    if len(x.shape) == 3:
-        hw = x.shape[1:]
-
-        def make(bias_factor: float) -> nir.NIRNode:
-            return nir.Conv2d(
-                input_shape=hw,
-                weight=np.ones((channels, 1, 1, 1)),
-                stride=1,
-                padding=0,
-                dilation=1,
-                groups=channels,
-                bias=bias * bias_factor,
-            )
-    else:
-
-        def make(bias_factor: float) -> nir.NIRNode:
-            return nir.Affine(weight=np.eye(channels), bias=bias * bias_factor)
-
-    return ctx.linear(node.name or "bias", x, make, x.shape)
+    return ctx.linear(node.name or "bias", x, channel_affine(x.shape, 1.0, bias), x.shape)
 
 
 def _operands(node: onnx.NodeProto, ctx: ConversionContext):
@@ -91,36 +73,32 @@ def _same_shape(ctx: ConversionContext, x: Signal, y: Signal) -> None:
         raise ctx.fail(msg)
 
 
-@onnx_op("Add", since=11)
-@onnx_op("Add", since=13)
-@onnx_op("Add", since=14)
-def add(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+def _add_or_subtract(node: onnx.NodeProto, ctx: ConversionContext, sign: float) -> None:
+    """``a + sign · b``: two signals just merge their terms; a constant becomes a bias."""
     a, b, ca, cb = _operands(node, ctx)
     if ca is None and cb is None:
         x, y = ctx.signal(a), ctx.signal(b)
         _same_shape(ctx, x, y)
-        out = x.plus(y)
+        out = x.plus(y.scaled(sign))
     elif cb is not None:
-        out = _add_constant(node, ctx, a, ctx.signal(a), cb)
+        out = _add_constant(node, ctx, a, ctx.signal(a), sign * np.asarray(cb, dtype=np.float64))
     else:
-        out = _add_constant(node, ctx, b, ctx.signal(b), ca)
+        out = _add_constant(node, ctx, b, ctx.signal(b).scaled(sign), ca)
     ctx.set_signal(node.output[0], out)
+
+
+@onnx_op("Add", since=11)
+@onnx_op("Add", since=13)
+@onnx_op("Add", since=14)
+def add(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    _add_or_subtract(node, ctx, 1.0)
 
 
 @onnx_op("Sub", since=11)
 @onnx_op("Sub", since=13)
 @onnx_op("Sub", since=14)
 def sub(node: onnx.NodeProto, ctx: ConversionContext) -> None:
-    a, b, ca, cb = _operands(node, ctx)
-    if ca is None and cb is None:
-        x, y = ctx.signal(a), ctx.signal(b)
-        _same_shape(ctx, x, y)
-        out = x.plus(y.scaled(-1.0))
-    elif cb is not None:
-        out = _add_constant(node, ctx, a, ctx.signal(a), -np.asarray(cb))
-    else:
-        out = _add_constant(node, ctx, b, ctx.signal(b).scaled(-1.0), ca)
-    ctx.set_signal(node.output[0], out)
+    _add_or_subtract(node, ctx, -1.0)
 
 
 def _multiply(node: onnx.NodeProto, ctx: ConversionContext, x: Signal, factor: np.ndarray) -> Signal:

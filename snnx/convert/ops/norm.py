@@ -7,12 +7,12 @@ after a pooling layer, an addition or the input stays, and becomes a depthwise 1
 
 from __future__ import annotations
 
-import nir
 import numpy as np
 import onnx
 
 from snnx.convert.context import ConversionContext
 from snnx.convert.ops import onnx_op
+from snnx.convert.ops._util import channel_affine
 
 
 @onnx_op("BatchNormalization", since=11)
@@ -30,27 +30,9 @@ def batchnorm_to_channel_affine(node: onnx.NodeProto, ctx: ConversionContext) ->
     )
     s = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
     shift = beta - s * mean
-    channels = x.shape[0]
-    if len(x.shape) == 3:
-        weight = s.reshape(channels, 1, 1, 1)
-        hw = (x.shape[1], x.shape[2])
-
-        def make(bias_factor: float) -> nir.NIRNode:
-            return nir.Conv2d(
-                input_shape=hw,
-                weight=weight.copy(),
-                stride=1,
-                padding=0,
-                dilation=1,
-                groups=channels,
-                bias=shift * bias_factor,
-            )
-    elif len(x.shape) == 1:
-
-        def make(bias_factor: float) -> nir.NIRNode:
-            return nir.Affine(weight=np.diag(s), bias=shift * bias_factor)
-    else:
+    if len(x.shape) not in (1, 3):
         msg = f"input of per-sample shape {x.shape} is neither (C, H, W) nor (features,)"
         raise ctx.fail(msg)
+    make = channel_affine(x.shape, s, shift)
     ctx.set_signal(node.output[0], ctx.linear(node.name or "batchnorm", x, make, x.shape))
     ctx.note("a BatchNormalization without a preceding Conv/Gemm became a per-channel affine map")

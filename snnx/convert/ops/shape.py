@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 
-import nir
 import numpy as np
 import onnx
 
 from snnx.convert.context import ConversionContext, Signal
 from snnx.convert.ops import onnx_op
-from snnx.convert.ops._util import flatten_signal
+from snnx.convert.ops._util import channel_affine, flatten_signal
 
 
 def _flatten(node: onnx.NodeProto, ctx: ConversionContext, x: Signal) -> None:
@@ -94,21 +93,7 @@ def zero_pad_to_conv(node: onnx.NodeProto, ctx: ConversionContext) -> None:
     if rank != 4 or begin[:2] != [0, 0] or end[:2] != [0, 0] or begin[2:] != end[2:] or min(pads) < 0:
         msg = f"pads {pads}: only symmetric, non-negative padding of H and W of (N, C, H, W) is supported"
         raise ctx.fail(msg)
-    channels = x.shape[0]
-    hw = (x.shape[1], x.shape[2])
-    padding = (begin[2], begin[3])
-
-    def make(_bias_factor: float) -> nir.NIRNode:
-        return nir.Conv2d(
-            input_shape=hw,
-            weight=np.ones((channels, 1, 1, 1)),
-            stride=1,
-            padding=padding,
-            dilation=1,
-            groups=channels,
-            bias=np.zeros(channels),
-        )
-
+    make = channel_affine(x.shape, 1.0, 0.0, padding=(begin[2], begin[3]))
     ctx.set_signal(
         node.output[0], ctx.linear(node.name or "pad", x, make, ctx.shape(node.output[0]), nonneg=x.nonneg)
     )
