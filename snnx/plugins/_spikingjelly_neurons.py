@@ -139,18 +139,40 @@ class _SJNeuron(ContractNeuron):
             return original.copy()
         return np.full(original.shape, float(value) * unit)
 
+    def _leak_bias(self, node: nir.NIRNode, target: np.ndarray) -> None:
+        """Register ``in_bias = v_leak − target``: SpikingJelly leaks towards ``target``, NIR towards ``v_leak``."""
+        self._v_reset_sj = target
+        bias = f64(node.v_leak) - target
+        bias_buffer(self, "in_bias", bias)
+        self.remember("v_leak", node.v_leak, torch.as_tensor(bias, dtype=torch.float64))
+
+    def _v_leak(self) -> np.ndarray:
+        """The NIR ``v_leak`` back from ``in_bias`` (see :meth:`_leak_bias`)."""
+        if self.in_bias is None:
+            return self._original["v_leak"].copy()
+        return self.recover("v_leak", self.in_bias, lambda v: v + self._v_reset_sj)
+
 
 class _SJSpiking(_SJNeuron):
     """Shared multi-step run of an ``IFNode``/``LIFNode`` from the contract's ``v_init``."""
 
     node: sj_neuron.BaseNode
 
-    def _spiking_settings(self, node: nir.NIRNode, v_reset_sj: np.ndarray) -> None:
+    def _spiking_node(self, node: nir.NIRNode, node_cls: type, surrogate: torch.nn.Module | None,
+                      **kwargs: Any) -> None:
+        """Build ``self.node`` (multi-step, strict spikes) and set its threshold and reset from ``node``."""
+        self.node = node_cls(
+            v_reset=_sj_reset(self.reset_mode), surrogate_function=StrictSpike(surrogate), step_mode="m", **kwargs
+        )
         self._setting("node.v_threshold", "v_threshold", node.v_threshold, node.v_threshold)
         if self.reset_mode == "value":
-            self._setting("node.v_reset", "v_reset", v_reset_sj, node.v_reset)
+            self._setting("node.v_reset", "v_reset", node.v_reset, node.v_reset)
         else:
             self._v_reset64 = f64(node.v_reset)
+
+    def _leak_target(self, node: nir.NIRNode) -> np.ndarray:
+        """Where SpikingJelly's LIFNode leaks to: ``V_reset`` for a hard (value) reset, 0 for a soft one."""
+        return f64(node.v_reset) if self.reset_mode == "value" else np.zeros(())
 
     def _reset_back(self) -> np.ndarray:
         return self._nir("v_reset") if self.reset_mode == "value" else self._v_reset64.copy()
@@ -177,10 +199,7 @@ class SJIF(_SJSpiking):
         super().__init__(name, node, dt)
         self.register_buffer("in_scale", torch.as_tensor(dt * f64(node.r), dtype=torch.float64))
         self.remember("r", node.r, self.in_scale)
-        self.node = sj_neuron.IFNode(
-            v_reset=_sj_reset(self.reset_mode), surrogate_function=StrictSpike(surrogate), step_mode="m"
-        )
-        self._spiking_settings(node, f64(node.v_reset))
+        self._spiking_node(node, sj_neuron.IFNode, surrogate)
 
     def init_state(self, x: torch.Tensor) -> torch.Tensor:
         return self.initial("v_init", x)
@@ -210,18 +229,11 @@ class SJLIF(_SJSpiking):
     def __init__(self, name: str, node: nir.LIF, dt: float, surrogate: torch.nn.Module | None = None,
                  **_: Any) -> None:
         super().__init__(name, node, dt)
-        v_reset_sj = f64(node.v_reset) if self.reset_mode == "value" else np.zeros(())
         scale_buffer(self, "in_scale", node.r)
         self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
-        self._v_reset_sj = v_reset_sj
-        bias_buffer(self, "in_bias", f64(node.v_leak) - v_reset_sj)
-        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak) - v_reset_sj, dtype=torch.float64))
-        self.node = sj_neuron.LIFNode(
-            tau=2.0, decay_input=True, v_reset=_sj_reset(self.reset_mode),
-            surrogate_function=StrictSpike(surrogate), step_mode="m",
-        )
+        self._leak_bias(node, self._leak_target(node))
+        self._spiking_node(node, sj_neuron.LIFNode, surrogate, tau=2.0, decay_input=True)
         self._setting("node.tau", "tau", f64(node.tau) / dt, node.tau, unit=dt)
-        self._spiking_settings(node, v_reset_sj)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return affine(x, self.in_scale, self.in_bias)
@@ -244,11 +256,6 @@ class SJLIF(_SJSpiking):
             v_reset=self._reset_back(),
             metadata=self.contract_metadata(),
         )
-
-    def _v_leak(self) -> np.ndarray:
-        if self.in_bias is None:
-            return self._original["v_leak"].copy()
-        return self.recover("v_leak", self.in_bias, lambda v: v + self._v_reset_sj)
 
 
 def _charge_step(node: torch.nn.Module, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -280,8 +287,7 @@ class SJLI(_SJNeuron):
         super().__init__(name, node, dt)
         scale_buffer(self, "in_scale", node.r)
         self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
-        bias_buffer(self, "in_bias", node.v_leak)
-        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float64))
+        self._leak_bias(node, np.zeros(()))
         self.node = sj_neuron.NonSpikingLIFNode()
         self._setting("node.tau", "tau", f64(node.tau) / dt, node.tau, unit=dt)
 
@@ -299,8 +305,7 @@ class SJLI(_SJNeuron):
         return nir.LI(
             tau=self._nir("tau"),
             r=self.recover_scale("r", self.in_scale),
-            v_leak=self._original["v_leak"].copy() if self.in_bias is None
-            else self.recover("v_leak", self.in_bias, lambda v: v),
+            v_leak=self._v_leak(),
             metadata=self.contract_metadata(),
         )
 
@@ -365,16 +370,9 @@ class SJCubaLIF(_SJCuba, _SJSpiking):
                  **_: Any) -> None:
         super().__init__(name, node, dt)
         self._setup_synapse(node, dt)
-        v_reset_sj = f64(node.v_reset) if self.reset_mode == "value" else np.zeros(())
-        self._v_reset_sj = v_reset_sj
-        bias_buffer(self, "in_bias", f64(node.v_leak) - v_reset_sj)
-        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak) - v_reset_sj, dtype=torch.float64))
-        self.node = sj_neuron.LIFNode(
-            tau=2.0, decay_input=True, v_reset=_sj_reset(self.reset_mode),
-            surrogate_function=StrictSpike(surrogate), step_mode="m",
-        )
+        self._leak_bias(node, self._leak_target(node))
+        self._spiking_node(node, sj_neuron.LIFNode, surrogate, tau=2.0, decay_input=True)
         self._setting("node.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, unit=dt)
-        self._spiking_settings(node, v_reset_sj)
 
     def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.initial("i_init", x), self.initial("v_init", x)
@@ -389,11 +387,9 @@ class SJCubaLIF(_SJCuba, _SJSpiking):
         return self._run_node(affine(self._currents(x), self.r, self.in_bias))
 
     def to_nir(self) -> nir.CubaLIF:
-        v_leak = self._original["v_leak"].copy() if self.in_bias is None else self.recover(
-            "v_leak", self.in_bias, lambda v: v + self._v_reset_sj)
         return nir.CubaLIF(
             tau_mem=self._nir("tau_mem"),
-            v_leak=v_leak,
+            v_leak=self._v_leak(),
             v_threshold=self._nir("v_threshold"),
             v_reset=self._reset_back(),
             metadata=self.contract_metadata(),
@@ -407,8 +403,7 @@ class SJCubaLI(_SJCuba):
     def __init__(self, name: str, node: nir.CubaLI, dt: float, **_: Any) -> None:
         super().__init__(name, node, dt)
         self._setup_synapse(node, dt)
-        bias_buffer(self, "in_bias", node.v_leak)
-        self.remember("v_leak", node.v_leak, torch.as_tensor(f64(node.v_leak), dtype=torch.float64))
+        self._leak_bias(node, np.zeros(()))
         self.membrane = sj_neuron.NonSpikingLIFNode()
         self._setting("membrane.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, unit=dt)
 
@@ -426,11 +421,9 @@ class SJCubaLI(_SJCuba):
         return _charge_run(self.membrane, u, self.initial("v_init", x[0]))
 
     def to_nir(self) -> nir.CubaLI:
-        v_leak = self._original["v_leak"].copy() if self.in_bias is None else self.recover(
-            "v_leak", self.in_bias, lambda v: v)
         return nir.CubaLI(
             tau_mem=self._nir("tau_mem"),
-            v_leak=v_leak,
+            v_leak=self._v_leak(),
             metadata=self.contract_metadata(),
             **self._cuba_common(),
         )
