@@ -92,11 +92,9 @@ class ConversionResult:
         return "\n".join(lines)
 
 
-def _unsupported(model: onnx.ModelProto, registry: OnnxOpRegistrar, opset: int) -> None:
-    missing = []
-    for node in model.graph.node:
-        if _lookup(registry, model, node, opset) is None:
-            missing.append(node)
+def _unsupported(nodes, entries: list, registry: OnnxOpRegistrar, opset: int) -> None:
+    """Refuse the first node without a handler (``entries[i] is None``), naming the others' ops."""
+    missing = [node for node, entry in zip(nodes, entries, strict=True) if entry is None]
     if not missing:
         return
     first = missing[0]
@@ -179,11 +177,11 @@ def convert(
     opset = default_opset(proto)
     # Checked after folding: shape arithmetic (Shape, Gather, Concat...) folds away and needs no handler.
     prepared, consts, folded_bn = prepare(pin_input(proto, spec))
-    _unsupported(prepared, registry, opset)
+    entries = [_lookup(registry, prepared, n, opset) for n in prepared.graph.node]
+    _unsupported(prepared.graph.node, entries, registry, opset)
     shapes = tensor_shapes(prepared)
     per_sample = tuple(spec.shape[1:])
 
-    entries = [_lookup(registry, prepared, n, opset) for n in prepared.graph.node]
     to_calibrate = [
         n.output[0]
         for n, entry in zip(prepared.graph.node, entries, strict=True)
