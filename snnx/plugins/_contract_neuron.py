@@ -70,24 +70,32 @@ class ContractNeuron(TorchNeuron):
         self._original[key] = f64(original)
         self._folded[key] = folded.detach().cpu().double().numpy().copy()
 
-    def recover(self, key: str, current: torch.Tensor, unfold: Any) -> np.ndarray:
+    def scale_parameter(self, buffer: str, key: str, original: Any) -> None:
+        """Register NIR parameter ``original`` as the scale ``buffer`` (:func:`scale_buffer`), remembered as ``key``.
+
+        :meth:`recover_scale` reads it back.
+        """
+        scale_buffer(self, buffer, original)
+        self.remember(key, original, torch.as_tensor(f64(original), dtype=torch.float64))
+
+    def recover(self, key: str, current: torch.Tensor, unfold: Any = None) -> np.ndarray:
         """The NIR value of parameter ``key``, given its current folded tensor.
 
         Unchanged since lowering: the original float64 value. Changed (trained): ``unfold`` of the
-        current value in float64, reshaped like the original.
+        current value in float64 (the value itself when ``unfold`` is ``None``), reshaped like the original.
         """
         now = current.detach().cpu().double().numpy()
         original = self._original[key]
         if _unchanged(now, self._folded[key], current.dtype):
             return original.copy()
-        value = np.asarray(unfold(now), dtype=np.float64)
+        value = np.asarray(now if unfold is None else unfold(now), dtype=np.float64)
         return value.reshape(original.shape) if value.size == original.size else value
 
     def recover_scale(self, key: str, current: torch.Tensor | None) -> np.ndarray:
-        """:meth:`recover` for a scale registered by :func:`scale_buffer` (``None`` = all ones)."""
+        """:meth:`recover` for a scale registered by :meth:`scale_parameter` (``None`` = all ones)."""
         if current is None:
             return self._original[key].copy()
-        return self.recover(key, current, lambda v: v)
+        return self.recover(key, current)
 
     def contract_metadata(self) -> dict[str, Any]:
         """``metadata["snnx"]`` for :meth:`to_nir`: reset mode and initial state."""

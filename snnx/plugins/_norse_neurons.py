@@ -37,7 +37,7 @@ from norse.torch.functional.reset import reset_subtract, reset_value
 from norse.torch.functional.threshold import threshold
 
 from snnx.errors import UnsupportedNodeError
-from snnx.plugins._contract_neuron import ContractNeuron, affine, f64, scale_buffer
+from snnx.plugins._contract_neuron import ContractNeuron, affine, f64
 
 #: Norse's default surrogate (SuperSpike) and its sharpness; ``lower(..., method=, alpha=)`` overrides.
 DEFAULT_METHOD = "super"
@@ -134,8 +134,7 @@ class NorseLIF(NorseNeuron):
     def __init__(self, name: str, node: nir.LIF, dt: float, method: str = DEFAULT_METHOD,
                  alpha: float = DEFAULT_ALPHA) -> None:
         super().__init__(name, node, dt)
-        scale_buffer(self, "in_scale", node.r)
-        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
+        self.scale_parameter("in_scale", "r", node.r)
         p = LIFBoxParameters(
             tau_mem_inv=rate(dt, node.tau),
             v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float64),
@@ -159,9 +158,9 @@ class NorseLIF(NorseNeuron):
         return nir.LIF(
             tau=self.recover("tau", p.tau_mem_inv, inverse),
             r=self.recover_scale("r", self.in_scale),
-            v_leak=self.recover("v_leak", p.v_leak, lambda v: v),
-            v_threshold=self.recover("v_threshold", p.v_th, lambda v: v),
-            v_reset=self.recover("v_reset", p.v_reset, lambda v: v),
+            v_leak=self.recover("v_leak", p.v_leak),
+            v_threshold=self.recover("v_threshold", p.v_th),
+            v_reset=self.recover("v_reset", p.v_reset),
             metadata=self.contract_metadata(),
         )
 
@@ -204,8 +203,8 @@ class NorseIF(NorseNeuron):
         p = self.cell.p
         return nir.IF(
             r=self.recover("r", self.in_scale, lambda v: v / self.dt),
-            v_threshold=self.recover("v_threshold", p.v_th, lambda v: v),
-            v_reset=self.recover("v_reset", p.v_reset, lambda v: v),
+            v_threshold=self.recover("v_threshold", p.v_th),
+            v_reset=self.recover("v_reset", p.v_reset),
             metadata=self.contract_metadata(),
         )
 
@@ -215,8 +214,7 @@ class NorseLI(NorseNeuron):
 
     def __init__(self, name: str, node: nir.LI, dt: float, **_: Any) -> None:
         super().__init__(name, node, dt)
-        scale_buffer(self, "in_scale", node.r)
-        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
+        self.scale_parameter("in_scale", "r", node.r)
         p = LIBoxParameters(
             tau_mem_inv=rate(dt, node.tau),
             v_leak=torch.as_tensor(f64(node.v_leak), dtype=torch.float64),
@@ -233,7 +231,7 @@ class NorseLI(NorseNeuron):
         return nir.LI(
             tau=self.recover("tau", p.tau_mem_inv, inverse),
             r=self.recover_scale("r", self.in_scale),
-            v_leak=self.recover("v_leak", p.v_leak, lambda v: v),
+            v_leak=self.recover("v_leak", p.v_leak),
             metadata=self.contract_metadata(),
         )
 
@@ -338,9 +336,9 @@ class NorseCubaLIF(_NorseCuba):
             tau_syn=self.recover("tau_syn", p.tau_syn_inv, inverse),
             tau_mem=self.recover("tau_mem", p.tau_mem_inv, inverse),
             r=self._r64.copy(),
-            v_leak=self.recover("v_leak", p.v_leak, lambda v: v),
-            v_threshold=self.recover("v_threshold", p.v_th, lambda v: v),
-            v_reset=self.recover("v_reset", p.v_reset, lambda v: v),
+            v_leak=self.recover("v_leak", p.v_leak),
+            v_threshold=self.recover("v_threshold", p.v_th),
+            v_reset=self.recover("v_reset", p.v_reset),
             w_in=self._w_in(),
             metadata=self.contract_metadata(),
         )
@@ -371,7 +369,7 @@ class NorseCubaLI(_NorseCuba):
             tau_syn=self.recover("tau_syn", p.tau_syn_inv, inverse),
             tau_mem=self.recover("tau_mem", p.tau_mem_inv, inverse),
             r=self._r64.copy(),
-            v_leak=self.recover("v_leak", p.v_leak, lambda v: v),
+            v_leak=self.recover("v_leak", p.v_leak),
             w_in=self._w_in(),
             metadata=self.contract_metadata(),
         )

@@ -25,7 +25,7 @@ from spikingjelly.activation_based import neuron as sj_neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
 
 from snnx.errors import SnnxError, UnsupportedNodeError
-from snnx.plugins._contract_neuron import ContractNeuron, affine, bias_buffer, f64, is_uniform, scale_buffer
+from snnx.plugins._contract_neuron import ContractNeuron, affine, bias_buffer, f64, is_uniform
 from snnx.plugins.spikingjelly import node_refusals
 
 BACKEND = "spikingjelly"
@@ -229,8 +229,7 @@ class SJLIF(_SJSpiking):
     def __init__(self, name: str, node: nir.LIF, dt: float, surrogate: torch.nn.Module | None = None,
                  **_: Any) -> None:
         super().__init__(name, node, dt)
-        scale_buffer(self, "in_scale", node.r)
-        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
+        self.scale_parameter("in_scale", "r", node.r)
         self._leak_bias(node, self._leak_target(node))
         self._spiking_node(node, sj_neuron.LIFNode, surrogate, tau=2.0, decay_input=True)
         self._setting("node.tau", "tau", f64(node.tau) / dt, node.tau, unit=dt)
@@ -285,8 +284,7 @@ class SJLI(_SJNeuron):
 
     def __init__(self, name: str, node: nir.LI, dt: float, **_: Any) -> None:
         super().__init__(name, node, dt)
-        scale_buffer(self, "in_scale", node.r)
-        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
+        self.scale_parameter("in_scale", "r", node.r)
         self._leak_bias(node, np.zeros(()))
         self.node = sj_neuron.NonSpikingLIFNode()
         self._setting("node.tau", "tau", f64(node.tau) / dt, node.tau, unit=dt)
@@ -342,10 +340,8 @@ class _SJCuba(_SJNeuron):
     """
 
     def _setup_synapse(self, node: nir.NIRNode, dt: float) -> None:
-        scale_buffer(self, "w_in", node.w_in)
-        self.remember("w_in", node.w_in, torch.as_tensor(f64(node.w_in), dtype=torch.float64))
-        scale_buffer(self, "r", node.r)
-        self.remember("r", node.r, torch.as_tensor(f64(node.r), dtype=torch.float64))
+        self.scale_parameter("w_in", "w_in", node.w_in)
+        self.scale_parameter("r", "r", node.r)
         self.synapse = sj_neuron.NonSpikingLIFNode()
         self._setting("synapse.tau", "tau_syn", f64(node.tau_syn) / dt, node.tau_syn, unit=dt)
 
