@@ -110,8 +110,8 @@ def test_lava_dl_takes_what_loihi_cannot(spikes: np.ndarray) -> None:
     assert any("LI is not supported" in r or "non-spiking" in r for r in reasons)
 
 
-def test_lava_dl_conv_chain_equals_reference() -> None:
-    rng = np.random.default_rng(2)
+def _conv_graph(rng: np.random.Generator) -> nir.NIRGraph:
+    """Input(2,6,6) -> Conv2d -> LIF -> SumPool2d -> Flatten -> Linear -> LIF -> Output."""
     conv = nir.Conv2d(input_shape=(6, 6), weight=rng.normal(0, 1, (3, 2, 3, 3)), stride=1, padding=1,
                       dilation=1, groups=1, bias=np.zeros(3))
     graph = nir.NIRGraph(
@@ -130,6 +130,12 @@ def test_lava_dl_conv_chain_equals_reference() -> None:
         type_check=False,
     )
     graph.metadata = {"snnx": {"version": 1, "dt": DT}}
+    return graph
+
+
+def test_lava_dl_conv_chain_equals_reference() -> None:
+    rng = np.random.default_rng(2)
+    graph = _conv_graph(rng)
     x = (rng.random((25, 2, 2, 6, 6)) < 0.4).astype(float)
     flat = prepare(graph)
     backend = get_backend("lava-dl")
@@ -227,6 +233,16 @@ def test_unsupported_graphs_are_refused_with_a_reason(backend: str, make, needle
     assert any(needle in r for r in reasons), reasons
     with pytest.raises(UnsupportedNodeError, match=needle.split()[0]):
         snnx.lower(make(), to=backend)
+
+
+@pytest.mark.parametrize("backend", ["lava", "lava-float"])
+def test_lava_lower_refuses_what_refusals_names(backend: str) -> None:
+    """lower() applies the same checks as refusals(), also when called without check_accepts."""
+    flat = prepare(_conv_graph(np.random.default_rng(2)))
+    b = get_backend(backend)
+    assert any("only dense layers" in r for r in b.refusals(flat))
+    with pytest.raises(UnsupportedNodeError, match="only dense layers"):
+        b.lower(flat)
 
 
 def _with_tau(tau) -> nir.NIRGraph:

@@ -31,6 +31,7 @@ Conv2d, which stays a convolution.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -326,11 +327,13 @@ def loihi_refusals(chain: CubaChain) -> list[str]:
     return reasons
 
 
-def chain_or_raise(graph: nir.NIRGraph, backend: str, *, loihi: bool = False) -> CubaChain:
-    """:func:`extract_chain` (plus :func:`loihi_refusals`) that raises with every reason."""
-    chain, reasons = extract_chain(graph)
-    if chain is not None and loihi:
-        reasons = loihi_refusals(chain)
+def chain_or_raise(
+    graph: nir.NIRGraph,
+    backend: str,
+    fold: Callable[[nir.NIRGraph], tuple[CubaChain | None, list[str]]] = extract_chain,
+) -> CubaChain:
+    """The chain ``fold`` makes of ``graph`` (default :func:`extract_chain`); raises with every reason."""
+    chain, reasons = fold(graph)
     if reasons:
         msg = f"Backend {backend!r} cannot take this graph: " + "; ".join(reasons)
         raise UnsupportedNodeError(msg)

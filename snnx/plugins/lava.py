@@ -289,8 +289,8 @@ class _LavaBackendBase(Backend):
     requires = ("lava.magma.core", "lava.lib.dl.netx")
     tag: ClassVar[str] = ""
 
-
     def _chain_refusals(self, graph: nir.NIRGraph) -> tuple[CubaChain | None, list[str]]:
+        """The chain this backend deploys, or every reason it cannot (used by refusals and lower)."""
         chain, reasons = extract_chain(graph)
         if chain is None:
             return None, reasons
@@ -305,9 +305,9 @@ class _LavaBackendBase(Backend):
 
     def refusals(self, graph: nir.NIRGraph) -> list[str]:
         """Node-type and cycle refusals plus every Loihi-specific reason, so one check lists them all."""
-        if self.missing_requirements():
-            return super().refusals(graph)
         reasons = super().refusals(graph)
+        if self.missing_requirements():
+            return reasons
         return reasons + [r for r in self._chain_refusals(graph)[1] if r not in reasons]
 
     def run(self, model: LavaModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -354,7 +354,7 @@ class LavaBackend(_LavaBackendBase):
         if options:
             msg = f"Backend 'lava' got unknown options {sorted(options)}; it takes exact"
             raise SnnxError(msg)
-        chain = chain_or_raise(graph, self.name, loihi=True)
+        chain = chain_or_raise(graph, self.name, self._chain_refusals)
         quant = [quantise_layer(layer) for layer in chain.layers]
         if _truthy(exact):
             reasons = quantisation_refusals(quant)
@@ -387,7 +387,7 @@ class LavaFloatBackend(_LavaBackendBase):
         if options:
             msg = f"Backend 'lava-float' got unknown options {sorted(options)}; it takes none"
             raise SnnxError(msg)
-        return LavaModel(chain=chain_or_raise(graph, self.name, loihi=True), tag=self.tag)
+        return LavaModel(chain=chain_or_raise(graph, self.name, self._chain_refusals), tag=self.tag)
 
     def describe(self, model: LavaModel) -> str:
         return (
