@@ -15,7 +15,16 @@ import numpy as np
 from snnx.errors import ValidationError
 from snnx.ir.passes import flatten
 from snnx.ir.schedule import schedule
-from snnx.ir.semantics import RESET_MODES, STATEFUL_TYPES, dt_of, reset_of, v_init_of
+from snnx.ir.semantics import (
+    CUBA_TYPES,
+    RESET_MODES,
+    SPIKING_TYPES,
+    STATEFUL_TYPES,
+    dt_of,
+    i_init_of,
+    reset_of,
+    v_init_of,
+)
 
 Shape = tuple[int, ...]
 
@@ -64,8 +73,13 @@ def _pair(value: object, n: int, name: str, what: str) -> tuple[int, ...]:
     return tuple(int(v) for v in arr)
 
 
-def conv_padding(node: nir.NIRNode, kernel: Shape, dilation: Shape) -> tuple[tuple[int, int], ...]:
-    """Per spatial dim ``(before, after)`` padding, resolving ``"same"``/``"valid"`` as torch does."""
+def conv_padding(
+    node: nir.NIRNode, kernel: Shape, dilation: Shape, name: str = "conv"
+) -> tuple[tuple[int, int], ...]:
+    """Per spatial dim ``(before, after)`` padding, resolving ``"same"``/``"valid"`` as torch does.
+
+    ``name`` is the node's path, for the error raised when the padding is malformed.
+    """
     pad = node.padding
     if isinstance(pad, bytes):
         pad = pad.decode()
@@ -78,9 +92,8 @@ def conv_padding(node: nir.NIRNode, kernel: Shape, dilation: Shape) -> tuple[tup
         if pad == "same":
             total = [d * (k - 1) for k, d in zip(kernel, dilation)]
             return tuple((t // 2, t - t // 2) for t in total)
-        msg = f"padding must be an int, a tuple, 'same' or 'valid', got {pad!r}"
-        raise ValidationError(msg)
-    p = _pair(pad, len(kernel), "?", "padding")
+        _fail(name, f"padding must be an int, a tuple, 'same' or 'valid', got {pad!r}")
+    p = _pair(pad, len(kernel), name, "padding")
     return tuple((v, v) for v in p)
 
 
@@ -103,7 +116,7 @@ def _conv_out(node_name: str, node: nir.NIRNode, in_shape: Shape, nd: int) -> Sh
     kernel = w.shape[2:]
     stride = _pair(node.stride, nd, node_name, "stride")
     dilation = _pair(node.dilation, nd, node_name, "dilation")
-    pads = conv_padding(node, kernel, dilation)
+    pads = conv_padding(node, kernel, dilation, node_name)
     out = []
     for size, k, s, d, (p0, p1) in zip(in_shape[1:], kernel, stride, dilation, pads):
         o = (size + p0 + p1 - d * (k - 1) - 1) // s + 1
@@ -229,12 +242,12 @@ def _check_edges(graph: nir.NIRGraph, prefix: str = "") -> None:
 
 
 def _check_contract(name: str, node: nir.NIRNode, dt: float, warnings: list[str]) -> None:
-    if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF)) and reset_of(node) not in RESET_MODES:
+    if isinstance(node, SPIKING_TYPES) and reset_of(node) not in RESET_MODES:
         _fail(name, f"metadata snnx.reset is {reset_of(node)!r}; use 'value' or 'subtract'")
-    if isinstance(node, STATEFUL_TYPES):
-        v0 = v_init_of(node)
-        if not np.all(np.isfinite(v0)):
-            _fail(f"{name}.v_init", "contains NaN or inf")
+    if isinstance(node, STATEFUL_TYPES) and not np.all(np.isfinite(v_init_of(node))):
+        _fail(f"{name}.v_init", "contains NaN or inf")
+    if isinstance(node, CUBA_TYPES) and not np.all(np.isfinite(i_init_of(node))):
+        _fail(f"{name}.i_init", "contains NaN or inf")
     for tau_name in TIME_CONSTANTS:
         tau = getattr(node, tau_name, None)
         if tau is None:
