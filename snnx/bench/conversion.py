@@ -102,24 +102,53 @@ def sweep(
     onnx_path: Path,
     ds: Dataset,
     ann_name: str,
-    percentile: float,
+    percentiles: tuple[float, ...],
     timesteps: tuple[int, ...],
     calib_samples: int,
     on_chunk: Any = None,
-) -> ConversionRow:
-    """Convert ``onnx_path`` at ``percentile`` and evaluate it at every T on the test set."""
-    import snnx
+) -> list[ConversionRow]:
+    """Convert ``onnx_path`` at each percentile and evaluate it at every T on the test set.
+
+    The ANN's test predictions do not depend on the percentile, so onnxruntime runs them once.
+
+    :returns: one row per percentile, in order.
+    """
     from snnx.convert.evaluate import ann_predictions
     from snnx.convert.loader import load_model
+    from snnx.errors import SnnxError
+
+    try:
+        ann = ann_predictions(load_model(str(onnx_path)), ds.x_test)
+    except SnnxError as exc:
+        return [
+            ConversionRow(ds.name, ann_name, pct, "error", str(exc), test_samples=len(ds.x_test))
+            for pct in percentiles
+        ]
+    return [
+        _sweep_percentile(onnx_path, ds, ann_name, pct, ann, timesteps, calib_samples, on_chunk)
+        for pct in percentiles
+    ]
+
+
+def _sweep_percentile(
+    onnx_path: Path,
+    ds: Dataset,
+    ann_name: str,
+    percentile: float,
+    ann: np.ndarray,
+    timesteps: tuple[int, ...],
+    calib_samples: int,
+    on_chunk: Any,
+) -> ConversionRow:
+    """Convert at one ``percentile`` and evaluate at every T; ``ann`` are the ANN's test predictions."""
+    import snnx
     from snnx.errors import SnnxError
     from snnx.ir.reference import simulate
     from snnx.metrics import combine, stats
 
     row = ConversionRow(ds.name, ann_name, percentile, status="error", test_samples=len(ds.x_test))
+    row.ann_accuracy = float(np.mean(ann == ds.y_test))
     try:
-        proto = load_model(str(onnx_path))
-        ann = ann_predictions(proto, ds.x_test)
-        row.ann_accuracy = float(np.mean(ann == ds.y_test))
         start = time.perf_counter()
         result = snnx.convert(str(onnx_path), calib=ds.x_train[:calib_samples], percentile=percentile)
         row.convert_seconds = time.perf_counter() - start

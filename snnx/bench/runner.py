@@ -178,13 +178,13 @@ def run_bench(config: BenchConfig, out_dir: str | os.PathLike, on_progress: Any 
                 onnx_path = export_onnx(model, ds.shape, out / f"ann_{name}_{kind}.onnx")
                 result.files.append(str(onnx_path))
                 progress(task, 1, total)
-                for pct in config.percentiles:
-                    row = sweep(
-                        onnx_path, ds, kind, pct, config.timesteps, config.calib_samples,
-                        on_chunk=lambda n, task=task: progress(task, n, total),
-                    )
+                rows = sweep(
+                    onnx_path, ds, kind, config.percentiles, config.timesteps, config.calib_samples,
+                    on_chunk=lambda n, task=task: progress(task, n, total),
+                )
+                for row in rows:
                     row.ann_train_seconds = seconds
-                    result.conversion.append(row)
+                result.conversion.extend(rows)
                 progress(task, None, total, completed=total)
     result.seconds = time.perf_counter() - start
     result.environment["load_average_at_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
