@@ -2,6 +2,10 @@
 # Install lava-nc/lava-dl into the Python that runs snnx (idempotent). Same as `snnx install lava`,
 # usable before the snnx CLI exists on PATH: scripts/install-lava.sh [PYTHON] [--force]
 set -eu
-PYTHON="${1:-python}"
-[ $# -gt 0 ] && shift
+PYTHON=python
+# An option first (`install-lava.sh --force`) is an argument for the installer, not the interpreter.
+case "${1:-}" in
+    "" | -*) ;;
+    *) PYTHON=$1; shift ;;
+esac
 exec "$PYTHON" -m snnx.lava_compat "$@"
