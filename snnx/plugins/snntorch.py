@@ -30,32 +30,22 @@ class SnnTorchBackend(TorchGraphBackend):
     requires = ("torch", "snntorch")
     file_suffix = ".pt"
 
-    def refusals(self, graph: nir.NIRGraph) -> list[str]:
-        """The generic capability check plus snnTorch's parameter limits (``beta`` in [0, 1], 2-D weights)."""
-        reasons = super().refusals(graph)
-        if self.missing_requirements():
-            return reasons
+    def node_refusals(self, name: str, node: nir.NIRNode, dt: float) -> list[str]:
+        """snnTorch's parameter limits (``beta`` in [0, 1]) and 2-D dense weights."""
         import nir as nir_
 
-        from snnx.ir.passes import flatten
-        from snnx.ir.semantics import dt_of
         from snnx.torch.snntorch_neurons import LEAKY_TYPES, SYNAPTIC_TYPES, leaky_table, synaptic_table
 
-        flat = flatten(graph)
-        dt = dt_of(graph)
-        for name, node in flat.nodes.items():
-            try:
-                if isinstance(node, LEAKY_TYPES):
-                    leaky_table(name, node, dt)
-                elif isinstance(node, SYNAPTIC_TYPES):
-                    synaptic_table(name, node, dt)
-                elif isinstance(node, (nir_.Affine, nir_.Linear)) and getattr(node.weight, "ndim", 2) != 2:
-                    reasons.append(
-                        f"node {name!r}: {type(node).__name__} weight of shape {node.weight.shape} is not 2-D"
-                    )
-            except UnsupportedNodeError as exc:
-                reasons.append(str(exc))
-        return reasons
+        try:
+            if isinstance(node, LEAKY_TYPES):
+                leaky_table(name, node, dt)
+            elif isinstance(node, SYNAPTIC_TYPES):
+                synaptic_table(name, node, dt)
+        except UnsupportedNodeError as exc:
+            return [str(exc)]
+        if isinstance(node, (nir_.Affine, nir_.Linear)) and getattr(node.weight, "ndim", 2) != 2:
+            return [f"node {name!r}: {type(node).__name__} weight of shape {node.weight.shape} is not 2-D"]
+        return []
 
     def lower(
         self,

@@ -49,19 +49,9 @@ class SpikingJellyBackend(TorchGraphBackend):
     capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True)
     requires = ("torch", "spikingjelly")
 
-    def refusals(self, graph: nir.NIRGraph) -> list[str]:
-        """The generic capability check plus the ``tau/dt > 1`` domain of SpikingJelly's ``LIFNode``."""
-        reasons = super().refusals(graph)
-        if reasons and reasons[0].startswith("not installed"):
-            return reasons
-        from snnx.ir.passes import flatten
-        from snnx.ir.semantics import dt_of
-
-        flat = flatten(graph)
-        dt = dt_of(flat)
-        for name, node in flat.nodes.items():
-            reasons.extend(node_refusals(name, node, dt))
-        return reasons
+    def node_refusals(self, name: str, node: nir.NIRNode, dt: float) -> list[str]:
+        """The ``tau/dt > 1`` domain of SpikingJelly's ``LIFNode``."""
+        return node_refusals(name, node, dt)
 
     def lower(self, graph: nir.NIRGraph, surrogate: Any = None, dtype: Any = "float32",
               **options: Any) -> GraphModule:

@@ -50,6 +50,29 @@ def read_torch_module(path: str, what: str) -> Any:
 class TorchGraphBackend(Backend):
     """A backend whose lowered model is a :class:`snnx.torch.graph.GraphModule` of framework neurons."""
 
+    def refusals(self, graph: nir.NIRGraph) -> list[str]:
+        """The generic capability check plus :meth:`node_refusals` of every node of the flattened graph."""
+        reasons = super().refusals(graph)
+        if self.missing_requirements():
+            return reasons
+        import nir
+
+        from snnx.ir.passes import flatten
+        from snnx.ir.semantics import dt_of
+
+        flat = flatten(graph) if any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()) else graph
+        dt = dt_of(graph)
+        for name, node in flat.nodes.items():
+            reasons.extend(self.node_refusals(name, node, dt))
+        return reasons
+
+    def node_refusals(self, name: str, node: nir.NIRNode, dt: float) -> list[str]:
+        """Why this backend cannot reproduce node ``name`` exactly at time step ``dt``; none by default.
+
+        Override for limits that :attr:`capabilities` cannot express (parameter ranges, weight shapes).
+        """
+        return []
+
     def _check_model(self, model: Any) -> None:
         from snnx.torch.graph import GraphModule
 
