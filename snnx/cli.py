@@ -38,11 +38,10 @@ def cli(debug: bool) -> None:
 @click.option("--dt", type=float, default=None, help="Time step to assume (default: stored, else 1e-4).")
 def info(model: str, dt: float | None) -> None:
     """Describe a .nir graph: nodes, shapes, parameters, contract, and which backends take it."""
-    import nir
-
     from snnx.api import prepare
     from snnx.ir.io import load
-    from snnx.ir.semantics import DEFAULT_DT, has_contract, producer_dt, reset_of, v_init_of, dt_of
+    from snnx.ir.schedule import schedule
+    from snnx.ir.semantics import DEFAULT_DT, SPIKING_TYPES, dt_of, has_contract, producer_dt, reset_of, v_init_of
     from snnx.ir.validate import validate
     from snnx.plugins import get_backends
 
@@ -53,8 +52,6 @@ def info(model: str, dt: float | None) -> None:
     for col in ("node", "type", "output shape", "params", "contract"):
         table.add_column(col, justify="right" if col == "params" else "left")
     total = 0
-    from snnx.ir.schedule import schedule
-
     for name in schedule(flat).order:
         node = flat.nodes[name]
         params = sum(
@@ -64,7 +61,7 @@ def info(model: str, dt: float | None) -> None:
         )
         total += params
         contract = ""
-        if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF)):
+        if isinstance(node, SPIKING_TYPES):
             contract = f"reset={reset_of(node)}"
         v0 = v_init_of(node)
         if np.any(v0 != 0):

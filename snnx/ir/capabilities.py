@@ -9,7 +9,8 @@ import numpy as np
 
 from snnx.ir.passes import flatten
 from snnx.ir.schedule import schedule
-from snnx.ir.semantics import STATEFUL_TYPES, reset_of, v_init_of, i_init_of
+from snnx.errors import ValidationError
+from snnx.ir.semantics import SPIKING_TYPES, STATEFUL_TYPES, i_init_of, reset_of, v_init_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from snnx.registry import Capabilities
@@ -28,8 +29,8 @@ def graph_refusals(graph: nir.NIRGraph, caps: Capabilities) -> list[str]:
     bad_reset: dict[str, list[str]] = {}
     bad_init: list[str] = []
     for name, node in flat.nodes.items():
-        if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF)) and reset_of(node) not in caps.reset_modes:
-            bad_reset.setdefault(reset_of(node), []).append(name)
+        if isinstance(node, SPIKING_TYPES) and (mode := reset_of(node)) not in caps.reset_modes:
+            bad_reset.setdefault(mode, []).append(name)
         if not caps.v_init and isinstance(node, STATEFUL_TYPES):
             if np.any(v_init_of(node) != 0) or np.any(i_init_of(node) != 0):
                 bad_init.append(name)
@@ -40,7 +41,7 @@ def graph_refusals(graph: nir.NIRGraph, caps: Capabilities) -> list[str]:
     if not caps.cycles:
         try:
             back = schedule(flat).back_edges
-        except Exception:  # validation reports structural problems; here only capabilities matter
+        except ValidationError:  # validation reports structural problems; here only capabilities matter
             back = frozenset()
         if back:
             src, dst = sorted(back)[0]

@@ -18,8 +18,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from snnx.errors import ValidationError
 from snnx.ir.passes import flatten, input_names
 from snnx.ir.schedule import schedule
-from snnx.ir.semantics import dt_of, i_init_of, reset_of, v_init_of
-from snnx.ir.validate import _pair, conv_padding, validate
+from snnx.ir.semantics import SPIKING_TYPES, STATEFUL_TYPES, dt_of, i_init_of, reset_of, v_init_of
+from snnx.ir.validate import _pair, conv_padding, flatten_shape, validate
 
 Array = np.ndarray
 
@@ -79,12 +79,7 @@ def sum_pool(x: Array, node: nir.NIRNode) -> Array:
 
 
 def _flatten(x: Array, node: nir.Flatten) -> Array:
-    per_sample = x.shape[1:]
-    n = len(per_sample)
-    start = int(node.start_dim) % n if n else 0
-    end = int(node.end_dim) % n if n else 0
-    new = (*per_sample[:start], int(np.prod(per_sample[start : end + 1])), *per_sample[end + 1 :])
-    return x.reshape(x.shape[0], *new)
+    return x.reshape(x.shape[0], *flatten_shape(x.shape[1:], int(node.start_dim), int(node.end_dim)))
 
 
 def apply_stateless(node: nir.NIRNode, x: Array) -> Array:
@@ -131,7 +126,7 @@ class NeuronState:
         self.v = np.broadcast_to(v_init_of(node), shape).astype(np.float64).copy()
         if isinstance(node, (nir.CubaLI, nir.CubaLIF)):
             self.i = np.broadcast_to(i_init_of(node), shape).astype(np.float64).copy()
-        self.reset = reset_of(node) if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF)) else None
+        self.reset = reset_of(node) if isinstance(node, SPIKING_TYPES) else None
 
     def step(self, x: Array) -> Array:
         node, dt = self.node, self.dt
@@ -164,7 +159,8 @@ class NeuronState:
 
 
 def is_stateful(node: nir.NIRNode) -> bool:
-    return isinstance(node, (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF, nir.Delay))
+    """Whether the node carries state across time steps (a neuron or a Delay)."""
+    return isinstance(node, (*STATEFUL_TYPES, nir.Delay))
 
 
 # -- driver -------------------------------------------------------------------------------------------
