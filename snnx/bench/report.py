@@ -64,27 +64,28 @@ def conversion_rows(result: BenchResult) -> list[list[str]]:
 
 def rich_tables(result: BenchResult) -> list[Any]:
     """Rich tables for the terminal."""
-    from rich.table import Table
-
     tables = []
     if result.direct:
         rows = direct_rows(result)
-        t = Table(title="direct training: one NIR SNN, every backend (per test sample)", title_justify="left")
-        for col in rows[0]:
-            t.add_column(col, overflow="fold")
-        for row in rows[1:]:
-            style = STATUS_STYLE.get(row[2], "")
-            t.add_row(*row[:2], f"[{style}]{row[2]}[/]", *row[3:])
-        tables.append(t)
+        # Colour the status column (the third) by outcome.
+        body = [[*row[:2], f"[{STATUS_STYLE.get(row[2], '')}]{row[2]}[/]", *row[3:]] for row in rows[1:]]
+        tables.append(_rich_table("direct training: one NIR SNN, every backend (per test sample)", rows[0], body))
     if result.conversion:
         rows = conversion_rows(result)
-        t = Table(title="conversion: ONNX ANN -> NIR SNN (per test sample, energy cmos45 fp32)", title_justify="left")
-        for col in rows[0]:
-            t.add_column(col, overflow="fold")
-        for row in rows[1:]:
-            t.add_row(*row)
-        tables.append(t)
+        title = "conversion: ONNX ANN -> NIR SNN (per test sample, energy cmos45 fp32)"
+        tables.append(_rich_table(title, rows[0], rows[1:]))
     return tables
+
+
+def _rich_table(title: str, header: list[str], body: list[list[str]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in header:
+        table.add_column(col, overflow="fold")
+    for row in body:
+        table.add_row(*row)
+    return table
 
 
 def markdown(result: BenchResult) -> str:
@@ -107,6 +108,14 @@ def write_plots(result: BenchResult, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        path = out / name
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(str(path))
+
     ok_conv = [r for r in result.conversion if r.status == "ok" and r.points]
     ok_direct = [r for r in result.direct if r.status == "ok"]
     if ok_conv:
@@ -123,11 +132,7 @@ def write_plots(result: BenchResult, out: Path) -> list[str]:
         ax.set_title("ANN→SNN conversion: accuracy vs T (dashed: the ANN)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / "accuracy_vs_T.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(str(path))
+        save(fig, "accuracy_vs_T.png")
     if ok_direct:
         fig, ax = plt.subplots(figsize=(7, 4))
         labels = [f"{r.backend}\n{r.dataset}" for r in ok_direct]
@@ -140,11 +145,7 @@ def write_plots(result: BenchResult, out: Path) -> list[str]:
                         ha="center", va="bottom", fontsize=8)
         ax.set_ylabel("training time per epoch (s, bar: mean)")
         ax.set_title("direct training: same NIR model and hyper-parameters\n(bar label: test accuracy)", fontsize=10)
-        fig.tight_layout()
-        path = out / "train_time_per_backend.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(str(path))
+        save(fig, "train_time_per_backend.png")
     if ok_conv or ok_direct:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for i, r in enumerate(ok_conv):
@@ -160,11 +161,7 @@ def write_plots(result: BenchResult, out: Path) -> list[str]:
         ax.set_title("accuracy vs operations")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / "accuracy_vs_sops.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(str(path))
+        save(fig, "accuracy_vs_sops.png")
     md = out / "bench.md"
     md.write_text(markdown(result) + "\n")
     written.append(str(md))
