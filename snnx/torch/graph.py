@@ -462,21 +462,25 @@ class GraphModule(nn.Module):
             return traces[self.output_names[0]]
         return {name: traces[name] for name in self.output_names}
 
+    def _plan(self) -> list[tuple[str, nn.Module | None, bool]]:
+        """``(name, module, stateful)`` for every non-input node in schedule order.
+
+        Looked up once per call, not once per node and time step in :meth:`_run_stepwise`.
+        """
+        inputs = set(self.input_names)
+        return [(name, self.layer(name), name in self.stateful) for name in self.order if name not in inputs]
+
     def _run_layerwise(self, xs: dict[str, Tensor]) -> dict[str, Tensor]:
-        values: dict[str, Tensor] = {}
-        for name in self.order:
-            if name in xs:
-                values[name] = xs[name]
-                continue
+        values: dict[str, Tensor] = dict(xs)
+        for name, module, stateful in self._plan():
             x = self._fan_in(name, values, values)
-            key = self.keys.get(name)
-            if key is None:
+            if module is None:
                 values[name] = x
-            elif name in self.stateful:
-                values[name] = self.layers[key](x)
+            elif stateful:
+                values[name] = module(x)
             else:
                 T, B = x.shape[:2]
-                y = self.layers[key](x.reshape(T * B, *x.shape[2:]))
+                y = module(x.reshape(T * B, *x.shape[2:]))
                 values[name] = y.reshape(T, B, *y.shape[1:])
         return values
 
@@ -486,26 +490,22 @@ class GraphModule(nn.Module):
         previous = {
             src: first.new_zeros((B, *self.shapes[src])) for src in self.back_sources
         }
+        plan = self._plan()
         states: dict[str, Any] = {}
         outputs: dict[str, list[Tensor]] = {name: [] for name in self.output_names}
         steps = {name: value.unbind(0) for name, value in xs.items()}  # see TorchNeuron.forward
         for t in range(T):
-            values: dict[str, Tensor] = {}
-            for name in self.order:
-                if name in xs:
-                    values[name] = steps[name][t]
-                    continue
+            values = {name: trace[t] for name, trace in steps.items()}
+            for name, module, stateful in plan:
                 x = self._fan_in(name, values, previous)
-                key = self.keys.get(name)
-                if key is None:
+                if module is None:
                     values[name] = x
-                elif name in self.stateful:
-                    module = self.layers[key]
+                elif stateful:
                     if name not in states:
                         states[name] = module.init_state(x)
                     values[name], states[name] = module.step(x, states[name])
                 else:
-                    values[name] = self.layers[key](x)
+                    values[name] = module(x)
             previous = {src: values[src] for src in self.back_sources}
             for name in self.output_names:
                 outputs[name].append(values[name])
