@@ -142,6 +142,7 @@ def _sweep_percentile(
 ) -> ConversionRow:
     """Convert at one ``percentile`` and evaluate at every T; ``ann`` are the ANN's test predictions."""
     import snnx
+    from snnx.convert.evaluate import trace_chunk
     from snnx.errors import SnnxError
     from snnx.ir.reference import simulate
     from snnx.metrics import combine, stats
@@ -159,9 +160,7 @@ def _sweep_percentile(
     steps = sorted(set(int(t) for t in timesteps))
     t_max = steps[-1]
     readout = result.output_names[0]
-    shapes = snnx.validate(graph).shapes
-    per_sample = sum(int(np.prod(s)) if s else 1 for s in shapes.values())
-    chunk = int(max(1, min(256, TRACE_BUDGET // (8 * t_max * per_sample))))
+    chunk = trace_chunk(graph, t_max, TRACE_BUDGET)
     correct = {t: 0 for t in steps}
     agree = {t: 0 for t in steps}
     per_t: dict[int, list] = {t: [] for t in steps}

@@ -125,6 +125,13 @@ def _runner(graph: nir.NIRGraph, backend: str | None):
     return lambda xs: impl.run(model, {name: xs})
 
 
+def trace_chunk(graph: nir.NIRGraph, steps: int, budget: float) -> int:
+    """Samples per simulation (1 to 256) so that float64 traces of every node over ``steps`` steps
+    stay within about ``budget`` bytes."""
+    per_sample = sum(int(np.prod(shape)) for shape in validate(graph).shapes.values())
+    return int(max(1, min(256, budget // (8 * steps * max(per_sample, 1)))))
+
+
 def ann_predictions(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     """Class predictions (argmax of the first output) of the ANN with onnxruntime."""
     inp = data_inputs(model)[0]
@@ -187,8 +194,7 @@ def evaluate(
     graph, probes = _probe_graph(result)
     run = _runner(graph, backend)
     readout = result.output_names[0]
-    per_sample = sum(int(np.prod(shape)) for shape in validate(graph).shapes.values())
-    chunk = int(max(1, min(256, _TRACE_BUDGET // (8 * t_max * max(per_sample, 1)))))
+    chunk = trace_chunk(graph, t_max, _TRACE_BUDGET)
     snn_pred = {t: [] for t in steps}
     spikes = {layer: {t: 0.0 for t in steps} for layer in probes}
     op_stats: dict[int, Stats] = {}
