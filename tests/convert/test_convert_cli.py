@@ -25,6 +25,14 @@ def small(tmp_path, rng):
     return tmp_path, path
 
 
+def convert_argv(model, target, calib=None, *extra):
+    """``snnx convert MODEL -o TARGET [--calib CALIB] EXTRA...`` as an argv list."""
+    argv = ["convert", str(model), "-o", str(target)]
+    if calib is not None:
+        argv += ["--calib", str(calib)]
+    return [*argv, *map(str, extra)]
+
+
 def run(argv, capsys):
     code = main(argv)
     out, err = capsys.readouterr()
@@ -34,9 +42,7 @@ def run(argv, capsys):
 def test_convert_writes_a_loadable_nir_and_prints_a_summary(small, capsys):
     tmp, model = small
     target = tmp / "out.nir"
-    code, out, err = run(
-        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "calib.npz")], capsys
-    )
+    code, out, err = run(convert_argv(model, target, tmp / "calib.npz"), capsys)
     assert code == 0, err
     assert "IF neurons" in out
     assert "MaxPool" in out
@@ -46,21 +52,8 @@ def test_convert_writes_a_loadable_nir_and_prints_a_summary(small, capsys):
 
 def test_convert_evaluate_prints_accuracy_per_t_and_spikes(small, capsys):
     tmp, model = small
-    code, out, err = run(
-        [
-            "convert",
-            str(model),
-            "-o",
-            str(tmp / "o.nir"),
-            "--calib",
-            str(tmp / "calib.npz"),
-            "--evaluate",
-            str(tmp / "test.npz"),
-            "--timesteps",
-            "4,16",
-        ],
-        capsys,
-    )
+    argv = convert_argv(model, tmp / "o.nir", tmp / "calib.npz", "--evaluate", tmp / "test.npz")
+    code, out, err = run([*argv, "--timesteps", "4,16"], capsys)
     assert code == 0, err
     assert "ANN accuracy (onnxruntime)" in out
     assert "| 4 |" in out
@@ -82,7 +75,7 @@ def test_not_onnx(tmp_path, capsys):
     bad = tmp_path / "notes.onnx"
     bad.write_text("this is not a model\n" * 10)
     target = tmp_path / "o.nir"
-    _expect_error(["convert", str(bad), "-o", str(target)], capsys, target, "notes.onnx", "ONNX")
+    _expect_error(convert_argv(bad, target), capsys, target, "notes.onnx", "ONNX")
 
 
 def test_truncated_onnx(small, capsys):
@@ -90,17 +83,12 @@ def test_truncated_onnx(small, capsys):
     cut = tmp / "cut.onnx"
     cut.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     target = tmp / "o.nir"
-    _expect_error(
-        ["convert", str(cut), "-o", str(target), "--calib", str(tmp / "calib.npz")],
-        capsys,
-        target,
-        "cut.onnx",
-    )
+    _expect_error(convert_argv(cut, target, tmp / "calib.npz"), capsys, target, "cut.onnx")
 
 
 def test_missing_file(tmp_path, capsys):
     target = tmp_path / "o.nir"
-    _expect_error(["convert", str(tmp_path / "nope.onnx"), "-o", str(target)], capsys, target, "no such file")
+    _expect_error(convert_argv(tmp_path / "nope.onnx", target), capsys, target, "no such file")
 
 
 def test_unsupported_op(tmp_path, rng, capsys):
@@ -110,7 +98,7 @@ def test_unsupported_op(tmp_path, rng, capsys):
     np.savez(tmp_path / "c.npz", x=x)
     target = tmp_path / "o.nir"
     _expect_error(
-        ["convert", str(path), "-o", str(target), "--calib", str(tmp_path / "c.npz")],
+        convert_argv(path, target, tmp_path / "c.npz"),
         capsys,
         target,
         "'Sigmoid'",
@@ -140,7 +128,7 @@ def test_dynamic_spatial_shape_needs_input_shape(tmp_path, rng, capsys):
     assert onnx.load(path).graph.input[0].type.tensor_type.shape.dim[2].dim_param == "H"
     np.savez(tmp_path / "c.npz", x=rng.uniform(size=(5, 1, 6, 6)).astype(np.float32))
     target = tmp_path / "o.nir"
-    argv = ["convert", str(path), "-o", str(target), "--calib", str(tmp_path / "c.npz")]
+    argv = convert_argv(path, target, tmp_path / "c.npz")
     _expect_error(argv, capsys, target, "dynamic shape", "--input-shape")
     code, _out, err = run([*argv, "--input-shape", "1,1,6,6"], capsys)
     assert code == 0, err
@@ -152,7 +140,7 @@ def test_calibration_with_wrong_shape(small, rng, capsys):
     np.savez(tmp / "wrong.npz", x=rng.uniform(size=(5, 1, 5, 5)).astype(np.float32))
     target = tmp / "o.nir"
     _expect_error(
-        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "wrong.npz")],
+        convert_argv(model, target, tmp / "wrong.npz"),
         capsys,
         target,
         "(5, 1, 5, 5)",
@@ -165,7 +153,7 @@ def test_calibration_without_x(small, capsys):
     np.savez(tmp / "keys.npz", images=np.zeros((2, 1, 4, 4), np.float32))
     target = tmp / "o.nir"
     _expect_error(
-        ["convert", str(model), "-o", str(target), "--calib", str(tmp / "keys.npz")],
+        convert_argv(model, target, tmp / "keys.npz"),
         capsys,
         target,
         "'x'",
@@ -176,50 +164,22 @@ def test_calibration_without_x(small, capsys):
 def test_evaluate_without_labels(small, capsys):
     tmp, model = small
     target = tmp / "o.nir"
-    _expect_error(
-        [
-            "convert",
-            str(model),
-            "-o",
-            str(target),
-            "--calib",
-            str(tmp / "calib.npz"),
-            "--evaluate",
-            str(tmp / "calib.npz"),
-        ],
-        capsys,
-        target,
-        "'y'",
-    )
+    argv = convert_argv(model, target, tmp / "calib.npz", "--evaluate", tmp / "calib.npz")
+    _expect_error(argv, capsys, target, "'y'")
 
 
 def test_old_opset_is_refused(tmp_path, rng, capsys):
     x = rng.normal(size=(2, 3)).astype(np.float32)
     path = tmp_path / "old.onnx"
-    from convert_oracle import export as _export
-
-    path.write_bytes(_export(nn.Sequential(nn.Linear(3, 2)), x, opset=9).SerializeToString())
+    path.write_bytes(export(nn.Sequential(nn.Linear(3, 2)), x, opset=9).SerializeToString())
     target = tmp_path / "o.nir"
-    _expect_error(["convert", str(path), "-o", str(target)], capsys, target, "opset 9", "11")
+    _expect_error(convert_argv(path, target), capsys, target, "opset 9", "11")
 
 
 def test_evaluate_reports_operations_per_window(small, capsys):
     tmp, model = small
-    code, out, err = run(
-        [
-            "convert",
-            str(model),
-            "-o",
-            str(tmp / "o.nir"),
-            "--calib",
-            str(tmp / "calib.npz"),
-            "--evaluate",
-            str(tmp / "test.npz"),
-            "--timesteps",
-            "2,8",
-        ],
-        capsys,
-    )
+    argv = convert_argv(model, tmp / "o.nir", tmp / "calib.npz", "--evaluate", tmp / "test.npz")
+    code, out, err = run([*argv, "--timesteps", "2,8"], capsys)
     assert code == 0, err
     assert "operations per sample (snnx.metrics" in out
     rows = [line for line in out.splitlines() if line.startswith(("| 2 |", "| 8 |"))]
