@@ -39,14 +39,12 @@ def cli(debug: bool) -> None:
 def info(model: str, dt: float | None) -> None:
     """Describe a .nir graph: nodes, shapes, parameters, contract, and which backends take it."""
     from snnx.api import prepare
-    from snnx.ir.io import load
+    from snnx.ir.io import load_with_report
     from snnx.ir.schedule import schedule
     from snnx.ir.semantics import DEFAULT_DT, SPIKING_TYPES, dt_of, has_contract, producer_dt, reset_of, v_init_of
-    from snnx.ir.validate import validate
     from snnx.plugins import get_backends
 
-    graph = load(model)
-    report = validate(graph, dt=dt)
+    graph, report = load_with_report(model, dt=dt)
     flat = prepare(graph, dt=dt)  # what every backend receives; also the node list shown below
     table = Table(title=f"{model}", title_justify="left")
     for col in ("node", "type", "output shape", "params", "contract"):
@@ -184,12 +182,10 @@ def check(model, backends, input_path, random_steps, batch, seed, dt, as_json) -
     Exits 1 when any backend disagrees with the reference.
     """
     from snnx.api import check as check_graph
-    from snnx.ir.io import load
-    from snnx.ir.validate import validate
+    from snnx.ir.io import load_with_report
     from snnx.plugins import get_backends
 
-    graph = load(model)
-    report = validate(graph, dt=dt)
+    graph, report = load_with_report(model, dt=dt)
     if backends is None:
         for warning in report.warnings:
             out.print(f"[yellow]warning:[/] {warning}")

@@ -15,8 +15,7 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from snnx.ir.io import load, load_traces
-from snnx.ir.validate import validate
+from snnx.ir.io import load_traces, load_with_report
 
 CASES_DIR = Path(__file__).parent / "cases"
 
@@ -44,8 +43,8 @@ def case_names(directory: Path = CASES_DIR) -> list[str]:
 
 def load_case(name: str, directory: Path = CASES_DIR) -> Case:
     """Load one case by name."""
-    graph = load(directory / f"{name}.nir")
-    shapes = validate(graph).shapes
+    graph, report = load_with_report(directory / f"{name}.nir")
+    shapes = report.shapes
     inputs, _ = load_traces(directory / f"{name}.input.nird", shapes)
     expected, _ = load_traces(directory / f"{name}.golden.nird", shapes)
     index = json.loads((directory / "index.json").read_text())

@@ -13,12 +13,15 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nir
 import numpy as np
 
 from snnx.errors import NirFileError, ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from snnx.ir.validate import Report
 
 #: NIR node types snnx can read (nir's own serialisable set).
 NODE_TYPES: dict[str, type] = {
@@ -116,16 +119,27 @@ def load(path: str | os.PathLike, *, validate: bool = True) -> nir.NIRGraph:
     :raises NirFileError: the file is missing, not HDF5, truncated, or not a NIR graph.
     :raises ValidationError: the graph is structurally wrong; the message names the node.
     """
-    graph = read_graph(path)
-    if validate:
-        from snnx.ir.validate import validate as _validate
+    return load_with_report(path)[0] if validate else read_graph(path)
 
-        try:
-            _validate(graph)
-        except ValidationError as exc:
-            msg = f"'{path}': {exc}"
-            raise ValidationError(msg, node=exc.node) from exc
-    return graph
+
+def load_with_report(path: str | os.PathLike, dt: float | None = None) -> tuple[nir.NIRGraph, Report]:
+    """Load and validate a ``.nir`` file, returning the validation report (shapes, warnings) too.
+
+    For callers that need the report: validating once here spares them a second pass.
+
+    :param dt: time step to check stability against (default: the graph's contract dt).
+    :raises NirFileError: as :func:`load`.
+    :raises ValidationError: as :func:`load`; the message starts with the file's path.
+    """
+    from snnx.ir.validate import validate
+
+    graph = read_graph(path)
+    try:
+        report = validate(graph, dt=dt)
+    except ValidationError as exc:
+        msg = f"'{path}': {exc}"
+        raise ValidationError(msg, node=exc.node) from exc
+    return graph, report
 
 
 @contextlib.contextmanager
