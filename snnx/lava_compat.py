@@ -124,40 +124,43 @@ def quiet_import() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def lava_available() -> str | None:
-    """None when lava-nc and lava-dl import here (with the patch); otherwise the reason they don't."""
+def _import_error(module: str) -> Exception | None:
+    """Import ``module`` patched and quietly; the exception it raised, or None."""
     ensure_patched()
     try:
         with quiet_import():
-            import lava.lib.dl.netx  # noqa: F401
-            import lava.lib.dl.slayer  # noqa: F401
-            import lava.magma.core.run_configs  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any import failure means "not usable", reported verbatim
-        return f"{type(exc).__name__}: {exc} (run: snnx install lava)"
+            importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - a half-installed Lava can fail with anything
+        return exc
+    return None
+
+
+def lava_available() -> str | None:
+    """None when lava-nc and lava-dl import here (with the patch); otherwise the reason they don't."""
+    for module in ("lava.lib.dl.netx", "lava.lib.dl.slayer", "lava.magma.core.run_configs"):
+        exc = _import_error(module)
+        if exc is not None:
+            return f"{type(exc).__name__}: {exc} (run: snnx install lava)"
     return None
 
 
 def import_lava(module: str) -> ModuleType:
-    """Import a Lava module with the patch in place, turning failures into an actionable SnnxError."""
-    ensure_patched()
-    try:
-        with quiet_import():
-            return importlib.import_module(module)
-    except ImportError as exc:
-        msg = f"cannot import {module!r} ({exc}); install Lava with: snnx install lava"
+    """Import a Lava module with the patch in place, turning failures into an actionable SnnxError.
+
+    Any exception counts: a broken install fails with ValueError or RuntimeError as often as with
+    ImportError, and it is the user's install to fix, not a bug in the backend.
+    """
+    exc = _import_error(module)
+    if exc is not None:
+        msg = f"cannot import {module!r} ({type(exc).__name__}: {exc}); install Lava with: snnx install lava"
         raise SnnxError(msg) from exc
+    return sys.modules[module]
 
 
 # -- installation -------------------------------------------------------------------------------
 
 def _importable(module: str) -> bool:
-    ensure_patched()
-    try:
-        with quiet_import():
-            importlib.import_module(module)
-    except Exception:  # noqa: BLE001 - a half-installed Lava can fail with anything
-        return False
-    return True
+    return _import_error(module) is None
 
 
 def pip_commands(python: str = sys.executable, *, upgrade: bool = False) -> list[list[str]]:
