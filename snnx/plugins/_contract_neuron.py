@@ -8,12 +8,14 @@ lowering time so an untrained model raises back to *exactly* the graph it came f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import nir
 import numpy as np
 import torch
 
+from snnx.errors import UnsupportedNodeError
 from snnx.ir.semantics import i_init_of, reset_of, v_init_of
 from snnx.torch.graph import TorchNeuron
 
@@ -29,6 +31,17 @@ def is_uniform(value: Any) -> bool:
     """Whether every element of a NIR parameter has the same value."""
     arr = f64(value)
     return arr.size > 0 and bool(np.all(arr == arr.flat[0]))
+
+
+def neuron_class(
+    backend: str, neurons: Mapping[type, type[ContractNeuron]], name: str, node: nir.NIRNode
+) -> type[ContractNeuron]:
+    """The backend's wrapper class for ``node`` (by NIR type); :class:`UnsupportedNodeError` if it has none."""
+    cls = neurons.get(type(node))
+    if cls is None:
+        msg = f"Backend {backend!r} has no neuron for node {name!r} ({type(node).__name__})"
+        raise UnsupportedNodeError(msg)
+    return cls
 
 
 def _unchanged(now: np.ndarray, folded: np.ndarray, dtype: torch.dtype) -> bool:

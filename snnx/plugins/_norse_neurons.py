@@ -36,8 +36,7 @@ from norse.torch.functional.lif_box import LIFBoxFeedForwardState
 from norse.torch.functional.reset import reset_subtract, reset_value
 from norse.torch.functional.threshold import threshold
 
-from snnx.errors import UnsupportedNodeError
-from snnx.plugins._contract_neuron import ContractNeuron, affine, f64
+from snnx.plugins._contract_neuron import ContractNeuron, affine, f64, neuron_class
 
 #: Norse's default surrogate (SuperSpike) and its sharpness; ``lower(..., method=, alpha=)`` overrides.
 DEFAULT_METHOD = "super"
@@ -389,10 +388,6 @@ def neuron_factory(method: str = DEFAULT_METHOD, alpha: float = DEFAULT_ALPHA):
     """A ``neuron_factory(name, node, dt)`` for :func:`snnx.torch.graph.build_graph_module`."""
 
     def make(name: str, node: nir.NIRNode, dt: float) -> ContractNeuron:
-        cls = NEURONS.get(type(node))
-        if cls is None:
-            msg = f"Backend 'norse' has no neuron for node {name!r} ({type(node).__name__})"
-            raise UnsupportedNodeError(msg)
-        return cls(name, node, dt, method=method, alpha=alpha)
+        return neuron_class("norse", NEURONS, name, node)(name, node, dt, method=method, alpha=alpha)
 
     return make

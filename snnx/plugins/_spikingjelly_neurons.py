@@ -15,6 +15,7 @@ charge equations from an explicit initial state. Three folds make them equal the
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -25,7 +26,7 @@ from spikingjelly.activation_based import neuron as sj_neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
 
 from snnx.errors import SnnxError, UnsupportedNodeError
-from snnx.plugins._contract_neuron import ContractNeuron, affine, bias_buffer, f64, is_uniform
+from snnx.plugins._contract_neuron import ContractNeuron, affine, bias_buffer, f64, is_uniform, neuron_class
 from snnx.plugins.spikingjelly import node_refusals
 
 BACKEND = "spikingjelly"
@@ -441,14 +442,12 @@ def neuron_factory(surrogate: torch.nn.Module | None = None):
     :param surrogate: a SpikingJelly surrogate (``surrogate.ATan()``, ...); default ``Sigmoid()``.
         Each neuron gets its own copy.
     """
-    import copy
 
     def make(name: str, node: nir.NIRNode, dt: float) -> ContractNeuron:
-        cls = NEURONS.get(type(node))
+        cls = neuron_class(BACKEND, NEURONS, name, node)
         reasons = node_refusals(name, node, dt)
-        if cls is None or reasons:
-            msg = "; ".join(reasons) or f"Backend {BACKEND!r} has no neuron for node {name!r} ({type(node).__name__})"
-            raise UnsupportedNodeError(msg)
+        if reasons:
+            raise UnsupportedNodeError("; ".join(reasons))
         return cls(name, node, dt, surrogate=copy.deepcopy(surrogate))
 
     return make
