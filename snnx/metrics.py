@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import nir
@@ -149,13 +149,14 @@ def _event_factor(node: nir.NIRNode, name: str) -> float:
 
 
 def _param_count(node: nir.NIRNode) -> int:
+    """Numeric values of ``node``'s arrays; structure (types, strides, pool and flatten geometry) is not counted."""
+    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d, nir.Flatten)):
+        return 0
     total = 0
     for attr, value in vars(node).items():
         if attr in ("input_type", "output_type", "metadata", "input_shape"):
             continue
         if isinstance(node, (nir.Conv1d, nir.Conv2d)) and attr in ("stride", "padding", "dilation", "groups"):
-            continue
-        if isinstance(node, (nir.SumPool2d, nir.AvgPool2d, nir.Flatten)):
             continue
         arr = np.asarray(value) if not isinstance(value, (str, bytes, dict)) else None
         if arr is not None and arr.dtype.kind in "fiu":
@@ -225,9 +226,13 @@ class Stats:
     steps: int
     batch: int
     precision: str
-    energy: dict[str, Energy] = field(default_factory=dict)
 
-    # totals are derived, never stored twice
+    # totals (and the energy estimates) are derived, never stored twice
+    @property
+    def energy(self) -> dict[str, Energy]:
+        """The energy estimates of :func:`energy`, by model name (``cmos45``, ``loihi``)."""
+        return energy(self)
+
     @property
     def spikes(self) -> float:
         return sum(layer.spikes for layer in self.layers)
@@ -445,12 +450,9 @@ def stats(
         layer.state = _state_count(node, shape, step)
         if isinstance(node, SPIKING):
             layer.kind = "spiking"
-            layer.neurons = size if isinstance(node, NEURONS) else 0
-            out = full[name]
-            layer.spikes = float(np.count_nonzero(out)) / B
+            layer.neurons = size
+            layer.spikes = float(np.count_nonzero(full[name])) / B
             layer.rate = layer.spikes / (size * T) if T else 0.0
-            if isinstance(node, nir.Threshold):
-                layer.neurons = size
         elif isinstance(node, NEURONS):
             layer.kind = "neuron"
             layer.neurons = size
@@ -473,9 +475,7 @@ def stats(
             layer.ann_ops = float(fo.sum())
             layer.fan_out = float(fo.mean())
         layers.append(layer)
-    result = Stats(layers=layers, steps=int(T), batch=int(B), precision=precision)
-    result.energy = energy(result)
-    return result
+    return Stats(layers=layers, steps=int(T), batch=int(B), precision=precision)
 
 
 def combine(parts: list[Stats]) -> Stats:
@@ -493,15 +493,14 @@ def combine(parts: list[Stats]) -> Stats:
             msg = "combine needs Stats of the same graph, number of steps and precision"
             raise SnnxError(msg)
     total = sum(p.batch for p in parts)
-    layers = []
-    for i, layer in enumerate(first.layers):
-        merged = LayerStats(**{**asdict(layer), "shape": layer.shape})
-        for attr in ("spikes", "rate", "ops"):
-            setattr(merged, attr, sum(getattr(p.layers[i], attr) * p.batch for p in parts) / total)
-        layers.append(merged)
-    result = Stats(layers=layers, steps=first.steps, batch=total, precision=first.precision)
-    result.energy = energy(result)
-    return result
+    def mean(i: int, attr: str) -> float:
+        return sum(getattr(p.layers[i], attr) * p.batch for p in parts) / total
+
+    layers = [
+        replace(layer, spikes=mean(i, "spikes"), rate=mean(i, "rate"), ops=mean(i, "ops"))
+        for i, layer in enumerate(first.layers)
+    ]
+    return Stats(layers=layers, steps=first.steps, batch=total, precision=first.precision)
 
 
 # -- traces from a lowered torch model ----------------------------------------------------------------
