@@ -210,14 +210,20 @@ def train_digits(backend: str, epochs: int = 3, seed: int = 0) -> tuple[float, o
 
 # -- the shared tests: each backend's test module imports them and defines a ``backend`` fixture ------
 CASES = [(kind, reset) for kind in GENERIC for reset in (("value", "subtract") if kind in SPIKING_KINDS else (None,))]
+CASE_IDS = [f"{k}-{r or 'nonspiking'}" for k, r in CASES]
+
+
+def generic_neuron(kind: str, reset: str | None) -> nir.NIRNode:
+    """A GENERIC ``kind`` neuron of 4 with a non-zero ``v_init`` (and ``i_init`` for Cuba nodes)."""
+    return neuron(kind, 4, reset=reset or "value", v_init=[0.5, -0.2, 0.9, 0.0],
+                  i_init=[0.3, 0.0, -0.1, 0.2] if kind.startswith("Cuba") else None, **GENERIC[kind])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize(("kind", "reset"), CASES, ids=[f"{k}-{r or 'nonspiking'}" for k, r in CASES])
+@pytest.mark.parametrize(("kind", "reset"), CASES, ids=CASE_IDS)
 def test_neuron_matches_reference(backend, kind, reset, dtype):
     """Per-neuron r, v_leak, tau, thresholds, resets and a non-zero v_init/i_init at dt = 1 ms."""
-    node = neuron(kind, 4, reset=reset or "value", v_init=[0.5, -0.2, 0.9, 0.0],
-                  i_init=[0.3, 0.0, -0.1, 0.2] if kind.startswith("Cuba") else None, **GENERIC[kind])
+    node = generic_neuron(kind, reset)
     graph = single(node, 4, GENERIC_DT)
     model = snnx.lower(graph, to=backend, dtype=dtype)
     x = random_input()
@@ -274,10 +280,9 @@ def test_gradients_reach_every_weight(backend):
         assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
 
 
-@pytest.mark.parametrize(("kind", "reset"), CASES, ids=[f"{k}-{r or 'nonspiking'}" for k, r in CASES])
+@pytest.mark.parametrize(("kind", "reset"), CASES, ids=CASE_IDS)
 def test_raise_of_untrained_model_is_the_original_graph(backend, kind, reset):
-    node = neuron(kind, 4, reset=reset or "value", v_init=[0.5, -0.2, 0.9, 0.0],
-                  i_init=[0.3, 0.0, -0.1, 0.2] if kind.startswith("Cuba") else None, **GENERIC[kind])
+    node = generic_neuron(kind, reset)
     graph = single(node, 4, GENERIC_DT)
     raised = snnx.raise_(snnx.lower(graph, to=backend))
     got = raised.nodes["neuron"]
@@ -325,13 +330,12 @@ def test_save_then_torch_load_gives_a_working_model(backend, tmp_path):
         snnx.get_backend(other).load(str(path))
 
 
-@pytest.mark.parametrize(("kind", "reset"), CASES, ids=[f"{k}-{r or 'nonspiking'}" for k, r in CASES])
+@pytest.mark.parametrize(("kind", "reset"), CASES, ids=CASE_IDS)
 def test_step_by_step_equals_the_multi_step_forward(backend, kind, reset):
     """Graphs with cycles run ``init_state``/``step``; they must compute what ``forward`` does."""
     import torch
 
-    node = neuron(kind, 4, reset=reset or "value", v_init=[0.5, -0.2, 0.9, 0.0],
-                  i_init=[0.3, 0.0, -0.1, 0.2] if kind.startswith("Cuba") else None, **GENERIC[kind])
+    node = generic_neuron(kind, reset)
     module = snnx.lower(single(node, 4, GENERIC_DT), to=backend, dtype="float64").layer("neuron")
     x = torch.as_tensor(random_input(seed=7))
     with torch.no_grad():
