@@ -137,27 +137,25 @@ def fold_batchnorm(model: onnx.ModelProto, consts: dict[str, np.ndarray]) -> tup
         prev = producer.get(bn.input[0])
         if prev is None or uses[bn.input[0]] != 1 or bn.input[0] in outputs:
             continue
-        if prev.op_type == "Conv" and prev.input[1] in consts:
+        bias_in = prev.input[2] if len(prev.input) > 2 else ""
+        if prev.input[1] not in consts or (bias_in and bias_in not in consts):
+            continue  # weights or bias computed at run time: nothing to fold into
+        c = consts.get(bias_in)
+        if prev.op_type == "Conv":
             w = np.asarray(consts[prev.input[1]], dtype=np.float64)
-            b = (
-                np.asarray(consts[prev.input[2]], dtype=np.float64)
-                if len(prev.input) > 2 and prev.input[2]
-                else 0.0
-            )
+            b = 0.0 if c is None else np.asarray(c, dtype=np.float64)
             new_w = w * s.reshape(-1, *([1] * (w.ndim - 1)))
-            new_b = s * (b - mean) + beta
-        elif prev.op_type == "Gemm" and prev.input[1] in consts:
+        elif prev.op_type == "Gemm":
             gattrs = {a.name: helper.get_attribute_value(a) for a in prev.attribute}
-            c = consts.get(prev.input[2]) if len(prev.input) > 2 and prev.input[2] else None
-            if gattrs.get("transA", 0) or (len(prev.input) > 2 and prev.input[2] and c is None):
+            if gattrs.get("transA", 0):
                 continue
             w, b = gemm_weight_bias(gattrs, consts[prev.input[1]], c)
             if b is None:
                 continue
             new_w = w * s[:, None]
-            new_b = s * (b - mean) + beta
         else:
             continue
+        new_b = s * (b - mean) + beta
         dtype = np.asarray(consts[prev.input[1]]).dtype
         tag = (prev.name or prev.output[0]).replace("/", "_")
         w_name, b_name = f"{tag}__bnfold_W", f"{tag}__bnfold_B"
