@@ -12,20 +12,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from snnx.errors import PluginError, SnnxError
+from snnx.ir import semantics
+from snnx.ir.io import NODE_TYPES
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
     import numpy as np
 
-RESET_MODES = frozenset({"value", "subtract"})
+RESET_MODES = frozenset(semantics.RESET_MODES)
 
-#: Every NIR node type a flat graph can hold (nested ``NIRGraph`` nodes are flattened away first).
-ALL_NODE_TYPES = frozenset(
-    {
-        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
-        "Flatten", "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF",
-    }
-)
+#: Every NIR node type a flat graph can hold: those snnx reads, but nested ``NIRGraph`` nodes, which are
+#: flattened away first.
+ALL_NODE_TYPES = frozenset(NODE_TYPES) - {"NIRGraph"}
 
 
 @dataclass(frozen=True)
