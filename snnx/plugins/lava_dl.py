@@ -422,12 +422,10 @@ class LavaDlBackend(Backend):
 
     def load(self, path: str) -> Any:
         """Read a model written by :meth:`save` (a pickled module: only load files you trust)."""
-        from snnx.lava_compat import ensure_patched, quiet_import
         from snnx.torch.backend import read_torch_module
 
-        ensure_patched()
-        with quiet_import():
-            model = read_torch_module(path, "a lava-dl model")
+        _slayer()  # unpickling imports SLAYER's blocks: import them patched and without banners first
+        model = read_torch_module(path, "a lava-dl model")
         if type(model).__name__ != "SlayerNetwork" or not hasattr(model, "chain"):
             msg = f"'{path}' holds a {type(model).__name__}, not a lava-dl SlayerNetwork"
             raise SnnxError(msg)
