@@ -72,10 +72,10 @@ class ContractNeuron(TorchNeuron):
         self._original: dict[str, np.ndarray] = {}
         self._folded: dict[str, np.ndarray] = {}
         self.register_buffer("v_init", torch.as_tensor(v_init_of(node), dtype=torch.float64))
-        self._v_init64 = v_init_of(node)
+        self.remember("v_init", v_init_of(node), self.v_init)
         if isinstance(node, (nir.CubaLI, nir.CubaLIF)):
             self.register_buffer("i_init", torch.as_tensor(i_init_of(node), dtype=torch.float64))
-            self._i_init64 = i_init_of(node)
+            self.remember("i_init", i_init_of(node), self.i_init)
 
     # -- parameters ---------------------------------------------------------------------------------
     def remember(self, key: str, original: Any, folded: torch.Tensor) -> None:
@@ -115,17 +115,10 @@ class ContractNeuron(TorchNeuron):
         meta: dict[str, Any] = {}
         if self.reset_mode is not None:
             meta["reset"] = self.reset_mode
-        meta["v_init"] = self._state_value("v_init", self._v_init64)
-        if hasattr(self, "_i_init64"):
-            meta["i_init"] = self._state_value("i_init", self._i_init64)
+        for key in ("v_init", "i_init"):
+            if key in self._original:
+                meta[key] = self.recover(key, getattr(self, key))
         return {"snnx": meta}
-
-    def _state_value(self, buffer: str, original: np.ndarray) -> np.ndarray:
-        tensor = getattr(self, buffer)
-        now = tensor.detach().cpu().double().numpy()
-        if _unchanged(now, original, tensor.dtype):
-            return original.copy()
-        return now
 
     def initial(self, buffer: str, x: torch.Tensor) -> torch.Tensor:
         """A fresh state tensor shaped like ``x`` (batch, *shape) filled from an init buffer."""

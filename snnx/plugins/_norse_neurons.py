@@ -283,7 +283,7 @@ class _NorseCuba(NorseNeuron):
         self._r64 = f64(node.r)
         self._a_s64 = a_s
         self.register_buffer(
-            "i_state_init", torch.as_tensor((1.0 - a_s) * f64(node.r) * self._i_init64, dtype=torch.float64)
+            "i_state_init", torch.as_tensor((1.0 - a_s) * f64(node.r) * self._original["i_init"], dtype=torch.float64)
         )
 
     def _w_in(self) -> np.ndarray:
