@@ -235,10 +235,12 @@ class Stats:
 
     @property
     def spikes(self) -> float:
+        """Spikes per sample over all spiking layers."""
         return sum(layer.spikes for layer in self.layers)
 
     @property
     def neurons(self) -> int:
+        """Neurons of every spiking and non-spiking neuron layer."""
         return sum(layer.neurons for layer in self.layers if layer.kind in ("spiking", "neuron"))
 
     @property
@@ -265,22 +267,27 @@ class Stats:
 
     @property
     def ann_macs(self) -> float:
+        """Multiply-accumulates of the equivalent ANN per sample (weighted layers)."""
         return sum(layer.ann_ops for layer in self.layers if layer.type not in ("SumPool2d", "AvgPool2d"))
 
     @property
     def ann_adds(self) -> float:
+        """Additions of the equivalent ANN per sample (pools)."""
         return sum(layer.ann_ops for layer in self.layers if layer.type in ("SumPool2d", "AvgPool2d"))
 
     @property
     def params(self) -> int:
+        """Numeric parameters of the graph (weights, biases, neuron parameters)."""
         return sum(layer.params for layer in self.layers)
 
     @property
     def state(self) -> int:
+        """State values per sample (neurons, delay lines)."""
         return sum(layer.state for layer in self.layers)
 
     @property
     def param_bytes(self) -> int:
+        """Parameters in bytes at the chosen precision."""
         return self.params * PRECISION_BITS[self.precision] // 8
 
     @property

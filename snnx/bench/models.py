@@ -41,6 +41,7 @@ class SnnSpec:
     seed: int = 0
 
     def to_dict(self) -> dict:
+        """The spec as a plain dict."""
         return asdict(self)
 
     @property

@@ -78,6 +78,7 @@ class BenchResult:
     files: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """The result as JSON-ready dicts and lists."""
         return {
             "config": self.config,
             "environment": self.environment,

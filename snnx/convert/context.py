@@ -110,6 +110,7 @@ class ConversionContext:
 
     # -- reading the ONNX side --------------------------------------------------------------------
     def describe(self, node: onnx.NodeProto | None = None) -> str:
+        """``ONNX node 'name' (Op)`` for ``node`` (default: the node being translated), for messages."""
         node = node or self.current
         if node is None:
             return "the model"
@@ -170,6 +171,7 @@ class ConversionContext:
         raise self.fail(msg)
 
     def set_signal(self, tensor: str, signal: Signal) -> None:
+        """Record the signal that carries ONNX tensor ``tensor`` from now on."""
         self.signals[tensor] = signal
 
     def activation_scale(self, tensor: str) -> float:
@@ -180,6 +182,7 @@ class ConversionContext:
         return self.scales[tensor]
 
     def note(self, message: str) -> None:
+        """Add a note for the conversion summary (each distinct message once)."""
         if message not in self.notes:
             self.notes.append(message)
 
@@ -195,6 +198,7 @@ class ConversionContext:
         return name
 
     def connect(self, src: str, dst: str) -> None:
+        """Add the NIR edge ``src → dst``."""
         self.edges.append((src, dst))
 
     def _foldable(self, name: str) -> bool:

@@ -73,6 +73,7 @@ def load_model(source: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
 
 
 def default_opset(model: onnx.ModelProto) -> int:
+    """The model's default-domain (``ai.onnx``) opset version, 0 when it imports none."""
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
             return int(entry.version)
@@ -80,6 +81,7 @@ def default_opset(model: onnx.ModelProto) -> int:
 
 
 def data_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The graph inputs that are not initializers: the tensors the caller feeds."""
     initializers = {t.name for t in model.graph.initializer}
     return [i for i in model.graph.input if i.name not in initializers]
 
@@ -175,6 +177,7 @@ def pin_input(model: onnx.ModelProto, spec: InputSpec) -> onnx.ModelProto:
 
 
 def infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Strict ONNX shape inference with data propagation; a failure is a :class:`ConversionError`."""
     try:
         return shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as exc:

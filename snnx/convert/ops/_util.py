@@ -51,6 +51,7 @@ def spatial_padding(
 
 
 def pair(values, default: int) -> tuple[int, int]:
+    """An ``(H, W)`` pair from a 1- or 2-element attribute, ``(default, default)`` when absent."""
     if values is None:
         return (default, default)
     values = list(values)

@@ -15,6 +15,7 @@ from snnx.convert.ops import onnx_op
 
 
 def relu_like(node: onnx.NodeProto, ctx: ConversionContext, ceiling: float | None = None) -> None:
+    """An IF population for a ReLU-like op whose calibrated scale λ is capped at ``ceiling``."""
     x = ctx.signal(node.input[0])
     lam = ctx.activation_scale(node.output[0])
     if ceiling is not None:
@@ -28,12 +29,14 @@ def relu_like(node: onnx.NodeProto, ctx: ConversionContext, ceiling: float | Non
 @onnx_op("Relu", since=11, calibrate=True)
 @onnx_op("Relu", since=14, calibrate=True)
 def relu_to_if(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Relu → an IF population at the calibrated scale."""
     relu_like(node, ctx)
 
 
 @onnx_op("Clip", since=11, calibrate=True)
 @onnx_op("Clip", since=13, calibrate=True)
 def clip_to_if(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Clip(0, max) → an IF population whose scale is at most ``max`` (saturation is the clip)."""
     low = ctx.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else None
     high = ctx.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
     for what, index in (("min", 1), ("max", 2)):

@@ -13,6 +13,7 @@ from snnx.convert.ops._util import pair, spatial_padding
 
 @onnx_op("Conv", since=11)
 def conv_to_conv2d(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Conv (2-D) → ``Conv2d`` with the ANN's weights, input and bias divided by the input scale."""
     x = ctx.signal(node.input[0])
     w = np.asarray(ctx.require_constant(node, 1, "weight"), dtype=np.float64)
     if w.ndim != 4:

@@ -24,6 +24,7 @@ def _flat_input(node: onnx.NodeProto, ctx: ConversionContext):
 
 @onnx_op("Gemm", since=11)
 def gemm_to_affine(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Gemm → ``Affine`` (``alpha``, ``beta`` and ``transB`` folded into the weights and bias)."""
     attrs = ctx.attrs(node)
     if attrs.get("transA", 0):
         msg = "transA=1 (the data input transposed) has no per-sample meaning; export without it"
@@ -44,6 +45,7 @@ def gemm_to_affine(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 
 @onnx_op("MatMul", since=11)
 def matmul_to_affine(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """MatMul by a constant matrix → bias-free ``Affine`` (a following constant Add becomes its bias)."""
     x = _flat_input(node, ctx)
     w = np.asarray(ctx.require_constant(node, 1, "weight"), dtype=np.float64)
     if w.ndim != 2:

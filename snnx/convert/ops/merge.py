@@ -91,6 +91,7 @@ def _add_or_subtract(node: onnx.NodeProto, ctx: ConversionContext, sign: float) 
 @onnx_op("Add", since=13)
 @onnx_op("Add", since=14)
 def add(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Add of two signals (merged terms) or of a constant (a bias)."""
     _add_or_subtract(node, ctx, 1.0)
 
 
@@ -98,6 +99,7 @@ def add(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 @onnx_op("Sub", since=13)
 @onnx_op("Sub", since=14)
 def sub(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Sub of two signals (merged terms, the second negated) or of a constant (a bias)."""
     _add_or_subtract(node, ctx, -1.0)
 
 
@@ -118,6 +120,7 @@ def _multiply(node: onnx.NodeProto, ctx: ConversionContext, x: Signal, factor: n
 @onnx_op("Mul", since=13)
 @onnx_op("Mul", since=14)
 def mul(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Mul by a constant: a scalar changes coefficients only, a tensor becomes a ``Scale``."""
     a, b, ca, cb = _operands(node, ctx)
     if ca is None and cb is None:
         msg = "multiplies two data-dependent tensors; a product of spike rates has no IF equivalent"
@@ -130,6 +133,7 @@ def mul(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 @onnx_op("Div", since=13)
 @onnx_op("Div", since=14)
 def div(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Div by a non-zero constant: multiplication by its reciprocal."""
     a, _b, _ca, cb = _operands(node, ctx)
     if cb is None:
         msg = "divides by a data-dependent tensor; only division by a constant is supported"
@@ -145,6 +149,7 @@ def div(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 @onnx_op("Concat", since=11)
 @onnx_op("Concat", since=13)
 def concat(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Concat along channels/features: each input embedded into its slot by a 1×1 ``Conv2d``/``Affine``."""
     inputs = [ctx.signal(name) for name in node.input]
     rank = len(inputs[0].shape) + 1
     axis = int(ctx.attrs(node)["axis"])

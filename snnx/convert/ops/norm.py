@@ -19,6 +19,7 @@ from snnx.convert.ops._util import channel_affine
 @onnx_op("BatchNormalization", since=14)
 @onnx_op("BatchNormalization", since=15)
 def batchnorm_to_channel_affine(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Unfolded BatchNormalization → ``y = s·x + (β − s·μ)`` per channel, ``s = γ/√(σ²+ε)``."""
     attrs = ctx.attrs(node)
     if attrs.get("training_mode", 0):
         msg = "is in training mode (it would use batch statistics); export after model.eval()"

@@ -30,10 +30,12 @@ def _drop_final(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 @onnx_op("Softmax", since=11)
 @onnx_op("Softmax", since=13)
 def final_softmax(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """A final Softmax → nothing (the readout's argmax is unchanged)."""
     _drop_final(node, ctx)
 
 
 @onnx_op("LogSoftmax", since=11)
 @onnx_op("LogSoftmax", since=13)
 def final_log_softmax(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """A final LogSoftmax → nothing (the readout's argmax is unchanged)."""
     _drop_final(node, ctx)

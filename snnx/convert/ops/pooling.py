@@ -49,6 +49,7 @@ def _pool_geometry(node: onnx.NodeProto, ctx: ConversionContext, x: Signal):
 @onnx_op("AveragePool", since=11)
 @onnx_op("AveragePool", since=19)
 def average_pool(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """AveragePool → ``AvgPool2d``, or ``SumPool2d`` + per-position ``Scale`` if padding is not counted."""
     x = ctx.signal(node.input[0])
     kernel, strides, padding, out_shape = _pool_geometry(node, ctx, x)
     include_pad = bool(ctx.attrs(node).get("count_include_pad", 0))
@@ -83,6 +84,7 @@ def average_pool(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 
 @onnx_op("GlobalAveragePool", since=11)
 def global_average_pool(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """GlobalAveragePool → ``AvgPool2d`` over the whole map."""
     x = ctx.signal(node.input[0])
     if len(x.shape) != 3:
         msg = f"only (C, H, W) inputs are supported, got per-sample shape {x.shape}"
@@ -121,6 +123,7 @@ def _selector(ctx: ConversionContext, hint: str, x: Signal, weights: np.ndarray,
 @onnx_op("MaxPool", since=11)
 @onnx_op("MaxPool", since=12)
 def max_pool_tree(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """MaxPool → a balanced tree of IF populations computing ``max(a, b) = b + relu(a − b)``."""
     if len(node.output) > 1 and node.output[1]:
         msg = "its Indices output is used; only the pooled values can be converted"
         raise ctx.fail(msg)

@@ -19,6 +19,7 @@ def _flatten(node: onnx.NodeProto, ctx: ConversionContext, x: Signal) -> None:
 @onnx_op("Flatten", since=11)
 @onnx_op("Flatten", since=13)
 def flatten_to_flatten(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Flatten with ``axis=1`` → one NIR ``Flatten`` per signal term."""
     x = ctx.signal(node.input[0])
     axis = int(ctx.attrs(node).get("axis", 1))
     rank = len(x.shape) + 1
@@ -33,6 +34,7 @@ def flatten_to_flatten(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 @onnx_op("Reshape", since=11)
 @onnx_op("Reshape", since=14)
 def reshape_to_flatten(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """A Reshape to the same shape (nothing) or to ``(batch, features)`` (a Flatten); others refused."""
     x = ctx.signal(node.input[0])
     out = ctx.shape(node.output[0])
     if tuple(out) == tuple(x.shape):
@@ -57,6 +59,7 @@ def reshape_to_flatten(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 @onnx_op("Identity", since=14)
 @onnx_op("Identity", since=16)
 def identity(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Identity → nothing: the output is the input's signal."""
     ctx.set_signal(node.output[0], ctx.signal(node.input[0]))
 
 
@@ -64,6 +67,7 @@ def identity(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 @onnx_op("Dropout", since=12)
 @onnx_op("Dropout", since=13)
 def dropout_is_identity(node: onnx.NodeProto, ctx: ConversionContext) -> None:
+    """Dropout at inference → nothing; training mode is refused."""
     training = ctx.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
     if training is not None and bool(np.asarray(training)):
         msg = "is in training mode (training_mode=True); export the model after model.eval()"
