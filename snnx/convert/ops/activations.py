@@ -37,12 +37,15 @@ def relu_to_if(node: onnx.NodeProto, ctx: ConversionContext) -> None:
 @onnx_op("Clip", since=13, calibrate=True)
 def clip_to_if(node: onnx.NodeProto, ctx: ConversionContext) -> None:
     """Clip(0, max) → an IF population whose scale is at most ``max`` (saturation is the clip)."""
-    low = ctx.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else None
-    high = ctx.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    bounds = []
     for what, index in (("min", 1), ("max", 2)):
-        if len(node.input) > index and node.input[index] and ctx.constant(node.input[index]) is None:
+        name = node.input[index] if len(node.input) > index else ""
+        value = ctx.constant(name)  # None for an absent bound ("")
+        if name and value is None:
             msg = f"its {what} bound is computed at run time; only constant bounds are supported"
             raise ctx.fail(msg)
+        bounds.append(value)
+    low, high = bounds
     if low is None or float(low) != 0.0:
         msg = (
             f"lower bound {None if low is None else float(low)} is not 0; only ReLU-like clips "
