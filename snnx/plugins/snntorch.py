@@ -66,12 +66,12 @@ class SnnTorchBackend(TorchGraphBackend):
             msg = f"backend 'snntorch' got unknown options {sorted(options)}; it takes spike_grad and dtype"
             raise SnnxError(msg)
         from snnx.torch.graph import build_graph_module
-        from snnx.torch.snntorch_neurons import SnnTorchLeaky, SnnTorchSynaptic, make_surrogate
+        from snnx.torch.snntorch_neurons import SYNAPTIC_TYPES, SnnTorchLeaky, SnnTorchSynaptic, make_surrogate
 
         surrogate = make_surrogate(spike_grad)
 
         def factory(name: str, node: nir.NIRNode, dt: float):
-            if type(node).__name__ in ("CubaLIF", "CubaLI"):
+            if isinstance(node, SYNAPTIC_TYPES):
                 return SnnTorchSynaptic(name, node, dt, surrogate)
             return SnnTorchLeaky(name, node, dt, surrogate)
 

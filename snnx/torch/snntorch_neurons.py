@@ -23,7 +23,7 @@ from torch import Tensor
 
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.semantics import i_init_of, reset_of, set_node_contract, v_init_of
-from snnx.plugins._contract_neuron import f64, is_uniform
+from snnx.plugins._contract_neuron import affine, f64, is_uniform
 from snnx.torch.graph import TorchNeuron, as_tensor
 
 LEAKY_TYPES = (nir.LIF, nir.IF, nir.LI, nir.I)
@@ -270,19 +270,12 @@ class SnnTorchLeaky(TorchNeuron):
         self.register_buffer("bias", _t(table.bias) if np.any(table.bias != 0) else None)
         self.register_buffer("first", _t(table.first) if np.any(table.first != 0) else None)
 
-    def _drive(self, x: Tensor) -> Tensor:
-        if self.scale is not None:
-            x = x * self.scale
-        if self.bias is not None:
-            x = x + self.bias
-        return x
-
     def init_state(self, x: Tensor) -> tuple[Tensor, bool]:
         return torch.zeros_like(x), True
 
     def step(self, x: Tensor, state: tuple[Tensor, bool]) -> tuple[Tensor, tuple[Tensor, bool]]:
         mem, at_start = state
-        drive = self._drive(x)
+        drive = affine(x, self.scale, self.bias)
         if at_start and self.first is not None:
             drive = drive + self.first
         spk, mem = self.neuron(drive, mem)
@@ -296,7 +289,7 @@ class SnnTorchLeaky(TorchNeuron):
         # cache (on the whole sequence it was ~5% slower on a conv SNN), and unbind rather than x[t],
         # whose backward would fill T full-size zero gradients. Same arithmetic as :meth:`step`.
         for t, x_t in enumerate(x.unbind(0)):
-            drive = self._drive(x_t)
+            drive = affine(x_t, self.scale, self.bias)
             if t == 0 and self.first is not None:
                 drive = drive + self.first
             if mem is None:
@@ -350,9 +343,7 @@ class SnnTorchSynaptic(TorchNeuron):
 
     def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         syn, v = state
-        drive = x * self.scale
-        if self.bias is not None:
-            drive = drive + self.bias
+        drive = affine(x, self.scale, self.bias)
         spk, syn, mem = self.neuron(drive, syn, v)
         _forget(self.neuron)
         if self.reset is None:
