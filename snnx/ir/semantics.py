@@ -107,7 +107,7 @@ def producer_dt(graph: nir.NIRGraph) -> float | None:
     Exporters such as the NIR paper's braille graphs store ``r = tau/dt`` so that ``dt/tau * r = 1``;
     detecting it lets ``snnx info`` tell the user which dt makes the file behave as its producer meant.
     """
-    ratios = []
+    ratios, rs = [], []
     for node in iter_nodes(graph):
         tau = getattr(node, "tau", None)
         if tau is None:
@@ -119,11 +119,11 @@ def producer_dt(graph: nir.NIRGraph) -> float | None:
         if np.any(r == 0):
             return None
         ratios.append((tau / r).ravel())
+        rs.append(r.ravel())
     if not ratios:
         return None
     values = np.concatenate(ratios)
-    rs = np.concatenate([np.asarray(getattr(n, "r"), float).ravel() for n in iter_nodes(graph) if getattr(n, "r", None) is not None and (getattr(n, "tau", None) is not None or getattr(n, "tau_mem", None) is not None)])
-    if np.allclose(rs, 1.0):
+    if np.allclose(np.concatenate(rs), 1.0):
         return None  # r = 1 says nothing about dt
     if np.allclose(values, values[0], rtol=1e-4) and values[0] > 0:
         return float(values[0])
