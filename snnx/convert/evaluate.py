@@ -165,8 +165,8 @@ def evaluate(
     :param timesteps: the time windows ``T`` to report.
     :param backend: run the SNN on this backend instead of the reference simulator.
     :param limit: evaluate only the first ``limit`` samples.
-    :param metrics_samples: compute :func:`snnx.metrics.stats` (SOPs, ANN MACs, energy) at the longest
-        window on this many samples of the first chunk; 0 skips it.
+    :param metrics_samples: compute :func:`snnx.metrics.stats` (SOPs, ANN MACs, energy) for every
+        window on this many samples of the first chunk (from its one run); 0 skips it.
     :param progress: called as ``progress(done, total)`` after each chunk of samples.
     """
     if not timesteps or min(timesteps) < 1:
@@ -211,7 +211,7 @@ def evaluate(
             for t in steps:
                 spikes[layer][t] += float(cum[t - 1])
         if not op_stats and metrics_samples > 0:
-            op_stats = {t: _operation_stats(result, xs[:t], out, probes, metrics_samples, t) for t in steps}
+            op_stats = {t: _operation_stats(result, xs, out, probes, metrics_samples, t) for t in steps}
         if progress is not None:
             progress(start_i + len(xb), len(x))
     preds = {t: np.concatenate(snn_pred[t]) for t in steps}
