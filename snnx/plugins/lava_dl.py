@@ -12,6 +12,7 @@ converts from and to snnx's time-major ``(T, batch, *shape)``.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import TYPE_CHECKING, Any
 
 import nir
@@ -35,11 +36,9 @@ def _slayer() -> Any:
     return import_lava("lava.lib.dl.slayer")
 
 
+@functools.cache  # one class per process, so pickled models find the class they were saved with
 def _neuron_class() -> type:
     """SLAYER's CUBA neuron with the contract's floating-point forward (built lazily: imports torch)."""
-    global _CONTRACT_NEURON  # noqa: PLW0603 - one class per process, built on first use
-    if _CONTRACT_NEURON is not None:
-        return _CONTRACT_NEURON
     import torch
 
     slayer = _slayer()
@@ -108,11 +107,7 @@ def _neuron_class() -> type:
             return self.spike(voltage) if self.spiking else voltage
 
     _make_importable(ContractCubaNeuron)
-    _CONTRACT_NEURON = ContractCubaNeuron
     return ContractCubaNeuron
-
-
-_CONTRACT_NEURON: type | None = None
 
 
 def build_blocks(
@@ -189,13 +184,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-_NETWORK: type | None = None
-
-
+@functools.cache  # one class per process, as for _neuron_class
 def _network_class() -> type:
-    global _NETWORK  # noqa: PLW0603 - one class per process, built on first use
-    if _NETWORK is not None:
-        return _NETWORK
+    """The lowered model's ``torch.nn.Module`` class (built lazily: imports torch)."""
     import torch
 
     class SlayerNetwork(torch.nn.Module):
@@ -233,7 +224,6 @@ def _network_class() -> type:
             return chain
 
     _make_importable(SlayerNetwork)
-    _NETWORK = SlayerNetwork
     return SlayerNetwork
 
 
