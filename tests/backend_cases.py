@@ -102,6 +102,7 @@ def on_threshold_input(T: int = 24) -> np.ndarray:
 
 
 def random_input(T: int = 40, batch: int = 3, n: int = 4, seed: int = 0) -> np.ndarray:
+    """Uniform drive in [-0.5, 2.5): (T, batch, n), negative enough to exercise leaks below v_leak."""
     rng = np.random.default_rng(seed)
     return rng.uniform(-0.5, 2.5, size=(T, batch, n))
 

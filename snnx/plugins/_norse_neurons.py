@@ -65,6 +65,7 @@ def rate(dt: float, tau: np.ndarray) -> torch.Tensor:
 
 
 def inverse(x: np.ndarray) -> np.ndarray:
+    """``1/x``: a ``tau`` back from Norse's ``tau_*_inv`` (the ``unfold`` of :meth:`ContractNeuron.recover`)."""
     return 1.0 / x
 
 

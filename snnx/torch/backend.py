@@ -126,5 +126,6 @@ class TorchGraphBackend(Backend):
         return model
 
     def describe(self, model: Any) -> str:
+        """:meth:`GraphModule.describe <snnx.torch.graph.GraphModule.describe>`: one line per layer."""
         self._check_model(model)
         return model.describe()
