@@ -131,20 +131,24 @@ def calibrate(
         return {}, []
     rng = np.random.default_rng(seed)
     sess = session(model, tensors)
-    kept: dict[str, list[np.ndarray]] = {t: [] for t in tensors}
+    # Each value gets a random key; keeping the smallest keys (bottom-k sampling) leaves a uniform
+    # random subset of everything seen, whichever batch it came in. Subsampling the merged pool with
+    # rng.choice instead would under-weight the early batches at every merge.
+    kept: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {t: [] for t in tensors}
     sizes = dict.fromkeys(tensors, 0)
     for _n, results in batches(sess, input_name, x, batch, tensors):
         for name, value in zip(tensors, results, strict=True):
             pos = value[value > 0].astype(np.float64)
-            kept[name].append(pos)
+            kept[name].append((pos, rng.random(pos.size)))
             sizes[name] += pos.size
             if sizes[name] > 2 * MAX_VALUES:
-                merged = rng.choice(np.concatenate(kept[name]), MAX_VALUES, replace=False)
-                kept[name], sizes[name] = [merged], MAX_VALUES
+                kept[name], sizes[name] = [_smallest_keys(kept[name], MAX_VALUES)], MAX_VALUES
     scales: dict[str, float] = {}
     notes: list[str] = []
     for name in tensors:
-        values = np.concatenate(kept[name]) if kept[name] else np.zeros(0)
+        if sizes[name] > MAX_VALUES:
+            kept[name] = [_smallest_keys(kept[name], MAX_VALUES)]
+        values = np.concatenate([v for v, _keys in kept[name]]) if kept[name] else np.zeros(0)
         if values.size == 0:
             scales[name] = 1.0
             notes.append(
@@ -153,3 +157,11 @@ def calibrate(
         else:
             scales[name] = float(np.percentile(values, percentile))
     return scales, notes
+
+
+def _smallest_keys(parts: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` values (with their keys) whose random keys are smallest."""
+    values = np.concatenate([v for v, _ in parts])
+    keys = np.concatenate([k for _, k in parts])
+    idx = np.argpartition(keys, n)[:n]
+    return values[idx], keys[idx]

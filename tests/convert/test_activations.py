@@ -75,3 +75,23 @@ def test_unknown_non_activation_op_suggests_reexport(rng):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(UnsupportedNodeError, match=r"'absolute' uses op 'Abs'.*re-export"):
         convert(model, rng.normal(size=(2, 3)).astype(np.float32))
+
+
+def test_calibration_subset_is_uniform_over_ordered_batches(monkeypatch):
+    """Past MAX_VALUES the kept activations must be a uniform subset of every batch, not favour the last."""
+    from onnx import TensorProto, helper
+
+    from snnx.convert import calibrate as calib_mod
+
+    monkeypatch.setattr(calib_mod, "MAX_VALUES", 1000)
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1000])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1000])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    # Sorted data, one sample per batch: 75 % of the positive values are 1, the last 25 % are 2.
+    x = np.concatenate([np.ones((6, 1000)), np.full((2, 1000), 2.0)]).astype(np.float32)
+    scales, _ = calib_mod.calibrate(model, "x", 1, x, ["y"], percentile=70.0)
+    assert scales["y"] == 1.0
