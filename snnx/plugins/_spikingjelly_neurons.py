@@ -27,9 +27,8 @@ from spikingjelly.activation_based import surrogate as sj_surrogate
 
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.plugins._contract_neuron import ContractNeuron, affine, bias_buffer, f64, is_uniform, neuron_class
+from snnx.plugins.spikingjelly import NAME as BACKEND
 from snnx.plugins.spikingjelly import node_refusals
-
-BACKEND = "spikingjelly"
 
 
 #: SpikingJelly surrogates whose spiking forward pass is ``heaviside(x) = (x >= 0)`` (read from
@@ -115,6 +114,10 @@ class _SJNeuron(ContractNeuron):
     (``_ops/*/reference.py``), which are elementwise and broadcast a tensor exactly like a float.
     """
 
+    def __init__(self, name: str, node: nir.NIRNode, dt: float) -> None:
+        super().__init__(name, node, dt)
+        self._settings: dict[str, tuple[str, float]] = {}  # NIR key -> (attribute path, unit)
+
     def _setting(self, path: str, key: str, values: np.ndarray, original: object, unit: float = 1.0) -> None:
         """Store ``values`` at ``path`` (``"node.v_threshold"``); NIR ``key`` = ``values · unit``."""
         owner_name, attr = path.rsplit(".", 1)
@@ -126,7 +129,7 @@ class _SJNeuron(ContractNeuron):
             delattr(owner, attr)
             owner.register_buffer(attr, torch.as_tensor(values, dtype=torch.float64))
         self.remember(key, original, torch.as_tensor(values, dtype=torch.float64))
-        self._settings = {**getattr(self, "_settings", {}), key: (path, unit)}
+        self._settings[key] = (path, unit)
 
     def _nir(self, key: str) -> np.ndarray:
         """The NIR value of ``key`` from the current SpikingJelly setting."""
