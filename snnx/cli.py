@@ -6,7 +6,6 @@ Every user error is one line on stderr and exit code 2; ``--debug`` shows the tr
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -130,12 +129,12 @@ def _inputs(graph, input_path: str | None, random_steps: int | None, batch: int,
 def run(model, input_path, random_steps, batch, seed, backend, dt, output, options) -> None:
     """Run a .nir graph on an input and print (and optionally save) its output traces."""
     from snnx.api import run as run_graph
-    from snnx.ir.io import load, write_atomic
+    from snnx.ir.io import check_writable, load, write_atomic
 
     graph = load(model)
     inputs = _inputs(graph, input_path, random_steps, batch, seed)
     if output is not None:
-        _check_writable(output)
+        check_writable(output)
     outputs = run_graph(graph, inputs, backend=backend, dt=dt, **_parse_options(options))
     table = Table(title=f"{model} on {backend}", title_justify="left")
     for col in ("output", "shape (T, batch, ...)", "sum", "nonzero"):
@@ -151,19 +150,6 @@ def run(model, input_path, random_steps, batch, seed, backend, dt, output, optio
 def _save_npz(tmp: Path, arrays: dict) -> None:
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-
-
-def _check_writable(path: str) -> None:
-    """Fail before the work, not after it, when the output cannot be written."""
-    from snnx.errors import NirFileError
-
-    parent = Path(path).parent
-    if not parent.is_dir():
-        msg = f"cannot write '{path}': directory '{parent}' does not exist"
-        raise NirFileError(msg)
-    if not os.access(parent, os.W_OK):
-        msg = f"cannot write '{path}': directory '{parent}' is not writable"
-        raise NirFileError(msg)
 
 
 # -- check --------------------------------------------------------------------------------------------
@@ -255,11 +241,12 @@ def plugins(as_json: bool) -> None:
 def lower(model: str, backend: str, output: str | None, dt: float | None, options: tuple[str, ...]) -> None:
     """Lower a .nir graph to a framework's native model and write it."""
     from snnx.api import lower as lower_graph
+    from snnx.ir.io import check_writable
     from snnx.plugins import get_backend
 
     b = get_backend(backend)
     target = output or str(Path(model).with_suffix(b.file_suffix))
-    _check_writable(target)
+    check_writable(target)
     native = lower_graph(model, to=backend, dt=dt, **_parse_options(options))
     b.save(native, target)
     out.print(b.describe(native))
@@ -273,13 +260,13 @@ def lower(model: str, backend: str, output: str | None, dt: float | None, option
 def raise_cmd(model: str, output: str, backend: str | None) -> None:
     """Export a lowered (and possibly trained) model back to a .nir graph."""
     from snnx.api import raise_
-    from snnx.ir.io import save
+    from snnx.ir.io import check_writable, save
     from snnx.ir.validate import validate
     from snnx.plugins import get_backend, get_backends
 
     if not Path(model).is_file():
         raise SnnxError(f"no such file: '{model}'")
-    _check_writable(output)
+    check_writable(output)
     if backend is not None:
         native = get_backend(backend).load(model)
     else:

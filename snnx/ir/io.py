@@ -142,6 +142,23 @@ def load_with_report(path: str | os.PathLike, dt: float | None = None) -> tuple[
     return graph, report
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """The directory ``path`` would be written into, after checking it exists and is writable.
+
+    Commands call it before long work, so a bad ``-o`` fails at once rather than after the work.
+
+    :raises NirFileError: the directory does not exist or is not writable.
+    """
+    parent = Path(path).parent
+    if not parent.is_dir():
+        msg = f"cannot write '{path}': directory '{parent}' does not exist"
+        raise NirFileError(msg)
+    if not os.access(parent, os.W_OK):
+        msg = f"cannot write '{path}': directory '{parent}' is not writable"
+        raise NirFileError(msg)
+    return parent
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
@@ -149,10 +166,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     A failed or interrupted write never leaves a half-written file, and an existing file stays intact.
     """
     target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        msg = f"cannot write '{target}': directory '{parent}' does not exist"
-        raise NirFileError(msg)
+    parent = check_writable(target)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
