@@ -67,6 +67,7 @@ class LayerQuantisation:
     exact: bool
 
     def row(self) -> str:
+        """One line of :meth:`LavaModel.report`."""
         return (
             f"{self.layer:<16} scale={self.scale:<10.5g} vth={self.vth:<6d} iDecay={self.i_decay:<4d} "
             f"vDecay={self.v_decay:<4d} clipped={self.clipped:<3d} max|dw|={self.weight_error:.2e} "
@@ -75,9 +76,11 @@ class LayerQuantisation:
         )
 
 
-def _power_of_two_scale(weight: np.ndarray, threshold: float) -> float | None:
-    """A scale 2**k that makes every weight and the threshold an exact in-range integer, if one exists."""
-    peak = float(np.max(np.abs(weight))) if weight.size else 0.0
+def _power_of_two_scale(weight: np.ndarray, threshold: float, peak: float) -> float | None:
+    """A scale 2**k that makes every weight and the threshold an exact in-range integer, if one exists.
+
+    ``peak`` is ``max|weight|`` (0 for no weights).
+    """
     if peak == 0.0:
         return None
     top = math.floor(math.log2(WEIGHT_MAX / peak))
@@ -101,7 +104,7 @@ def quantise_layer(layer: CubaLayer) -> LayerQuantisation:
     theta = float(layer.threshold)
     w = layer.weight
     peak = float(np.max(np.abs(w))) if w.size else 0.0
-    exact_scale = _power_of_two_scale(w, theta)
+    exact_scale = _power_of_two_scale(w, theta, peak)
     if exact_scale is not None:
         scale = exact_scale
     else:
@@ -158,6 +161,7 @@ class LavaModel:
 
     @property
     def latency(self) -> int:
+        """Steps the output lags the input: Loihi delivers each layer's spikes one step later."""
         return len(self.chain.layers)
 
     def report(self) -> str:
@@ -208,12 +212,14 @@ def _stream(model: LavaModel, x: np.ndarray, *, graded: bool = False) -> tuple[n
 
 
 def _unstream(model: LavaModel, out: np.ndarray, steps: int, batch: int) -> np.ndarray:
+    """The inverse of :func:`_stream` on the output, with the chain's latency removed."""
     lat = model.latency
     y = out[:, lat : lat + batch * steps].reshape(out.shape[0], batch, steps).transpose(2, 1, 0)
     return y.reshape(steps, batch, *model.chain.out_shape)
 
 
 def _run_process(net: Any, inp: Any, out: Any, data: np.ndarray, tag: str) -> np.ndarray:
+    """Feed ``data`` into port ``inp`` and record port ``out`` for every step of one Lava run."""
     from snnx.lava_compat import import_lava
 
     source = import_lava("lava.proc.io.source")
@@ -397,6 +403,7 @@ class LavaFloatBackend(_LavaBackendBase):
 
 
 def _truthy(value: Any) -> bool:
+    """``exact`` as a bool; it may arrive as text (``-O exact=yes``, a config file)."""
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
     return bool(value)
