@@ -98,9 +98,8 @@ def train(
     model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 1e-2, seed: int = 0
 ) -> nn.Module:
     """A few epochs of Adam; seconds on the digits."""
+    # One torch thread: the autouse fixture in conftest.py sets it for every conversion test.
     torch.manual_seed(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     opt = torch.optim.Adam(model.parameters(), lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
@@ -113,5 +112,4 @@ def train(
             nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
             opt.step()
         sched.step()
-    torch.set_num_threads(threads)
     return model.eval()
