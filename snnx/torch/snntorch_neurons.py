@@ -211,6 +211,11 @@ def _t(value: np.ndarray) -> Tensor:
     return as_tensor(value, torch.float64)
 
 
+def _unless(value: np.ndarray, neutral: float) -> Tensor | None:
+    # None where the folded map is the identity (scale 1, bias 0): the step skips that operation.
+    return None if np.all(value == neutral) else _t(value)
+
+
 def _untrack(neuron: torch.nn.Module) -> None:
     # snnTorch keeps every neuron ever built in a class-level list for its init_hidden helpers, which
     # these wrappers do not use (state is passed explicitly); dropping ours lets lowered models be freed.
@@ -266,9 +271,9 @@ class SnnTorchLeaky(TorchNeuron):
         _untrack(self.neuron)
         # Skip the folded affine map where it is the identity: r = tau/dt graphs (NIR paper, snnTorch
         # exports) then cost exactly what a hand-written snnTorch model does.
-        self.register_buffer("scale", _t(table.scale) if np.any(table.scale != 1) else None)
-        self.register_buffer("bias", _t(table.bias) if np.any(table.bias != 0) else None)
-        self.register_buffer("first", _t(table.first) if np.any(table.first != 0) else None)
+        self.register_buffer("scale", _unless(table.scale, 1.0))
+        self.register_buffer("bias", _unless(table.bias, 0.0))
+        self.register_buffer("first", _unless(table.first, 0.0))
 
     def init_state(self, x: Tensor) -> tuple[Tensor, bool]:
         return torch.zeros_like(x), True
@@ -332,7 +337,7 @@ class SnnTorchSynaptic(TorchNeuron):
         )
         _untrack(self.neuron)
         self.register_buffer("scale", _t(table.scale))
-        self.register_buffer("bias", _t(table.bias) if np.any(table.bias != 0) else None)
+        self.register_buffer("bias", _unless(table.bias, 0.0))
         self.register_buffer("syn_init", _t(table.syn_init))
         self.register_buffer("v_init", _t(table.v_init))
         self.register_buffer("v_reset", _t(table.v_reset))
