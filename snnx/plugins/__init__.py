@@ -137,9 +137,13 @@ def _check_unknown_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo])
 
 
 def call_each(
-    pm: pluggy.PluginManager, hook_name: str, infos: dict[str, PluginInfo], registrar: Any, arg: str = "register"
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    infos: dict[str, PluginInfo],
+    registrar: BackendRegistrar | OnnxOpRegistrar,
 ) -> None:
-    """Call one hook implementation at a time, so one failing plugin cannot stop the others."""
+    """Call one registration hook's implementations one at a time, so one failing plugin cannot stop
+    the others; each gets ``register=registrar``, told which plugin is registering."""
     hook = getattr(pm.hook, hook_name)
     # get_hookimpls() is in registration order (pluggy *calls* them in reverse): built-ins come first,
     # so a third-party plugin can never take a built-in backend's name.
@@ -147,10 +151,9 @@ def call_each(
         info = infos.get(impl.plugin_name)
         if info is not None and info.error:
             continue
-        if hasattr(registrar, "current_plugin"):
-            registrar.current_plugin = impl.plugin_name
+        registrar.current_plugin = impl.plugin_name
         try:
-            impl.function(**{arg: registrar})
+            impl.function(register=registrar)
         except Exception as exc:
             if _trace():
                 raise
