@@ -359,8 +359,8 @@ class LavaDlBackend(Backend):
     requires = ("lava.magma.core", "lava.lib.dl.slayer", "torch")
     file_suffix = ".pt"
 
-
     def refusals(self, graph: nir.NIRGraph) -> list[str]:
+        """Requirement, node-type and cycle refusals; when there are none, why the chain cannot be folded."""
         reasons = super().refusals(graph)
         if reasons:
             return reasons
