@@ -347,3 +347,14 @@ def test_step_by_step_equals_the_multi_step_forward(backend, kind, reset):
             y, state = module.step(x[t], state)
             steps.append(y)
     assert torch.equal(whole, torch.stack(steps))
+
+
+@pytest.mark.slow
+def test_training_on_digits_beats_chance_and_raises_to_the_same_model(backend):
+    acc, model, _ = train_digits(backend, epochs=2)
+    assert acc > 0.5, acc  # chance is 0.1
+    raised = snnx.raise_(model)
+    assert isinstance(raised, nir.NIRGraph)
+    x = np.random.default_rng(6).random((8, 20, 1, 8, 8)) * 1.5
+    flips, err = compare(raised, model, x, backend)
+    assert flips == 0 and err <= 1e-5

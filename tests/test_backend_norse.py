@@ -1,6 +1,5 @@
 """The ``norse`` backend against the reference simulator (shared cases in ``backend_cases.py``)."""
 
-import nir
 import numpy as np
 import pytest
 
@@ -23,7 +22,7 @@ from backend_cases import (  # noqa: E402,F401  (pytest collects the imported te
     test_recurrent_graph_matches_reference,
     test_save_then_torch_load_gives_a_working_model,
     test_step_by_step_equals_the_multi_step_forward,
-    train_digits,
+    test_training_on_digits_beats_chance_and_raises_to_the_same_model,
 )
 from snnx.errors import SnnxError  # noqa: E402
 
@@ -66,14 +65,3 @@ def test_norse_accepts_every_node_type_and_cycles():
     caps = snnx.get_backend("norse").capabilities
     assert {"LIF", "IF", "LI", "I", "CubaLIF", "CubaLI", "Conv2d", "Delay"} <= caps.node_types
     assert caps.cycles and caps.v_init and caps.reset_modes == {"value", "subtract"}
-
-
-@pytest.mark.slow
-def test_training_on_digits_beats_chance_and_raises_to_the_same_model():
-    acc, model, _ = train_digits("norse", epochs=2)
-    assert acc > 0.5, acc  # chance is 0.1
-    raised = snnx.raise_(model)
-    assert isinstance(raised, nir.NIRGraph)
-    x = np.random.default_rng(6).random((8, 20, 1, 8, 8)) * 1.5
-    flips, err = compare(raised, model, x, "norse")
-    assert flips == 0 and err <= 1e-5

@@ -1,6 +1,5 @@
 """The ``spikingjelly`` backend against the reference simulator (shared cases in ``backend_cases.py``)."""
 
-import nir
 import numpy as np
 import pytest
 
@@ -24,7 +23,7 @@ from backend_cases import (  # noqa: E402,F401  (pytest collects the imported te
     test_recurrent_graph_matches_reference,
     test_save_then_torch_load_gives_a_working_model,
     test_step_by_step_equals_the_multi_step_forward,
-    train_digits,
+    test_training_on_digits_beats_chance_and_raises_to_the_same_model,
 )
 from snnx.errors import SnnxError, UnsupportedNodeError  # noqa: E402
 
@@ -87,17 +86,6 @@ def test_surrogate_choice_keeps_forward_exact_and_unknown_options_are_refused():
     assert compare(graph, model, x, "spikingjelly")[0] == 0
     with pytest.raises(SnnxError, match="unknown options"):
         snnx.lower(graph, to="spikingjelly", beta=0.9)
-
-
-@pytest.mark.slow
-def test_training_on_digits_beats_chance_and_raises_to_the_same_model():
-    acc, model, _ = train_digits("spikingjelly", epochs=2)
-    assert acc > 0.5, acc  # chance is 0.1
-    raised = snnx.raise_(model)
-    assert isinstance(raised, nir.NIRGraph)
-    x = np.random.default_rng(6).random((8, 20, 1, 8, 8)) * 1.5
-    flips, err = compare(raised, model, x, "spikingjelly")
-    assert flips == 0 and err <= 1e-5
 
 
 @pytest.mark.parametrize("name", ["Sigmoid", "ATan", "PiecewiseQuadratic", "SoftSign", "Erf", "S2NN"])
