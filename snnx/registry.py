@@ -238,4 +238,5 @@ class OnnxOpRegistrar:
         return best
 
     def op_types(self, domain: str = "") -> list[str]:
+        """The op types with a handler in ``domain``, sorted (for "supported ops" messages)."""
         return sorted({op for (dom, op, _s) in self.entries if dom == domain})

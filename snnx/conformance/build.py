@@ -43,12 +43,14 @@ def _chain(*named: tuple[str, nir.NIRNode], dt: float, in_shape: tuple) -> nir.N
 
 
 def lif(n: int, tau=0.01, r=1.0, v_leak=0.0, v_th=1.0, v_reset=0.0, **contract) -> nir.LIF:
+    """``n`` LIF neurons with per-neuron copies of the given values; ``contract`` goes to set_node_contract."""
     node = nir.LIF(tau=np.full(n, tau), r=np.full(n, r), v_leak=np.full(n, v_leak),
                    v_threshold=np.full(n, v_th), v_reset=np.full(n, v_reset))
     return set_node_contract(node, **contract) if contract else node
 
 
 def spikes(rng: np.random.Generator, shape: tuple, rate: float = 0.4) -> np.ndarray:
+    """Bernoulli spike trains of ``shape`` with probability ``rate`` per entry."""
     return (rng.random(shape) < rate).astype(np.float64)
 
 
@@ -57,6 +59,7 @@ CASES: dict[str, CaseFn] = {}
 
 
 def case(fn: CaseFn) -> CaseFn:
+    """Register a case builder under its name without the ``case_`` prefix."""
     CASES[fn.__name__.removeprefix("case_")] = fn
     return fn
 

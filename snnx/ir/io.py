@@ -102,10 +102,11 @@ def read_graph(path: str | os.PathLike) -> nir.NIRGraph:
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         msg = f"cannot read '{path}': not a valid .nir (HDF5) file, or it is truncated ({exc})"
         raise NirFileError(msg) from exc
-    return _build_node(data, "") if _as_str(data.get("type", "")) == "NIRGraph" else _wrap_single(data)
+    return _build_node(data, "") if _as_str(data.get("type", "")) == "NIRGraph" else _refuse_single(data)
 
 
-def _wrap_single(data: dict[str, Any]) -> nir.NIRGraph:
+def _refuse_single(data: dict[str, Any]) -> nir.NIRGraph:
+    """Raise for a file whose root is one node, naming its type (building it reports a damaged node first)."""
     node = _build_node(data, "<root>")
     msg = f"the file holds a single {type(node).__name__} node, not a NIRGraph"
     raise NirFileError(msg)

@@ -129,6 +129,7 @@ class NeuronState:
         self.reset = reset_of(node) if isinstance(node, SPIKING_TYPES) else None
 
     def step(self, x: Array) -> Array:
+        """Advance one time step on input ``x`` (batch, *shape) and return the node's output."""
         node, dt = self.node, self.dt
         if isinstance(node, nir.Delay):
             depth = self.history.shape[0]

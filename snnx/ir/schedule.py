@@ -24,6 +24,7 @@ class Schedule:
 
     @property
     def has_cycles(self) -> bool:
+        """Whether any edge closes a cycle (then the graph must be run step by step)."""
         return bool(self.back_edges)
 
 
