@@ -87,11 +87,13 @@ class TorchGraphBackend(Backend):
         """Run on time-major numpy inputs (in the model's dtype, no gradients); numpy outputs."""
         import torch
 
+        from snnx.torch.graph import _float_tensor
+
         self._check_model(model)
         # Inputs follow the model: float32 as lowered, float64 after ``model.double()``.
-        floats = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
-        dtype = floats[0].dtype if floats else torch.float32
-        device = floats[0].device if floats else torch.device("cpu")
+        ref = _float_tensor(model)
+        dtype = ref.dtype if ref is not None else torch.float32
+        device = ref.device if ref is not None else torch.device("cpu")
         xs = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in inputs.items()}
         with torch.no_grad():
             out = model(xs)

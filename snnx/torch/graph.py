@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -70,6 +71,12 @@ NEURON_TYPES = ("IF", "LIF", "LI", "I", "CubaLI", "CubaLIF")
 def as_tensor(value: Any, dtype: torch.dtype = torch.float32) -> Tensor:
     """A NIR parameter (numpy array or scalar) as a tensor of ``dtype``."""
     return torch.tensor(np.array(value, dtype=np.float64), dtype=dtype)
+
+
+def _float_tensor(module: nn.Module) -> Tensor | None:
+    """The module's first floating-point parameter or buffer (its dtype and device are the model's)."""
+    tensors = itertools.chain(module.parameters(), module.buffers())
+    return next((t for t in tensors if t.is_floating_point()), None)
 
 
 def _numpy(t: Tensor) -> np.ndarray:
@@ -428,7 +435,8 @@ class GraphModule(nn.Module):
         if set(x) != set(self.input_names):
             msg = f"inputs must be exactly {self.input_names}, got {sorted(x)}"
             raise ValidationError(msg)
-        dtype = next((t.dtype for t in (*self.parameters(), *self.buffers()) if t.is_floating_point()), None)
+        ref = _float_tensor(self)
+        dtype = ref.dtype if ref is not None else None
         out = {}
         for name in self.input_names:
             value = x[name]
