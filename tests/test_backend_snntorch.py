@@ -124,7 +124,6 @@ def conv_graph(reset: str = "subtract", readout: str = "LI") -> nir.NIRGraph:
     if readout == "LI":
         out = nir.LI(tau=full(8e-3, 10), r=full(8.0, 10), v_leak=full(0.0, 10))
     else:
-        out = make_neuron("LIF", reset, 0.0, 0.0)
         out = nir.LIF(tau=full(tau, 10), r=full(4.0, 10), v_leak=full(0.0, 10), v_threshold=full(1.0, 10), v_reset=full(0.0, 10))
         set_node_contract(out, reset=reset)
     nodes = {
@@ -171,7 +170,7 @@ def test_non_strict_surrogate_is_rejected():
 def test_gradients_reach_every_weight(readout):
     graph = conv_graph()
     if readout == "CubaLIF":
-        graph.nodes["readout"] = make_neuron("CubaLIF", "value", 0.0, 0.0).__class__(
+        graph.nodes["readout"] = nir.CubaLIF(
             tau_syn=full(2e-3, 10), tau_mem=full(4e-3, 10), r=full(4.0, 10), v_leak=full(0.0, 10),
             v_threshold=full(0.5, 10), v_reset=full(0.0, 10))
     model = snnx.lower(graph, to="snntorch", spike_grad="fast_sigmoid")
