@@ -436,12 +436,13 @@ class GraphModule(nn.Module):
             msg = f"inputs must be exactly {self.input_names}, got {sorted(x)}"
             raise ValidationError(msg)
         ref = _float_tensor(self)
-        dtype = ref.dtype if ref is not None else None
+        dtype, device = (ref.dtype, ref.device) if ref is not None else (None, None)
         out = {}
         for name in self.input_names:
             value = x[name]
-            # numpy data is float64 by default; meet the module's dtype instead of failing inside a layer
-            value = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=dtype)
+            # numpy data is float64 and on the CPU; meet the module's dtype and device instead of failing
+            # inside a layer
+            value = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=dtype, device=device)
             want = self.shapes[name]
             if value.dim() != len(want) + 2 or tuple(value.shape[2:]) != tuple(want):
                 msg = (
