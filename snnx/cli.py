@@ -180,7 +180,7 @@ def check(model, backends, input_path, random_steps, batch, seed, dt, as_json) -
     names = sorted(n for n in get_backends() if n != "reference") if backends == "all" else [b.strip() for b in backends.split(",") if b.strip()]
     if input_path is None and random_steps is None:
         random_steps = 50
-    inputs = _inputs(graph, input_path, random_steps if input_path is None else None, batch, seed)
+    inputs = _inputs(graph, input_path, random_steps, batch, seed)
     results = check_graph(graph, names, inputs, dt=dt)
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=2, default=float))
