@@ -245,7 +245,23 @@ def _contract_node(node: nir.NIRNode) -> nir.NIRNode:
     return set_node_contract(out, **kwargs)
 
 
-class SnnTorchLeaky(TorchNeuron):
+class _SnnTorchNeuron(TorchNeuron):
+    """What both wrappers share: the node (with its contract) they raise back to, unchanged by training."""
+
+    def __init__(self, name: str, node: nir.NIRNode, dt: float) -> None:
+        super().__init__()
+        self.node_name = name
+        self.dt = float(dt)
+        self.node = _contract_node(node)
+
+    def to_nir(self) -> nir.NIRNode:
+        return copy.deepcopy(self.node)
+
+    def extra_repr(self) -> str:
+        return f"node={self.node_name!r} ({type(self.node).__name__}), dt={self.dt:g}"
+
+
+class SnnTorchLeaky(_SnnTorchNeuron):
     """A LIF, IF, LI or I node as :class:`snntorch.Leaky` (``reset_delay=True``, snnTorch's default).
 
     :ivar neuron: the snnTorch ``Leaky`` doing the work (its ``beta``/``threshold`` are the folded ones).
@@ -255,10 +271,7 @@ class SnnTorchLeaky(TorchNeuron):
     def __init__(self, name: str, node: nir.NIRNode, dt: float, spike_grad: Callable[[Tensor], Tensor]) -> None:
         import snntorch
 
-        super().__init__()
-        self.node_name = name
-        self.dt = float(dt)
-        self.node = _contract_node(node)
+        super().__init__(name, node, dt)
         table = leaky_table(name, node, dt)
         self.spiking = table.spiking
         self.neuron = snntorch.Leaky(
@@ -304,14 +317,8 @@ class SnnTorchLeaky(TorchNeuron):
         _forget(self.neuron)
         return torch.stack(outputs).to(x.dtype)
 
-    def to_nir(self) -> nir.NIRNode:
-        return copy.deepcopy(self.node)
 
-    def extra_repr(self) -> str:
-        return f"node={self.node_name!r} ({type(self.node).__name__}), dt={self.dt:g}"
-
-
-class SnnTorchSynaptic(TorchNeuron):
+class SnnTorchSynaptic(_SnnTorchNeuron):
     """A CubaLIF or CubaLI node as :class:`snntorch.Synaptic` with ``reset_mechanism="none"``.
 
     This wrapper applies the contract's reset to the membrane it passes back in: snnTorch's own
@@ -322,10 +329,7 @@ class SnnTorchSynaptic(TorchNeuron):
     def __init__(self, name: str, node: nir.NIRNode, dt: float, spike_grad: Callable[[Tensor], Tensor]) -> None:
         import snntorch
 
-        super().__init__()
-        self.node_name = name
-        self.dt = float(dt)
-        self.node = _contract_node(node)
+        super().__init__(name, node, dt)
         table = synaptic_table(name, node, dt)
         self.reset = table.reset
         self.neuron = snntorch.Synaptic(
@@ -360,11 +364,8 @@ class SnnTorchSynaptic(TorchNeuron):
             v = mem * (1 - s) + s * self.v_reset
         return spk.to(x.dtype), (syn, v)
 
-    def to_nir(self) -> nir.NIRNode:
-        return copy.deepcopy(self.node)
-
     def extra_repr(self) -> str:
-        return f"node={self.node_name!r} ({type(self.node).__name__}), dt={self.dt:g}, reset={self.reset!r}"
+        return f"{super().extra_repr()}, reset={self.reset!r}"
 
 
 def clear_snntorch_state(module: torch.nn.Module) -> None:
