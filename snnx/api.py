@@ -11,30 +11,28 @@ import numpy as np
 
 from snnx.errors import SnnxError, ValidationError
 from snnx.ir.io import load
-from snnx.ir.passes import flatten, input_names
+from snnx.ir.nodes import kind_of
+from snnx.ir.passes import input_names
+from snnx.ir.prepare import PreparedGraph
+from snnx.ir.prepare import prepare as prepare_graph
 from snnx.ir.reference import simulate
-from snnx.ir.semantics import dt_of, set_graph_contract
-from snnx.ir.validate import validate
 from snnx.plugins import get_backend, get_backends
 
-GraphLike = nir.NIRGraph | str | os.PathLike
-
-#: Node types whose output is a spike train (compared exactly by ``check``).
-SPIKING_OUTPUT_TYPES = (nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold)
+GraphLike = nir.NIRGraph | PreparedGraph | str | os.PathLike
 RTOL = 1e-5
 
 
-def as_graph(graph: GraphLike) -> nir.NIRGraph:
-    """A graph object from a graph or a path to a ``.nir`` file."""
-    return graph if isinstance(graph, nir.NIRGraph) else load(graph)
+def as_graph(graph: GraphLike) -> nir.NIRGraph | PreparedGraph:
+    """A graph object from a graph, a prepared graph or a path to a ``.nir`` file."""
+    return graph if isinstance(graph, (nir.NIRGraph, PreparedGraph)) else load(graph)
 
 
-def prepare(graph: GraphLike, dt: float | None = None) -> nir.NIRGraph:
-    """Validate, flatten and make the contract explicit: what every backend's ``lower`` receives."""
-    g = as_graph(graph)
-    validate(g, dt=dt)
-    # flatten already returns a copy, so the contract is written into it rather than into another one.
-    return set_graph_contract(flatten(g), dt=dt if dt is not None else dt_of(g))
+def prepare(graph: GraphLike, dt: float | None = None) -> PreparedGraph:
+    """Validate, flatten, schedule and fix ``dt`` once: what every backend's ``lower`` receives.
+
+    See :class:`snnx.ir.prepare.PreparedGraph`; ``graph`` may also be a ``.nir`` path.
+    """
+    return prepare_graph(as_graph(graph), dt=dt)
 
 
 def lower(graph: GraphLike, to: str, *, dt: float | None = None, **options: Any) -> Any:
@@ -47,9 +45,9 @@ def lower(graph: GraphLike, to: str, *, dt: float | None = None, **options: Any)
     :raises UnsupportedNodeError: the backend refuses the graph; the message gives every reason.
     """
     backend = get_backend(to)
-    flat = prepare(graph, dt=dt)
-    backend.check_accepts(flat)
-    model = backend.lower(flat, **options)
+    prepared = prepare(graph, dt=dt)
+    backend.check_accepts(prepared)
+    model = backend.lower(prepared, **options)
     try:
         model.snnx_backend = backend.name
     except (AttributeError, TypeError):  # models that take no attributes (e.g. a file path)
@@ -67,15 +65,18 @@ def raise_(model: Any, backend: str | None = None) -> nir.NIRGraph:
 
 
 def random_inputs(
-    graph: nir.NIRGraph, steps: int, batch: int = 1, seed: int = 0, rate: float = 0.5
+    graph: nir.NIRGraph | PreparedGraph, steps: int, batch: int = 1, seed: int = 0, rate: float = 0.5
 ) -> dict[str, np.ndarray]:
     """Bernoulli spike trains (probability ``rate`` per step) for every Input of ``graph``."""
-    shapes = validate(graph).shapes
+    prepared = prepare_graph(graph)
     rng = np.random.default_rng(seed)
-    return {n: (rng.random((steps, batch, *shapes[n])) < rate).astype(np.float64) for n in input_names(graph)}
+    return {
+        n: (rng.random((steps, batch, *prepared.shapes[n])) < rate).astype(np.float64)
+        for n in prepared.input_names
+    }
 
 
-def read_inputs(path: str | os.PathLike, graph: nir.NIRGraph) -> dict[str, np.ndarray]:
+def read_inputs(path: str | os.PathLike, graph: nir.NIRGraph | PreparedGraph) -> dict[str, np.ndarray]:
     """Inputs from an ``.npz``: one array per Input name, or a single array for a one-input graph."""
     from snnx.errors import NirFileError
 
@@ -88,7 +89,7 @@ def read_inputs(path: str | os.PathLike, graph: nir.NIRGraph) -> dict[str, np.nd
     except (OSError, ValueError) as exc:
         msg = f"cannot read inputs from '{path}': not a valid .npz file ({exc})"
         raise NirFileError(msg) from exc
-    names = input_names(graph)
+    names = input_names(graph.graph if isinstance(graph, PreparedGraph) else graph)
     if set(names) <= set(arrays):
         return {n: arrays[n] for n in names}
     if len(names) == 1 and len(arrays) == 1:
@@ -104,26 +105,31 @@ def run(
 
     :param options: passed to the backend's ``lower`` (not allowed for the reference).
     """
-    g = as_graph(graph)
+    prepared = prepare(graph, dt=dt)
     if not isinstance(inputs, dict):
-        names = input_names(g)
+        names = prepared.input_names
         inputs = {names[0]: inputs} if len(names) == 1 else inputs
     if backend == "reference" and not options:
-        return simulate(g, inputs, dt=dt)
+        return simulate(prepared, inputs)
     b = get_backend(backend)
-    model = lower(g, to=backend, dt=dt, **options)
+    model = lower(prepared, to=backend, **options)
     return {k: np.asarray(v) for k, v in b.run(model, inputs).items()}
 
 
-def spiking_outputs(graph: nir.NIRGraph) -> set[str]:
+def _emits_spikes(node: nir.NIRNode, name: str) -> bool:
+    # A Threshold node's output is a spike train too, though it has no state to reset.
+    kind = kind_of(node, name)
+    return kind.spiking or kind.name == "Threshold"
+
+
+def spiking_outputs(graph: nir.NIRGraph | PreparedGraph) -> set[str]:
     """Output nodes fed only by spiking nodes: their traces are compared exactly."""
-    flat = flatten(graph)
+    prepared = prepare_graph(graph)
     result = set()
-    for name, node in flat.nodes.items():
-        if isinstance(node, nir.Output):
-            srcs = [flat.nodes[a] for a, b in flat.edges if b == name]
-            if srcs and all(isinstance(s, SPIKING_OUTPUT_TYPES) for s in srcs):
-                result.add(name)
+    for name in prepared.output_names:
+        srcs = [a for a, b in prepared.edges if b == name]
+        if srcs and all(_emits_spikes(prepared.nodes[s], s) for s in srcs):
+            result.add(name)
     return result
 
 
@@ -145,7 +151,7 @@ class Agreement:
 
 
 def compare(
-    graph: nir.NIRGraph, reference: dict[str, np.ndarray], other: dict[str, np.ndarray], backend: str
+    graph: nir.NIRGraph | PreparedGraph, reference: dict[str, np.ndarray], other: dict[str, np.ndarray], backend: str
 ) -> Agreement:
     """Compare backend outputs with reference outputs by the rule of ``specs/semantics.md`` §8."""
     spiking = spiking_outputs(graph)
@@ -189,28 +195,28 @@ def check(
     :param backends: names to check; ``None`` means every registered backend except the reference.
     :param inputs: time-major inputs; random Bernoulli spikes (``steps``, ``batch``, ``seed``) when None.
     """
-    g = as_graph(graph)
+    # One prepared graph serves the reference and every backend: lower() builds a model from it and
+    # does not modify it.
+    prepared = prepare(graph, dt=dt)
     if inputs is None:
-        inputs = random_inputs(g, steps, batch, seed)
-    reference = simulate(g, inputs, dt=dt)  # validates g
+        inputs = random_inputs(prepared, steps, batch, seed)
+    reference = simulate(prepared, inputs)
     names = backends if backends is not None else sorted(n for n in get_backends() if n != "reference")
-    # One prepared graph serves every backend: lower() builds a model from it and does not modify it.
-    flat = prepare(g, dt=dt)
     results = []
     for name in names:
         backend = get_backend(name)
-        reasons = backend.refusals(flat)
+        reasons = backend.refusals(prepared)
         if reasons:
             status = "unavailable" if backend.missing_requirements() else "refused"
             results.append(Agreement(name, status, "; ".join(reasons)))
             continue
         try:
-            model = backend.lower(flat)
+            model = backend.lower(prepared)
             outputs = backend.run(model, inputs)
         except SnnxError as exc:
             results.append(Agreement(name, "error", str(exc)))
             continue
-        result = compare(g, reference, outputs, name)
+        result = compare(prepared, reference, outputs, name)
         if backend.approximate and result.status == "disagree":
             result.status = "approximate"
             result.detail = "approximates the contract by design (quantised); the counts are the measured agreement"

@@ -39,8 +39,8 @@ def info(model: str, dt: float | None) -> None:
     """Describe a .nir graph: nodes, shapes, parameters, contract, and which backends take it."""
     from snnx.api import prepare
     from snnx.ir.io import load_with_report
-    from snnx.ir.schedule import schedule
-    from snnx.ir.semantics import DEFAULT_DT, SPIKING_TYPES, dt_of, has_contract, producer_dt, reset_of, v_init_of
+    from snnx.ir.nodes import kind_of
+    from snnx.ir.semantics import DEFAULT_DT, dt_of, has_contract, producer_dt, reset_of, v_init_of
     from snnx.plugins import get_backends
 
     graph, report = load_with_report(model, dt=dt)
@@ -49,7 +49,7 @@ def info(model: str, dt: float | None) -> None:
     for col in ("node", "type", "output shape", "params", "contract"):
         table.add_column(col, justify="right" if col == "params" else "left")
     total = 0
-    for name in schedule(flat).order:
+    for name in flat.schedule.order:
         node = flat.nodes[name]
         params = sum(
             int(np.asarray(v).size)
@@ -58,7 +58,7 @@ def info(model: str, dt: float | None) -> None:
         )
         total += params
         contract = ""
-        if isinstance(node, SPIKING_TYPES):
+        if kind_of(node, name).spiking:
             contract = f"reset={reset_of(node)}"
         v0 = v_init_of(node)
         if np.any(v0 != 0):

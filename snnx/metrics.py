@@ -36,7 +36,8 @@ from snnx.ir.passes import flatten
 from snnx.ir.reference import apply_stateless, simulate
 from snnx.ir.schedule import Schedule, schedule
 from snnx.ir.semantics import dt_of
-from snnx.ir.validate import _pair, conv_padding, validate
+from snnx.ir.shapes import conv_padding, pair as _pair
+from snnx.ir.validate import validate
 
 Array = np.ndarray
 

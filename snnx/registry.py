@@ -12,35 +12,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from snnx.errors import PluginError, SnnxError
-from snnx.ir import semantics
-from snnx.ir.io import NODE_TYPES
+from snnx.ir.capabilities import ALL_NODE_TYPES, Capabilities, graph_refusals
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
     import numpy as np
 
-RESET_MODES = frozenset(semantics.RESET_MODES)
+    from snnx.ir.prepare import PreparedGraph
 
-#: Every NIR node type a flat graph can hold: those snnx reads, but nested ``NIRGraph`` nodes, which are
-#: flattened away first.
-ALL_NODE_TYPES = frozenset(NODE_TYPES) - {"NIRGraph"}
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a backend can execute exactly (the capability model of ``specs/plugins.md``).
-
-    :param node_types: NIR class names the backend lowers (``"LIF"``, ``"Conv2d"``, ...). Nested
-        ``NIRGraph`` nodes are flattened before this check, so it is never listed.
-    :param reset_modes: reset modes (``"value"``, ``"subtract"``) it reproduces exactly.
-    :param cycles: whether recurrent edges (cycles) are supported.
-    :param v_init: whether a non-zero initial state is supported.
-    """
-
-    node_types: frozenset[str]
-    reset_modes: frozenset[str] = RESET_MODES
-    cycles: bool = False
-    v_init: bool = True
+__all__ = ["ALL_NODE_TYPES", "Backend", "BackendRegistrar", "Capabilities", "OnnxOpRegistrar", "OpEntry"]
 
 
 def _findable(module: str) -> bool:
@@ -81,21 +61,19 @@ class Backend:
         """Names from :attr:`requires` that cannot be imported here."""
         return [mod for mod in self.requires if not _findable(mod)]
 
-    def refusals(self, graph: nir.NIRGraph) -> list[str]:
-        """Reasons this backend cannot run ``graph`` exactly; empty when it can.
+    def refusals(self, graph: PreparedGraph) -> list[str]:
+        """Reasons this backend cannot run the prepared ``graph`` exactly; empty when it can.
 
         The default checks requirements, node types, reset modes, cycles and ``v_init`` against
         :attr:`capabilities`. Override to add backend-specific checks (call ``super()`` first).
         """
-        from snnx.ir.capabilities import graph_refusals
-
         missing = self.missing_requirements()
         if missing:
             hint = self.install_hint or f"pip install 'snnx[{self.name}]'"
             return [f"not installed: {', '.join(missing)} ({hint})"]
         return graph_refusals(graph, self.capabilities)
 
-    def check_accepts(self, graph: nir.NIRGraph) -> None:
+    def check_accepts(self, graph: PreparedGraph) -> None:
         """Raise :class:`UnsupportedNodeError` naming every reason the graph is refused."""
         from snnx.errors import UnsupportedNodeError
 
@@ -105,8 +83,9 @@ class Backend:
             raise UnsupportedNodeError(msg)
 
     # -- the work ---------------------------------------------------------------------------------
-    def lower(self, graph: nir.NIRGraph, **options: Any) -> Any:
-        """Build the native model for ``graph`` (already validated, flattened, with snnx metadata)."""
+    def lower(self, graph: PreparedGraph, **options: Any) -> Any:
+        """Build the native model for a prepared graph (:func:`snnx.ir.prepare.prepare`: validated,
+        flat, scheduled, with its time step ``graph.dt``) that :meth:`refusals` accepted."""
         raise NotImplementedError
 
     def run(self, model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -167,6 +146,20 @@ class BackendRegistrar:
 
 #: Backend methods whose unexpected exceptions are reported as the plugin's fault (see :func:`_guard`).
 GUARDED_METHODS = ("refusals", "lower", "run", "raise_", "save", "load", "describe")
+#: Methods that take a graph: a plain ``nir.NIRGraph`` is prepared before the backend sees it, so every
+#: backend receives a :class:`~snnx.ir.prepare.PreparedGraph` however it is called.
+GRAPH_METHODS = frozenset({"refusals", "lower"})
+
+
+def _prepared(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    from snnx.ir.prepare import PreparedGraph, prepare
+
+    if args and not isinstance(args[0], PreparedGraph):
+        import nir
+
+        if isinstance(args[0], nir.NIRGraph):
+            return (prepare(args[0]), *args[1:])
+    return args
 
 
 def _guard(backend: Backend) -> None:
@@ -180,6 +173,8 @@ def _guard(backend: Backend) -> None:
         method = getattr(backend, method_name)
 
         def guarded(*args: Any, __method: Callable[..., Any] = method, __name: str = method_name, **kwargs: Any) -> Any:
+            if __name in GRAPH_METHODS:
+                args = _prepared(args)  # outside the try: an invalid graph is the caller's error
             try:
                 return __method(*args, **kwargs)
             except SnnxError:

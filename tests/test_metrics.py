@@ -11,7 +11,7 @@ import pytest
 
 import snnx.metrics as M
 from snnx.errors import SnnxError, ValidationError
-from snnx.ir.reference import conv_nd, sum_pool
+from snnx.ir.ops import conv_nd, sum_pool
 from snnx.ir.semantics import set_graph_contract, set_node_contract
 
 
@@ -134,9 +134,9 @@ def test_pool_of_spikes_counts_each_spike_per_target():
 def test_conv_fan_out_matches_brute_force(n, k, stride, padding, dilation, groups):
     c_in, c_out = 2 * groups, 3 * groups
     node = nir.Conv2d(None, np.ones((c_out, c_in // groups, k, k)), stride, padding, dilation, groups, np.zeros(c_out))
-    from snnx.ir.validate import _conv_out
+    from snnx.ir.shapes import conv
 
-    out_shape = _conv_out("c", node, (c_in, n, n), 2)
+    out_shape = conv(2)("c", node, (c_in, n, n))
     fo = M.fan_out(node, (c_in, n, n), out_shape)
     eye = np.eye(c_in * n * n).reshape(-1, c_in, n, n)  # one-hot per input element
     touched = (conv_nd(eye, node, 2) != 0).reshape(len(eye), -1).sum(axis=1)
@@ -147,7 +147,7 @@ def test_pool_fan_out_matches_brute_force():
     node = nir.AvgPool2d(kernel_size=np.array([3, 3]), stride=np.array([2, 2]), padding=np.array([1, 1]))
     fo = M.fan_out(node, (1, 6, 6), (1, 3, 3))
     eye = np.eye(36).reshape(-1, 1, 6, 6)
-    touched = (sum_pool(eye, node) != 0).reshape(36, -1).sum(axis=1)
+    touched = (sum_pool(node, eye) != 0).reshape(36, -1).sum(axis=1)
     assert fo.reshape(-1).tolist() == touched.tolist()
 
 

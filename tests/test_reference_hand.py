@@ -53,17 +53,12 @@ def test_conv_sumpool_by_hand():
 def test_layerwise_and_stepwise_orders_agree():
     # The same feed-forward graph run both ways must give identical traces.
     from snnx.ir import reference
-    from snnx.ir.passes import flatten
-    from snnx.ir.schedule import schedule
-    from snnx.ir.validate import validate
+    from snnx.ir.prepare import prepare
 
     case = load_case("conv_lif_sumpool_affine")
-    flat = flatten(case.graph)
-    sched = schedule(flat)
-    shapes = validate(case.graph).shapes
+    prepared = prepare(case.graph, dt=1e-3)
     x = case.inputs
-    T, B = x["input"].shape[:2]
-    a = reference._run_layerwise(flat, sched, x, shapes, 1e-3, T, B)
-    b = reference._run_stepwise(flat, sched, x, shapes, 1e-3, T, B)
+    a = reference._run_layerwise(prepared, x)
+    b = reference._run_stepwise(prepared, x)
     for k in a:
         assert np.allclose(a[k], b[k], rtol=0, atol=1e-12), k

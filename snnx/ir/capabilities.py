@@ -1,55 +1,65 @@
-"""Checking a graph against a backend's :class:`~snnx.registry.Capabilities`."""
+"""What a backend can execute exactly, and the check of a prepared graph against it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-import nir
 import numpy as np
 
-from snnx.ir.passes import flatten
-from snnx.ir.schedule import schedule
-from snnx.errors import ValidationError
-from snnx.ir.semantics import SPIKING_TYPES, STATEFUL_TYPES, i_init_of, reset_of, v_init_of
+from snnx.ir.nodes import ALL_KINDS, kind_of
+from snnx.ir.prepare import PreparedGraph
+from snnx.ir.semantics import RESET_MODES, i_init_of, reset_of, v_init_of
 
-if TYPE_CHECKING:  # pragma: no cover
-    from snnx.registry import Capabilities
+#: Every node kind a flat graph can hold (nested ``NIRGraph`` nodes are flattened away first).
+ALL_NODE_TYPES: frozenset[str] = ALL_KINDS
 
 
-def graph_refusals(graph: nir.NIRGraph, caps: Capabilities) -> list[str]:
-    """Reasons a backend with ``caps`` cannot run ``graph`` exactly; one line each, naming nodes."""
-    flat = flatten(graph)
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can execute exactly (the capability model of ``specs/plugins.md``).
+
+    :param node_types: NIR class names the backend lowers (``"LIF"``, ``"Conv2d"``, ...), the keys of
+        :data:`snnx.ir.nodes.KINDS`. Nested ``NIRGraph`` nodes are flattened before this check.
+    :param reset_modes: reset modes (``"value"``, ``"subtract"``) it reproduces exactly.
+    :param cycles: whether recurrent edges (cycles) are supported.
+    :param v_init: whether a non-zero initial state is supported.
+    """
+
+    node_types: frozenset[str]
+    reset_modes: frozenset[str] = frozenset(RESET_MODES)
+    cycles: bool = False
+    v_init: bool = True
+
+
+def graph_refusals(prepared: PreparedGraph, caps: Capabilities) -> list[str]:
+    """Reasons a backend with ``caps`` cannot run ``prepared`` exactly; one line each, naming nodes."""
     reasons: list[str] = []
     by_type: dict[str, list[str]] = {}
-    for name, node in flat.nodes.items():
-        by_type.setdefault(type(node).__name__, []).append(name)
-    for type_name, names in sorted(by_type.items()):
-        if type_name not in caps.node_types:
-            reasons.append(f"node type {type_name} is not supported (nodes {_some(names)})")
     bad_reset: dict[str, list[str]] = {}
     bad_init: list[str] = []
-    for name, node in flat.nodes.items():
-        if isinstance(node, SPIKING_TYPES) and (mode := reset_of(node)) not in caps.reset_modes:
+    for name, node in prepared.nodes.items():
+        kind = kind_of(node, name)
+        by_type.setdefault(kind.name, []).append(name)
+        if kind.spiking and (mode := reset_of(node)) not in caps.reset_modes:
             bad_reset.setdefault(mode, []).append(name)
-        if not caps.v_init and isinstance(node, STATEFUL_TYPES):
-            if np.any(v_init_of(node) != 0) or np.any(i_init_of(node) != 0):
+        if not caps.v_init and kind.neuron:
+            nonzero = np.any(v_init_of(node) != 0) or (kind.cuba and np.any(i_init_of(node) != 0))
+            if nonzero:
                 bad_init.append(name)
+    for type_name, names in sorted(by_type.items()):
+        if type_name not in caps.node_types:
+            reasons.append(f"node type {type_name} is not supported (nodes {some(names)})")
     for mode, names in sorted(bad_reset.items()):
-        reasons.append(f"reset mode {mode!r} is not supported (nodes {_some(names)})")
+        reasons.append(f"reset mode {mode!r} is not supported (nodes {some(names)})")
     if bad_init:
-        reasons.append(f"non-zero initial state v_init/i_init is not supported (nodes {_some(bad_init)})")
-    if not caps.cycles:
-        try:
-            back = schedule(flat).back_edges
-        except ValidationError:  # validation reports structural problems; here only capabilities matter
-            back = frozenset()
-        if back:
-            src, dst = sorted(back)[0]
-            reasons.append(f"recurrent edge ({src!r} -> {dst!r}): cycles are not supported")
+        reasons.append(f"non-zero initial state v_init/i_init is not supported (nodes {some(bad_init)})")
+    if not caps.cycles and prepared.schedule.back_edges:
+        src, dst = sorted(prepared.schedule.back_edges)[0]
+        reasons.append(f"recurrent edge ({src!r} -> {dst!r}): cycles are not supported")
     return reasons
 
 
-def _some(names: list[str], limit: int = 3) -> str:
+def some(names: list[str], limit: int = 3) -> str:
     """``'a', 'b', 'c' and 4 more``: enough to find the nodes without flooding a table."""
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

@@ -20,9 +20,6 @@ CONTRACT_VERSION = 1
 DEFAULT_DT = 1e-4
 NAMESPACE = "snnx"
 
-SPIKING_TYPES = (nir.IF, nir.LIF, nir.CubaLIF)
-STATEFUL_TYPES = (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF)
-CUBA_TYPES = (nir.CubaLI, nir.CubaLIF)
 RESET_MODES = ("value", "subtract")
 
 

@@ -39,8 +39,9 @@ import nir
 import numpy as np
 
 from snnx.errors import UnsupportedNodeError
-from snnx.ir.semantics import dt_of, i_init_of, reset_of, v_init_of
-from snnx.ir.validate import conv_padding, infer_shapes
+from snnx.ir.semantics import i_init_of, reset_of, v_init_of
+from snnx.ir.prepare import PreparedGraph, prepare
+from snnx.ir.shapes import conv_padding
 
 SPIKING = (nir.LIF, nir.IF, nir.CubaLIF)
 NEURON_TYPES = (*SPIKING, nir.LI, nir.CubaLI, nir.I)
@@ -213,13 +214,15 @@ def _without_bias(node: nir.NIRNode) -> nir.NIRNode:
     return node
 
 
-def extract_chain(graph: nir.NIRGraph) -> tuple[CubaChain | None, list[str]]:
-    """Fold a flat, contract-explicit graph into CUBA layers; ``(None, reasons)`` when impossible."""
+def extract_chain(prepared: PreparedGraph | nir.NIRGraph) -> tuple[CubaChain | None, list[str]]:
+    """Fold a prepared graph into CUBA layers; ``(None, reasons)`` when impossible."""
+    prepared = prepare(prepared)
+    graph = prepared.graph
     order, reasons = _chain_order(graph)
     if reasons:
         return None, reasons
-    dt = dt_of(graph)
-    shapes = {k: tuple(int(d) for d in v) for k, v in infer_shapes(graph).items()}
+    dt = prepared.dt
+    shapes = {k: tuple(int(d) for d in v) for k, v in prepared.shapes.items()}
     chain = CubaChain(input=order[0], output=order[-1], dt=dt, in_shape=shapes[order[0]], layers=[])
     run: list[str] = []
     data_is_flat = len(chain.in_shape) == 1

@@ -27,7 +27,8 @@ import numpy as np
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.hookspecs import hookimpl
 from snnx.plugins._cuba import CubaChain, CubaLayer, chain_or_raise, extract_chain, loihi_refusals
-from snnx.registry import Backend, Capabilities
+from snnx.ir.capabilities import Capabilities
+from snnx.registry import Backend
 
 if TYPE_CHECKING:  # pragma: no cover
     import click

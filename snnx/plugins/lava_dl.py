@@ -21,7 +21,8 @@ import numpy as np
 from snnx.errors import SnnxError
 from snnx.hookspecs import hookimpl
 from snnx.plugins._cuba import CHAIN_NODE_TYPES, CubaChain, CubaLayer, chain_or_raise, extract_chain
-from snnx.registry import Backend, Capabilities
+from snnx.ir.capabilities import Capabilities
+from snnx.registry import Backend
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -9,7 +9,9 @@ import numpy as np
 
 from snnx.errors import SnnxError
 from snnx.hookspecs import hookimpl
-from snnx.registry import ALL_NODE_TYPES, Backend, Capabilities
+from snnx.ir.capabilities import ALL_NODE_TYPES, Capabilities
+from snnx.ir.prepare import PreparedGraph
+from snnx.registry import Backend
 
 
 class ReferenceBackend(Backend):
@@ -20,11 +22,12 @@ class ReferenceBackend(Backend):
     capabilities = Capabilities(node_types=ALL_NODE_TYPES, cycles=True)
     file_suffix = ".nir"
 
-    def lower(self, graph: nir.NIRGraph, **options: Any) -> nir.NIRGraph:
+    def lower(self, graph: PreparedGraph, **options: Any) -> nir.NIRGraph:
+        """The flat graph itself: the reference runs NIR directly."""
         if options:
             msg = f"backend 'reference' takes no options, got {sorted(options)}"
             raise SnnxError(msg)
-        return graph
+        return graph.graph
 
     def run(self, model: nir.NIRGraph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from snnx.ir.reference import simulate

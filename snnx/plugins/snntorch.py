@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.hookspecs import hookimpl
-from snnx.registry import Capabilities
+from snnx.ir.capabilities import Capabilities
 from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -14,7 +14,7 @@ import numpy as np
 
 from snnx.hookspecs import hookimpl
 from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
-from snnx.registry import Capabilities
+from snnx.ir.capabilities import Capabilities
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir

@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from snnx.errors import SnnxError
-from snnx.registry import ALL_NODE_TYPES, Backend
+from snnx.ir.capabilities import ALL_NODE_TYPES
+from snnx.registry import Backend
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
     import numpy as np
+
+    from snnx.ir.prepare import PreparedGraph
 
 #: Everything the shared torch executor runs: its stateless layers plus the six neuron types.
 TORCH_NODE_TYPES = ALL_NODE_TYPES
@@ -50,20 +53,13 @@ def read_torch_module(path: str, what: str) -> Any:
 class TorchGraphBackend(Backend):
     """A backend whose lowered model is a :class:`snnx.torch.graph.GraphModule` of framework neurons."""
 
-    def refusals(self, graph: nir.NIRGraph) -> list[str]:
-        """The generic capability check plus :meth:`node_refusals` of every node of the flattened graph."""
+    def refusals(self, graph: PreparedGraph) -> list[str]:
+        """The generic capability check plus :meth:`node_refusals` of every node of the prepared graph."""
         reasons = super().refusals(graph)
         if self.missing_requirements():
             return reasons
-        import nir
-
-        from snnx.ir.passes import flatten
-        from snnx.ir.semantics import dt_of
-
-        flat = flatten(graph) if any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()) else graph
-        dt = dt_of(graph)
-        for name, node in flat.nodes.items():
-            reasons.extend(self.node_refusals(name, node, dt))
+        for name, node in graph.nodes.items():
+            reasons.extend(self.node_refusals(name, node, graph.dt))
         return reasons
 
     def node_refusals(self, name: str, node: nir.NIRNode, dt: float) -> list[str]:

@@ -45,10 +45,9 @@ import torch
 from torch import Tensor, nn
 
 from snnx.errors import PluginError, UnsupportedNodeError, ValidationError
-from snnx.ir.passes import flatten
-from snnx.ir.schedule import schedule
-from snnx.ir.semantics import dt_of, set_graph_contract
-from snnx.ir.validate import _pair, conv_padding, infer_shapes
+from snnx.ir.prepare import PreparedGraph, prepare
+from snnx.ir.semantics import set_graph_contract
+from snnx.ir.shapes import conv_padding, pair, pool_geometry
 
 __all__ = [
     "NEURON_TYPES",
@@ -256,8 +255,8 @@ def _conv(name: str, node: nir.NIRNode, nd: int) -> nn.Module:
     w = np.asarray(node.weight, dtype=np.float64)
     groups = int(np.asarray(node.groups))
     kernel = w.shape[2:]
-    stride = _pair(node.stride, nd, name, "stride")
-    dilation = _pair(node.dilation, nd, name, "dilation")
+    stride = pair(node.stride, nd, name, "stride")
+    dilation = pair(node.dilation, nd, name, "dilation")
     pads = conv_padding(node, kernel, dilation)
     symmetric = all(before == after for before, after in pads)
     conv_cls = nn.Conv2d if nd == 2 else nn.Conv1d
@@ -285,9 +284,7 @@ def _conv(name: str, node: nir.NIRNode, nd: int) -> nn.Module:
 
 
 def _pool(name: str, node: nir.NIRNode) -> nn.Module:
-    k = _pair(node.kernel_size, 2, name, "kernel_size")
-    s = _pair(node.stride, 2, name, "stride")
-    p = _pair(node.padding, 2, name, "padding")
+    k, s, p = pool_geometry(node, name)
     # divisor_override=1 turns the average into an exact sum (no divide-then-multiply rounding).
     divisor = 1 if isinstance(node, nir.SumPool2d) else None
     if all(pp <= kk // 2 for pp, kk in zip(p, k)):
@@ -372,18 +369,13 @@ class GraphModule(nn.Module):
     :ivar backend: the name of the backend that lowered it.
     """
 
-    def __init__(
-        self,
-        graph: nir.NIRGraph,
-        layers: Mapping[str, nn.Module],
-        dt: float,
-        backend: str,
-    ) -> None:
+    def __init__(self, prepared: PreparedGraph, layers: Mapping[str, nn.Module], backend: str) -> None:
         super().__init__()
-        sched = schedule(graph)
-        shapes = infer_shapes(graph)
+        graph = prepared.graph
+        sched = prepared.schedule
+        shapes = prepared.shapes
         self.backend = backend
-        self.dt = float(dt)
+        self.dt = float(prepared.dt)
         self.nodes: dict[str, nir.NIRNode] = dict(graph.nodes)
         self.edges: list[tuple[str, str]] = [tuple(e) for e in graph.edges]
         meta = graph.metadata if isinstance(graph.metadata, dict) else {}
@@ -564,7 +556,7 @@ class GraphModule(nn.Module):
 
 
 def build_graph_module(
-    graph: nir.NIRGraph,
+    graph: PreparedGraph | nir.NIRGraph,
     neuron_factory: NeuronFactory,
     backend: str,
     *,
@@ -572,8 +564,8 @@ def build_graph_module(
 ) -> GraphModule:
     """Lower a NIR graph to a :class:`GraphModule` whose neurons come from ``neuron_factory``.
 
-    :param graph: the graph; nested subgraphs are flattened first. Its contract ``dt`` is
-        :func:`snnx.ir.semantics.dt_of` (stored, else the default).
+    :param graph: the prepared graph (:func:`snnx.ir.prepare.prepare`); a plain NIR graph is
+        prepared first (validated, flattened, its stored ``dt`` or the default).
     :param neuron_factory: ``factory(name, node, dt) -> TorchNeuron``, called for every IF, LIF, LI, I,
         CubaLI and CubaLIF node. It raises :class:`snnx.errors.UnsupportedNodeError` for what it
         cannot reproduce exactly.
@@ -583,11 +575,10 @@ def build_graph_module(
         tensors in float64 too benefit the same way).
     :returns: the module; ``module(x)`` runs it, ``module.to_nir()`` exports it.
     """
-    if any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()):
-        graph = flatten(graph)
-    dt = dt_of(graph)
+    prepared = prepare(graph)
+    dt = prepared.dt
     layers: dict[str, nn.Module] = {}
-    for name, node in graph.nodes.items():
+    for name, node in prepared.nodes.items():
         kind = type(node).__name__
         if kind in NEURON_TYPES:
             module = neuron_factory(name, node, dt)
@@ -603,4 +594,4 @@ def build_graph_module(
             module = _stateless_module(name, node)
         if module is not None:
             layers[name] = module
-    return GraphModule(graph, layers, dt=dt, backend=backend).to(dtype)
+    return GraphModule(prepared, layers, backend=backend).to(dtype)

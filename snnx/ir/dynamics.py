@@ -1,0 +1,90 @@
+"""The reference simulator's state updates (``specs/semantics.md`` §4-5), numpy float64.
+
+:class:`NeuronState` is one neuron node's membrane (and synaptic current) with its one-step update;
+:class:`DelayState` is a ``Delay`` node's history. :mod:`snnx.ir.nodes` assigns the class per kind;
+what kind of neuron a node is comes from its parameters (a ``tau``-less neuron integrates, a
+``tau_syn`` neuron updates its current first), so no update dispatches on the node's class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from snnx.ir.semantics import i_init_of, reset_of, v_init_of
+
+Array = np.ndarray
+
+
+def _f64(value: Any) -> Array:
+    return np.asarray(value, dtype=np.float64)
+
+
+class State:
+    """State of one stateful node for one run: :meth:`step` advances it by one time step."""
+
+    def __init__(self, node: Any, dt: float, x0: Array, *, spiking: bool = False) -> None:
+        self.node = node
+        self.dt = dt
+
+    def step(self, x: Array) -> Array:
+        """Advance one step on input ``x`` (batch, *shape) and return the node's output."""
+        raise NotImplementedError
+
+
+class DelayState(State):
+    """``y[t] = x[t - round(delay/dt)]``, zeros before the first input arrives."""
+
+    def __init__(self, node: Any, dt: float, x0: Array, *, spiking: bool = False) -> None:
+        super().__init__(node, dt, x0)
+        self.steps = np.rint(_f64(node.delay) / dt).astype(np.int64)
+        depth = int(self.steps.max(initial=0)) + 1
+        self.history = np.zeros((depth, *x0.shape))
+        self.t = 0
+
+    def step(self, x: Array) -> Array:
+        depth = self.history.shape[0]
+        self.history[self.t % depth] = x
+        idx = (self.t - self.steps) % depth
+        out = np.take_along_axis(self.history, np.broadcast_to(idx, x.shape)[None], axis=0)[0]
+        out = np.where(self.t - self.steps >= 0, out, 0.0)
+        self.t += 1
+        return out
+
+
+class NeuronState(State):
+    """Membrane ``v`` (and current ``i``) of an I, IF, LI, LIF, CubaLI or CubaLIF node.
+
+    ``spiking`` says whether the node fires and resets (then its output is spikes, else ``v``).
+    """
+
+    def __init__(self, node: Any, dt: float, x0: Array, *, spiking: bool = False) -> None:
+        super().__init__(node, dt, x0)
+        shape = x0.shape
+        self.v = np.broadcast_to(v_init_of(node), shape).astype(np.float64).copy()
+        self.cuba = getattr(node, "tau_syn", None) is not None
+        tau = getattr(node, "tau_mem", None) if self.cuba else getattr(node, "tau", None)
+        self.tau = None if tau is None else _f64(tau)
+        if self.cuba:
+            self.i = np.broadcast_to(i_init_of(node), shape).astype(np.float64).copy()
+        self.reset = reset_of(node) if spiking else None
+
+    def step(self, x: Array) -> Array:
+        node, dt = self.node, self.dt
+        if self.cuba:  # the current first, then the voltage with the new current
+            self.i = self.i + (dt / _f64(node.tau_syn)) * (-self.i + _f64(node.w_in) * x)
+            x = self.i
+        if self.tau is None:  # I, IF: a perfect integrator
+            self.v = self.v + dt * _f64(node.r) * x
+        else:
+            self.v = self.v + (dt / self.tau) * (_f64(node.v_leak) - self.v + _f64(node.r) * x)
+        if self.reset is None:
+            return self.v.copy()
+        vth = _f64(node.v_threshold)
+        spikes = self.v > vth
+        if self.reset == "subtract":
+            self.v = self.v - vth * spikes
+        else:
+            self.v = np.where(spikes, _f64(node.v_reset), self.v)
+        return spikes.astype(np.float64)
