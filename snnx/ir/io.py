@@ -19,18 +19,13 @@ import nir
 import numpy as np
 
 from snnx.errors import NirFileError, ValidationError
+from snnx.ir.nodes import KINDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from snnx.ir.validate import Report
 
-#: NIR node types snnx can read (nir's own serialisable set).
-NODE_TYPES: dict[str, type] = {
-    name: getattr(nir, name)
-    for name in (
-        "Affine", "AvgPool2d", "Conv1d", "Conv2d", "CubaLI", "CubaLIF", "Delay", "Flatten", "I", "IF",
-        "Input", "LI", "LIF", "Linear", "NIRGraph", "Output", "Scale", "SumPool2d", "Threshold",
-    )
-}
+#: NIR node types snnx can read: every kind of the node table, plus nested graphs.
+NODE_TYPES: dict[str, type] = {name: kind.cls for name, kind in KINDS.items()} | {"NIRGraph": nir.NIRGraph}
 
 
 def _as_str(value: Any) -> str:
