@@ -1,9 +1,32 @@
-"""Shared plumbing for neurons that wrap a framework's own neuron class (Norse, SpikingJelly).
+"""The neuron side of the torch executor, public for every torch backend (built-in or third-party).
 
-Each wrapper folds the snnx contract (``specs/semantics.md`` §4) into its framework's discretisation.
-What they share lives here: reading a NIR neuron's parameters in float64, keeping the values seen at
-lowering time so an untrained model raises back to *exactly* the graph it came from, and the
-``v_init`` / ``i_init`` state buffers. Imports torch; the plugin modules import this lazily.
+:class:`TorchNeuron` is the interface :func:`snnx.torch.graph.build_graph_module` runs: one module per
+NIR neuron node (``init_state``, ``step``, ``to_nir``, optionally a faster ``forward``).
+
+:class:`ContractNeuron` is a :class:`TorchNeuron` that does the bookkeeping every *wrapper* of a
+framework's own neuron class needs (the built-in Norse and SpikingJelly backends, and the Sinabs
+example use it): the node's name, ``dt`` and reset mode; the ``v_init``/``i_init`` buffers; and the
+float64 values each NIR parameter had when it was lowered, so that an untrained model raises back to
+*exactly* the graph it came from while a trained one raises back its trained values. A subclass folds
+its framework's parameters in ``__init__`` and records each one with :meth:`ContractNeuron.remember`
+(or :meth:`ContractNeuron.scale_parameter`), then reads it back in ``to_nir`` with
+:meth:`ContractNeuron.recover`::
+
+    from snnx.torch.neuron import ContractNeuron, f64
+
+    class MyLIF(ContractNeuron):
+        def __init__(self, name, node, dt):
+            super().__init__(name, node, dt)
+            self.register_buffer("decay", torch.as_tensor(1 - dt / f64(node.tau)))
+            self.remember("tau", node.tau, self.decay)
+        def init_state(self, x):
+            return self.initial("v_init", x)
+        def step(self, x, v): ...
+        def to_nir(self):
+            tau = self.recover("tau", self.decay, lambda d: self.dt / (1 - d))
+            return nir.LIF(tau=tau, ..., metadata=self.contract_metadata())
+
+Guide: ``specs/plugins.md`` ("Reusing the contract neuron"). Imports torch.
 """
 
 from __future__ import annotations
@@ -14,32 +37,88 @@ from typing import Any
 import nir
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from snnx.errors import UnsupportedNodeError
+from snnx.ir.nodes import find_kind
 from snnx.ir.semantics import i_init_of, reset_of, v_init_of
-from snnx.torch.graph import TorchNeuron
+from snnx.torch.params import f64, is_uniform
 
-SPIKING = (nir.IF, nir.LIF, nir.CubaLIF)
+__all__ = [
+    "ContractNeuron",
+    "TorchNeuron",
+    "affine",
+    "bias_buffer",
+    "f64",
+    "is_uniform",
+    "neuron_class",
+    "scale_buffer",
+]
 
 
-def f64(value: Any) -> np.ndarray:
-    """A NIR parameter as a float64 array (``None`` counts as 0, NIR's default ``v_reset``)."""
-    return np.zeros(()) if value is None else np.asarray(value, dtype=np.float64)
+# -- the neuron interface -------------------------------------------------------------------------------
+class TorchNeuron(nn.Module):
+    """Base class of a stateful node (a NIR neuron, or a Delay) lowered to a torch module.
 
+    A backend subclasses it once per framework neuron it wraps. Subclasses implement
+    :meth:`init_state`, :meth:`step` and :meth:`to_nir`; :meth:`forward` loops :meth:`step` over time
+    and may be overridden with a faster multi-step path that computes the same thing.
 
-def is_uniform(value: Any) -> bool:
-    """Whether every element of a NIR parameter has the same value."""
-    arr = f64(value)
-    return arr.size > 0 and bool(np.all(arr == arr.flat[0]))
+    Shapes: ``x`` in :meth:`init_state` and :meth:`step` is one time step ``(batch, *shape)``;
+    :meth:`forward` takes and returns ``(T, batch, *shape)``. State never outlives a call of
+    :meth:`forward` (every run starts from the contract's initial state).
+    """
+
+    #: Name of the NIR node this module was lowered from (set by subclasses; used in messages).
+    node_name: str = "?"
+
+    def init_state(self, x: Tensor) -> Any:
+        """The initial state for a batch shaped like ``x`` (one step, ``(batch, *shape)``)."""
+        msg = f"{type(self).__name__} must implement init_state(x)"
+        raise NotImplementedError(msg)
+
+    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """Advance one time step: returns ``(output, new_state)``; ``x`` is ``(batch, *shape)``."""
+        msg = f"{type(self).__name__} must implement step(x, state)"
+        raise NotImplementedError(msg)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Run a whole sequence ``(T, batch, *shape)`` from the initial state."""
+        state = self.init_state(x[0])
+        outputs = []
+        # unbind, not x[t]: the backward of T separate x[t] selects fills T full-size zero tensors
+        # (O(T^2) memory traffic); unbind's backward is one stack.
+        for x_t in x.unbind(0):
+            y, state = self.step(x_t, state)
+            outputs.append(y)
+        return torch.stack(outputs)
+
+    def to_nir(self) -> nir.NIRNode:
+        """The node with the module's current parameters and its ``metadata["snnx"]`` contract entries.
+
+        Use :func:`snnx.ir.semantics.set_node_contract` to write ``reset``/``v_init``/``i_init``.
+        """
+        msg = f"{type(self).__name__} must implement to_nir()"
+        raise NotImplementedError(msg)
 
 
 def neuron_class(
-    backend: str, neurons: Mapping[type, type[ContractNeuron]], name: str, node: nir.NIRNode
-) -> type[ContractNeuron]:
-    """The backend's wrapper class for ``node`` (by NIR type); :class:`UnsupportedNodeError` if it has none."""
-    cls = neurons.get(type(node))
+    backend: str, neurons: Mapping[str, type[TorchNeuron]], name: str, node: nir.NIRNode
+) -> type[TorchNeuron]:
+    """The backend's class for neuron ``node``, looked up by its node-kind name (``"LIF"``, ...).
+
+    :param backend: the backend's name, for the message.
+    :param neurons: the backend's classes by kind name (:data:`snnx.ir.nodes.KINDS` keys).
+    :param name: the node's name, for the message.
+    :raises UnsupportedNodeError: naming the node when the backend has no class for its kind.
+    """
+    kind = find_kind(node)
+    cls = neurons.get(kind.name) if kind is not None else None
     if cls is None:
-        msg = f"Backend {backend!r} has no neuron for node {name!r} ({type(node).__name__})"
+        msg = (
+            f"Backend {backend!r} has no neuron for node {name!r} ({type(node).__name__}); "
+            f"it has {', '.join(sorted(neurons))}"
+        )
         raise UnsupportedNodeError(msg)
     return cls
 
@@ -51,7 +130,7 @@ def _unchanged(now: np.ndarray, folded: np.ndarray, dtype: torch.dtype) -> bool:
 
 
 class ContractNeuron(TorchNeuron):
-    """Base of the Norse and SpikingJelly neuron wrappers.
+    """A :class:`TorchNeuron` wrapping a framework's neuron, with the bookkeeping of the module docstring.
 
     Subclasses build their framework cell in ``__init__`` (after calling this one), implement
     :meth:`init_state`, :meth:`step` and :meth:`to_nir`, and may override :meth:`forward`.
@@ -66,14 +145,15 @@ class ContractNeuron(TorchNeuron):
         self.node_name = name
         self.nir_type = type(node).__name__
         self.dt = float(dt)
-        self.reset_mode = reset_of(node) if isinstance(node, SPIKING) else None
+        kind = find_kind(node)
+        self.reset_mode = reset_of(node) if kind is not None and kind.spiking else None
         # The float64 values the node came with, and the tensors they were folded into:
         # an untrained parameter raises back to its original float64 value, not a rounded one.
         self._original: dict[str, np.ndarray] = {}
         self._folded: dict[str, np.ndarray] = {}
         self.register_buffer("v_init", torch.as_tensor(v_init_of(node), dtype=torch.float64))
         self.remember("v_init", v_init_of(node), self.v_init)
-        if isinstance(node, (nir.CubaLI, nir.CubaLIF)):
+        if kind is not None and kind.cuba:
             self.register_buffer("i_init", torch.as_tensor(i_init_of(node), dtype=torch.float64))
             self.remember("i_init", i_init_of(node), self.i_init)
 
@@ -130,7 +210,7 @@ class ContractNeuron(TorchNeuron):
         return f"node={self.node_name!r}, type={self.nir_type}, dt={self.dt!r}{reset}"
 
 
-def scale_buffer(module: torch.nn.Module, name: str, value: np.ndarray) -> None:
+def scale_buffer(module: nn.Module, name: str, value: np.ndarray) -> None:
     """Register ``value`` as a buffer, or ``None`` when it is exactly 1 everywhere.
 
     Multiplying by 1.0 is exact, but skipping it keeps the lowered model as lean as a hand-written one.
@@ -141,7 +221,7 @@ def scale_buffer(module: torch.nn.Module, name: str, value: np.ndarray) -> None:
     module.register_buffer(name, tensor)
 
 
-def bias_buffer(module: torch.nn.Module, name: str, value: np.ndarray) -> None:
+def bias_buffer(module: nn.Module, name: str, value: np.ndarray) -> None:
     """Register ``value`` as a buffer, or ``None`` when it is exactly 0 everywhere."""
     value = f64(value)
     tensor = None if np.all(value == 0.0) else torch.as_tensor(value, dtype=torch.float64)
