@@ -49,11 +49,10 @@ import torch
 from torch import Tensor, nn
 
 from snnx.errors import PluginError, UnsupportedNodeError, ValidationError
-from snnx.ir.nodes import find_kind, kind_of
+from snnx.ir.nodes import NEURON_KINDS, find_kind, kind_of
 from snnx.ir.prepare import PreparedGraph, prepare
 from snnx.ir.semantics import set_graph_contract
 from snnx.ir.shapes import conv_padding, pair, pool_geometry
-from snnx.torch.backend import TORCH_NODE_TYPES
 from snnx.torch.neuron import TorchNeuron
 
 __all__ = [
@@ -313,8 +312,9 @@ def _build_layer(name: str, node: nir.NIRNode, dt: float, backend: str) -> nn.Mo
     rule = LAYERS.get(kind.name)
     if rule is None:
         msg = (
-            f"node {name!r}: the torch executor cannot run NIR {kind.name} nodes; backend {backend!r} "
-            f"should have refused the graph (capabilities: {', '.join(sorted(TORCH_NODE_TYPES))})"
+            f"node {name!r}: the torch executor cannot run NIR {kind.name} nodes (it runs "
+            f"{', '.join(sorted({*LAYERS, *NEURON_KINDS}))}); backend {backend!r} should refuse such graphs in its "
+            "capability check (Capabilities.node_types within snnx.torch.backend.TORCH_NODE_TYPES)"
         )
         raise UnsupportedNodeError(msg)
     return rule.build(name, node, dt)
