@@ -171,16 +171,24 @@ class ContractNeuron(TorchNeuron):
         scale_buffer(self, buffer, original)
         self.remember(key, original, torch.as_tensor(f64(original), dtype=torch.float64))
 
+    def changed(self, key: str, current: torch.Tensor) -> bool:
+        """Whether ``current``, the folded tensor of parameter ``key``, differs from its value at lowering.
+
+        A cast of the whole module (``.double()``) is no change; training is.
+        """
+        now = current.detach().cpu().double().numpy()
+        return not _unchanged(now, self._folded[key], current.dtype)
+
     def recover(self, key: str, current: torch.Tensor, unfold: Any = None) -> np.ndarray:
         """The NIR value of parameter ``key``, given its current folded tensor.
 
         Unchanged since lowering: the original float64 value. Changed (trained): ``unfold`` of the
         current value in float64 (the value itself when ``unfold`` is ``None``), reshaped like the original.
         """
-        now = current.detach().cpu().double().numpy()
         original = self._original[key]
-        if _unchanged(now, self._folded[key], current.dtype):
+        if not self.changed(key, current):
             return original.copy()
+        now = current.detach().cpu().double().numpy()
         value = np.asarray(now if unfold is None else unfold(now), dtype=np.float64)
         return value.reshape(original.shape) if value.size == original.size else value
 
