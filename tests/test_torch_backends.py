@@ -209,3 +209,64 @@ def test_snntorch_lower_folds_each_neuron_once(monkeypatch):
     calls.clear()
     assert snnx.get_backend("snntorch").refusals(prepared) == []
     assert sorted(calls) == [("cuba", 5e-4), ("lif", 5e-4)]
+
+
+# -- the public contract neuron ----------------------------------------------------------------------------
+def test_a_third_party_lif_on_the_public_contract_neuron():
+    """The example of ``snnx.torch.neuron``'s docstring, completed: exact, raises back exactly, then trains."""
+    torch = pytest.importorskip("torch")
+    from snnx.ir.semantics import set_node_contract
+    from snnx.torch.graph import build_graph_module
+    from snnx.torch.neuron import ContractNeuron, f64
+
+    class MyLIF(ContractNeuron):
+        def __init__(self, name, node, dt):
+            super().__init__(name, node, dt)
+            self.decay = torch.nn.Parameter(torch.as_tensor(1 - dt / f64(node.tau)))
+            self.remember("tau", node.tau, self.decay)
+            self.register_buffer("gain", torch.as_tensor(dt / f64(node.tau) * f64(node.r)))
+            self.node = node
+
+        def init_state(self, x):
+            return self.initial("v_init", x)
+
+        def step(self, x, v):
+            v = self.decay * v + self.gain * x + (1 - self.decay) * torch.as_tensor(f64(self.node.v_leak))
+            s = (v > torch.as_tensor(f64(self.node.v_threshold))).to(x.dtype)
+            return s, v * (1 - s)  # reset to v_reset = 0
+
+        def to_nir(self):
+            tau = self.recover("tau", self.decay, lambda d: self.dt / (1 - d))
+            return nir.LIF(tau=tau, r=f64(self.node.r), v_leak=f64(self.node.v_leak),
+                           v_threshold=f64(self.node.v_threshold), v_reset=f64(self.node.v_reset),
+                           metadata=self.contract_metadata())
+
+    n = 4
+    lif = set_node_contract(
+        nir.LIF(tau=np.full(n, 3e-3), r=np.full(n, 2.0), v_leak=np.full(n, 0.1), v_threshold=np.ones(n),
+                v_reset=np.zeros(n)),
+        reset="value", v_init=np.full(n, 0.5),
+    )
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([n])), "lif": lif, "output": nir.Output(output_type=np.array([n]))},
+        edges=[("input", "lif"), ("lif", "output")],
+        type_check=False,
+    )
+    prepared = prepare(g, dt=1e-3)
+    model = build_graph_module(prepared, MyLIF, backend="mine", dtype=torch.float64)
+    x = np.random.default_rng(0).uniform(0, 2, size=(12, 3, n))
+    got = model(torch.as_tensor(x)).detach().numpy()
+    np.testing.assert_array_equal(got, snnx.simulate(prepared.graph, {"input": x})["output"])
+
+    neuron = model.layer("lif")
+    assert (neuron.node_name, neuron.dt, neuron.reset_mode) == ("lif", 1e-3, "value")
+    assert not neuron.changed("tau", neuron.decay)
+    raised = model.to_nir().nodes["lif"]
+    np.testing.assert_array_equal(raised.tau, lif.tau)  # exactly, not 1e-3 / (1 - (1 - 1e-3/3e-3))
+    assert raised.metadata["snnx"]["reset"] == "value"
+    np.testing.assert_array_equal(raised.metadata["snnx"]["v_init"], np.full(n, 0.5))
+
+    with torch.no_grad():
+        neuron.decay.fill_(0.5)
+    assert neuron.changed("tau", neuron.decay)
+    np.testing.assert_allclose(model.to_nir().nodes["lif"].tau, np.full(n, 2e-3))

@@ -76,6 +76,9 @@ class TorchGraphBackend(Backend):
     def node_refusals(self, name: str, node: nir.NIRNode, dt: float) -> list[str]:
         """Why this backend cannot reproduce node ``name`` exactly at time step ``dt``; none by default.
 
+        ``dt`` is the prepared graph's, the same value :func:`snnx.torch.graph.build_graph_module` gives
+        the neuron factory, so a refusal and the fold it predicts agree.
+
         Override for limits that :attr:`capabilities` cannot express (parameter ranges, weight shapes).
         """
         return []
