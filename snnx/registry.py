@@ -1,7 +1,7 @@
 """Registries that plugins fill through the hooks in :mod:`snnx.hookspecs`.
 
 A registrar records which plugin made each registration, so an error can say
-``backend 'norse' (from plugin 'snnx.plugins.norse')`` instead of just a name.
+``backend 'norse' (from plugin 'snnx.plugins.norse.plugin')`` instead of just a name.
 """
 
 from __future__ import annotations

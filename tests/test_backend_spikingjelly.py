@@ -54,7 +54,7 @@ def test_strict_spike_removes_exactly_the_equal_case():
     import torch
     from spikingjelly.activation_based import neuron as sj_neuron
 
-    from snnx.plugins._spikingjelly_neurons import StrictSpike
+    from snnx.plugins.spikingjelly.neurons import StrictSpike
 
     x = torch.full((3, 1, 1), 0.5)
     native = sj_neuron.IFNode(v_threshold=1.0, v_reset=0.0, step_mode="m")
@@ -93,7 +93,7 @@ def test_strict_spike_keeps_each_surrogates_gradient(name):
     import torch
     from spikingjelly.activation_based import surrogate
 
-    from snnx.plugins._spikingjelly_neurons import StrictSpike
+    from snnx.plugins.spikingjelly.neurons import StrictSpike
 
     x = torch.tensor([-0.7, -0.1, 0.0, 0.1, 0.7])
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()

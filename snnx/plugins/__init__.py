@@ -29,9 +29,9 @@ ENTRY_POINT_GROUP = "snnx"
 #: Built-in plugin modules, loaded like any third-party plugin.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "snnx.plugins.reference",
-    "snnx.plugins.snntorch",
-    "snnx.plugins.norse",
-    "snnx.plugins.spikingjelly",
+    "snnx.plugins.snntorch.plugin",
+    "snnx.plugins.norse.plugin",
+    "snnx.plugins.spikingjelly.plugin",
     "snnx.plugins.lava_dl",
     "snnx.plugins.lava",
     "snnx.convert.plugin",

@@ -1,5 +1,13 @@
-"""Shared torch machinery for the torch-based backends (snnTorch, Norse, SpikingJelly, ...).
+"""Shared torch machinery for the torch-based backends (snnTorch, Norse, SpikingJelly, third-party ones).
 
-:mod:`snnx.torch.graph` executes a flat NIR graph with torch layers and backend-supplied neurons.
-Importing this package needs torch; the plugins import it lazily, inside their methods.
+- :mod:`snnx.torch.graph`: the executor; runs a prepared NIR graph with torch layers (its
+  :data:`~snnx.torch.graph.LAYERS` table, keyed by node kind) and backend-supplied neurons.
+- :mod:`snnx.torch.neuron`: the public neuron side: :class:`~snnx.torch.neuron.TorchNeuron` (the
+  interface) and :class:`~snnx.torch.neuron.ContractNeuron` (the base of wrappers of a framework's neuron).
+- :mod:`snnx.torch.backend`: :class:`~snnx.torch.backend.TorchGraphBackend` and ``TORCH_NODE_TYPES``;
+  no torch import.
+- :mod:`snnx.torch.params`: reading NIR parameters as float64; numpy only, for backends' ``fold.py``.
+
+Importing this package imports none of them; ``graph`` and ``neuron`` need torch, and the plugins import
+them lazily, inside their methods.
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from snnx.errors import SnnxError
-from snnx.ir.capabilities import ALL_NODE_TYPES
+from snnx.ir.nodes import NEURON_KINDS
 from snnx.registry import Backend
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,8 +19,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from snnx.ir.prepare import PreparedGraph
 
-#: Everything the shared torch executor runs: its stateless layers plus the six neuron types.
-TORCH_NODE_TYPES = ALL_NODE_TYPES
+#: The node kinds the shared executor builds itself: the keys of :data:`snnx.torch.graph.LAYERS`
+#: (``tests/test_torch_graph.py`` keeps the two equal). Kept here so that reading it needs no torch.
+EXECUTOR_KINDS: frozenset[str] = frozenset(
+    {
+        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
+        "Flatten", "Threshold", "Delay",
+    }
+)
+
+#: Every node type a backend built on :mod:`snnx.torch.graph` can run: the executor's own layers plus the
+#: neuron kinds it hands to the backend's neuron factory. A kind added to :data:`snnx.ir.nodes.KINDS` is
+#: therefore refused by the torch backends' capability check until the executor learns to build it.
+TORCH_NODE_TYPES: frozenset[str] = EXECUTOR_KINDS | NEURON_KINDS
 
 
 def torch_dtype(dtype: Any, backend: str) -> Any:
@@ -64,6 +75,9 @@ class TorchGraphBackend(Backend):
 
     def node_refusals(self, name: str, node: nir.NIRNode, dt: float) -> list[str]:
         """Why this backend cannot reproduce node ``name`` exactly at time step ``dt``; none by default.
+
+        ``dt`` is the prepared graph's, the same value :func:`snnx.torch.graph.build_graph_module` gives
+        the neuron factory, so a refusal and the fold it predicts agree.
 
         Override for limits that :attr:`capabilities` cannot express (parameter ranges, weight shapes).
         """

@@ -4,7 +4,7 @@ A backend supplies only its neurons; this module does everything else the contra
 (``specs/semantics.md``) asks for: stateless layers, fan-in sums, cycles, delays, and the export back to
 NIR. A backend (built-in or third-party) uses it like this::
 
-    from snnx.torch.graph import TorchNeuron, build_graph_module
+    from snnx.torch.graph import TorchNeuron, build_graph_module   # TorchNeuron lives in snnx.torch.neuron
 
     class MyLIF(TorchNeuron):
         def __init__(self, name, node, dt): ...
@@ -19,10 +19,14 @@ NIR. A backend (built-in or third-party) uses it like this::
     spikes = module(x)          # x: (T, batch, *shape), time-major
     graph = module.to_nir()     # trained weights + contract metadata
 
-The factory is called for every ``IF``, ``LIF``, ``LI``, ``I``, ``CubaLI`` and ``CubaLIF`` node. The
-executor maps ``Affine``/``Linear`` to :class:`torch.nn.Linear`, ``Conv1d``/``Conv2d`` to
-:class:`torch.nn.Conv1d`/:class:`torch.nn.Conv2d`, pools to :class:`torch.nn.AvgPool2d`, and handles
-``Scale``, ``Flatten``, ``Threshold``, ``Delay``, ``Input`` and ``Output`` itself.
+The factory is called for every node whose kind is a neuron in :data:`snnx.ir.nodes.KINDS` (``IF``,
+``LIF``, ``LI``, ``I``, ``CubaLI``, ``CubaLIF``); a wrapper of a framework's own neuron can build on
+:class:`snnx.torch.neuron.ContractNeuron`. Every other kind is built by the :data:`LAYERS` table:
+``Affine``/``Linear`` as :class:`torch.nn.Linear`, ``Conv1d``/``Conv2d`` as
+:class:`torch.nn.Conv1d`/:class:`torch.nn.Conv2d`, pools as :class:`torch.nn.AvgPool2d`, and
+``Scale``, ``Flatten``, ``Threshold``, ``Delay``, ``Input`` and ``Output`` by small modules here. Those
+kinds plus the neuron kinds are :data:`snnx.torch.backend.TORCH_NODE_TYPES`, the node types a torch
+backend's capabilities claim.
 
 Execution: a graph without cycles runs layer by layer over the whole sequence (a stateless layer sees
 ``(T*batch, *shape)`` in one call, a neuron its whole ``(T, batch, *shape)`` trace through
@@ -45,15 +49,18 @@ import torch
 from torch import Tensor, nn
 
 from snnx.errors import PluginError, UnsupportedNodeError, ValidationError
+from snnx.ir.nodes import NEURON_KINDS, find_kind, kind_of
 from snnx.ir.prepare import PreparedGraph, prepare
 from snnx.ir.semantics import set_graph_contract
 from snnx.ir.shapes import conv_padding, pair, pool_geometry
+from snnx.torch.neuron import TorchNeuron
 
 __all__ = [
-    "NEURON_TYPES",
+    "LAYERS",
     "DelayModule",
     "FlattenModule",
     "GraphModule",
+    "LayerRule",
     "NeuronFactory",
     "ScaleModule",
     "ThresholdModule",
@@ -62,10 +69,6 @@ __all__ = [
     "build_graph_module",
     "heaviside",
 ]
-
-#: NIR node types the executor hands to the backend's neuron factory.
-NEURON_TYPES = ("IF", "LIF", "LI", "I", "CubaLI", "CubaLIF")
-
 
 def as_tensor(value: Any, dtype: torch.dtype = torch.float32) -> Tensor:
     """A NIR parameter (numpy array or scalar) as a tensor of ``dtype``."""
@@ -80,52 +83,6 @@ def _float_tensor(module: nn.Module) -> Tensor | None:
 
 def _numpy(t: Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float64).numpy().copy()
-
-
-# -- the neuron interface -------------------------------------------------------------------------------
-class TorchNeuron(nn.Module):
-    """Base class of a stateful node (a NIR neuron, or a Delay) lowered to a torch module.
-
-    A backend subclasses it once per framework neuron it wraps. Subclasses implement
-    :meth:`init_state`, :meth:`step` and :meth:`to_nir`; :meth:`forward` loops :meth:`step` over time
-    and may be overridden with a faster multi-step path that computes the same thing.
-
-    Shapes: ``x`` in :meth:`init_state` and :meth:`step` is one time step ``(batch, *shape)``;
-    :meth:`forward` takes and returns ``(T, batch, *shape)``. State never outlives a call of
-    :meth:`forward` (every run starts from the contract's initial state).
-    """
-
-    #: Name of the NIR node this module was lowered from (set by subclasses; used in messages).
-    node_name: str = "?"
-
-    def init_state(self, x: Tensor) -> Any:
-        """The initial state for a batch shaped like ``x`` (one step, ``(batch, *shape)``)."""
-        msg = f"{type(self).__name__} must implement init_state(x)"
-        raise NotImplementedError(msg)
-
-    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
-        """Advance one time step: returns ``(output, new_state)``; ``x`` is ``(batch, *shape)``."""
-        msg = f"{type(self).__name__} must implement step(x, state)"
-        raise NotImplementedError(msg)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Run a whole sequence ``(T, batch, *shape)`` from the initial state."""
-        state = self.init_state(x[0])
-        outputs = []
-        # unbind, not x[t]: the backward of T separate x[t] selects fills T full-size zero tensors
-        # (O(T^2) memory traffic); unbind's backward is one stack.
-        for x_t in x.unbind(0):
-            y, state = self.step(x_t, state)
-            outputs.append(y)
-        return torch.stack(outputs)
-
-    def to_nir(self) -> nir.NIRNode:
-        """The node with the module's current parameters and its ``metadata["snnx"]`` contract entries.
-
-        Use :func:`snnx.ir.semantics.set_node_contract` to write ``reset``/``v_init``/``i_init``.
-        """
-        msg = f"{type(self).__name__} must implement to_nir()"
-        raise NotImplementedError(msg)
 
 
 #: ``factory(name, node, dt) -> TorchNeuron``, supplied by a backend for every neuron node.
@@ -283,10 +240,10 @@ def _conv(name: str, node: nir.NIRNode, nd: int) -> nn.Module:
     return nn.Sequential(pad, conv)
 
 
-def _pool(name: str, node: nir.NIRNode) -> nn.Module:
+def _pool(name: str, node: nir.NIRNode, total: bool) -> nn.Module:
     k, s, p = pool_geometry(node, name)
     # divisor_override=1 turns the average into an exact sum (no divide-then-multiply rounding).
-    divisor = 1 if isinstance(node, nir.SumPool2d) else None
+    divisor = 1 if total else None
     if all(pp <= kk // 2 for pp, kk in zip(p, k)):
         return nn.AvgPool2d(k, s, p, count_include_pad=True, divisor_override=divisor)
     # torch refuses padding larger than half the kernel; pad explicitly instead.
@@ -295,32 +252,72 @@ def _pool(name: str, node: nir.NIRNode) -> nn.Module:
     )
 
 
-def _stateless_module(name: str, node: nir.NIRNode) -> nn.Module | None:
-    """The torch layer for a stateless node; ``None`` for Input/Output (identity)."""
-    if isinstance(node, (nir.Input, nir.Output)):
-        return None
-    if isinstance(node, nir.Affine):
-        return _linear(name, node, bias=True)
-    if isinstance(node, nir.Linear):
-        return _linear(name, node, bias=False)
-    if isinstance(node, nir.Scale):
-        return ScaleModule(node.scale)
-    if isinstance(node, nir.Conv2d):
-        return _conv(name, node, 2)
-    if isinstance(node, nir.Conv1d):
-        return _conv(name, node, 1)
-    if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
-        return _pool(name, node)
-    if isinstance(node, nir.Flatten):
-        return FlattenModule(node.start_dim, node.end_dim)
-    if isinstance(node, nir.Threshold):
-        return ThresholdModule(node.threshold)
-    msg = (
-        f"node {name!r}: the torch executor cannot run NIR {type(node).__name__} nodes; supported are "
-        f"{', '.join(NEURON_TYPES)}, Affine, Linear, Scale, Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten, "
-        "Threshold, Delay, Input, Output"
-    )
-    raise UnsupportedNodeError(msg)
+def _export_affine(node: nir.NIRNode, layer: nn.Module) -> nir.NIRNode:
+    return nir.Affine(weight=_numpy(layer.weight), bias=_numpy(layer.bias))
+
+
+def _export_linear(node: nir.NIRNode, layer: nn.Module) -> nir.NIRNode:
+    return nir.Linear(weight=_numpy(layer.weight))
+
+
+def _export_conv(node: nir.NIRNode, layer: nn.Module) -> nir.NIRNode:
+    return dataclasses.replace(node, weight=_numpy(layer.weight), bias=_numpy(layer.bias))
+
+
+def _export_scale(node: nir.NIRNode, layer: nn.Module) -> nir.NIRNode:
+    return nir.Scale(scale=_numpy(layer.scale))
+
+
+#: ``build(name, node, dt) -> module`` (``None`` for an identity: Input, Output).
+Build = Callable[[str, Any, float], "nn.Module | None"]
+#: ``export(node, layer) -> node`` with the layer's current (trained) parameters.
+Export = Callable[[Any, nn.Module], nir.NIRNode]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRule:
+    """How the executor runs one node kind that is not a neuron.
+
+    :ivar build: makes the module from the node (``dt`` matters to ``Delay`` only).
+    :ivar export: writes a trained layer's parameters back into the node; ``None`` when the layer has
+        no trainable parameters (the node is exported unchanged).
+    """
+
+    build: Build
+    export: Export | None = None
+
+
+#: What the executor builds itself, by node-kind name (:data:`snnx.ir.nodes.KINDS`); every neuron kind
+#: goes to the backend's neuron factory instead. Its keys are :data:`snnx.torch.backend.EXECUTOR_KINDS`
+#: (a test keeps the two equal), so the torch backends' capabilities claim exactly what runs here.
+LAYERS: dict[str, LayerRule] = {
+    "Input": LayerRule(lambda name, node, dt: None),
+    "Output": LayerRule(lambda name, node, dt: None),
+    "Affine": LayerRule(lambda name, node, dt: _linear(name, node, bias=True), _export_affine),
+    "Linear": LayerRule(lambda name, node, dt: _linear(name, node, bias=False), _export_linear),
+    "Scale": LayerRule(lambda name, node, dt: ScaleModule(node.scale), _export_scale),
+    "Conv1d": LayerRule(lambda name, node, dt: _conv(name, node, 1), _export_conv),
+    "Conv2d": LayerRule(lambda name, node, dt: _conv(name, node, 2), _export_conv),
+    "SumPool2d": LayerRule(lambda name, node, dt: _pool(name, node, total=True)),
+    "AvgPool2d": LayerRule(lambda name, node, dt: _pool(name, node, total=False)),
+    "Flatten": LayerRule(lambda name, node, dt: FlattenModule(node.start_dim, node.end_dim)),
+    "Threshold": LayerRule(lambda name, node, dt: ThresholdModule(node.threshold)),
+    "Delay": LayerRule(DelayModule),
+}
+
+
+def _build_layer(name: str, node: nir.NIRNode, dt: float, backend: str) -> nn.Module | None:
+    """The executor's module for a node that is not a neuron."""
+    kind = kind_of(node, name)
+    rule = LAYERS.get(kind.name)
+    if rule is None:
+        msg = (
+            f"node {name!r}: the torch executor cannot run NIR {kind.name} nodes (it runs "
+            f"{', '.join(sorted({*LAYERS, *NEURON_KINDS}))}); backend {backend!r} should refuse such graphs in its "
+            "capability check (Capabilities.node_types within snnx.torch.backend.TORCH_NODE_TYPES)"
+        )
+        raise UnsupportedNodeError(msg)
+    return rule.build(name, node, dt)
 
 
 def _inner(module: nn.Module) -> nn.Module:
@@ -330,17 +327,11 @@ def _inner(module: nn.Module) -> nn.Module:
 
 def _export_stateless(node: nir.NIRNode, module: nn.Module | None) -> nir.NIRNode:
     """``node`` with the current (trained) parameters of ``module``."""
-    layer = _inner(module) if module is not None else None
-    if isinstance(node, nir.Affine):
-        new = nir.Affine(weight=_numpy(layer.weight), bias=_numpy(layer.bias))
-    elif isinstance(node, nir.Linear):
-        new = nir.Linear(weight=_numpy(layer.weight))
-    elif isinstance(node, nir.Scale):
-        new = nir.Scale(scale=_numpy(layer.scale))
-    elif isinstance(node, (nir.Conv1d, nir.Conv2d)):
-        new = dataclasses.replace(node, weight=_numpy(layer.weight), bias=_numpy(layer.bias))
-    else:
+    kind = find_kind(node)
+    rule = LAYERS.get(kind.name) if kind is not None else None
+    if rule is None or rule.export is None or module is None:
         return copy.deepcopy(node)
+    new = rule.export(node, _inner(module))
     new.metadata = copy.deepcopy(node.metadata) if isinstance(node.metadata, dict) else {}
     return new
 
@@ -579,19 +570,17 @@ def build_graph_module(
     dt = prepared.dt
     layers: dict[str, nn.Module] = {}
     for name, node in prepared.nodes.items():
-        kind = type(node).__name__
-        if kind in NEURON_TYPES:
+        kind = kind_of(node, name)
+        if kind.neuron:
             module = neuron_factory(name, node, dt)
             if not isinstance(module, TorchNeuron):
                 msg = (
-                    f"backend {backend!r} returned {type(module).__name__} for node {name!r} ({kind}); "
-                    "the neuron factory must return a snnx.torch.graph.TorchNeuron"
+                    f"backend {backend!r} returned {type(module).__name__} for node {name!r} ({kind.name}); "
+                    "the neuron factory must return a snnx.torch.neuron.TorchNeuron"
                 )
                 raise PluginError(msg)
-        elif isinstance(node, nir.Delay):
-            module = DelayModule(name, node, dt)
         else:
-            module = _stateless_module(name, node)
+            module = _build_layer(name, node, dt, backend)
         if module is not None:
             layers[name] = module
     return GraphModule(prepared, layers, backend=backend).to(dtype)

@@ -1,6 +1,7 @@
 """The parameter table: how a NIR neuron under the snnx contract becomes a Sinabs layer.
 
-Pure numpy, no torch or sinabs import, so the table can be tested (and refusals computed) anywhere.
+Pure numpy, no torch or sinabs import, so the table can be tested (and refusals computed) anywhere
+(:mod:`snnx.torch.params` is snnx's torch-free parameter reader).
 
 The snnx contract (``specs/semantics.md`` of snnx, step ``h = dt``)::
 
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from snnx.torch.params import f64  # numpy only: snnx's torch package imports no torch at this level
 
 #: NIR neuron classes the backend lowers to Sinabs layers.
 NEURON_KINDS = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")
@@ -67,10 +70,6 @@ class Folded:
     i_syn0: np.ndarray | None
 
 
-def _f64(value: Any) -> np.ndarray:
-    return np.asarray(value, dtype=np.float64)
-
-
 def strict_threshold(theta: np.ndarray) -> np.ndarray:
     """The float32 threshold that makes Sinabs' ``v >= t`` equal snnx's ``v > theta``.
 
@@ -93,27 +92,27 @@ def fold(kind: str, node: Any, dt: float, reset: str, v_init: Any, i_init: Any) 
         raise FoldError(msg)
     h = float(dt)
     spiking = kind in SPIKING_KINDS
-    theta = _f64(node.v_threshold) if spiking else None
+    theta = f64(node.v_threshold) if spiking else None
     if spiking and reset == "value":
         # Sinabs' MembraneReset(c) computes v*(s==0) + c, adding c to neurons that did NOT spike too;
         # only c = 0 is a reset, so run in coordinates where v_reset is zero.
-        shift = _f64(node.v_reset)
+        shift = f64(node.v_reset)
     else:
         shift = np.zeros(())
     threshold = theta - shift if spiking else None
     subtract = theta if spiking and reset == "subtract" else None
-    v_mem0 = _f64(v_init) - shift
+    v_mem0 = f64(v_init) - shift
 
     if kind in ("I", "IF"):
-        return Folded("IAF", None, None, h * _f64(node.r), np.zeros(()), shift, threshold, subtract, v_mem0, None)
+        return Folded("IAF", None, None, h * f64(node.r), np.zeros(()), shift, threshold, subtract, v_mem0, None)
     if kind in ("LI", "LIF"):
-        k = h / _f64(node.tau)
+        k = h / f64(node.tau)
         return Folded(
             "ExpLeak" if kind == "LI" else "LIF",
             1.0 - k,
             None,
-            k * _f64(node.r),
-            k * (_f64(node.v_leak) - shift),
+            k * f64(node.r),
+            k * (f64(node.v_leak) - shift),
             shift,
             threshold,
             subtract,
@@ -122,8 +121,8 @@ def fold(kind: str, node: Any, dt: float, reset: str, v_init: Any, i_init: Any) 
         )
     # CubaLI / CubaLIF: Sinabs adds i_syn to v_mem unscaled, so its i_syn is the contract's current
     # times h/tau_mem*r, and it scales the input *after* adding it (alpha_syn*(i + x')).
-    k_mem = h / _f64(node.tau_mem)
-    k_syn = h / _f64(node.tau_syn)
+    k_mem = h / f64(node.tau_mem)
+    k_syn = h / f64(node.tau_syn)
     alpha_syn = 1.0 - k_syn
     if np.any(alpha_syn == 0):
         msg = (
@@ -131,7 +130,7 @@ def fold(kind: str, node: Any, dt: float, reset: str, v_init: Any, i_init: Any) 
             "cannot carry the input; use a smaller dt"
         )
         raise FoldError(msg)
-    leak = _f64(node.v_leak) - shift
+    leak = f64(node.v_leak) - shift
     if np.any(leak != 0):
         what = "v_leak - v_reset" if reset == "value" and kind == "CubaLIF" else "v_leak"
         msg = (
@@ -139,8 +138,8 @@ def fold(kind: str, node: Any, dt: float, reset: str, v_init: Any, i_init: Any) 
             f"(only alpha_mem*v_mem + i_syn); set v_leak to {'v_reset' if what != 'v_leak' else '0'}"
         )
         raise FoldError(msg)
-    scale = k_mem * _f64(node.r)
-    gain = scale * k_syn * _f64(node.w_in) / alpha_syn
+    scale = k_mem * f64(node.r)
+    gain = scale * k_syn * f64(node.w_in) / alpha_syn
     return Folded(
         "LIF",
         1.0 - k_mem,
@@ -151,5 +150,5 @@ def fold(kind: str, node: Any, dt: float, reset: str, v_init: Any, i_init: Any) 
         threshold,
         subtract,
         v_mem0,
-        scale * _f64(i_init),
+        scale * f64(i_init),
     )

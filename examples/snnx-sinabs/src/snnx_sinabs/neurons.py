@@ -1,9 +1,11 @@
-"""Sinabs layers wrapped as :class:`snnx.torch.graph.TorchNeuron` (imports torch and sinabs).
+"""Sinabs layers wrapped as :class:`snnx.torch.neuron.ContractNeuron` (imports torch and sinabs).
 
 The membrane update, the spike and the reset are computed by Sinabs' own layers (``sinabs.layers.IAF``,
 ``ExpLeak``, ``LIF``) with Sinabs' own ``SingleSpike``, ``MembraneReset`` and ``MembraneSubtract``. The
 wrapper only scales the input (``x' = gain*x + bias``, a per-neuron synaptic weight) and sets the
-initial state, using the values of :func:`snnx_sinabs.fold.fold`.
+initial state, using the values of :func:`snnx_sinabs.fold.fold`. snnx's public contract neuron keeps
+the bookkeeping: the node's name, ``dt`` and reset mode, and the decays at lowering, so that an
+untrained model raises back to exactly the graph it came from.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import torch
 from sinabs.activation import MembraneReset, MembraneSubtract, SingleSpike
 from torch import Tensor
 
-from snnx.ir.semantics import i_init_of, reset_of, v_init_of
-from snnx.torch.graph import TorchNeuron
+from snnx.ir.semantics import i_init_of, v_init_of
+from snnx.torch.neuron import ContractNeuron, TorchNeuron
 from snnx_sinabs.fold import Folded, fold, strict_threshold
 
 State = dict[str, Tensor]
@@ -68,7 +70,7 @@ def make_layer(folded: Folded) -> torch.nn.Module:
     return layer
 
 
-class SinabsNeuron(TorchNeuron):
+class SinabsNeuron(ContractNeuron):
     """One NIR neuron node executed by a Sinabs layer, time-major in and out.
 
     :param name: the NIR node name (for messages).
@@ -78,20 +80,18 @@ class SinabsNeuron(TorchNeuron):
     """
 
     def __init__(self, name: str, node: nir.NIRNode, dt: float) -> None:
-        super().__init__()
-        self.node_name = name
-        self.kind = type(node).__name__
-        self.dt = float(dt)
+        super().__init__(name, node, dt)  # node_name, dt, reset_mode (None unless spiking), nir_type
+        self.kind = self.nir_type
         self.node = copy.deepcopy(node)
-        self.reset = reset_of(node)
-        self.folded = fold(self.kind, node, dt, self.reset, v_init_of(node), i_init_of(node))
+        self.folded = fold(self.kind, node, dt, self.reset_mode, v_init_of(node), i_init_of(node))
         self.layer = make_layer(self.folded)
         self.register_buffer("gain", _t(self.folded.gain))
         self.register_buffer("bias", _t(self.folded.bias))
         self.register_buffer("v_mem0", _t(self.folded.v_mem0))
         self.register_buffer("i_syn0", _t(0.0 if self.folded.i_syn0 is None else self.folded.i_syn0))
         # What the decays were at lowering: to_nir exports the original parameters exactly until trained.
-        self._lowered_alphas = {k: v.detach().clone() for k, v in self._alphas().items()}
+        for key, alpha in self._alphas().items():
+            self.remember(key, getattr(self.folded, key), alpha)
 
     def _alphas(self) -> dict[str, Tensor]:
         names = ("alpha_mem", "alpha_syn")
@@ -129,10 +129,7 @@ class SinabsNeuron(TorchNeuron):
     # -- export ---------------------------------------------------------------------------------------
     def trained(self) -> bool:
         """Whether a decay differs from its value at lowering (then :meth:`to_nir` recomputes taus)."""
-        now = self._alphas()
-        return any(
-            not torch.equal(now[k].detach().cpu().to(v.dtype), v.cpu()) for k, v in self._lowered_alphas.items()
-        )
+        return any(self.changed(key, alpha) for key, alpha in self._alphas().items())
 
     def to_nir(self) -> nir.NIRNode:
         """The NIR node for the layer's current decays; the original node while untrained.
@@ -166,9 +163,6 @@ class SinabsNeuron(TorchNeuron):
         new = type(self.node)(**params)
         new.metadata = copy.deepcopy(self.node.metadata) if isinstance(self.node.metadata, dict) else {}
         return new
-
-    def extra_repr(self) -> str:
-        return f"node={self.node_name!r}, kind={self.kind}, reset={self.reset!r}"
 
 
 def neuron_factory(name: str, node: nir.NIRNode, dt: float) -> TorchNeuron:

@@ -9,20 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from snnx import Capabilities, SnnxError, hookimpl
-from snnx.ir.semantics import dt_of, i_init_of, reset_of, v_init_of
-from snnx.torch.backend import TorchGraphBackend
+from snnx.ir.semantics import i_init_of, reset_of, v_init_of
+from snnx.torch.backend import EXECUTOR_KINDS, TorchGraphBackend
 from snnx_sinabs.fold import NEURON_KINDS, FoldError, fold
 
 if TYPE_CHECKING:  # pragma: no cover
-    import nir
+    from snnx.ir.prepare import PreparedGraph
+    from snnx.torch.graph import GraphModule
 
-#: What the shared torch executor runs (its stateless layers) plus the neurons Sinabs takes.
-NODE_TYPES = frozenset(
-    {
-        "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d",
-        "Flatten", "Delay", "Threshold", *NEURON_KINDS,
-    }
-)
+#: What the shared torch executor builds itself (its layers, Delay, Input/Output) plus the neurons Sinabs takes.
+NODE_TYPES = EXECUTOR_KINDS | frozenset(NEURON_KINDS)
 
 
 class SinabsBackend(TorchGraphBackend):
@@ -41,12 +37,15 @@ class SinabsBackend(TorchGraphBackend):
     install_hint = "pip install --no-deps 'sinabs>=3.1' (sinabs pins an old nir; see the snnx-sinabs README)"
     file_suffix = ".pt"
 
-    def refusals(self, graph: nir.NIRGraph) -> list[str]:
-        """The capability check, plus every neuron Sinabs cannot reproduce exactly (see ``fold``)."""
+    def refusals(self, graph: PreparedGraph) -> list[str]:
+        """The capability check, plus every neuron Sinabs cannot reproduce exactly (see ``fold``).
+
+        :param graph: the prepared graph snnx passes (flat, validated, its time step in ``graph.dt``).
+        """
         reasons = super().refusals(graph)
         if self.missing_requirements():
             return reasons
-        dt = dt_of(graph)
+        dt = graph.dt
         for name, node in graph.nodes.items():
             kind = type(node).__name__
             if kind not in NEURON_KINDS:
@@ -57,7 +56,7 @@ class SinabsBackend(TorchGraphBackend):
                 reasons.append(f"node {name!r} ({kind}): {exc}")
         return reasons
 
-    def lower(self, graph: nir.NIRGraph, **options: Any) -> Any:
+    def lower(self, graph: PreparedGraph, **options: Any) -> GraphModule:
         """A :class:`snnx.torch.graph.GraphModule` of Sinabs neurons (float32, CPU).
 
         :param options: none are accepted yet; an unknown one is an error rather than ignored.

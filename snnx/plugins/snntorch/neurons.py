@@ -1,19 +1,18 @@
-"""snnTorch neurons that reproduce the snnx contract exactly (the tables of ``specs/backends/snntorch.md``).
+"""snnTorch neurons that reproduce the snnx contract exactly, from the tables of :mod:`.fold`.
 
-``LIF``/``IF``/``LI``/``I`` nodes become :class:`snntorch.Leaky` with snnTorch's own reset mechanism;
-the contract's ``dt/tau``, ``r``, ``v_leak``, ``v_reset``, reset order and ``v_init`` are folded into
-``beta``, ``threshold``, an input scale, an input bias and a one-off drive at the first step.
-``CubaLIF``/``CubaLI`` nodes become :class:`snntorch.Synaptic` whose reset this wrapper applies, because
-Synaptic's own "zero" reset also drops the input of the step after a spike (see the spec).
+``LIF``/``IF``/``LI``/``I`` nodes become :class:`snntorch.Leaky` with snnTorch's own reset mechanism
+(:class:`SnnTorchLeaky`); ``CubaLIF``/``CubaLI`` nodes become :class:`snntorch.Synaptic` whose reset
+this wrapper applies (:class:`SnnTorchSynaptic`), because Synaptic's own "zero" reset also drops the
+input of the step after a spike (see ``specs/backends/snntorch.md``). Each neuron receives its table
+already folded: :func:`neuron_factory` folds every node exactly once.
 
-Imports torch and snnTorch; :mod:`snnx.plugins.snntorch` imports this module lazily.
+Imports torch and snnTorch; :mod:`snnx.plugins.snntorch.plugin` imports this module lazily.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import nir
@@ -21,14 +20,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from snnx.errors import SnnxError, UnsupportedNodeError
+from snnx.errors import SnnxError
+from snnx.ir.nodes import kind_of
 from snnx.ir.semantics import i_init_of, reset_of, set_node_contract, v_init_of
-from snnx.plugins._contract_neuron import affine, f64, is_uniform
-from snnx.torch.graph import TorchNeuron, as_tensor
-
-LEAKY_TYPES = (nir.LIF, nir.IF, nir.LI, nir.I)
-SYNAPTIC_TYPES = (nir.CubaLIF, nir.CubaLI)
-SPIKING_TYPES = (nir.LIF, nir.IF, nir.CubaLIF)
+from snnx.plugins.snntorch.fold import LeakyTable, SynapticTable, fold
+from snnx.torch.graph import as_tensor
+from snnx.torch.neuron import TorchNeuron, affine, f64, is_uniform
 
 
 class Surrogate:
@@ -82,125 +79,6 @@ def make_surrogate(spike_grad: str | Callable[[Tensor], Tensor] | None) -> Calla
     return fn
 
 
-def _decay(name: str, tau: Any, dt: float, what: str) -> np.ndarray:
-    """``dt/tau``, refusing what snnTorch's clamp of beta/alpha to [0, 1] would silently change."""
-    tau = f64(tau)
-    if np.any(tau <= 0):
-        msg = f"node {name!r}: {what} must be > 0 (got {tau.min():g}); snnTorch cannot express it"
-        raise UnsupportedNodeError(msg)
-    a = dt / tau
-    if np.any(a > 1):
-        msg = (
-            f"node {name!r}: dt/{what} = {a.max():g} > 1, so beta = 1 - dt/{what} < 0, which snnTorch clamps "
-            f"to 0 (a different model); lower with a smaller dt (dt <= {tau.min():g})"
-        )
-        raise UnsupportedNodeError(msg)
-    return a
-
-
-@dataclass
-class LeakyTable:
-    """snnTorch ``Leaky`` parameters that reproduce one contract neuron (see ``specs/backends/snntorch.md``).
-
-    snnTorch computes ``mem = beta*mem + drive`` with ``drive = scale*x + bias`` (plus ``first`` at
-    step 0) and resets with ``mechanism`` from the previous step's ``mem > threshold``.
-    """
-
-    beta: np.ndarray
-    threshold: np.ndarray
-    scale: np.ndarray
-    bias: np.ndarray
-    first: np.ndarray
-    mechanism: str  # "zero" | "subtract" | "none"
-    spiking: bool
-
-
-def leaky_table(name: str, node: nir.NIRNode, dt: float) -> LeakyTable:
-    """Fold a LIF/IF/LI/I node and its contract into snnTorch ``Leaky`` parameters (exactly)."""
-    if isinstance(node, (nir.LIF, nir.LI)):
-        a = _decay(name, node.tau, dt, "tau")
-        beta = 1.0 - a
-        scale = a * f64(node.r)
-        bias = a * f64(node.v_leak)
-    else:
-        scale = dt * f64(node.r)
-        beta = np.ones_like(scale)
-        bias = np.zeros_like(scale)
-    v_init = v_init_of(node)
-    spiking = isinstance(node, SPIKING_TYPES)
-    if not spiking:
-        threshold = np.ones(())
-        mechanism = "none"
-        first = beta * v_init
-    elif reset_of(node) == "subtract":
-        # snnTorch subtracts threshold*s[t-1] from the *pre-reset* mem after the decay; the contract
-        # subtracts v_threshold before the decay, i.e. beta*v_threshold. With mem = v' - thr*(1-beta)
-        # and threshold' = beta*thr both agree (derivation in specs/backends/snntorch.md).
-        thr = f64(node.v_threshold)
-        threshold = beta * thr
-        bias = bias - thr * (1.0 - beta) ** 2
-        mechanism = "subtract"
-        first = beta * (v_init - thr * (1.0 - beta)) + np.where(threshold < 0, threshold, 0.0)
-    else:
-        # Zero reset in the shifted coordinate u = v - v_reset is the contract's reset to v_reset.
-        v_reset = f64(node.v_reset)
-        threshold = f64(node.v_threshold) - v_reset
-        bias = bias + (beta - 1.0) * v_reset
-        mechanism = "zero"
-        first = beta * (v_init - v_reset)
-    beta, threshold, scale, bias, first = np.broadcast_arrays(beta, threshold, scale, bias, first)
-    return LeakyTable(
-        beta=beta.copy(),
-        threshold=threshold.copy(),
-        scale=scale.copy(),
-        bias=bias.copy(),
-        first=first.copy(),
-        mechanism=mechanism,
-        spiking=spiking,
-    )
-
-
-@dataclass
-class SynapticTable:
-    """snnTorch ``Synaptic`` parameters for one CubaLIF/CubaLI node.
-
-    ``syn = alpha*syn + scale*x + bias`` is ``k*i + b`` of the contract (``k = dt/tau_mem * r``,
-    ``b = dt/tau_mem * v_leak``), so ``mem = beta*v + syn`` is the contract's voltage update with the
-    new current. The wrapper applies the reset; ``syn_init``/``v_init`` are the initial state.
-    """
-
-    alpha: np.ndarray
-    beta: np.ndarray
-    threshold: np.ndarray
-    v_reset: np.ndarray
-    scale: np.ndarray
-    bias: np.ndarray
-    syn_init: np.ndarray
-    v_init: np.ndarray
-    reset: str | None
-
-
-def synaptic_table(name: str, node: nir.NIRNode, dt: float) -> SynapticTable:
-    """Fold a CubaLIF/CubaLI node and its contract into snnTorch ``Synaptic`` parameters (exactly)."""
-    a_syn = _decay(name, node.tau_syn, dt, "tau_syn")
-    a_mem = _decay(name, node.tau_mem, dt, "tau_mem")
-    k = a_mem * f64(node.r)
-    b = a_mem * f64(node.v_leak)
-    w_in = f64(getattr(node, "w_in", 1.0))
-    spiking = isinstance(node, nir.CubaLIF)
-    threshold = f64(node.v_threshold) if spiking else np.ones(())
-    v_reset = f64(node.v_reset) if spiking else np.zeros(())
-    arrays = np.broadcast_arrays(
-        1.0 - a_syn, 1.0 - a_mem, threshold, v_reset, k * a_syn * w_in, a_syn * b,
-        k * i_init_of(node) + b, v_init_of(node),
-    )
-    alpha, beta, threshold, v_reset, scale, bias, syn_init, v_init = (x.copy() for x in arrays)
-    return SynapticTable(
-        alpha=alpha, beta=beta, threshold=threshold, v_reset=v_reset, scale=scale, bias=bias,
-        syn_init=syn_init, v_init=v_init, reset=reset_of(node) if spiking else None,
-    )
-
-
 def _t(value: np.ndarray) -> Tensor:
     # float64 here; build_graph_module casts the finished module to the requested dtype once.
     # A parameter that is the same for every neuron becomes a scalar, as in a hand-written snnTorch
@@ -237,10 +115,11 @@ def _forget(neuron: torch.nn.Module) -> None:
 
 def _contract_node(node: nir.NIRNode) -> nir.NIRNode:
     out = copy.deepcopy(node)
+    kind = kind_of(node)
     kwargs: dict[str, Any] = {"v_init": v_init_of(node)}
-    if isinstance(node, SPIKING_TYPES):
+    if kind.spiking:
         kwargs["reset"] = reset_of(node)
-    if isinstance(node, SYNAPTIC_TYPES):
+    if kind.cuba:
         kwargs["i_init"] = i_init_of(node)
     return set_node_contract(out, **kwargs)
 
@@ -264,15 +143,17 @@ class _SnnTorchNeuron(TorchNeuron):
 class SnnTorchLeaky(_SnnTorchNeuron):
     """A LIF, IF, LI or I node as :class:`snntorch.Leaky` (``reset_delay=True``, snnTorch's default).
 
+    :param table: the node's :func:`~snnx.plugins.snntorch.fold.leaky_table` at ``dt``.
     :ivar neuron: the snnTorch ``Leaky`` doing the work (its ``beta``/``threshold`` are the folded ones).
     Neuron parameters are fixed buffers; the trainable parameters are the surrounding layers' weights.
     """
 
-    def __init__(self, name: str, node: nir.NIRNode, dt: float, spike_grad: Callable[[Tensor], Tensor]) -> None:
+    def __init__(
+        self, name: str, node: nir.NIRNode, dt: float, table: LeakyTable, spike_grad: Callable[[Tensor], Tensor]
+    ) -> None:
         import snntorch
 
         super().__init__(name, node, dt)
-        table = leaky_table(name, node, dt)
         self.spiking = table.spiking
         self.neuron = snntorch.Leaky(
             beta=_t(table.beta),
@@ -324,13 +205,16 @@ class SnnTorchSynaptic(_SnnTorchNeuron):
     This wrapper applies the contract's reset to the membrane it passes back in: snnTorch's own
     "zero" reset discards the whole membrane update of the step after a spike, input included,
     which is not the contract's ``v = v_reset``. The reset signal is detached, as in snnTorch.
+
+    :param table: the node's :func:`~snnx.plugins.snntorch.fold.synaptic_table` at ``dt``.
     """
 
-    def __init__(self, name: str, node: nir.NIRNode, dt: float, spike_grad: Callable[[Tensor], Tensor]) -> None:
+    def __init__(
+        self, name: str, node: nir.NIRNode, dt: float, table: SynapticTable, spike_grad: Callable[[Tensor], Tensor]
+    ) -> None:
         import snntorch
 
         super().__init__(name, node, dt)
-        table = synaptic_table(name, node, dt)
         self.reset = table.reset
         self.neuron = snntorch.Synaptic(
             alpha=_t(table.alpha),
@@ -377,3 +261,18 @@ def clear_snntorch_state(module: torch.nn.Module) -> None:
             _forget(sub)
             if isinstance(getattr(sub, "reset", None), Tensor):
                 sub.reset = torch.zeros(0)
+
+
+def neuron_factory(spike_grad: Callable[[Tensor], Tensor]) -> Callable[[str, nir.NIRNode, float], TorchNeuron]:
+    """A ``factory(name, node, dt)`` for :func:`snnx.torch.graph.build_graph_module`: folds each neuron once.
+
+    :param spike_grad: the surrogate every neuron gets (see :func:`make_surrogate`).
+    """
+
+    def make(name: str, node: nir.NIRNode, dt: float) -> TorchNeuron:
+        table = fold(name, node, dt)
+        if isinstance(table, SynapticTable):
+            return SnnTorchSynaptic(name, node, dt, table, spike_grad)
+        return SnnTorchLeaky(name, node, dt, table, spike_grad)
+
+    return make

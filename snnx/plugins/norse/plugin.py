@@ -2,7 +2,8 @@
 
 Neurons: ``LIF`` → ``LIFBoxCell``, ``IF`` → ``IAFCell``, ``LI`` → ``LIBoxCell``, ``CubaLIF`` →
 ``LIFCell``, ``CubaLI`` → ``LICell`` (``I`` is a plain torch running sum: Norse has no integrator).
-Layers, fan-in, delays and cycles come from the shared executor :mod:`snnx.torch.graph`.
+Layers, fan-in, delays and cycles come from the shared executor :mod:`snnx.torch.graph`; the cells are
+wrapped in :mod:`snnx.plugins.norse.neurons` (imported inside :meth:`NorseBackend.lower`).
 The parameter table and its derivation: ``specs/backends/norse.md``.
 """
 
@@ -10,18 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from snnx.errors import SnnxError
 from snnx.hookspecs import hookimpl
-from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 from snnx.ir.capabilities import Capabilities
+from snnx.plugins.norse.fold import DEFAULT_ALPHA, DEFAULT_METHOD, DETERMINISTIC_METHODS
+from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 
 if TYPE_CHECKING:  # pragma: no cover
-    import nir
-
+    from snnx.ir.prepare import PreparedGraph
     from snnx.torch.graph import GraphModule
-
-
-#: Norse spike functions whose forward pass is the strict step ``v - v_th > 0`` (the others sample).
-DETERMINISTIC_METHODS = frozenset({"super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc"})
 
 
 class NorseBackend(TorchGraphBackend):
@@ -34,18 +32,17 @@ class NorseBackend(TorchGraphBackend):
     capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True)
     requires = ("torch", "norse")
 
-    def lower(self, graph: nir.NIRGraph, method: str = "super", alpha: float = 100.0,
+    def lower(self, graph: PreparedGraph, method: str = DEFAULT_METHOD, alpha: float = DEFAULT_ALPHA,
               dtype: Any = "float32", **options: Any) -> GraphModule:
         """Build the module.
 
-        :param graph: flat graph with explicit contract metadata (as :func:`snnx.lower` passes it).
+        :param graph: the prepared graph (as :func:`snnx.lower` passes it); its ``dt`` is the time step.
         :param method: Norse's spike function for the surrogate gradient (``"super"``, ``"triangle"``,
             ``"tanh"``, ...); the forward pass is the strict step whatever the choice.
         :param alpha: the surrogate's sharpness.
         :param dtype: ``"float32"`` (default) or ``"float64"``; float64 holds the graph's parameters exactly.
         """
-        from snnx.errors import SnnxError
-        from snnx.plugins._norse_neurons import neuron_factory
+        from snnx.plugins.norse.neurons import neuron_factory
         from snnx.torch.graph import build_graph_module
 
         if method not in DETERMINISTIC_METHODS:

@@ -3,42 +3,26 @@
 Neurons: ``IF`` → ``IFNode``, ``LIF`` → ``LIFNode`` (both ``step_mode="m"``), ``LI`` →
 ``NonSpikingLIFNode``, ``I`` → ``NonSpikingIFNode``, ``CubaLIF``/``CubaLI`` → a ``NonSpikingLIFNode``
 current followed by ``LIFNode``/``NonSpikingLIFNode``. Layers, fan-in, delays and cycles come from the
-shared executor :mod:`snnx.torch.graph`. The folds and the refusals: ``specs/backends/spikingjelly.md``.
+shared executor :mod:`snnx.torch.graph`; the neurons are in :mod:`snnx.plugins.spikingjelly.neurons`
+(imported inside :meth:`SpikingJellyBackend.lower`), the refusals in :mod:`snnx.plugins.spikingjelly.fold`.
+The folds and the refusals: ``specs/backends/spikingjelly.md``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from snnx.errors import SnnxError
 from snnx.hookspecs import hookimpl
-from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 from snnx.ir.capabilities import Capabilities
+from snnx.plugins.spikingjelly.fold import NAME, node_refusals
+from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
 
+    from snnx.ir.prepare import PreparedGraph
     from snnx.torch.graph import GraphModule
-
-NAME = "spikingjelly"
-
-#: The membrane time constant of the nodes that become a ``LIFNode``, which asserts ``tau > 1`` (in steps).
-LIFNODE_TAU = {"LIF": "tau", "CubaLIF": "tau_mem"}
-
-
-def node_refusals(name: str, node: nir.NIRNode, dt: float) -> list[str]:
-    """Why SpikingJelly cannot reproduce neuron ``node`` exactly; empty when it can."""
-    kind = type(node).__name__
-    reasons = []
-    if kind in LIFNODE_TAU:
-        tau = np.asarray(getattr(node, LIFNODE_TAU[kind]), dtype=np.float64)
-        if tau.size and not np.all(tau / dt > 1.0):
-            reasons.append(
-                f"node {name!r} ({kind}): SpikingJelly's LIFNode needs tau/dt > 1 (tau in steps), got "
-                f"{LIFNODE_TAU[kind]}={tau.min():g} with dt={dt:g}; lower with a smaller dt or use another backend"
-            )
-    return reasons
 
 
 class SpikingJellyBackend(TorchGraphBackend):
@@ -50,20 +34,19 @@ class SpikingJellyBackend(TorchGraphBackend):
     requires = ("torch", "spikingjelly")
 
     def node_refusals(self, name: str, node: nir.NIRNode, dt: float) -> list[str]:
-        """The ``tau/dt > 1`` domain of SpikingJelly's ``LIFNode``."""
+        """The ``tau/dt > 1`` domain of SpikingJelly's ``LIFNode`` (:func:`.fold.node_refusals`)."""
         return node_refusals(name, node, dt)
 
-    def lower(self, graph: nir.NIRGraph, surrogate: Any = None, dtype: Any = "float32",
+    def lower(self, graph: PreparedGraph, surrogate: Any = None, dtype: Any = "float32",
               **options: Any) -> GraphModule:
         """Build the module.
 
-        :param graph: flat graph with explicit contract metadata (as :func:`snnx.lower` passes it).
+        :param graph: the prepared graph (as :func:`snnx.lower` passes it); its ``dt`` is the time step.
         :param surrogate: a SpikingJelly surrogate module (``surrogate.ATan()``, ...) for the gradients;
             default ``surrogate.Sigmoid()``. The forward pass is the strict step whatever the choice.
         :param dtype: ``"float32"`` (default) or ``"float64"``; float64 holds the graph's parameters exactly.
         """
-        from snnx.errors import SnnxError
-        from snnx.plugins._spikingjelly_neurons import check_surrogate, neuron_factory
+        from snnx.plugins.spikingjelly.neurons import check_surrogate, neuron_factory
         from snnx.torch.graph import build_graph_module
 
         if options:

@@ -11,6 +11,9 @@ charge equations from an explicit initial state. Three folds make them equal the
 - SpikingJelly's LIF leaks towards ``V_reset`` (hard reset) or 0 (soft reset), NIR's towards
   ``v_leak``: the difference enters as an input bias ``v_leak − V_reset``.
 - ``τ_SJ = τ/dt`` (SpikingJelly's step is 1), and the input carries ``r`` (``dt·r`` for IF/I).
+
+What cannot be folded is refused by :mod:`snnx.plugins.spikingjelly.fold`. Imports torch and
+SpikingJelly; :mod:`snnx.plugins.spikingjelly.plugin` imports this module lazily.
 """
 
 from __future__ import annotations
@@ -26,18 +29,9 @@ from spikingjelly.activation_based import neuron as sj_neuron
 from spikingjelly.activation_based import surrogate as sj_surrogate
 
 from snnx.errors import SnnxError, UnsupportedNodeError
-from snnx.plugins._contract_neuron import ContractNeuron, affine, bias_buffer, f64, is_uniform, neuron_class
-from snnx.plugins.spikingjelly import NAME as BACKEND
-from snnx.plugins.spikingjelly import node_refusals
-
-
-#: SpikingJelly surrogates whose spiking forward pass is ``heaviside(x) = (x >= 0)`` (read from
-#: ``spikingjelly/activation_based/surrogate.py``); the others sample (PoissonPass) or count levels.
-HEAVISIDE_SURROGATES = frozenset({
-    "PiecewiseQuadratic", "PiecewiseExp", "Sigmoid", "SoftSign", "SuperSpike", "ATan", "NonzeroSignLogAbs",
-    "Erf", "PiecewiseLeakyReLU", "SquarewaveFourierSeries", "S2NN", "QPseudoSpike", "LeakyKReLU",
-    "FakeNumericalGradient", "LogTailedReLU", "DeterministicPass", "Rect",
-})
+from snnx.plugins.spikingjelly.fold import HEAVISIDE_SURROGATES, node_refusals
+from snnx.plugins.spikingjelly.fold import NAME as BACKEND
+from snnx.torch.neuron import ContractNeuron, affine, bias_buffer, f64, is_uniform, neuron_class
 
 
 def check_surrogate(surrogate: Any) -> None:
@@ -429,13 +423,14 @@ class SJCubaLI(_SJCuba):
         )
 
 
-NEURONS: dict[type, type[ContractNeuron]] = {
-    nir.IF: SJIF,
-    nir.LIF: SJLIF,
-    nir.LI: SJLI,
-    nir.I: SJI,
-    nir.CubaLIF: SJCubaLIF,
-    nir.CubaLI: SJCubaLI,
+#: The wrapper of every neuron kind (:data:`snnx.ir.nodes.KINDS` names).
+NEURONS: dict[str, type[ContractNeuron]] = {
+    "IF": SJIF,
+    "LIF": SJLIF,
+    "LI": SJLI,
+    "I": SJI,
+    "CubaLIF": SJCubaLIF,
+    "CubaLI": SJCubaLI,
 }
 
 

@@ -5,7 +5,9 @@ Every class wraps Norse's own cell (``LIFBoxCell``, ``IAFCell``, ``LIBoxCell``, 
 gradients. What the wrapper adds is an input scale (``r``, ``dt·r``, ``dt/τ_syn·w_in·r``), the
 contract's initial state (Norse starts at ``v_leak``), and, where Norse has no subtract reset (IAF,
 LIF with current), Norse's own ``threshold`` + ``reset_subtract`` functions applied to the cell's
-subthreshold update.
+subthreshold update. The numpy side of the folds is :mod:`snnx.plugins.norse.fold`.
+
+Imports torch and Norse; :mod:`snnx.plugins.norse.plugin` imports this module lazily.
 """
 
 from __future__ import annotations
@@ -36,37 +38,14 @@ from norse.torch.functional.lif_box import LIFBoxFeedForwardState
 from norse.torch.functional.reset import reset_subtract, reset_value
 from norse.torch.functional.threshold import threshold
 
-from snnx.plugins._contract_neuron import ContractNeuron, affine, f64, neuron_class
-
-#: Norse's default surrogate (SuperSpike) and its sharpness; ``lower(..., method=, alpha=)`` overrides.
-DEFAULT_METHOD = "super"
-DEFAULT_ALPHA = 100.0
+from snnx.plugins.norse.fold import DEFAULT_ALPHA, DEFAULT_METHOD, inverse
+from snnx.plugins.norse.fold import rate as rate64
+from snnx.torch.neuron import ContractNeuron, affine, f64, neuron_class
 
 
 def rate(dt: float, tau: np.ndarray) -> torch.Tensor:
-    """``tau_mem_inv`` / ``tau_syn_inv`` for Norse (float64; the module is cast to its dtype later).
-
-    Norse multiplies ``dt * tau_inv``; the contract uses ``dt/τ``. Of the float64 neighbours of ``1/τ``
-    this picks one whose product with ``dt`` is exactly the float64 ``dt/τ`` when there is one, so a
-    float64 model uses the contract's own per-step factor.
-    """
-    tau = f64(tau)
-    want = torch.as_tensor(dt / tau, dtype=torch.float64)
-    best = torch.as_tensor(1.0 / tau, dtype=torch.float64)
-    found = (dt * best) == want
-    for direction in (np.inf, -np.inf):
-        cand = best.clone()
-        for _ in range(4):
-            cand = torch.nextafter(cand, torch.full_like(cand, direction))
-            hit = ((dt * cand) == want) & ~found
-            best = torch.where(hit, cand, best)
-            found = found | hit
-    return best
-
-
-def inverse(x: np.ndarray) -> np.ndarray:
-    """``1/x``: a ``tau`` back from Norse's ``tau_*_inv`` (the ``unfold`` of :meth:`ContractNeuron.recover`)."""
-    return 1.0 / x
+    """:func:`snnx.plugins.norse.fold.rate` as a float64 tensor (the module is cast to its dtype later)."""
+    return torch.as_tensor(rate64(dt, tau), dtype=torch.float64)
 
 
 #: Norse's parameter tuples by name, for unpickling (see :meth:`NorseNeuron.__getstate__`).
@@ -375,13 +354,14 @@ class NorseCubaLI(_NorseCuba):
         )
 
 
-NEURONS: dict[type, type[ContractNeuron]] = {
-    nir.LIF: NorseLIF,
-    nir.IF: NorseIF,
-    nir.LI: NorseLI,
-    nir.I: NorseI,
-    nir.CubaLIF: NorseCubaLIF,
-    nir.CubaLI: NorseCubaLI,
+#: The wrapper of every neuron kind (:data:`snnx.ir.nodes.KINDS` names).
+NEURONS: dict[str, type[ContractNeuron]] = {
+    "LIF": NorseLIF,
+    "IF": NorseIF,
+    "LI": NorseLI,
+    "I": NorseI,
+    "CubaLIF": NorseCubaLIF,
+    "CubaLI": NorseCubaLI,
 }
 
 

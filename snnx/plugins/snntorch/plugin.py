@@ -1,9 +1,10 @@
 """The ``snntorch`` backend: NIR graphs as torch modules of snnTorch neurons.
 
 ``snnx.lower(graph, to="snntorch")`` returns a :class:`snnx.torch.graph.GraphModule` whose neurons are
-:class:`snntorch.Leaky` / :class:`snntorch.Synaptic` (wrapped by :mod:`snnx.torch.snntorch_neurons`)
-and whose layers are standard torch layers, so it trains with snnTorch's surrogate gradients. The
-parameter tables and what is refused are in ``specs/backends/snntorch.md``.
+:class:`snntorch.Leaky` / :class:`snntorch.Synaptic` (wrapped by :mod:`snnx.plugins.snntorch.neurons`,
+their parameters folded by :mod:`snnx.plugins.snntorch.fold`) and whose layers are standard torch
+layers, so it trains with snnTorch's surrogate gradients. The parameter tables and what is refused are
+in ``specs/backends/snntorch.md``.
 
 torch and snnTorch are imported inside the methods, so ``snnx --help`` works without them.
 """
@@ -13,13 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from snnx.errors import SnnxError, UnsupportedNodeError
+from snnx.errors import SnnxError
 from snnx.hookspecs import hookimpl
 from snnx.ir.capabilities import Capabilities
+from snnx.plugins.snntorch.fold import node_refusals
 from snnx.torch.backend import TORCH_NODE_TYPES, TorchGraphBackend, torch_dtype
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
+
+    from snnx.ir.prepare import PreparedGraph
+    from snnx.torch.graph import GraphModule
+
 
 class SnnTorchBackend(TorchGraphBackend):
     """Lower to snnTorch ``Leaky``/``Synaptic`` neurons, spike for spike equal to the reference."""
@@ -31,32 +37,19 @@ class SnnTorchBackend(TorchGraphBackend):
     file_suffix = ".pt"
 
     def node_refusals(self, name: str, node: nir.NIRNode, dt: float) -> list[str]:
-        """snnTorch's parameter limits (``beta`` in [0, 1]) and 2-D dense weights."""
-        import nir as nir_
-
-        from snnx.torch.snntorch_neurons import LEAKY_TYPES, SYNAPTIC_TYPES, leaky_table, synaptic_table
-
-        try:
-            if isinstance(node, LEAKY_TYPES):
-                leaky_table(name, node, dt)
-            elif isinstance(node, SYNAPTIC_TYPES):
-                synaptic_table(name, node, dt)
-        except UnsupportedNodeError as exc:
-            return [str(exc)]
-        if isinstance(node, (nir_.Affine, nir_.Linear)) and getattr(node.weight, "ndim", 2) != 2:
-            return [f"node {name!r}: {type(node).__name__} weight of shape {node.weight.shape} is not 2-D"]
-        return []
+        """snnTorch's parameter limits (``beta`` in [0, 1]) and 2-D dense weights (:func:`.fold.node_refusals`)."""
+        return node_refusals(name, node, dt)
 
     def lower(
         self,
-        graph: nir.NIRGraph,
+        graph: PreparedGraph,
         spike_grad: str | Callable[[Any], Any] | None = None,
         dtype: Any = "float32",
         **options: Any,
-    ) -> Any:
+    ) -> GraphModule:
         """Build the module.
 
-        :param graph: a flat graph with explicit contract (as :func:`snnx.lower` passes it).
+        :param graph: the prepared graph (as :func:`snnx.lower` passes it); its ``dt`` is the time step.
         :param spike_grad: the surrogate for every neuron: a name in ``snntorch.surrogate`` (default
             ``"atan"``) or a callable whose forward pass is ``(x > 0)``. Names keep the module picklable.
         :param dtype: ``"float32"`` (default) or ``"float64"`` (or a torch dtype); float64 holds the
@@ -65,23 +58,17 @@ class SnnTorchBackend(TorchGraphBackend):
         if options:
             msg = f"backend 'snntorch' got unknown options {sorted(options)}; it takes spike_grad and dtype"
             raise SnnxError(msg)
+        from snnx.plugins.snntorch.neurons import make_surrogate, neuron_factory
         from snnx.torch.graph import build_graph_module
-        from snnx.torch.snntorch_neurons import SYNAPTIC_TYPES, SnnTorchLeaky, SnnTorchSynaptic, make_surrogate
 
-        surrogate = make_surrogate(spike_grad)
-
-        def factory(name: str, node: nir.NIRNode, dt: float):
-            if isinstance(node, SYNAPTIC_TYPES):
-                return SnnTorchSynaptic(name, node, dt, surrogate)
-            return SnnTorchLeaky(name, node, dt, surrogate)
-
+        factory = neuron_factory(make_surrogate(spike_grad))
         return build_graph_module(graph, factory, backend=self.name, dtype=torch_dtype(dtype, self.name))
 
     def save(self, model: Any, path: str) -> None:
         """``torch.save`` the whole module atomically; ``torch.load(path, weights_only=False)`` restores it."""
         import pickle
 
-        from snnx.torch.snntorch_neurons import clear_snntorch_state
+        from snnx.plugins.snntorch.neurons import clear_snntorch_state
 
         self._check_model(model)
         clear_snntorch_state(model)
