@@ -39,14 +39,11 @@ def cli(debug: bool) -> None:
 @click.option("--dt", type=float, default=None, help="Time step to assume (default: stored, else 1e-4).")
 def info(model: str, dt: float | None) -> None:
     """Describe a .nir graph: nodes, shapes, parameters, contract, and which backends take it."""
-    from snnx.api import prepare
-    from snnx.ir.io import load_with_report
     from snnx.ir.nodes import kind_of
     from snnx.ir.semantics import DEFAULT_DT, dt_of, has_contract, producer_dt, reset_of, v_init_of
     from snnx.plugins import get_backends
 
-    graph, report = load_with_report(model, dt=dt)
-    flat = prepare(graph, dt=dt)  # what every backend receives; also the node list shown below
+    graph, flat = _read_and_prepare(model, dt)  # flat: what every backend receives, and the node list below
     table = Table(title=f"{model}", title_justify="left")
     for col in ("node", "type", "output shape", "params", "contract"):
         table.add_column(col, justify="right" if col == "params" else "left")
@@ -65,7 +62,7 @@ def info(model: str, dt: float | None) -> None:
         v0 = v_init_of(node)
         if np.any(v0 != 0):
             contract += f" v_init={float(np.mean(v0)):.3g}" + ("(mean)" if v0.size > 1 else "")
-        shape = report.shapes.get(name)
+        shape = flat.shapes.get(name)
         table.add_row(name, type(node).__name__, _fmt_shape(shape) if shape is not None else "?", f"{params:,}", contract.strip())
     out.print(table)
     step = dt if dt is not None else dt_of(graph)
@@ -75,7 +72,7 @@ def info(model: str, dt: float | None) -> None:
     if guess is not None:
         verdict = "matches" if np.isclose(guess, step) else f"differs: use --dt {guess:g}"
         out.print(f"note: every neuron has r = tau/{guess:g}, so the producer assumed dt = {guess:g} ({verdict})")
-    for warning in report.warnings:
+    for warning in flat.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
     btable = Table(title="backends", title_justify="left")
     btable.add_column("backend")
@@ -171,17 +168,22 @@ def input_options(
     return decorate
 
 
-def prepare_file(model: str, dt: float | None):
-    """Read ``model`` and prepare it once (validate, flatten, schedule, dt); errors start with its path."""
+def _read_and_prepare(model: str, dt: float | None):
+    """The graph as stored in ``model`` and its :class:`~snnx.ir.prepare.PreparedGraph`."""
     from snnx.errors import ValidationError
     from snnx.ir.io import read_graph
     from snnx.ir.prepare import prepare
 
     graph = read_graph(model)
     try:
-        return prepare(graph, dt=dt)
+        return graph, prepare(graph, dt=dt)
     except ValidationError as exc:
         raise ValidationError(f"'{model}': {exc}", node=exc.node) from exc
+
+
+def prepare_file(model: str, dt: float | None):
+    """Read ``model`` and prepare it once (validate, flatten, schedule, dt); errors start with its path."""
+    return _read_and_prepare(model, dt)[1]
 
 
 def resolve_inputs(prepared, source: InputChoice) -> dict[str, np.ndarray]:
@@ -356,7 +358,7 @@ def lower(model: str, backend: str, output: str | None, dt: float | None, option
     b = get_backend(backend)
     target = output or str(Path(model).with_suffix(b.file_suffix))
     check_writable(target)
-    native = lower_graph(model, to=backend, dt=dt, **_parse_options(options))
+    native = lower_graph(prepare_file(model, dt), to=backend, **_parse_options(options))
     b.save(native, target)
     out.print(b.describe(native))
     out.print(f"wrote {target}")

@@ -142,6 +142,8 @@ def test_check_reports_an_approximate_backend_without_failing(tmp_path, small_gr
         ["check", "--backends", "snntorch"],  # (the reference backend re-prepares its native NIR model)
         ["check"],
         ["stats", "--random", "4", "--json"],
+        ["info"],
+        ["lower", "--to", "snntorch", "-o", "{tmp}/g.pt"],
     ],
 )
 def test_commands_validate_the_graph_once(tmp_path, small_graph, monkeypatch, capsys, argv):
@@ -162,7 +164,8 @@ def test_commands_validate_the_graph_once(tmp_path, small_graph, monkeypatch, ca
     monkeypatch.setattr(snnx.ir.validate, "validate", counting)
     monkeypatch.setattr(snnx.ir.prepare, "validate", counting)
     snnx.save(small_graph, tmp_path / "g.nir")
-    assert main([argv[0], str(tmp_path / "g.nir"), *argv[1:]]) == 0, capsys.readouterr().err
+    rest = [a.replace("{tmp}", str(tmp_path)) for a in argv[1:]]
+    assert main([argv[0], str(tmp_path / "g.nir"), *rest]) == 0, capsys.readouterr().err
     assert len(calls) == 1
 
 
