@@ -118,8 +118,7 @@ def run(
 
 def _emits_spikes(node: nir.NIRNode, name: str) -> bool:
     # A Threshold node's output is a spike train too, though it has no state to reset.
-    kind = kind_of(node, name)
-    return kind.spiking or kind.name == "Threshold"
+    return kind_of(node, name).spike_output
 
 
 def spiking_outputs(graph: nir.NIRGraph | PreparedGraph) -> set[str]:

@@ -5,8 +5,10 @@ Every user error is one line on stderr and exit code 2; ``--debug`` shows the tr
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -37,14 +39,11 @@ def cli(debug: bool) -> None:
 @click.option("--dt", type=float, default=None, help="Time step to assume (default: stored, else 1e-4).")
 def info(model: str, dt: float | None) -> None:
     """Describe a .nir graph: nodes, shapes, parameters, contract, and which backends take it."""
-    from snnx.api import prepare
-    from snnx.ir.io import load_with_report
     from snnx.ir.nodes import kind_of
     from snnx.ir.semantics import DEFAULT_DT, dt_of, has_contract, producer_dt, reset_of, v_init_of
     from snnx.plugins import get_backends
 
-    graph, report = load_with_report(model, dt=dt)
-    flat = prepare(graph, dt=dt)  # what every backend receives; also the node list shown below
+    graph, flat = _read_and_prepare(model, dt)  # flat: what every backend receives, and the node list below
     table = Table(title=f"{model}", title_justify="left")
     for col in ("node", "type", "output shape", "params", "contract"):
         table.add_column(col, justify="right" if col == "params" else "left")
@@ -63,7 +62,7 @@ def info(model: str, dt: float | None) -> None:
         v0 = v_init_of(node)
         if np.any(v0 != 0):
             contract += f" v_init={float(np.mean(v0)):.3g}" + ("(mean)" if v0.size > 1 else "")
-        shape = report.shapes.get(name)
+        shape = flat.shapes.get(name)
         table.add_row(name, type(node).__name__, _fmt_shape(shape) if shape is not None else "?", f"{params:,}", contract.strip())
     out.print(table)
     step = dt if dt is not None else dt_of(graph)
@@ -73,7 +72,7 @@ def info(model: str, dt: float | None) -> None:
     if guess is not None:
         verdict = "matches" if np.isclose(guess, step) else f"differs: use --dt {guess:g}"
         out.print(f"note: every neuron has r = tau/{guess:g}, so the producer assumed dt = {guess:g} ({verdict})")
-    for warning in report.warnings:
+    for warning in flat.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
     btable = Table(title="backends", title_justify="left")
     btable.add_column("backend")
@@ -105,37 +104,115 @@ option_flag = click.option(
 )
 
 
-# -- run ----------------------------------------------------------------------------------------------
-def _inputs(graph, input_path: str | None, random_steps: int | None, batch: int, seed: int):
+# -- inputs (shared by run, check and stats) --------------------------------------------------------
+@dataclass(frozen=True)
+class InputChoice:
+    """What the user asked to feed a graph with: an ``.npz`` file (``path``) or random spikes (``steps``)."""
+
+    path: str | None
+    steps: int | None
+    batch: int
+    seed: int
+    rate: float = 0.5
+
+    def check(self) -> None:
+        """Refuse neither or both of ``--input`` and ``--random``."""
+        if (self.path is None) == (self.steps is None):
+            raise click.UsageError("give exactly one of --input FILE.npz or --random T")
+
+
+def input_options(
+    *,
+    batch: int = 1,
+    default_steps: int | None = None,
+    rate: bool = False,
+    input_help: str = ".npz with one (T, batch, *shape) array per Input.",
+    random_help: str = "Use random spike input with T steps.",
+    batch_help: str | None = "Batch size for --random.",
+):
+    """The ``--input/--random/--batch/--seed`` (and ``--rate``) and ``--dt`` options of a command.
+
+    The command receives them as ``source: InputChoice`` (give it to :func:`resolve_inputs`) and ``dt``.
+    ``default_steps`` is the ``--random`` used when neither ``--input`` nor ``--random`` is given
+    (``None``: one of them is required).
+    """
+    options = [
+        click.option("--input", "input_path", type=click.Path(dir_okay=False), help=input_help),
+        click.option("--random", "random_steps", type=click.IntRange(min=1), default=None, help=random_help),
+        click.option("--batch", type=click.IntRange(min=1), default=batch, show_default=True, help=batch_help),
+    ]
+    if rate:
+        options.append(
+            click.option(
+                "--rate", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                help="Spike probability per step for --random.",
+            )
+        )
+    options += [
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--dt", type=float, default=None, help="Override the time step."),
+    ]
+
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(*args, input_path, random_steps, batch, seed, rate=0.5, **kwargs):
+            if input_path is None and random_steps is None:
+                random_steps = default_steps
+            source = InputChoice(input_path, random_steps, batch, seed, rate)
+            return command(*args, source=source, **kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorate
+
+
+def _read_and_prepare(model: str, dt: float | None):
+    """The graph as stored in ``model`` and its :class:`~snnx.ir.prepare.PreparedGraph`."""
+    from snnx.errors import ValidationError
+    from snnx.ir.io import read_graph
+    from snnx.ir.prepare import prepare
+
+    graph = read_graph(model)
+    try:
+        return graph, prepare(graph, dt=dt)
+    except ValidationError as exc:
+        raise ValidationError(f"'{model}': {exc}", node=exc.node) from exc
+
+
+def prepare_file(model: str, dt: float | None):
+    """Read ``model`` and prepare it once (validate, flatten, schedule, dt); errors start with its path."""
+    return _read_and_prepare(model, dt)[1]
+
+
+def resolve_inputs(prepared, source: InputChoice) -> dict[str, np.ndarray]:
+    """The inputs ``source`` names for ``prepared``: read from the ``.npz`` or random spikes."""
     from snnx.api import random_inputs, read_inputs
 
-    if (input_path is None) == (random_steps is None):
-        raise click.UsageError("give exactly one of --input FILE.npz or --random T")
-    if input_path is not None:
-        return read_inputs(input_path, graph)
-    return random_inputs(graph, random_steps, batch=batch, seed=seed)
+    source.check()
+    if source.path is not None:
+        return read_inputs(source.path, prepared)
+    return random_inputs(prepared, source.steps, batch=source.batch, seed=source.seed, rate=source.rate)
 
 
+# -- run ----------------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--input", "input_path", type=click.Path(dir_okay=False), help=".npz with one (T, batch, *shape) array per Input.")
-@click.option("--random", "random_steps", type=click.IntRange(min=1), help="Use random spike input with T steps.")
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size for --random.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@input_options()
 @click.option("--backend", default="reference", show_default=True, help="Backend to run on (see `snnx plugins`).")
-@click.option("--dt", type=float, default=None, help="Override the time step.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write output traces to this .npz.")
 @option_flag
-def run(model, input_path, random_steps, batch, seed, backend, dt, output, options) -> None:
+def run(model, source: InputChoice, dt, backend, output, options) -> None:
     """Run a .nir graph on an input and print (and optionally save) its output traces."""
     from snnx.api import run as run_graph
-    from snnx.ir.io import check_writable, load, write_atomic
+    from snnx.ir.io import check_writable, write_atomic
 
-    graph = load(model)
-    inputs = _inputs(graph, input_path, random_steps, batch, seed)
+    prepared = prepare_file(model, dt)
+    inputs = resolve_inputs(prepared, source)
     if output is not None:
         check_writable(output)
-    outputs = run_graph(graph, inputs, backend=backend, dt=dt, **_parse_options(options))
+    outputs = run_graph(prepared, inputs, backend=backend, **_parse_options(options))
     table = Table(title=f"{model} on {backend}", title_justify="left")
     for col in ("output", "shape (T, batch, ...)", "sum", "nonzero"):
         table.add_column(col)
@@ -156,13 +233,12 @@ def _save_npz(tmp: Path, arrays: dict) -> None:
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--backends", default=None, help="'all' or comma-separated names; omit to only validate.")
-@click.option("--input", "input_path", type=click.Path(dir_okay=False), help=".npz input (default: random spikes).")
-@click.option("--random", "random_steps", type=click.IntRange(min=1), default=None, help="Random input with T steps (default 50).")
-@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--dt", type=float, default=None, help="Override the time step.")
+@input_options(
+    batch=4, default_steps=50, input_help=".npz input (default: random spikes).",
+    random_help="Random input with T steps (default 50).", batch_help=None,
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def check(model, backends, input_path, random_steps, batch, seed, dt, as_json) -> None:
+def check(model, backends, source: InputChoice, dt, as_json) -> None:
     """Validate a graph; with --backends, check each backend's spikes against the reference.
 
     Exits 1 when any backend disagrees with the reference.
@@ -171,17 +247,16 @@ def check(model, backends, input_path, random_steps, batch, seed, dt, as_json) -
     from snnx.ir.io import load_with_report
     from snnx.plugins import get_backends
 
-    graph, report = load_with_report(model, dt=dt)
     if backends is None:
+        _graph, report = load_with_report(model, dt=dt)
         for warning in report.warnings:
             out.print(f"[yellow]warning:[/] {warning}")
         out.print(f"{model}: valid ({len(report.shapes)} nodes)")
         return
+    prepared = prepare_file(model, dt)
     names = sorted(n for n in get_backends() if n != "reference") if backends == "all" else [b.strip() for b in backends.split(",") if b.strip()]
-    if input_path is None and random_steps is None:
-        random_steps = 50
-    inputs = _inputs(graph, input_path, random_steps, batch, seed)
-    results = check_graph(graph, names, inputs, dt=dt)
+    inputs = resolve_inputs(prepared, source)
+    results = check_graph(prepared, names, inputs)
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=2, default=float))
     else:
@@ -208,6 +283,42 @@ def _first_reason(detail: str) -> str:
     if len(reasons) <= 1:
         return detail
     return f"{reasons[0]} (+{len(reasons) - 1} more: snnx info)"
+
+
+# -- stats --------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@input_options(rate=True)
+@click.option("--backend", default="reference", show_default=True, help="Record the traces on this backend (a torch backend, or the reference).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int32", "int8"]), default="fp32", show_default=True, help="Bytes per value and energy per operation.")
+@click.option("--analog-input/--spiking-input", "analog", default=None, help="How to count the first layer (default: spikes if the input is all 0/1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def stats(model, source: InputChoice, dt, backend, precision, analog, as_json) -> None:
+    """Spikes, firing rates, synaptic operations, memory and energy of a .nir graph on an input.
+
+    Counts are per sample, summed over the T steps; definitions and energy sources: specs/metrics.md.
+    """
+    from snnx.metrics import backend_traces, render, summary_lines
+    from snnx.metrics import stats as graph_stats
+
+    source.check()
+    prepared = prepare_file(model, dt)
+    inputs = resolve_inputs(prepared, source)
+    spiking = None if analog is None else not analog
+    if backend == "reference":
+        result = graph_stats(prepared, inputs, precision=precision, spiking_inputs=spiking)
+    else:
+        traces = backend_traces(prepared, inputs, backend)
+        result = graph_stats(prepared, traces=traces, precision=precision, spiking_inputs=spiking)
+    if as_json:
+        click.echo(json.dumps({"model": model, "backend": backend, **result.to_dict()}, indent=2))
+        return
+    console = Console()
+    if not console.is_terminal:  # a log file or a pipe: do not fold the table to 80 columns
+        console = Console(width=160)
+    console.print(render(result, title=f"{model} on {backend}"))
+    for line in summary_lines(result):
+        console.print(line)
 
 
 # -- plugins ------------------------------------------------------------------------------------------
@@ -247,7 +358,7 @@ def lower(model: str, backend: str, output: str | None, dt: float | None, option
     b = get_backend(backend)
     target = output or str(Path(model).with_suffix(b.file_suffix))
     check_writable(target)
-    native = lower_graph(model, to=backend, dt=dt, **_parse_options(options))
+    native = lower_graph(prepare_file(model, dt), to=backend, **_parse_options(options))
     b.save(native, target)
     out.print(b.describe(native))
     out.print(f"wrote {target}")

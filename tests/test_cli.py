@@ -132,3 +132,54 @@ def test_check_reports_an_approximate_backend_without_failing(tmp_path, small_gr
     Rounding.approximate = False
     (result,) = api.check(small_graph, ["rounding"], {"input": x})
     assert result.status == "disagree" and not result.ok
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--random", "4"],
+        ["run", "--random", "4", "--dt", "1e-3"],
+        ["check", "--backends", "snntorch"],  # (the reference backend re-prepares its native NIR model)
+        ["check"],
+        ["stats", "--random", "4", "--json"],
+        ["info"],
+        ["lower", "--to", "snntorch", "-o", "{tmp}/g.pt"],
+    ],
+)
+def test_commands_validate_the_graph_once(tmp_path, small_graph, monkeypatch, capsys, argv):
+    # One prepared graph is passed along: read, validate, flatten and schedule happen once per command.
+    import snnx.ir.prepare
+    import snnx.ir.validate
+    from snnx.cli import main
+
+    if "snntorch" in argv:
+        pytest.importorskip("snntorch")
+    calls = []
+    real = snnx.ir.validate.validate
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(snnx.ir.validate, "validate", counting)
+    monkeypatch.setattr(snnx.ir.prepare, "validate", counting)
+    snnx.save(small_graph, tmp_path / "g.nir")
+    rest = [a.replace("{tmp}", str(tmp_path)) for a in argv[1:]]
+    assert main([argv[0], str(tmp_path / "g.nir"), *rest]) == 0, capsys.readouterr().err
+    assert len(calls) == 1
+
+
+def test_input_options_are_shared(tmp_path, small_graph):
+    # run, check and stats take the same input options; check keeps its default of 50 random steps.
+    from snnx.cli import cli
+
+    for name in ("run", "check", "stats"):
+        params = {p.name for p in cli.commands[name].params}
+        assert {"input_path", "random_steps", "batch", "seed", "dt"} <= params, name
+    snnx.save(small_graph, tmp_path / "g.nir")
+    code, out, err = snnx_cli("check", tmp_path / "g.nir", "--backends", "reference", "--json")
+    assert code == 0, err
+    code, _out, err = snnx_cli("check", tmp_path / "g.nir", "--backends", "reference", "--input", "x.npz", "--random", "3")
+    assert code == 2 and "exactly one of --input" in err
+    code, _out, err = snnx_cli("stats", tmp_path / "g.nir", "--input", "x.npz", "--random", "3")
+    assert code == 2 and "exactly one of --input" in err

@@ -249,3 +249,13 @@ def test_stats_command_json_and_table(tmp_path, capsys):
     assert main(["stats", str(path)]) == 2  # neither --input nor --random
     assert main(["stats", str(tmp_path / "missing.nir"), "--random", "3"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_every_synaptic_kind_has_a_fan_out_rule():
+    # metrics reads the node-kind table: a new weighted kind needs its geometry rule, pools a factor.
+    from snnx.ir.nodes import KINDS, WEIGHTED_KINDS
+    from snnx.metrics.geometry import FAN_OUT, POOLS
+
+    assert set(FAN_OUT) == set(WEIGHTED_KINDS)
+    assert set(POOLS) <= set(WEIGHTED_KINDS)
+    assert {k for k, kind in KINDS.items() if kind.spike_output} == {"IF", "LIF", "CubaLIF", "Threshold"}

@@ -1,4 +1,4 @@
-"""Rendering of a :class:`~snnx.bench.runner.BenchResult`: rich tables, Markdown, PNG plots (Agg)."""
+"""Rendering of a :class:`~snnx.bench.result.BenchResult`: rich tables, Markdown, PNG plots (Agg)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from snnx.bench.runner import BenchResult
+    from snnx.bench.result import BenchResult
 
 STATUS_STYLE = {"ok": "green", "refused": "yellow", "unavailable": "dim", "error": "red"}
 

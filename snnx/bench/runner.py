@@ -10,14 +10,15 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from snnx.bench import data as data_mod
 from snnx.bench.conversion import ConversionRow, export_onnx, sweep, train_ann
-from snnx.bench.direct import TRAINING_BACKENDS, DirectJob, DirectRow, availability, run_isolated
+from snnx.bench.direct import TRAINING_BACKENDS, DirectJob, availability, run_isolated
 from snnx.bench.models import ANN_KINDS, SnnSpec, build_ann, build_snn
+from snnx.bench.result import BenchResult
 from snnx.errors import SnnxError
 
 TRACKS = ("direct", "conversion")
@@ -64,29 +65,6 @@ class BenchConfig:
         }
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
-
-
-@dataclass
-class BenchResult:
-    """What a run produced."""
-
-    config: dict
-    environment: dict
-    direct: list[DirectRow] = field(default_factory=list)
-    conversion: list[ConversionRow] = field(default_factory=list)
-    seconds: float = 0.0
-    files: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        """The result as JSON-ready dicts and lists."""
-        return {
-            "config": self.config,
-            "environment": self.environment,
-            "seconds": self.seconds,
-            "direct": [asdict(r) for r in self.direct],
-            "conversion": [asdict(r) for r in self.conversion],
-            "files": self.files,
-        }
 
 
 def _versions() -> dict[str, str]:

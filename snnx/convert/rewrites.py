@@ -13,7 +13,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from snnx.convert.loader import infer, tensor_shapes
-from snnx.convert.ops._util import gemm_weight_bias
+from snnx.convert.gemm import gemm_weight_bias
 from snnx.errors import ConversionError
 
 #: Ops never evaluated at conversion time even with constant inputs (random or side effects).

@@ -40,7 +40,11 @@ class NodeKind:
     :ivar neuron: has a membrane ``v`` (and ``v_init``): I, IF, LI, LIF, CubaLI, CubaLIF.
     :ivar spiking: emits spikes and resets (IF, LIF, CubaLIF); carries a reset mode.
     :ivar cuba: has a synaptic current ``i`` (and ``i_init``) updated before the membrane.
-    :ivar weighted: a synaptic layer (weights multiply its input); metrics count its operations.
+    :ivar spike_output: its output is a spike train (0/1): the spiking neurons and Threshold.
+    :ivar weighted: a synaptic layer (weights, or a pool's unit weights, multiply its input): dense,
+        conv, pooling and Scale; metrics count its operations.
+    :ivar relay: passes its input's values on without arithmetic (Input, Output, Flatten, Delay): its
+        output is made of events exactly when its input is.
     :ivar io: a graph boundary (Input/Output), an identity inside the graph.
     :ivar params: parameters whose shape is the neuron shape (broadcast against the input).
     :ivar time_constants: parameters that are time constants (positive; ``dt/tau`` stability).
@@ -55,7 +59,9 @@ class NodeKind:
     neuron: bool = False
     spiking: bool = False
     cuba: bool = False
+    spike_output: bool = False
     weighted: bool = False
+    relay: bool = False
     io: bool = False
     params: tuple[str, ...] = ()
     time_constants: tuple[str, ...] = ()
@@ -74,27 +80,31 @@ def _neuron(name: str, cls: type, params: tuple[str, ...], taus: tuple[str, ...]
         time_constants=taus,
         shape=shapes.elementwise(params),
         state=dynamics.NeuronState,
+        spike_output=flags.get("spiking", False),
         **flags,
     )
 
 
 _TABLE: tuple[NodeKind, ...] = (
-    NodeKind("Input", nir.Input, io=True, shape=shapes.boundary, apply=ops.identity),
-    NodeKind("Output", nir.Output, io=True, shape=shapes.boundary, apply=ops.identity),
+    NodeKind("Input", nir.Input, io=True, relay=True, shape=shapes.boundary, apply=ops.identity),
+    NodeKind("Output", nir.Output, io=True, relay=True, shape=shapes.boundary, apply=ops.identity),
     NodeKind("Affine", nir.Affine, weighted=True, shape=shapes.dense, apply=ops.affine),
     NodeKind("Linear", nir.Linear, weighted=True, shape=shapes.dense, apply=ops.linear),
     NodeKind("Conv1d", nir.Conv1d, weighted=True, shape=shapes.conv(1), apply=ops.conv(1)),
     NodeKind("Conv2d", nir.Conv2d, weighted=True, shape=shapes.conv(2), apply=ops.conv(2)),
     NodeKind("SumPool2d", nir.SumPool2d, weighted=True, shape=shapes.pool, apply=ops.sum_pool),
     NodeKind("AvgPool2d", nir.AvgPool2d, weighted=True, shape=shapes.pool, apply=ops.avg_pool),
-    NodeKind("Scale", nir.Scale, params=("scale",), shape=shapes.elementwise(("scale",)), apply=ops.scale),
-    NodeKind("Flatten", nir.Flatten, shape=shapes.flatten, apply=ops.flatten),
     NodeKind(
-        "Threshold", nir.Threshold, params=("threshold",), shape=shapes.elementwise(("threshold",)),
+        "Scale", nir.Scale, weighted=True, params=("scale",), shape=shapes.elementwise(("scale",)),
+        apply=ops.scale,
+    ),
+    NodeKind("Flatten", nir.Flatten, relay=True, shape=shapes.flatten, apply=ops.flatten),
+    NodeKind(
+        "Threshold", nir.Threshold, spike_output=True, params=("threshold",), shape=shapes.elementwise(("threshold",)),
         apply=ops.threshold,
     ),
     NodeKind(
-        "Delay", nir.Delay, stateful=True, params=("delay",), shape=shapes.elementwise(("delay",)),
+        "Delay", nir.Delay, stateful=True, relay=True, params=("delay",), shape=shapes.elementwise(("delay",)),
         state=dynamics.DelayState,
     ),
     _neuron("I", nir.I, ("r",)),
@@ -128,6 +138,7 @@ SPIKING_KINDS: frozenset[str] = _names(lambda k: k.spiking)
 STATEFUL_KINDS: frozenset[str] = _names(lambda k: k.stateful)
 CUBA_KINDS: frozenset[str] = _names(lambda k: k.cuba)
 WEIGHTED_KINDS: frozenset[str] = _names(lambda k: k.weighted)
+SPIKE_OUTPUT_KINDS: frozenset[str] = _names(lambda k: k.spike_output)
 
 
 def find_kind(node: Any) -> NodeKind | None:
@@ -176,7 +187,7 @@ def is_cuba(node: Any) -> bool:
 
 
 def is_weighted(node: Any) -> bool:
-    """Whether ``node`` is a synaptic layer (dense, conv, pooling)."""
+    """Whether ``node`` is a synaptic layer (dense, conv, pooling, Scale)."""
     return _flag(node, "weighted")
 
 
@@ -195,6 +206,7 @@ __all__ = [
     "CUBA_KINDS",
     "KINDS",
     "NEURON_KINDS",
+    "SPIKE_OUTPUT_KINDS",
     "SPIKING_KINDS",
     "STATEFUL_KINDS",
     "WEIGHTED_KINDS",

@@ -1,4 +1,4 @@
-"""Attribute and weight helpers shared by the op families (and the rewrites)."""
+"""Attribute and signal helpers shared by the op families (the Gemm weight layout is :mod:`snnx.convert.gemm`)."""
 
 from __future__ import annotations
 
@@ -58,29 +58,6 @@ def pair(values, default: int) -> tuple[int, int]:
     if len(values) == 1:
         return (int(values[0]), int(values[0]))
     return (int(values[0]), int(values[1]))
-
-
-def gemm_weight_bias(
-    attrs: dict, b: np.ndarray, c: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """A ``Gemm``'s ``alpha·B`` as an ``(out, in)`` matrix and ``beta·C`` as a per-output bias.
-
-    Shared by the Gemm handler and the BatchNorm folding rewrite so both read ``alpha``, ``beta``,
-    ``transB`` and the broadcast forms of ``C`` (scalar, ``(N,)``, ``(1, N)``) the same way.
-
-    :returns: the matrix and the bias (zeros without ``C``), or ``None`` for the bias when ``C`` varies
-        over the batch (it has neither 1 nor ``out`` elements).
-    """
-    w = np.asarray(b, dtype=np.float64) * float(attrs.get("alpha", 1.0))
-    if not attrs.get("transB", 0):
-        w = w.T
-    out = w.shape[0]
-    if c is None:
-        return w, np.zeros(out)
-    c = np.asarray(c, dtype=np.float64) * float(attrs.get("beta", 1.0))
-    if c.size not in (1, out):
-        return w, None
-    return w, np.broadcast_to(c.reshape(-1), (out,)).copy()
 
 
 def flatten_signal(ctx: ConversionContext, hint: str, x: Signal) -> Signal:

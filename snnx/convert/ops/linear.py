@@ -8,7 +8,7 @@ import onnx
 
 from snnx.convert.context import ConversionContext
 from snnx.convert.ops import onnx_op
-from snnx.convert.ops._util import gemm_weight_bias
+from snnx.convert.gemm import gemm_weight_bias
 
 
 def _flat_input(node: onnx.NodeProto, ctx: ConversionContext):
