@@ -32,8 +32,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "snnx.plugins.snntorch",
     "snnx.plugins.norse",
     "snnx.plugins.spikingjelly",
-    "snnx.plugins.lava_dl",
-    "snnx.plugins.lava",
+    "snnx.plugins.loihi.plugin",
     "snnx.convert.plugin",
     "snnx.bench.plugin",
 )
