@@ -8,4 +8,4 @@ case "${1:-}" in
     "" | -*) ;;
     *) PYTHON=$1; shift ;;
 esac
-exec "$PYTHON" -m snnx.lava_compat "$@"
+exec "$PYTHON" -m snnx.plugins.loihi.compat "$@"

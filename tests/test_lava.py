@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 import snnx
-from snnx import lava_compat
+from snnx.plugins.loihi import compat as lava_compat
 from snnx.api import prepare
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.reference import simulate
 from snnx.plugins import get_backend
-from snnx.plugins._cuba import extract_chain, loihi_refusals
+from snnx.plugins.loihi.cuba import extract_chain, loihi_refusals
 
 LAVA_REASON = lava_compat.lava_available()
 pytestmark = [

@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from snnx import lava_compat
+from snnx.plugins.loihi import compat as lava_compat
 
 LAVA_REASON = lava_compat.lava_available()
 needs_lava = pytest.mark.skipif(LAVA_REASON is not None, reason=f"Lava not importable: {LAVA_REASON}")
@@ -73,7 +73,7 @@ def test_var_model_imports_only_with_the_patch() -> None:
     assert "mutable default" in unpatched.stderr
     patched = subprocess.run(
         [sys.executable, "-c",
-         "import snnx.lava_compat as c; c.ensure_patched(); import lava.magma.compiler.var_model as v;"
+         "import snnx.plugins.loihi.compat as c; c.ensure_patched(); import lava.magma.compiler.var_model as v;"
          "a, b = v.CoreEncoder(), v.CoreEncoder(); assert a.x is not b.x; print('ok')"],
         capture_output=True, text=True,
     )
@@ -87,7 +87,7 @@ def test_lava_imports_after_a_start_method_was_set() -> None:
     """Lava sets the 'fork' start method at import, which raised in spawned processes (snnx bench)."""
     code = (
         "import multiprocessing as mp; mp.set_start_method('spawn');"
-        "import snnx.lava_compat as c; c.import_lava('lava.lib.dl.netx'); print(mp.get_start_method())"
+        "import snnx.plugins.loihi.compat as c; c.import_lava('lava.lib.dl.netx'); print(mp.get_start_method())"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -125,7 +125,7 @@ def test_install_reports_pip_failure() -> None:
 @pytest.mark.lava
 @needs_lava
 def test_snnx_install_lava_twice() -> None:
-    from snnx.plugins import lava as lava_plugin
+    from snnx.plugins.loihi import plugin as lava_plugin
 
     @click.group()
     def cli() -> None:
@@ -142,9 +142,9 @@ def test_snnx_install_lava_twice() -> None:
 @pytest.mark.lava
 @needs_lava
 def test_module_entry_point_for_ci() -> None:
-    """``python -m snnx.lava_compat`` (what scripts/install-lava.sh runs) works without the CLI."""
-    proc = subprocess.run([sys.executable, "-m", "snnx.lava_compat"], capture_output=True, text=True)
+    """``python -m snnx.plugins.loihi.compat`` (what scripts/install-lava.sh runs) works without the CLI."""
+    proc = subprocess.run([sys.executable, "-m", "snnx.plugins.loihi.compat"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "nothing to do" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "snnx.lava_compat", "--frobnicate"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "snnx.plugins.loihi.compat", "--frobnicate"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown arguments" in bad.stderr

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import snnx
-from snnx import lava_compat
+from snnx.plugins.loihi import compat as lava_compat
 from snnx.api import prepare
 from snnx.ir.reference import simulate
 from snnx.plugins import get_backend

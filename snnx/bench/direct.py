@@ -98,7 +98,7 @@ def time_major(model: Any) -> Any:
     """A callable taking and returning time-major ``(T, batch, ...)`` tensors for a lowered model.
 
     snnx's torch backends are time-major already; lava-dl's SLAYER network puts time last and says so
-    with ``input_layout`` (see ``snnx.plugins.lava_dl``), so it is wrapped.
+    with ``input_layout`` (see ``snnx.plugins.loihi.slayer``), so it is wrapped.
     """
     layout = getattr(model, "input_layout", None)
     if layout is None:

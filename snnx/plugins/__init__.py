@@ -32,8 +32,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "snnx.plugins.snntorch.plugin",
     "snnx.plugins.norse.plugin",
     "snnx.plugins.spikingjelly.plugin",
-    "snnx.plugins.lava_dl",
-    "snnx.plugins.lava",
+    "snnx.plugins.loihi.plugin",
     "snnx.convert.plugin",
     "snnx.bench.plugin",
 )

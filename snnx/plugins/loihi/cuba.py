@@ -1,4 +1,4 @@
-"""Folding the snnx contract into Loihi's CUBA neuron, shared by the ``lava-dl`` and ``lava`` backends.
+"""The CUBA fold: the snnx contract as Loihi's CUBA neuron, shared by ``lava-dl``, ``lava-float`` and ``lava``.
 
 Loihi (and SLAYER, which models it) has one neuron, CUBA::
 
@@ -39,8 +39,8 @@ import nir
 import numpy as np
 
 from snnx.errors import UnsupportedNodeError
-from snnx.ir.semantics import i_init_of, reset_of, v_init_of
 from snnx.ir.prepare import PreparedGraph, prepare
+from snnx.ir.semantics import i_init_of, reset_of, v_init_of
 from snnx.ir.shapes import conv_padding
 
 SPIKING = (nir.LIF, nir.IF, nir.CubaLIF)

@@ -200,7 +200,7 @@ def install_lava(
             raise SnnxError(msg)
     # Check in a fresh interpreter: this one may hold half-imported Lava modules, and Lava cannot be
     # re-imported in-process (it sets the multiprocessing start method at import).
-    probe = "import snnx.lava_compat as c, sys; r = c.lava_available(); print(r or ''); sys.exit(r is not None)"
+    probe = "import snnx.plugins.loihi.compat as c, sys; r = c.lava_available(); print(r or ''); sys.exit(r is not None)"
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)  # noqa: S603
     if proc.returncode != 0:
         reason = (proc.stdout.strip() or proc.stderr.strip().splitlines()[-1:] or ["unknown error"])[0]
@@ -211,11 +211,11 @@ def install_lava(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m snnx.lava_compat [--force]``: the same as ``snnx install lava``, without the CLI."""
+    """``python -m snnx.plugins.loihi.compat [--force]``: the same as ``snnx install lava``, without the CLI."""
     args = list(sys.argv[1:] if argv is None else argv)
     unknown = [a for a in args if a not in {"--force", "install", "lava"}]
     if unknown:
-        print(f"unknown arguments {unknown!r}; usage: python -m snnx.lava_compat [--force]", file=sys.stderr)
+        print(f"unknown arguments {unknown!r}; usage: python -m snnx.plugins.loihi.compat [--force]", file=sys.stderr)
         return 2
     try:
         install_lava(force="--force" in args)

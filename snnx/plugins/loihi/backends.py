@@ -1,0 +1,241 @@
+"""The three Loihi backends: ``lava-dl`` (SLAYER, float), ``lava-float`` (Lava processes, floating_pt) and
+``lava`` (netx for Loihi 2, Lava's bit-accurate fixed_pt).
+
+All three fold the contract into Loihi's CUBA neuron (:mod:`snnx.plugins.loihi.cuba`); ``lava``
+quantises the folded chain (:mod:`snnx.plugins.loihi.quantise`) and writes it as netx HDF5
+(:mod:`snnx.plugins.loihi.netx`); the Lava runs are :mod:`snnx.plugins.loihi.runner`'s, the SLAYER
+network :mod:`snnx.plugins.loihi.slayer`'s. No Lava or torch import at module level.
+See ``specs/backends/lava.md`` and ``specs/backends/lava-dl.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import nir
+import numpy as np
+
+from snnx.errors import SnnxError, UnsupportedNodeError
+from snnx.ir.capabilities import Capabilities
+from snnx.ir.nodes import NEURON_KINDS, SPIKING_KINDS
+from snnx.ir.prepare import PreparedGraph
+from snnx.plugins.loihi import runner, slayer
+from snnx.plugins.loihi.cuba import CHAIN_NODE_TYPES, CubaChain, chain_or_raise, extract_chain, loihi_refusals
+from snnx.plugins.loihi.export import chain_to_nir
+from snnx.plugins.loihi.model import LavaModel
+from snnx.plugins.loihi.netx import write_netx
+from snnx.plugins.loihi.quantise import quantisation_refusals, quantise_layer
+from snnx.registry import Backend
+
+#: What the Loihi neuron takes: the CUBA chain without the non-spiking neurons.
+LAVA_NODE_TYPES = CHAIN_NODE_TYPES - (NEURON_KINDS - SPIKING_KINDS)
+#: find_spec only: importing Lava costs seconds, which `snnx info` must not pay per backend;
+#: an install that is present but broken is reported when the backend is used (import_lava).
+INSTALL_HINT = "snnx install lava"
+
+
+class _LavaBackendBase(Backend):
+    # Reset modes and initial state are checked by loihi_refusals, whose reasons say what Loihi does.
+    capabilities = Capabilities(node_types=LAVA_NODE_TYPES, cycles=False, v_init=True)
+    install_hint = INSTALL_HINT
+    requires = ("lava.magma.core", "lava.lib.dl.netx")
+    tag: ClassVar[str] = ""
+
+    def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
+        """The chain this backend deploys, or every reason it cannot (used by refusals and lower)."""
+        chain, reasons = extract_chain(graph)
+        if chain is None:
+            return None, reasons
+        reasons = loihi_refusals(chain)
+        for layer in chain.layers:
+            if layer.kind != "dense":
+                reasons.append(
+                    f"node {layer.nodes[0]!r}: only dense layers are deployed to Lava by snnx so far "
+                    "(this Conv2d stays a convolution and would need netx's conv layer)"
+                )
+        return (None, reasons) if reasons else (chain, [])
+
+    def refusals(self, graph: PreparedGraph) -> list[str]:
+        """Node-type and cycle refusals plus every Loihi-specific reason, so one check lists them all."""
+        reasons = super().refusals(graph)
+        if self.missing_requirements():
+            return reasons
+        return reasons + [r for r in self._chain_refusals(graph)[1] if r not in reasons]
+
+    def run(self, model: LavaModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        chain = model.chain
+        if set(inputs) != {chain.input}:
+            msg = f"Lava model expects input {chain.input!r}, got {sorted(inputs)}"
+            raise SnnxError(msg)
+        x = np.asarray(inputs[chain.input], dtype=np.float64)
+        y = runner.run_fixed(model, x) if model.tag == "fixed_pt" else runner.run_float(model, x)
+        return {chain.output: y}
+
+
+class LavaBackend(_LavaBackendBase):
+    """netx HDF5 for Loihi 2, run on Lava's bit-accurate Loihi 2 simulation (``fixed_pt``)."""
+
+    name = "lava"
+    description = "Loihi 2: netx HDF5 network quantised by snnx, run bit-accurately by Lava (fixed_pt)"
+    file_suffix = ".net"
+    tag = "fixed_pt"
+    #: Fixed point approximates the float contract by design: the quantisation is reported per layer,
+    #: agreement with the reference is measured (``snnx check``), and spikes are equal only when every
+    #: layer is exact (``lower(..., exact=True)`` insists on that). Conformance runs should treat
+    #: this backend's disagreement as a measurement, not a failure.
+    approximate: ClassVar[bool] = True
+
+    def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
+        chain, reasons = super()._chain_refusals(graph)
+        if chain is not None and len(chain.layers[0].nodes) == 1:
+            name = chain.layers[0].nodes[0]
+            return None, [
+                f"node {name!r} takes the graph input directly: on Loihi the input arrives as spikes "
+                "through a synapse, so put an Affine/Linear before it (or use backend 'lava-float')"
+            ]
+        return chain, reasons
+
+    def lower(self, graph: PreparedGraph, *, exact: bool | str = False, **options: Any) -> LavaModel:
+        """Fold, quantise and return the model; ``save`` writes it as netx HDF5.
+
+        The quantisation is reported per layer by ``model.report()`` (and ``snnx lower``).
+
+        :param exact: refuse unless every layer's fixed-point form equals the contract bit for bit.
+        :raises UnsupportedNodeError: ``exact`` and a layer is not exactly representable.
+        """
+        if options:
+            msg = f"Backend 'lava' got unknown options {sorted(options)}; it takes exact"
+            raise SnnxError(msg)
+        chain = chain_or_raise(graph, self.name, self._chain_refusals)
+        quant = [quantise_layer(layer) for layer in chain.layers]
+        if _truthy(exact):
+            reasons = quantisation_refusals(quant)
+            if reasons:
+                msg = "Backend 'lava' cannot take this graph exactly: " + "; ".join(reasons)
+                raise UnsupportedNodeError(msg)
+        return LavaModel(chain=chain, tag=self.tag, quantisation=quant)
+
+    def save(self, model: LavaModel, path: str) -> None:
+        from snnx.ir.io import write_atomic
+
+        write_atomic(path, lambda tmp: write_netx(model, tmp))
+
+    def describe(self, model: LavaModel) -> str:
+        return (
+            f"netx network, {len(model.chain.layers)} dense CUBA layers, latency {model.latency} steps, "
+            f"run with Loihi2SimCfg(select_tag='fixed_pt'); quantisation per layer:\n{model.report()}"
+        )
+
+
+class LavaFloatBackend(_LavaBackendBase):
+    """The same chain as Lava ``Dense``/``LIFReset`` processes, run in floating point."""
+
+    name = "lava-float"
+    description = "Lava processes (Dense + LIF) in floating point (Loihi2SimCfg floating_pt)"
+    file_suffix = ".pkl"
+    tag = "floating_pt"
+
+    def lower(self, graph: PreparedGraph, **options: Any) -> LavaModel:
+        if options:
+            msg = f"Backend 'lava-float' got unknown options {sorted(options)}; it takes none"
+            raise SnnxError(msg)
+        return LavaModel(chain=chain_or_raise(graph, self.name, self._chain_refusals), tag=self.tag)
+
+    def describe(self, model: LavaModel) -> str:
+        return (
+            f"Lava Dense + LIFReset processes, {len(model.chain.layers)} layers, latency {model.latency} "
+            "steps, run with Loihi2SimCfg(select_tag='floating_pt')"
+        )
+
+
+def _truthy(value: Any) -> bool:
+    """``exact`` as a bool; it may arrive as text (``-O exact=yes``, a config file)."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+
+class LavaDlBackend(Backend):
+    """SLAYER (lava-dl) CUBA blocks, trainable on CPU with SLAYER's surrogate gradients."""
+
+    name = "lava-dl"
+    description = "lava-dl SLAYER CUBA blocks (Dense, Conv, Flatten); trains on CPU, exact float forward"
+    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=False, v_init=True)
+    install_hint = INSTALL_HINT
+    requires = ("lava.magma.core", "lava.lib.dl.slayer", "torch")
+    file_suffix = ".pt"
+
+    def refusals(self, graph: PreparedGraph) -> list[str]:
+        """Requirement, node-type and cycle refusals; when there are none, why the chain cannot be folded."""
+        reasons = super().refusals(graph)
+        if reasons:
+            return reasons
+        _chain, reasons = extract_chain(graph)
+        return reasons
+
+    def lower(
+        self, graph: PreparedGraph, *, tau_grad: float = 1.0, scale_grad: float = 1.0, dtype: str = "float64",
+        **options: Any,
+    ) -> Any:
+        """Build the SLAYER network.
+
+        :param tau_grad: width of SLAYER's surrogate spike derivative, relative to the threshold.
+        :param scale_grad: height of the surrogate derivative.
+        :param dtype: ``"float64"`` (exact, the default) or ``"float32"`` (faster training).
+        """
+        if options:
+            msg = f"Backend 'lava-dl' got unknown options {sorted(options)}; it takes tau_grad, scale_grad, dtype"
+            raise SnnxError(msg)
+        from snnx.torch.backend import torch_dtype
+
+        torch_dtype(dtype, self.name)  # refuse a bad dtype before folding the graph
+        chain = chain_or_raise(graph, self.name)
+        return slayer.network_class()(chain, tau_grad=tau_grad, scale_grad=scale_grad, dtype=dtype)
+
+    def run(self, model: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        chain: CubaChain = model.chain
+        if set(inputs) != {chain.input}:
+            msg = f"lava-dl model expects input {chain.input!r}, got {sorted(inputs)}"
+            raise SnnxError(msg)
+        dtype = next(model.parameters()).dtype
+        x = torch.as_tensor(slayer.to_slayer_layout(inputs[chain.input]), dtype=dtype)
+        with torch.no_grad():
+            y = model.eval()(model.input_layout(x))
+        y = slayer.from_slayer_layout(y.double().numpy())
+        return {chain.output: y.reshape(*y.shape[:2], *chain.out_shape)}
+
+    def raise_(self, model: Any) -> nir.NIRGraph:
+        return chain_to_nir(model.folded_chain())
+
+    def save(self, model: Any, path: str) -> None:
+        import torch
+
+        from snnx.ir.io import write_atomic
+
+        write_atomic(path, lambda tmp: torch.save(model, tmp))
+
+    def load(self, path: str) -> Any:
+        """Read a model written by :meth:`save` (a pickled module: only load files you trust)."""
+        from snnx.torch.backend import read_torch_module
+
+        slayer.slayer_module()  # unpickling imports SLAYER's blocks: import them patched and without banners first
+        model = read_torch_module(path, "a lava-dl model")
+        if type(model).__name__ != "SlayerNetwork" or not hasattr(model, "chain"):
+            msg = f"'{path}' holds a {type(model).__name__}, not a lava-dl SlayerNetwork"
+            raise SnnxError(msg)
+        return model
+
+    def describe(self, model: Any) -> str:
+        layers = iter(model.chain.layers)
+        parts = []
+        for block in model.blocks:
+            if not hasattr(block, "synapse"):
+                parts.append(type(block).__name__)
+                continue
+            layer = next(layers)
+            shape = "x".join(map(str, layer.data_shape))
+            parts.append(f"{type(block).__name__}[{shape}]({layer.neuron_type} {', '.join(layer.nodes)})")
+        return "SLAYER CUBA blocks: " + " -> ".join(parts)

@@ -1,0 +1,130 @@
+"""Loihi 2 fixed point: how snnx quantises a folded CUBA layer, and what that costs (reported per layer).
+
+The formats are those of Lava's bit-accurate models (``lava.proc.lif.models.PyLifModelBitAcc``,
+``lava.proc.dense.models``) and of lava-dl's netx; ``specs/backends/lava.md`` derives the choices.
+Pure numpy: no Lava import.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from snnx.plugins.loihi.cuba import CubaLayer
+
+#: Loihi 2 number formats used by netx / Lava's bit-accurate LIF and Dense models.
+WEIGHT_MAX = 127  # 8-bit signed weight mantissa (netx keeps |w| <= 127 exact)
+WEIGHT_MIN = -128
+VTH_MAX = (1 << 17) - 1  # 17-bit unsigned threshold mantissa
+DECAY_UNIT = 1 << 12  # 12-bit decays: du, dv in units of 1/4096
+STATE_LIMIT = (1 << 23) - 1  # 24-bit signed voltage and current
+STATE_SHIFT = 6  # Loihi stores u and v with 6 fractional bits relative to weights and thresholds
+
+
+@dataclass
+class LayerQuantisation:
+    """How one layer was put into Loihi's fixed point, and what that cost.
+
+    ``scale`` maps folded float units to integer mantissas (``w_int = round(scale * w)``,
+    ``vth = round(scale * theta)``); errors are in units of the layer's threshold.
+    """
+
+    layer: str
+    scale: float
+    weight: np.ndarray
+    vth: int
+    i_decay: int
+    v_decay: int
+    clipped: int
+    weight_error: float
+    threshold_error: float
+    current_decay_error: float
+    voltage_decay_error: float
+    max_input: int
+    exact: bool
+
+    def row(self) -> str:
+        """One line of :meth:`snnx.plugins.loihi.model.LavaModel.report`."""
+        return (
+            f"{self.layer:<16} scale={self.scale:<10.5g} vth={self.vth:<6d} iDecay={self.i_decay:<4d} "
+            f"vDecay={self.v_decay:<4d} clipped={self.clipped:<3d} max|dw|={self.weight_error:.2e} "
+            f"|dth|={self.threshold_error:.2e} |ddu|={self.current_decay_error:.1e} "
+            f"|ddv|={self.voltage_decay_error:.1e} max|in|={self.max_input} exact={'yes' if self.exact else 'no'}"
+        )
+
+
+def _power_of_two_scale(weight: np.ndarray, threshold: float, peak: float) -> float | None:
+    """A scale 2**k that makes every weight and the threshold an exact in-range integer, if one exists.
+
+    ``peak`` is ``max|weight|`` (0 for no weights).
+    """
+    if peak == 0.0:
+        return None
+    top = math.floor(math.log2(WEIGHT_MAX / peak))
+    for k in range(top, top - 40, -1):
+        scale = 2.0**k
+        w, th = weight * scale, threshold * scale
+        if th > VTH_MAX:
+            continue
+        if np.all(w == np.round(w)) and th == round(th) and th >= 1:
+            return scale
+    return None
+
+
+def quantise_layer(layer: CubaLayer) -> LayerQuantisation:
+    """Quantise one folded layer to Loihi's formats (see ``specs/backends/lava.md``).
+
+    The scale is the largest that keeps weights in 8 bits (``127 / max|w|``) and the threshold in 17
+    bits; a power-of-two scale is used instead when it represents every weight and the threshold
+    exactly, because then the float reference sums the same numbers without rounding.
+    """
+    theta = float(layer.threshold)
+    w = layer.weight
+    peak = float(np.max(np.abs(w))) if w.size else 0.0
+    exact_scale = _power_of_two_scale(w, theta, peak)
+    if exact_scale is not None:
+        scale = exact_scale
+    else:
+        scale = WEIGHT_MAX / peak if peak > 0 else 1.0
+        scale = min(scale, VTH_MAX / theta)
+    raw = np.round(w * scale)
+    w_int = np.clip(raw, WEIGHT_MIN, WEIGHT_MAX).astype(np.int64)
+    clipped = int(np.sum(raw != w_int))
+    vth = int(min(max(round(theta * scale), 0), VTH_MAX))
+    i_decay = int(round(layer.current_decay * DECAY_UNIT))
+    v_decay = int(round(layer.voltage_decay * DECAY_UNIT))
+    weight_error = float(np.max(np.abs(w_int / scale - w))) / theta if w.size else 0.0
+    threshold_error = abs(vth / scale - theta) / theta
+    du_err = abs(i_decay / DECAY_UNIT - layer.current_decay)
+    dv_err = abs(v_decay / DECAY_UNIT - layer.voltage_decay)
+    fan_in = np.abs(w_int).reshape(w_int.shape[0], -1).sum(axis=1) if w.size else np.zeros(1)
+    # Exact means: integer arithmetic with no rounding (no decays) on exactly represented parameters.
+    exact = (
+        exact_scale is not None and clipped == 0 and weight_error == 0 and threshold_error == 0
+        and i_decay == DECAY_UNIT and v_decay == 0 and du_err == 0 and dv_err == 0
+    )
+    return LayerQuantisation(
+        layer=layer.nodes[-1], scale=scale, weight=w_int, vth=vth, i_decay=i_decay, v_decay=v_decay,
+        clipped=clipped, weight_error=weight_error, threshold_error=threshold_error,
+        current_decay_error=du_err, voltage_decay_error=dv_err, max_input=int(fan_in.max()), exact=exact,
+    )
+
+
+def quantisation_refusals(quant: list[LayerQuantisation]) -> list[str]:
+    """Why fixed point would not equal the reference spike for spike (empty when it would)."""
+    reasons = []
+    for q in quant:
+        if q.exact:
+            continue
+        what = []
+        if q.weight_error or q.threshold_error or q.clipped:
+            what.append(f"weights/threshold off by up to {max(q.weight_error, q.threshold_error):.2e} thresholds")
+        if q.i_decay != DECAY_UNIT or q.v_decay != 0:
+            what.append("decays round the state to Loihi's 1/64 grid every step")
+        reasons.append(
+            f"node {q.layer!r}: Loihi fixed point is not exact here ({'; '.join(what)}); lower without "
+            "exact=True to deploy with this error (reported per layer), or use backend 'lava-float'"
+        )
+    return reasons
