@@ -15,6 +15,7 @@ import onnx
 from snnx.convert.context import ConversionContext, Signal
 from snnx.convert.ops import onnx_op
 from snnx.convert.ops._util import channel_affine
+from snnx.ir.nodes import kind_of
 
 
 def _per_sample_constant(ctx: ConversionContext, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -51,7 +52,7 @@ def _add_constant(
         name, coef = x.terms[0]
         producer = ctx.nodes[name]
         fresh = not any(src == name for src, _dst in ctx.edges)
-        if fresh and isinstance(producer, (nir.Affine, nir.Conv2d)):
+        if fresh and kind_of(producer).weighted and hasattr(producer, "bias"):
             # MatMul + Add (and Conv + Add) become one node: the constant is the node's bias.
             producer.bias = np.asarray(producer.bias, dtype=np.float64) + bias / coef
             return x
