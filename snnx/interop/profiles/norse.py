@@ -1,0 +1,92 @@
+"""Norse (verified with norse 1.1.0): ``norse.torch.to_nir`` and ``norse.torch.from_nir``.
+
+What ``to_nir`` writes (dt defaults to 1e-3, the default of Norse's cells too):
+
+- ``tau = dt / tau_mem_inv``: the time constant is written *inverted* (``dt*tau`` instead of ``tau``),
+  so the true one is ``tau_written / dt``. Same for ``tau_syn``.
+- ``r = 1``, no ``v_reset`` (NIR's default 0, Norse's default too), no ``w_in``.
+- LIFBoxCell: ``v += dt*tau_mem_inv*(v_leak - v + x)``, spike ``v - v_th > 0``, reset to v_reset: the
+  contract's LIF exactly.
+- LIFCell (CubaLIF): ``i += x`` first (no ``dt/tau_syn`` factor), then v with that i, then i decays:
+  the contract's CubaLIF with ``w_in = tau_syn/dt``.
+- IAFCell: ``v += x`` (no dt): the contract's IF with ``r = 1/dt``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nir
+import numpy as np
+
+from snnx.interop.base import (
+    Converted,
+    Detection,
+    InteropError,
+    Profile,
+    all_close,
+    copy_graph,
+    drop_batch_dims,
+    f64,
+    neurons,
+)
+from snnx.ir.passes import flatten
+from snnx.ir.semantics import DEFAULT_DT, dt_of, reset_of, set_graph_contract, set_node_contract, v_init_of
+
+DT = 1e-3  # norse.torch.to_nir's and Norse's cells' default
+
+
+class NorseProfile(Profile):
+    """Import files written by ``norse.torch.to_nir``; export for ``norse.torch.from_nir``."""
+
+    name = "norse"
+    verified = {"norse": "1.1.0", "nir": "1.0.8", "nirtorch": "2.6"}
+
+    def detect(self, graph: nir.NIRGraph) -> Detection:
+        flat = flatten(graph)
+        ns = neurons(flat)
+        if not ns:
+            return Detection(self.name, 0.0, "no neurons")
+        for name, n in ns:
+            if not all_close(n.r, 1):
+                return Detection(self.name, 0.0, f"{name} has r != 1 (to_nir always writes r = 1)")
+            if isinstance(n, nir.CubaLIF) and not all_close(n.w_in, 1):
+                return Detection(self.name, 0.0, f"{name} has w_in != 1")
+        taus = [f64(getattr(n, "tau", getattr(n, "tau_mem", np.nan))) for _, n in ns if not isinstance(n, nir.IF)]
+        if taus and all(np.all(t < DT) for t in taus):
+            return Detection(self.name, 0.8, "r = 1 everywhere and every tau < 1e-3 (to_nir writes dt*tau)")
+        if not taus:
+            return Detection(self.name, 0.4, "IF neurons with r = 1 (to_nir's IAFCell, or a v += r*I producer)")
+        return Detection(self.name, 0.2, "r = 1 everywhere, but some tau is not of the inverted dt*tau form")
+
+    def import_(self, graph: nir.NIRGraph, assume: dict[str, Any]) -> Converted:
+        dt = float(assume.get("dt", DT))
+        out = Converted(graph=flatten(copy_graph(graph)))
+        g = out.graph
+        drop_batch_dims(g, out)
+        out.assumed.append(f"dt = {dt:g} (to_nir's and the cells' default; the file does not store it)")
+        out.assumed.append("tau written as dt*tau (to_nir inverts tau_mem_inv the wrong way): tau = written/dt")
+        for name, n in neurons(g):
+            vth = getattr(n, "v_threshold", None)
+            vreset = getattr(n, "v_reset", None)
+            if isinstance(n, nir.LIF):
+                g.nodes[name] = nir.LIF(tau=f64(n.tau) / dt, r=f64(n.r), v_leak=f64(n.v_leak),
+                                        v_threshold=f64(vth), v_reset=f64(vreset))
+            elif isinstance(n, nir.CubaLIF):
+                tau_syn = f64(n.tau_syn) / dt
+                g.nodes[name] = nir.CubaLIF(tau_mem=f64(n.tau_mem) / dt, tau_syn=tau_syn, r=f64(n.r),
+                                            w_in=f64(n.w_in) * tau_syn / dt, v_leak=f64(n.v_leak),
+                                            v_threshold=f64(vth), v_reset=f64(vreset))
+            elif isinstance(n, nir.LI):
+                g.nodes[name] = nir.LI(tau=f64(n.tau) / dt, r=f64(n.r), v_leak=f64(n.v_leak))
+            elif isinstance(n, nir.IF):
+                g.nodes[name] = nir.IF(r=f64(n.r) / dt, v_threshold=f64(vth), v_reset=f64(vreset))
+            else:
+                raise InteropError(f"{type(n).__name__} is not written by Norse's to_nir", node=name)
+            if isinstance(g.nodes[name], (nir.LIF, nir.CubaLIF, nir.IF)):
+                set_node_contract(g.nodes[name], reset="value")
+        set_graph_contract(g, dt=dt)
+        return out
+
+
+PROFILE = NorseProfile()

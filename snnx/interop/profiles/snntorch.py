@@ -1,0 +1,145 @@
+"""snnTorch (verified with snntorch 1.0.0): ``export_to_nir`` and ``import_from_nir``.
+
+What ``export_to_nir`` writes and what snnTorch's forward does (``specs/interop.md`` has the table):
+
+- dt is hard-coded to 1e-4: ``tau = dt/(1-beta)``, ``r = tau/dt`` (so ``dt/tau*r = 1``), v_leak = 0;
+  Synaptic also ``tau_syn = dt/(1-alpha)``, ``w_in = tau_syn/dt``. Parameters are float32.
+- The reset mechanism is not written (``v_reset = 0`` always). snnTorch's default is ``subtract`` and
+  it is *delayed* (``reset_delay=True``): ``mem[t] = beta*mem[t-1] + x[t] - thr*s[t-1]``, i.e. the
+  threshold is subtracted after the decay, not before it as in the contract's subtract reset. We keep
+  the contract's ``subtract`` and feed ``-(1-beta)*thr*s[t-1]`` back into the neuron (a Scale on a
+  self-loop), which makes the two equal exactly. A zero reset (``--assume reset=zero``) is the
+  contract's ``value`` reset to 0 exactly (snnTorch zeroes the stored mem before decaying it).
+- RLeaky/RSynaptic: the recurrent ``nn.Linear`` adds its bias also at t = 0 (its input is the zero
+  spike vector); a cycle edge carries zeros at t = 0, so the bias is split off into a constant
+  (zero-weight Affine from the graph input) and the loop keeps only the weight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nir
+import numpy as np
+
+from snnx.interop.base import (
+    Converted,
+    Detection,
+    InteropError,
+    Profile,
+    add_feedback,
+    all_close,
+    copy_graph,
+    f64,
+    neurons,
+    unique_name,
+)
+from snnx.ir.passes import flatten
+from snnx.ir.semantics import set_graph_contract, set_node_contract
+
+DT = 1e-4  # hard-coded in snntorch.export_nir
+
+
+def _decay(tau: Any, dt: float) -> np.ndarray:
+    """beta (or alpha) back from ``tau = dt/(1-beta)``; rounded to float32 because snnTorch's beta is
+    float32 and the exporter's float32 tau lost a few bits of it."""
+    return f64(np.float32(1.0 - dt / f64(tau)))
+
+
+class SnntorchProfile(Profile):
+    """Import files written by ``snntorch.export_nir.export_to_nir``; export for ``import_from_nir``."""
+
+    name = "snntorch"
+    verified = {"snntorch": "1.0.0", "nir": "1.0.8", "nirtorch": "2.6"}
+
+    def detect(self, graph: nir.NIRGraph) -> Detection:
+        flat = flatten(graph)
+        ns = neurons(flat, (nir.LIF, nir.CubaLIF, nir.IF, nir.LI))
+        if not ns:
+            return Detection(self.name, 0.0, "no neurons")
+        for name, n in ns:
+            if isinstance(n, nir.LIF):
+                ok = all_close(n.r, f64(n.tau) / DT) and all_close(n.v_leak, 0) and not all_close(n.r, 1)
+            elif isinstance(n, nir.CubaLIF):
+                ok = all_close(n.r, f64(n.tau_mem) / DT) and all_close(n.w_in, f64(n.tau_syn) / DT)
+            else:
+                ok = False  # export_to_nir writes no IF or LI
+            if not ok:
+                return Detection(self.name, 0.0, f"{name} does not have snnTorch's r = tau/1e-4 signature")
+        conf = 0.8
+        why = "every neuron has r = tau/1e-4, v_leak = 0 (export_to_nir's beta mapping)"
+        if any(k.isdigit() for k in flat.nodes):
+            conf, why = 0.85, why + "; nirtorch's numeric node names"
+        return Detection(self.name, conf, why)
+
+    def import_(self, graph: nir.NIRGraph, assume: dict[str, Any]) -> Converted:
+        reset = str(assume.get("reset", "subtract"))
+        if reset not in ("subtract", "zero"):
+            raise InteropError(f"snntorch: reset must be subtract or zero, got {reset!r}")
+        dt = float(assume.get("dt", DT))
+        out = Converted(graph=flatten(copy_graph(graph)))
+        g = out.graph
+        out.assumed.append(f"dt = {dt:g} (export_to_nir hard-codes 1e-4)")
+        out.assumed.append(
+            f"reset_mechanism = {reset!r} for every neuron (the file does not say; snnTorch's default is "
+            "'subtract'; override with --assume reset=zero)"
+        )
+        if reset == "subtract":
+            out.assumed.append("reset_delay = True (snnTorch's default): the threshold is subtracted after the decay")
+        self._split_recurrent_bias(g, out)
+        for name, n in neurons(g):
+            if isinstance(n, nir.LIF):
+                beta = _decay(n.tau, dt)
+                g.nodes[name] = n = nir.LIF(
+                    tau=dt / (1 - beta), r=1 / (1 - beta), v_leak=np.zeros_like(beta) + f64(n.v_leak),
+                    v_threshold=f64(n.v_threshold), v_reset=np.zeros_like(f64(n.v_threshold)),
+                )
+                k = -(1 - beta) * f64(n.v_threshold)
+            elif isinstance(n, nir.CubaLIF):
+                beta, alpha = _decay(n.tau_mem, dt), _decay(n.tau_syn, dt)
+                g.nodes[name] = n = nir.CubaLIF(
+                    tau_mem=dt / (1 - beta), tau_syn=dt / (1 - alpha), r=1 / (1 - beta), w_in=1 / (1 - alpha),
+                    v_leak=f64(n.v_leak), v_threshold=f64(n.v_threshold), v_reset=np.zeros_like(f64(n.v_threshold)),
+                )
+                k = -(1 - beta) * f64(n.v_threshold)
+            else:
+                raise InteropError(f"{type(n).__name__} is not written by snnTorch's exporter", node=name)
+            if reset == "zero":
+                set_node_contract(n, reset="value")
+                continue
+            set_node_contract(n, reset="subtract")
+            shape = np.broadcast_shapes(np.shape(k), np.shape(f64(n.v_threshold)))
+            k = np.broadcast_to(k, shape).copy()
+            add_feedback(g, name, k, 0, dt, "reset_delay")
+            if isinstance(n, nir.CubaLIF):
+                # The kick enters through the synaptic current, which would carry alpha*k into the next
+                # step; cancel that tail one step later so v sees exactly one kick of k.
+                add_feedback(g, name, -np.broadcast_to(alpha, shape) * k, 1, dt, "reset_delay_tail")
+        out.notes.append("delayed subtract reset expressed as a self-loop Scale (+ Delay for Synaptic)")
+        set_graph_contract(g, dt=dt)
+        return out
+
+    @staticmethod
+    def _split_recurrent_bias(g: nir.NIRGraph, out: Converted) -> None:
+        """RLeaky's recurrent Affine also adds its bias at t = 0: move the bias out of the loop."""
+        from snnx.ir.schedule import schedule
+
+        back = schedule(g).back_edges
+        inputs = [k for k, n in sorted(g.nodes.items()) if isinstance(n, nir.Input)]
+        for src, dst in sorted(back):
+            node = g.nodes[src]
+            if not isinstance(node, nir.Affine) or not np.any(f64(node.bias)):
+                continue
+            in_shape = np.asarray(g.nodes[inputs[0]].input_type["input"]).tolist() if inputs else []
+            if len(in_shape) != 1:
+                raise InteropError("a recurrent bias needs a 1-D graph input to be expressed", node=src)
+            g.nodes[src] = nir.Linear(weight=f64(node.weight))
+            cname = unique_name(g, f"{src}.bias_at_t0")
+            bias = f64(node.bias)
+            g.nodes[cname] = nir.Affine(weight=np.zeros((bias.shape[0], in_shape[0])), bias=bias)
+            g.edges.append((inputs[0], cname))
+            g.edges.append((cname, dst))
+            out.notes.append(f"{src}: recurrent bias moved out of the loop (snnTorch adds it at t = 0 too)")
+
+
+PROFILE = SnntorchProfile()

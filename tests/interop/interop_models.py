@@ -1,0 +1,127 @@
+"""Models built with each framework's own API, their own forward, and their own exporter.
+
+Every builder returns ``(graph, forward)``: the graph the framework's exporter wrote, and a function
+``forward(x) -> spikes`` running the framework's own model on time-major ``(T, batch, *shape)`` input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+T, BATCH = 50, 4
+
+
+def bernoulli(shape: tuple[int, ...], p: float = 0.3, seed: int = 0) -> np.ndarray:
+    """Random binary input ``(T, BATCH, *shape)``."""
+    return (np.random.default_rng(seed).random((T, BATCH, *shape)) < p).astype(np.float32)
+
+
+def _run_steps(step: Callable, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return np.stack([step(torch.from_numpy(x[t])).numpy() for t in range(x.shape[0])])
+
+
+# -- snnTorch -----------------------------------------------------------------------------------------
+def snntorch_model(kind: str, seed: int = 0):
+    import snntorch as snn
+    import torch
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(seed)
+
+    def leaky(shape, beta, **kw):
+        return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.ones(shape), init_hidden=True, **kw)
+
+    if kind == "mlp":
+        net = torch.nn.Sequential(torch.nn.Linear(20, 40), leaky((40,), 0.9), torch.nn.Linear(40, 10),
+                                  leaky((10,), 0.8, output=True))
+        shape = (20,)
+    elif kind == "mlp_zero":
+        net = torch.nn.Sequential(torch.nn.Linear(20, 40), leaky((40,), 0.9, reset_mechanism="zero"),
+                                  torch.nn.Linear(40, 10), leaky((10,), 0.8, output=True, reset_mechanism="zero"))
+        shape = (20,)
+    elif kind == "conv":
+        net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), leaky((4, 6, 6), 0.9), torch.nn.Flatten(),
+                                  torch.nn.Linear(144, 10), leaky((10,), 0.85, output=True))
+        shape = (2, 8, 8)
+    elif kind == "synaptic":
+        net = torch.nn.Sequential(
+            torch.nn.Linear(20, 30),
+            snn.Synaptic(alpha=torch.full((30,), 0.7), beta=torch.full((30,), 0.9), threshold=torch.ones(30),
+                         init_hidden=True),
+            torch.nn.Linear(30, 10),
+            snn.Synaptic(alpha=torch.full((10,), 0.6), beta=torch.full((10,), 0.85), threshold=torch.ones(10),
+                         init_hidden=True, output=True),
+        )
+        shape = (20,)
+    elif kind == "rleaky":
+        net = torch.nn.Sequential(torch.nn.Linear(20, 30),
+                                  snn.RLeaky(beta=torch.full((30,), 0.9), threshold=torch.ones(30), linear_features=30,
+                                             init_hidden=True),
+                                  torch.nn.Linear(30, 10), leaky((10,), 0.8, output=True))
+        shape = (20,)
+    else:
+        raise ValueError(kind)
+    for p in net.parameters():  # weights big enough to spike often from sparse binary input
+        if p.dim() > 1:
+            torch.nn.init.uniform_(p, -0.25, 0.35)
+    sample = torch.zeros(1, *shape)
+    graph = export_to_nir(net, sample if kind == "conv" else sample[0], ignore_dims=[0] if kind == "conv" else [])
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        from snntorch import utils
+
+        utils.reset(net)
+
+        def step(xt):
+            out = net(xt)
+            return (out[0] if isinstance(out, tuple) else out)
+
+        return _run_steps(step, x)
+
+    return graph, forward, shape
+
+
+# -- Norse --------------------------------------------------------------------------------------------
+def norse_model(kind: str, seed: int = 0):
+    import norse.torch as norse
+    import torch
+
+    torch.manual_seed(seed)
+    if kind == "lifbox_mlp":
+        net = norse.SequentialState(torch.nn.Linear(20, 40), norse.LIFBoxCell(), torch.nn.Linear(40, 10),
+                                    norse.LIFBoxCell())
+        shape, gain = (20,), 30.0
+    elif kind == "lifbox_conv":
+        net = norse.SequentialState(torch.nn.Conv2d(2, 4, 3), norse.LIFBoxCell(), torch.nn.Conv2d(4, 3, 3),
+                                    norse.LIFBoxCell())
+        shape, gain = (2, 8, 8), 30.0
+    elif kind == "lif_mlp":
+        net = norse.SequentialState(torch.nn.Linear(20, 40), norse.LIFCell(), torch.nn.Linear(40, 10),
+                                    norse.LIFCell())
+        shape, gain = (20,), 6.0
+    elif kind == "iaf_mlp":
+        net = norse.SequentialState(torch.nn.Linear(20, 40), norse.IAFCell(), torch.nn.Linear(40, 10),
+                                    norse.IAFCell())
+        shape, gain = (20,), 1.0
+    else:
+        raise ValueError(kind)
+    for p in net.parameters():
+        if p.dim() > 1:
+            torch.nn.init.uniform_(p, -0.25 * gain, 0.35 * gain)
+    graph = norse.to_nir(net, torch.zeros(1, *shape))
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        state = [None]
+
+        def step(xt):
+            out, state[0] = net(xt, state[0])
+            return out
+
+        return _run_steps(step, x)
+
+    return graph, forward, shape
