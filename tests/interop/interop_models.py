@@ -125,3 +125,36 @@ def norse_model(kind: str, seed: int = 0):
         return _run_steps(step, x)
 
     return graph, forward, shape
+
+
+# -- SpikingJelly -------------------------------------------------------------------------------------
+def spikingjelly_model(kind: str, seed: int = 0):
+    import torch
+    from spikingjelly.activation_based import functional, layer, neuron
+    from spikingjelly.activation_based.nir_exchange.to_nir import export_to_nir
+
+    torch.manual_seed(seed)
+    if kind == "lif_mlp":
+        net = torch.nn.Sequential(layer.Linear(20, 40), neuron.LIFNode(tau=2.0), layer.Linear(40, 10),
+                                  neuron.LIFNode(tau=3.0, decay_input=False))
+        shape, gain = (20,), 2.0
+    elif kind == "if_conv":
+        net = torch.nn.Sequential(layer.Conv2d(2, 4, 3), neuron.IFNode(), layer.Flatten(),
+                                  layer.Linear(144, 10), neuron.IFNode())
+        shape, gain = (2, 8, 8), 1.0
+    elif kind == "cuba_mlp":
+        net = torch.nn.Sequential(layer.Linear(20, 40), neuron.CUBALIFNode(), layer.Linear(40, 10),
+                                  neuron.CUBALIFNode(c_decay=0.3, v_decay=0.6))
+        shape, gain = (20,), 1.0
+    else:
+        raise ValueError(kind)
+    for p in net.parameters():
+        if p.dim() > 1:
+            torch.nn.init.uniform_(p, -0.25 * gain, 0.35 * gain)
+    graph = export_to_nir(net, torch.zeros(BATCH, *shape))
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        functional.reset_net(net)
+        return _run_steps(net, x)
+
+    return graph, forward, shape

@@ -31,7 +31,7 @@ from snnx.interop.base import (
     neurons,
 )
 from snnx.ir.passes import flatten
-from snnx.ir.semantics import DEFAULT_DT, dt_of, reset_of, set_graph_contract, set_node_contract, v_init_of
+from snnx.ir.semantics import set_graph_contract, set_node_contract
 
 DT = 1e-3  # norse.torch.to_nir's and Norse's cells' default
 
@@ -52,12 +52,15 @@ class NorseProfile(Profile):
                 return Detection(self.name, 0.0, f"{name} has r != 1 (to_nir always writes r = 1)")
             if isinstance(n, nir.CubaLIF) and not all_close(n.w_in, 1):
                 return Detection(self.name, 0.0, f"{name} has w_in != 1")
+        score, why = 0.3, ["r = 1 everywhere (to_nir always writes r = 1)"]
+        if any(k.isdigit() for k in flat.nodes) and not any(k.startswith("_") for k in flat.nodes):
+            score += 0.3
+            why.append("nirtorch's extract_nir_graph names (0, 1, ...)")
         taus = [f64(getattr(n, "tau", getattr(n, "tau_mem", np.nan))) for _, n in ns if not isinstance(n, nir.IF)]
-        if taus and all(np.all(t < DT) for t in taus):
-            return Detection(self.name, 0.8, "r = 1 everywhere and every tau < 1e-3 (to_nir writes dt*tau)")
-        if not taus:
-            return Detection(self.name, 0.4, "IF neurons with r = 1 (to_nir's IAFCell, or a v += r*I producer)")
-        return Detection(self.name, 0.2, "r = 1 everywhere, but some tau is not of the inverted dt*tau form")
+        if taus and all(np.all(t < 1e-2) for t in taus):
+            score += 0.2
+            why.append("every tau < 1e-2 s (to_nir writes dt*tau, not tau)")
+        return Detection(self.name, score, "; ".join(why))
 
     def import_(self, graph: nir.NIRGraph, assume: dict[str, Any]) -> Converted:
         dt = float(assume.get("dt", DT))

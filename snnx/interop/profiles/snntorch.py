@@ -70,6 +70,9 @@ class SnntorchProfile(Profile):
         why = "every neuron has r = tau/1e-4, v_leak = 0 (export_to_nir's beta mapping)"
         if any(k.isdigit() for k in flat.nodes):
             conf, why = 0.85, why + "; nirtorch's numeric node names"
+        elif any(k.startswith("_") and k[1:].isdigit() for k in flat.nodes):
+            # nirtorch's fx tracer (_0, _1, ...) is what SpikingJelly's exporter uses, not export_to_nir.
+            conf, why = 0.3, why + ", but the node names come from nirtorch's fx tracer (SpikingJelly's)"
         return Detection(self.name, conf, why)
 
     def import_(self, graph: nir.NIRGraph, assume: dict[str, Any]) -> Converted:
