@@ -17,6 +17,7 @@ import nir
 import numpy as np
 
 from snnx.errors import PluginError, SnnxError
+from snnx.ir.passes import flatten
 
 
 class InteropError(SnnxError):
@@ -181,3 +182,147 @@ def drop_batch_dims(g: nir.NIRGraph, out: Converted) -> None:
             if len(shape) >= 2 and shape[0] == 1:
                 g.nodes[name] = nir.Output(output_type={"output": np.asarray(shape[1:])}, metadata=node.metadata)
                 out.notes.append(f"{name}: dropped the batch dimension from the Output type {shape}")
+
+
+# -- export helpers: rewrites that keep the reference's meaning but suit an importer ------------------
+def preds(g: nir.NIRGraph, name: str) -> list[str]:
+    """Sources of the edges into ``name``."""
+    return [a for a, b in g.edges if b == name]
+
+
+def succs(g: nir.NIRGraph, name: str) -> list[str]:
+    """Targets of the edges out of ``name``."""
+    return [b for a, b in g.edges if a == name]
+
+
+def fold_gain(g: nir.NIRGraph, name: str, gain: Any, why: str) -> None:
+    """Multiply the input of neuron ``name`` by ``gain`` (per neuron) inside its only predecessor.
+
+    The neuron's input is a weighted sum, so scaling the rows (and bias) of the Affine/Linear/Conv2d
+    that feeds it, and nothing else, changes nothing else. Raises :class:`InteropError` naming the
+    node where the predecessor is shared or not a weighted layer.
+    """
+    gain = f64(gain)
+    if np.allclose(gain, 1.0, rtol=0, atol=0):
+        return
+    sources = preds(g, name)
+    if len(sources) != 1 or len(succs(g, sources[0])) != 1:
+        raise InteropError(f"{why}, which needs a weighted layer feeding only this neuron", node=name)
+    src = sources[0]
+    node = g.nodes[src]
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        n_out = f64(node.weight).shape[0]
+        row = np.broadcast_to(gain, (n_out,)) if gain.size in (1, n_out) else None
+        if row is None:
+            raise InteropError(f"{why}: gain shape {gain.shape} does not match {src}", node=name)
+        weight = f64(node.weight) * row[:, None]
+        if isinstance(node, nir.Affine):
+            g.nodes[src] = nir.Affine(weight=weight, bias=f64(node.bias) * row)
+        else:
+            g.nodes[src] = nir.Linear(weight=weight)
+    elif isinstance(node, nir.Conv2d):
+        c_out = f64(node.weight).shape[0]
+        full = np.broadcast_to(gain, (c_out, 1, 1)) if gain.ndim < 3 else gain
+        per_channel = full.reshape(full.shape[0], -1)
+        if gain.ndim == 3 and not np.all(per_channel == per_channel[:, :1]):
+            raise InteropError(f"{why}, but the gain varies inside a channel of convolution {src}", node=name)
+        ch = np.broadcast_to(per_channel[:, 0] if gain.ndim == 3 else np.ravel(gain), (c_out,))
+        g.nodes[src] = nir.Conv2d(
+            input_shape=node.input_shape, weight=f64(node.weight) * ch[:, None, None, None],
+            stride=node.stride, padding=node.padding, dilation=node.dilation, groups=node.groups,
+            bias=f64(node.bias) * ch,
+        )
+    else:
+        raise InteropError(f"{why}, but its input comes from a {type(node).__name__}, not a weighted layer", node=name)
+
+
+def scale_successors(g: nir.NIRGraph, name: str, factor: float, why: str) -> None:
+    """Multiply the output of stateless node ``name`` by ``factor`` inside the weighted layers after it
+    (through Flatten nodes), so ``name`` may be replaced by a node that differs by that factor."""
+    for nxt in succs(g, name):
+        node = g.nodes[nxt]
+        if isinstance(node, nir.Flatten) and len(preds(g, nxt)) == 1:
+            scale_successors(g, nxt, factor, why)
+        elif isinstance(node, nir.Affine) and len(preds(g, nxt)) == 1:
+            g.nodes[nxt] = nir.Affine(weight=f64(node.weight) * factor, bias=f64(node.bias))
+        elif isinstance(node, nir.Linear) and len(preds(g, nxt)) == 1:
+            g.nodes[nxt] = nir.Linear(weight=f64(node.weight) * factor)
+        elif isinstance(node, nir.Conv2d) and len(preds(g, nxt)) == 1:
+            g.nodes[nxt] = nir.Conv2d(
+                input_shape=node.input_shape, weight=f64(node.weight) * factor, stride=node.stride,
+                padding=node.padding, dilation=node.dilation, groups=node.groups, bias=f64(node.bias),
+            )
+        else:
+            raise InteropError(f"{why}, which needs a weighted layer after it, not {type(node).__name__} {nxt!r}",
+                               node=name)
+
+
+def swap_pool(g: nir.NIRGraph, name: str, to: type) -> None:
+    """Replace a SumPool2d by an AvgPool2d (or back), moving the ``kH*kW`` factor into the next layer."""
+    node = g.nodes[name]
+    k = float(np.prod(np.asarray(node.kernel_size)))
+    factor = k if to is nir.AvgPool2d else 1.0 / k
+    why = f"{type(node).__name__} is written as {to.__name__} for this importer"
+    scale_successors(g, name, factor, why)
+    g.nodes[name] = to(kernel_size=np.asarray(node.kernel_size), stride=np.asarray(node.stride),
+                       padding=np.asarray(node.padding))
+
+
+def exported(g: nir.NIRGraph, target: str) -> nir.NIRGraph:
+    """Mark a graph as rewritten for ``target``'s importer: the snnx contract no longer describes it
+    (time constants and thresholds follow the importer's conventions), so its metadata is dropped."""
+    g.metadata = {"snnx_export": {"for": target}}
+    for node in g.nodes.values():
+        if isinstance(getattr(node, "metadata", None), dict):
+            node.metadata.pop("snnx", None)
+    return g
+
+
+def uniform(value: Any) -> bool:
+    """Whether every element of a parameter is the same."""
+    a = f64(value)
+    return a.size == 0 or bool(np.all(a == a.flat[0]))
+
+
+def export_checks(
+    graph: nir.NIRGraph, target: str, supported: tuple[type, ...], *, cycles: bool = False,
+    subtract: bool = False,
+) -> tuple[nir.NIRGraph, float]:
+    """The flat copy of a contract graph and its dt, after refusing what ``target``'s importer cannot
+    load: node kinds it has no mapping for, cycles, reset modes, non-zero initial state."""
+    from snnx.ir.schedule import schedule
+    from snnx.ir.semantics import dt_of, i_init_of, reset_of, v_init_of
+
+    dt = dt_of(graph)
+    g = flatten(graph)
+    for name, node in sorted(g.nodes.items()):
+        if not isinstance(node, supported):
+            raise InteropError(f"{target}'s NIR importer has no mapping for {type(node).__name__}", node=name)
+        if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF)) and reset_of(node) == "subtract" and not subtract:
+            raise InteropError(f"reset 'subtract': {target}'s importer builds every neuron with a reset to a value",
+                               node=name)
+        if np.any(v_init_of(node) != 0) or np.any(i_init_of(node) != 0):
+            raise InteropError(f"non-zero v_init/i_init: {target}'s importer starts every state at zero", node=name)
+    if not cycles and schedule(g).back_edges:
+        src, dst = sorted(schedule(g).back_edges)[0]
+        raise InteropError(f"the edge {src} -> {dst} closes a cycle, which {target}'s importer does not run "
+                           "with the contract's one-step delay", node=dst)
+    return g, dt
+
+
+
+def negative_flatten_dims(g: nir.NIRGraph, name: str, out: Converted) -> None:
+    """Write a Flatten's dims counted from the end: importers that pass NIR's per-sample dims straight
+    to ``torch.nn.Flatten`` (which counts the batch) then flatten the same axes, and NIR reads the
+    file the same way."""
+    from snnx.ir.validate import infer_shapes
+
+    node = g.nodes[name]
+    src = preds(g, name)
+    rank = len(infer_shapes(g)[src[0]]) if src else 0
+    start, end = int(node.start_dim), int(node.end_dim)
+    if start >= 0 or end >= 0:
+        node.start_dim = start - rank if start >= 0 else start
+        node.end_dim = end - rank if end >= 0 else end
+        out.notes.append(f"{name}: Flatten dims written counted from the end (the importer's torch.nn.Flatten "
+                         "counts the batch dimension)")

@@ -158,3 +158,34 @@ def spikingjelly_model(kind: str, seed: int = 0):
         return _run_steps(net, x)
 
     return graph, forward, shape
+
+
+# -- the frameworks' own importers, run step by step ----------------------------------------------------
+def run_imported(framework: str, graph, x: np.ndarray) -> np.ndarray:
+    """Load ``graph`` with ``framework``'s own NIR importer (default arguments) and run it on ``x``."""
+    import torch
+
+    if framework == "snntorch":
+        from snntorch.import_nir import import_from_nir
+
+        net = import_from_nir(graph)
+    elif framework == "norse":
+        from norse.torch import from_nir
+
+        net = from_nir(graph)
+    elif framework == "spikingjelly":
+        from spikingjelly.activation_based.nir_exchange.from_nir import import_from_nir
+
+        net = import_from_nir(graph)
+    else:
+        raise ValueError(framework)
+    state = [None]
+
+    def step(xt):
+        out = net(xt.float(), state[0]) if framework != "snntorch" else net(xt.float())
+        if isinstance(out, tuple):
+            out, state[0] = out
+        return out.float()
+
+    with torch.no_grad():
+        return _run_steps(step, x)

@@ -27,8 +27,13 @@ from snnx.interop.base import (
     all_close,
     copy_graph,
     drop_batch_dims,
+    export_checks,
+    exported,
     f64,
+    fold_gain,
+    negative_flatten_dims,
     neurons,
+    swap_pool,
 )
 from snnx.ir.passes import flatten
 from snnx.ir.semantics import set_graph_contract, set_node_contract
@@ -90,6 +95,53 @@ class NorseProfile(Profile):
                 set_node_contract(g.nodes[name], reset="value")
         set_graph_contract(g, dt=dt)
         return out
+
+    # -- export ---------------------------------------------------------------------------------------
+    EXPORTABLE = (nir.Input, nir.Output, nir.Affine, nir.Linear, nir.Conv2d, nir.Flatten, nir.SumPool2d,
+                  nir.AvgPool2d, nir.LIF, nir.CubaLIF, nir.IF)
+
+    def export(self, graph: nir.NIRGraph) -> Converted:
+        """Rewrite for ``norse.torch.from_nir`` (default arguments, verified with Norse 1.1.0).
+
+        Its conventions: dt = 1e-3, ``tau_mem_inv = 1/tau`` (read correctly), LIF ``r`` and every
+        ``v_reset`` ignored (reset to 0), IF integrates ``v += x``, CubaLIF's synapse leaks towards the
+        node's ``v_leak``, SumPool2d as LPPool2d without padding, no AvgPool2d, NIR Flatten dims passed
+        to ``torch.nn.Flatten`` as if they counted the batch.
+        """
+        g, dt = export_checks(graph, "Norse", self.EXPORTABLE)
+        out = Converted(graph=g)
+        for name, node in sorted(g.nodes.items()):
+            if isinstance(node, nir.AvgPool2d):
+                swap_pool(g, name, nir.SumPool2d)
+                out.notes.append(f"{name}: AvgPool2d written as SumPool2d, 1/kernel area folded into the next layer")
+                node = g.nodes[name]
+            if isinstance(node, nir.SumPool2d) and np.any(np.asarray(node.padding) != 0):
+                raise InteropError("padded SumPool2d: from_nir builds LPPool2d, which has no padding", node=name)
+            if isinstance(node, nir.Flatten):
+                negative_flatten_dims(g, name, out)
+        for name, n in neurons(g, (nir.LIF, nir.CubaLIF, nir.IF)):
+            v_reset = f64(n.v_reset)
+            # from_nir ignores v_reset (Norse's default 0): shift v by v_reset, exact for these linear ODEs.
+            thr = f64(n.v_threshold) - v_reset
+            if isinstance(n, nir.LIF):
+                fold_gain(g, name, f64(n.r), "from_nir ignores LIF r")
+                g.nodes[name] = nir.LIF(tau=f64(n.tau) * DT / dt, r=np.ones_like(f64(n.r)),
+                                        v_leak=f64(n.v_leak) - v_reset, v_threshold=thr, v_reset=0 * thr)
+            elif isinstance(n, nir.IF):
+                fold_gain(g, name, dt * f64(n.r), "Norse's IAFCell integrates v += x")
+                g.nodes[name] = nir.IF(r=np.ones_like(thr), v_threshold=thr, v_reset=0 * thr)
+            else:
+                if not np.all(f64(n.v_leak) == v_reset):
+                    raise InteropError("v_leak != v_reset: from_nir's CubaLIF synapse also leaks towards v_leak",
+                                       node=name)
+                g.nodes[name] = nir.CubaLIF(tau_mem=f64(n.tau_mem) * DT / dt, tau_syn=f64(n.tau_syn) * DT / dt,
+                                            r=f64(n.r), w_in=f64(n.w_in), v_leak=0 * thr, v_threshold=thr,
+                                            v_reset=0 * thr)
+            if np.any(v_reset != 0):
+                out.notes.append(f"{name}: v shifted by v_reset (from_nir resets to 0)")
+        if dt != DT:
+            out.notes.append(f"time constants rescaled from dt = {dt:g} to from_nir's dt = {DT:g}")
+        return Converted(graph=exported(g, self.name), notes=out.notes)
 
 
 PROFILE = NorseProfile()

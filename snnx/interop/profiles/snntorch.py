@@ -30,8 +30,14 @@ from snnx.interop.base import (
     add_feedback,
     all_close,
     copy_graph,
+    export_checks,
+    exported,
     f64,
+    fold_gain,
+    negative_flatten_dims,
     neurons,
+    swap_pool,
+    uniform,
     unique_name,
 )
 from snnx.ir.passes import flatten
@@ -143,6 +149,68 @@ class SnntorchProfile(Profile):
             g.edges.append((inputs[0], cname))
             g.edges.append((cname, dst))
             out.notes.append(f"{src}: recurrent bias moved out of the loop (snnTorch adds it at t = 0 too)")
+
+    # -- export ---------------------------------------------------------------------------------------
+    #: import_from_nir maps these (IF becomes a Leaky, see below; SumPool2d is written as AvgPool2d).
+    EXPORTABLE = (nir.Input, nir.Output, nir.Affine, nir.Linear, nir.Conv2d, nir.Flatten, nir.AvgPool2d,
+                  nir.SumPool2d, nir.LIF, nir.CubaLIF, nir.IF)
+    #: An IF is written as a LIF whose beta = 1 - 1e-4/tau rounds to exactly 1.0 in float64.
+    IF_TAU = DT * 2.0**60
+
+    def export(self, graph: nir.NIRGraph) -> Converted:
+        """Rewrite for ``snntorch.import_nir.import_from_nir`` (verified with snnTorch 1.0.0).
+
+        Its conventions: dt hard-coded 1e-4 (``beta = 1 - 1e-4/tau``), every neuron reset to zero
+        right after the spike (``reset_delay=False``), inputs unscaled (``r*dt/tau`` folded into one
+        threshold per layer), ``v_leak = 0`` asserted, one threshold per layer, IF built as a Leaky
+        with beta 0.9, NIR Flatten dims passed to ``torch.nn.Flatten`` as if they counted the batch.
+        """
+        g, dt = export_checks(graph, "snnTorch", self.EXPORTABLE)
+        out = Converted(graph=g)
+        for name, node in sorted(g.nodes.items()):
+            if isinstance(node, nir.SumPool2d):
+                swap_pool(g, name, nir.AvgPool2d)
+                out.notes.append(f"{name}: SumPool2d written as AvgPool2d, kernel area folded into the next layer")
+            elif isinstance(node, nir.Flatten):
+                negative_flatten_dims(g, name, out)
+        for name, node in neurons(g, (nir.LIF, nir.CubaLIF, nir.IF)):
+            g.nodes[name] = self._export_neuron(g, name, node, dt, out)
+        return Converted(graph=exported(g, self.name), notes=out.notes)
+
+    def _export_neuron(self, g: nir.NIRGraph, name: str, n: nir.NIRNode, dt: float, out: Converted) -> nir.NIRNode:
+        v_reset = f64(n.v_reset)
+        v_leak = f64(getattr(n, "v_leak", v_reset))
+        if not np.allclose(v_leak, v_reset, rtol=0, atol=0):
+            raise InteropError("v_leak != v_reset: snnTorch's neurons leak to 0 and reset to 0", node=name)
+        # snnTorch resets to 0 and leaks to 0: shifting v by v_reset makes both 0.
+        thr = f64(n.v_threshold) - v_reset
+        if isinstance(n, nir.LIF):
+            tau = f64(n.tau) * DT / dt  # beta = 1 - 1e-4/tau must be 1 - dt/tau
+            gain = (dt / f64(n.tau)) * f64(n.r)
+        elif isinstance(n, nir.IF):
+            tau = np.full(np.shape(thr), self.IF_TAU)
+            gain = dt * f64(n.r)
+        else:
+            tau_mem, tau_syn = f64(n.tau_mem) * DT / dt, f64(n.tau_syn) * DT / dt
+            gain = (dt / f64(n.tau_syn)) * f64(n.w_in) * (dt / f64(n.tau_mem)) * f64(n.r)
+        # snnTorch's neuron integrates its input unscaled and fires at one threshold per layer:
+        # v_snnTorch = v / gain, so the threshold is thr/gain, or 1 with 1/(thr/gain) folded upstream.
+        theta = np.broadcast_to(thr / gain, np.broadcast_shapes(np.shape(thr), np.shape(gain)))
+        if not uniform(theta):
+            fold_gain(g, name, 1 / theta, "thresholds differ across the layer (snnTorch takes one)")
+            theta = np.ones_like(theta)
+            out.notes.append(f"{name}: per-neuron threshold/gain folded into the incoming weights")
+        vthr = np.full(np.shape(theta) or (1,), float(np.ravel(theta)[0]))
+        shape = vthr.shape
+        zeros = np.zeros(shape)
+        if isinstance(n, (nir.LIF, nir.IF)):
+            tau = np.broadcast_to(tau, shape).copy()
+            if isinstance(n, nir.IF):
+                out.notes.append(f"{name}: IF written as a LIF with beta = 1 exactly (import_from_nir gives IF beta 0.9)")
+            return nir.LIF(tau=tau, r=tau / DT, v_leak=zeros, v_threshold=vthr, v_reset=zeros)
+        tau_mem, tau_syn = np.broadcast_to(tau_mem, shape).copy(), np.broadcast_to(tau_syn, shape).copy()
+        return nir.CubaLIF(tau_mem=tau_mem, tau_syn=tau_syn, r=tau_mem / DT, w_in=tau_syn / DT, v_leak=zeros,
+                           v_threshold=vthr, v_reset=zeros)
 
 
 PROFILE = SnntorchProfile()

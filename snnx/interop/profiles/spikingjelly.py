@@ -19,7 +19,22 @@ from typing import Any
 import nir
 import numpy as np
 
-from snnx.interop.base import Converted, Detection, Profile, all_close, copy_graph, drop_batch_dims, f64, neurons
+from snnx.interop.base import (
+    Converted,
+    Detection,
+    InteropError,
+    Profile,
+    all_close,
+    copy_graph,
+    drop_batch_dims,
+    export_checks,
+    exported,
+    f64,
+    fold_gain,
+    neurons,
+    swap_pool,
+    uniform,
+)
 from snnx.ir.passes import flatten
 from snnx.ir.semantics import set_graph_contract, set_node_contract
 
@@ -82,6 +97,73 @@ class SpikingJellyProfile(Profile):
         out.notes.append("thresholds lowered by one float64 ulp: SpikingJelly fires on v >= v_threshold")
         set_graph_contract(g, dt=dt)
         return out
+
+    # -- export ---------------------------------------------------------------------------------------
+    EXPORTABLE = (nir.Input, nir.Output, nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d, nir.Flatten,
+                  nir.AvgPool2d, nir.SumPool2d, nir.LIF, nir.CubaLIF, nir.IF)
+
+    def export(self, graph: nir.NIRGraph) -> Converted:
+        """Rewrite for SpikingJelly's ``import_from_nir`` (default arguments, verified with 2.0.0).
+
+        Its conventions: dt = 1e-4; one scalar per neuron parameter per layer; LIF ``r`` must be 1 or
+        ``tau/dt`` and ``v_leak = v_reset``; IF ``r = 1/dt``; CubaLIF ``r = tau_mem/dt``,
+        ``w_in = tau_syn/dt``, ``v_leak = 0``; spikes on ``v >= v_threshold``; no grouped convolution,
+        no SumPool2d.
+        """
+        g, dt = export_checks(graph, "SpikingJelly", self.EXPORTABLE)
+        out = Converted(graph=g)
+        for name, node in sorted(g.nodes.items()):
+            if isinstance(node, nir.SumPool2d):
+                swap_pool(g, name, nir.AvgPool2d)
+                out.notes.append(f"{name}: SumPool2d written as AvgPool2d, kernel area folded into the next layer")
+            if isinstance(node, (nir.Conv1d, nir.Conv2d)) and int(np.asarray(node.groups)) != 1:
+                raise InteropError("grouped convolution: import_from_nir refuses groups != 1", node=name)
+        for name, n in neurons(g, (nir.LIF, nir.CubaLIF, nir.IF)):
+            g.nodes[name] = self._export_neuron(g, name, n, dt, out)
+        return Converted(graph=exported(g, self.name), notes=out.notes)
+
+    @staticmethod
+    def _export_neuron(g: nir.NIRGraph, name: str, n: nir.NIRNode, dt: float, out: Converted) -> nir.NIRNode:
+        def one(value: np.ndarray, what: str) -> float:
+            if not uniform(value):
+                raise InteropError(f"{what} differs across the layer; SpikingJelly's neuron takes one value", node=name)
+            return float(np.ravel(value)[0])
+
+        shape = np.shape(f64(n.v_threshold))
+        full = lambda v: np.full(shape or (1,), v)  # noqa: E731 - SpikingJelly's exporter writes full shapes
+        v_reset = f64(n.v_reset)
+        shift = f64(n.v_leak) if isinstance(n, nir.CubaLIF) else 0.0  # import_from_nir wants CubaLIF v_leak = 0
+        if isinstance(n, nir.LIF):
+            if not np.all(f64(n.v_leak) == v_reset):
+                raise InteropError("v_leak != v_reset: SpikingJelly's LIFNode leaks towards v_reset", node=name)
+            tau_sj = one(f64(n.tau) / dt, "tau")
+            gain = (dt / f64(n.tau)) * f64(n.r)  # decay_input=False: v += (v_reset - v)/tau_sj + x
+        elif isinstance(n, nir.IF):
+            gain = dt * f64(n.r)
+        else:
+            if not np.all(f64(n.v_leak) == v_reset) and np.any(f64(n.v_leak) != 0):
+                raise InteropError("v_leak != 0 and != v_reset: SpikingJelly's CUBALIFNode has no leak potential",
+                                   node=name)
+            gain = (dt / f64(n.tau_syn)) * f64(n.w_in) * (dt / f64(n.tau_mem)) * f64(n.r)
+        if not uniform(gain):
+            fold_gain(g, name, gain, "the input gain differs across the layer (SpikingJelly takes one)")
+            out.notes.append(f"{name}: per-neuron input gain folded into the incoming weights")
+            gain = np.ones(1)
+        g_ = float(np.ravel(gain)[0])
+        # SpikingJelly integrates x unscaled: its v is (ours - shift)/gain; thresholds as v >= thr in float32,
+        # so the strict contract threshold becomes the next float32 above.
+        thr = one((f64(n.v_threshold) - shift) / g_, "v_threshold")
+        thr = float(np.nextafter(np.float32(thr), np.float32(np.inf)))
+        vr = one((v_reset - shift) / g_, "v_reset")
+        if isinstance(n, nir.LIF):
+            return nir.LIF(tau=full(tau_sj * DT), r=full(tau_sj), v_leak=full(vr), v_threshold=full(thr),
+                           v_reset=full(vr))
+        if isinstance(n, nir.IF):
+            return nir.IF(r=full(1 / DT), v_threshold=full(thr), v_reset=full(vr))
+        tau_syn = one(f64(n.tau_syn) / dt, "tau_syn") * DT
+        tau_mem = one(f64(n.tau_mem) / dt, "tau_mem") * DT
+        return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / DT),
+                           w_in=full(tau_syn / DT), v_leak=full(0.0), v_threshold=full(thr), v_reset=full(vr))
 
 
 PROFILE = SpikingJellyProfile()
