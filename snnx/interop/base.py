@@ -326,3 +326,14 @@ def negative_flatten_dims(g: nir.NIRGraph, name: str, out: Converted) -> None:
         node.end_dim = end - rank if end >= 0 else end
         out.notes.append(f"{name}: Flatten dims written counted from the end (the importer's torch.nn.Flatten "
                          "counts the batch dimension)")
+
+
+def param_layout(ns: list[tuple[str, nir.NIRNode]]) -> str:
+    """``"scalar"`` when every neuron stores 0-d thresholds (Norse's cells, parameters left at their
+    defaults), ``"full"`` when every one stores a value per neuron (Sinabs, SpikingJelly), else ``"mixed"``."""
+    shapes = [np.shape(f64(getattr(n, "v_threshold", getattr(n, "tau", 0)))) for _, n in ns]
+    if all(len(s) == 0 for s in shapes):
+        return "scalar"
+    if all(int(np.prod(s)) > 1 for s in shapes):
+        return "full"
+    return "mixed"

@@ -189,3 +189,52 @@ def run_imported(framework: str, graph, x: np.ndarray) -> np.ndarray:
 
     with torch.no_grad():
         return _run_steps(step, x)
+
+
+# -- Sinabs -------------------------------------------------------------------------------------------
+def sinabs_model(kind: str, seed: int = 0):
+    import sinabs.layers as sl
+    import torch
+    from sinabs.activation import SingleSpike
+    from sinabs.nir import to_nir
+
+    torch.manual_seed(seed)
+    if kind == "iaf_mlp":
+        net = torch.nn.Sequential(torch.nn.Linear(20, 40), sl.IAFSqueeze(batch_size=BATCH, spike_fn=SingleSpike),
+                                  torch.nn.Linear(40, 10), sl.IAFSqueeze(batch_size=BATCH, spike_fn=SingleSpike))
+        shape, gain = (20,), 1.0
+    elif kind == "lif_mlp":
+        net = torch.nn.Sequential(
+            torch.nn.Linear(20, 40),
+            sl.LIFSqueeze(tau_mem=torch.full((40,), 10.0), spike_threshold=torch.ones(40), batch_size=BATCH,
+                          spike_fn=SingleSpike),
+            torch.nn.Linear(40, 10),
+            sl.LIFSqueeze(tau_mem=torch.full((10,), 20.0), spike_threshold=torch.ones(10), batch_size=BATCH,
+                          spike_fn=SingleSpike),
+        )
+        shape, gain = (20,), 8.0
+    elif kind == "iaf_conv":
+        net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), sl.IAFSqueeze(batch_size=BATCH, spike_fn=SingleSpike),
+                                  sl.SumPool2d(2), torch.nn.Flatten(), torch.nn.Linear(36, 10),
+                                  sl.IAFSqueeze(batch_size=BATCH, spike_fn=SingleSpike))
+        shape, gain = (2, 8, 8), 1.0
+    else:
+        raise ValueError(kind)
+    for p in net.parameters():
+        if p.dim() > 1:
+            torch.nn.init.uniform_(p, -0.25 * gain, 0.35 * gain)
+    graph = to_nir(net, torch.zeros(BATCH, *shape))
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        import torch
+
+        for m in net.modules():
+            if hasattr(m, "reset_states"):
+                m.reset_states()
+        # Squeeze layers take (batch*T, ...) batch-major: sample b's steps are rows b*T .. b*T+T-1.
+        xt = torch.from_numpy(np.ascontiguousarray(np.swapaxes(x, 0, 1))).reshape(-1, *x.shape[2:])
+        with torch.no_grad():
+            y = net(xt).numpy()
+        return np.swapaxes(y.reshape(x.shape[1], x.shape[0], *y.shape[1:]), 0, 1)
+
+    return graph, forward, shape

@@ -33,6 +33,7 @@ from snnx.interop.base import (
     fold_gain,
     negative_flatten_dims,
     neurons,
+    param_layout,
     swap_pool,
 )
 from snnx.ir.passes import flatten
@@ -61,11 +62,18 @@ class NorseProfile(Profile):
         if any(k.isdigit() for k in flat.nodes) and not any(k.startswith("_") for k in flat.nodes):
             score += 0.3
             why.append("nirtorch's extract_nir_graph names (0, 1, ...)")
+        layout = param_layout(ns)
+        if layout == "scalar":
+            score += 0.2
+            why.append("0-d neuron parameters (the cells' defaults)")
+        elif layout == "full":
+            score -= 0.2
+            why.append("but parameters stored per neuron (Norse's defaults are 0-d)")
         taus = [f64(getattr(n, "tau", getattr(n, "tau_mem", np.nan))) for _, n in ns if not isinstance(n, nir.IF)]
         if taus and all(np.all(t < 1e-2) for t in taus):
             score += 0.2
             why.append("every tau < 1e-2 s (to_nir writes dt*tau, not tau)")
-        return Detection(self.name, score, "; ".join(why))
+        return Detection(self.name, round(min(score, 0.95), 2), "; ".join(why))
 
     def import_(self, graph: nir.NIRGraph, assume: dict[str, Any]) -> Converted:
         dt = float(assume.get("dt", DT))
