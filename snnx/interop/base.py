@@ -179,9 +179,32 @@ def drop_batch_dims(g: nir.NIRGraph, out: Converted) -> None:
     for name, node in list(g.nodes.items()):
         if isinstance(node, nir.Output):
             shape = _io_shape(node)
-            if len(shape) >= 2 and shape[0] == 1:
-                g.nodes[name] = nir.Output(output_type={"output": np.asarray(shape[1:])}, metadata=node.metadata)
-                out.notes.append(f"{name}: dropped the batch dimension from the Output type {shape}")
+            rank = _source_rank(g, name)
+            new = list(shape)
+            # Leading 1s beyond the source's rank are batch (and, for Rockpool, time) dimensions.
+            while len(new) >= 2 and new[0] == 1 and (rank is None or len(new) > rank):
+                new = new[1:]
+                if rank is None:
+                    break
+            if new != shape:
+                g.nodes[name] = nir.Output(output_type={"output": np.asarray(new)}, metadata=node.metadata)
+                out.notes.append(f"{name}: dropped batch/time dimensions from the Output type {shape}")
+
+
+def _source_rank(g: nir.NIRGraph, name: str) -> int | None:
+    """Rank of the per-sample output of the node feeding ``name``, where its parameters tell it."""
+    sources = [a for a, b in g.edges if b == name]
+    if len(sources) != 1:
+        return None
+    node = g.nodes[sources[0]]
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        return 1
+    if isinstance(node, nir.Conv2d):
+        return 3
+    value = getattr(node, "v_threshold", getattr(node, "tau", None))
+    if value is not None and np.ndim(f64(value)) >= 1:
+        return int(np.ndim(f64(value)))
+    return None
 
 
 # -- export helpers: rewrites that keep the reference's meaning but suit an importer ------------------

@@ -238,3 +238,36 @@ def sinabs_model(kind: str, seed: int = 0):
         return np.swapaxes(y.reshape(x.shape[1], x.shape[0], *y.shape[1:]), 0, 1)
 
     return graph, forward, shape
+
+
+# -- Rockpool -----------------------------------------------------------------------------------------
+def rockpool_model(kind: str, seed: int = 0):
+    import torch
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LIFNeuronTorch, LIFTorch, LinearTorch
+    from rockpool.nn.modules.torch.nir import to_nir
+
+    torch.manual_seed(seed)
+    if kind == "lif_mlp":
+        net = Sequential(LinearTorch((20, 40)), LIFTorch(40), LinearTorch((40, 10)),
+                         LIFTorch(10, tau_mem=0.05, tau_syn=0.01))
+        gain = 0.06  # isyn and v each integrate ~20 steps: small weights keep v below 2x threshold
+    elif kind == "lifneuron_mlp":
+        net = Sequential(LinearTorch((20, 40)), LIFNeuronTorch(40, tau_mem=0.03), LinearTorch((40, 10)),
+                         LIFNeuronTorch(10, tau_mem=0.05))
+        gain = 0.5
+    else:
+        raise ValueError(kind)
+    with torch.no_grad():
+        for pname, p in torch.nn.Module.named_parameters(net):  # Rockpool's own parameters() is a dict
+            if pname.endswith("weight"):  # tau_syn is 2-D too
+                torch.nn.init.uniform_(p, -0.25 * gain, 0.35 * gain)
+    graph = to_nir(net)
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        net.reset_state()
+        with torch.no_grad():
+            y, _, _ = net(torch.from_numpy(np.ascontiguousarray(np.swapaxes(x, 0, 1))))
+        return np.swapaxes(y.numpy(), 0, 1)
+
+    return graph, forward, (20,)
