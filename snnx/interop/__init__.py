@@ -16,7 +16,7 @@ from typing import Any
 
 import nir
 
-from snnx.interop.base import Converted, Detection, InteropError, InteropRegistrar, Profile
+from snnx.interop.base import Converted, Detection, InteropError, InteropRegistrar, Profile, full_shapes
 
 #: A producer is named by ``--from auto`` only at or above this confidence.
 AUTO_THRESHOLD = 0.5
@@ -86,6 +86,7 @@ def import_graph(graph: nir.NIRGraph, source: str, assume: dict[str, Any] | None
     result = profile.import_(graph, assume)
     if detection is not None:
         result.notes.insert(0, f"producer: {detection.profile} ({detection.confidence:.0%} sure: {detection.reason})")
+    full_shapes(result.graph)
     validate(result.graph)
     return result
 

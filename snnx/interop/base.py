@@ -360,3 +360,32 @@ def param_layout(ns: list[tuple[str, nir.NIRNode]]) -> str:
     if all(int(np.prod(s)) > 1 for s in shapes):
         return "full"
     return "mixed"
+
+
+_NEURON_PARAMS = ("tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset", "w_in")
+
+
+def full_shapes(g: nir.NIRGraph) -> nir.NIRGraph:
+    """Broadcast every neuron parameter to the neuron's shape, and fill in unknown conv input shapes.
+
+    Producers may store 0-d parameters (Norse's defaults); ``nir.read`` type-checks a graph from its
+    parameters' shapes and then refuses the file, and every file snnx writes must open with it.
+    """
+    from snnx.ir.validate import infer_shapes
+
+    shapes = infer_shapes(g)
+    for name, node in g.nodes.items():
+        if isinstance(node, (nir.Conv1d, nir.Conv2d)) and node.input_shape is None:
+            # Norse's and Sinabs' exporters leave it None, which nir.write cannot store.
+            src = preds(g, name)
+            node.input_shape = np.asarray(shapes[src[0]][1:]) if src else None
+        if not isinstance(node, (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I)):
+            continue
+        shape = tuple(shapes[name])
+        params = {k: v for k, v in vars(node).items() if k in _NEURON_PARAMS and v is not None}
+        if all(np.shape(v) == shape for v in params.values()):
+            continue
+        rebuilt = type(node)(**{k: np.broadcast_to(f64(v), shape).copy() for k, v in params.items()})
+        rebuilt.metadata = node.metadata
+        g.nodes[name] = rebuilt
+    return g

@@ -214,8 +214,9 @@ def sinabs_model(kind: str, seed: int = 0):
         )
         shape, gain = (20,), 8.0
     elif kind == "iaf_conv":
+        # No Flatten: to_nir leaves a Flatten's input_type None, and nir.write then cannot store the graph.
         net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), sl.IAFSqueeze(batch_size=BATCH, spike_fn=SingleSpike),
-                                  sl.SumPool2d(2), torch.nn.Flatten(), torch.nn.Linear(36, 10),
+                                  sl.SumPool2d(2), torch.nn.Conv2d(4, 3, 3, padding=1),
                                   sl.IAFSqueeze(batch_size=BATCH, spike_fn=SingleSpike))
         shape, gain = (2, 8, 8), 1.0
     else:
