@@ -73,6 +73,11 @@ def import_graph(graph: nir.NIRGraph, source: str, assume: dict[str, Any] | None
     assume = dict(assume or {})
     detection = None
     if source == "auto":
+        from snnx.ir.semantics import has_contract
+
+        if has_contract(graph):
+            msg = "the file already carries the snnx contract (graph.metadata['snnx']): use it as it is"
+            raise InteropError(msg)
         detection = guess(graph)
         if detection is None:
             ranked = detect(graph)

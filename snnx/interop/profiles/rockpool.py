@@ -81,9 +81,15 @@ class RockpoolProfile(Profile):
         dt = self._file_dt(flat)
         if dt is None:
             return Detection(self.name, 0.0, "r is not tau*exp(-dt/tau)/dt for one dt")
-        score, why = 0.75, [f"every neuron has r = tau*exp(-dt/tau)/dt with dt = {dt:g}"]
+        if any(isinstance(n, nir.CubaLIF) and not np.allclose(f64(n.w_in), 1) for _, n in ns):
+            return Detection(self.name, 0.0, "a CubaLIF has w_in != 1 (to_nir does not write w_in)")
+        taus = {float(v) for _, n in ns for v in np.ravel(self._tau_r(n)[0])}
+        round_dt = np.isclose(float(f"{dt:.2g}"), dt, rtol=1e-4)
+        # One (tau, r) pair always solves for some dt: only a round dt, or several taus agreeing, say Rockpool.
+        score = 0.75 if (round_dt or len(taus) > 1) else 0.2
+        why = [f"every neuron has r = tau*exp(-dt/tau)/dt with dt = {dt:g}"]
         if any("_" in k and k.split("_", 1)[0].isdigit() for k in flat.nodes):
-            score, why = 0.9, why + ["Rockpool's '<index>_<Module>' node names"]
+            score, why = score + 0.15, why + ["Rockpool's '<index>_<Module>' node names"]
         return Detection(self.name, score, "; ".join(why))
 
     def import_(self, graph: nir.NIRGraph, assume: dict[str, Any]) -> Converted:
