@@ -218,66 +218,85 @@ def succs(g: nir.NIRGraph, name: str) -> list[str]:
     return [b for a, b in g.edges if a == name]
 
 
-def fold_gain(g: nir.NIRGraph, name: str, gain: Any, why: str) -> None:
-    """Multiply the input of neuron ``name`` by ``gain`` (per neuron) inside its only predecessor.
+def _diag_node(shape: tuple[int, ...], gain: np.ndarray, offset: np.ndarray, why: str, name: str) -> nir.NIRNode:
+    """A stateless node computing ``gain*x + offset`` per neuron that every torch importer maps:
+    a diagonal Affine for vectors, a 1x1 Conv2d for per-channel (C, H, W) values."""
+    if len(shape) == 1:
+        g = np.broadcast_to(gain, shape)
+        return nir.Affine(weight=np.diag(g), bias=np.broadcast_to(offset, shape).copy())
+    if len(shape) == 3:
+        per = [np.broadcast_to(v, shape).reshape(shape[0], -1) for v in (gain, offset)]
+        if all(np.all(v == v[:, :1]) for v in per):
+            c = shape[0]
+            return nir.Conv2d(input_shape=np.asarray(shape[1:]), weight=np.diag(per[0][:, 0]).reshape(c, c, 1, 1),
+                              stride=1, padding=0, dilation=1, groups=1, bias=per[1][:, 0].copy())
+    raise InteropError(f"{why}, and no layer of shape {shape} can carry a per-neuron gain", node=name)
 
-    The neuron's input is a weighted sum, so scaling the rows (and bias) of the Affine/Linear/Conv2d
-    that feeds it, and nothing else, changes nothing else. Raises :class:`InteropError` naming the
-    node where the predecessor is shared or not a weighted layer.
+
+def input_transform(g: nir.NIRGraph, name: str, gain: Any, offset: Any, why: str) -> None:
+    """Make node ``name`` see ``gain*x + offset`` (per neuron) instead of its input ``x``.
+
+    The input is a weighted sum, so when one Affine/Linear/Conv2d feeds only this node its rows and
+    bias absorb the transform; otherwise a diagonal Affine (1x1 Conv2d for conv maps) is inserted in
+    front. Both are exact up to float rounding of the weights. Raises :class:`InteropError` naming the
+    node where neither is possible (a gain that varies inside a conv channel).
     """
-    gain = f64(gain)
-    if np.allclose(gain, 1.0, rtol=0, atol=0):
+    gain, offset = f64(gain), f64(offset)
+    if np.all(gain == 1.0) and np.all(offset == 0.0):
         return
     sources = preds(g, name)
-    if len(sources) != 1 or len(succs(g, sources[0])) != 1:
-        raise InteropError(f"{why}, which needs a weighted layer feeding only this neuron", node=name)
-    src = sources[0]
-    node = g.nodes[src]
+    src = sources[0] if len(sources) == 1 else None
+    node = g.nodes[src] if src is not None and len(succs(g, src)) == 1 else None
     if isinstance(node, (nir.Affine, nir.Linear)):
         n_out = f64(node.weight).shape[0]
-        row = np.broadcast_to(gain, (n_out,)) if gain.size in (1, n_out) else None
-        if row is None:
-            raise InteropError(f"{why}: gain shape {gain.shape} does not match {src}", node=name)
+        row, off = np.broadcast_to(gain, (n_out,)), np.broadcast_to(offset, (n_out,))
+        bias = f64(node.bias) if isinstance(node, nir.Affine) else np.zeros(n_out)
         weight = f64(node.weight) * row[:, None]
-        if isinstance(node, nir.Affine):
-            g.nodes[src] = nir.Affine(weight=weight, bias=f64(node.bias) * row)
-        else:
-            g.nodes[src] = nir.Linear(weight=weight)
-    elif isinstance(node, nir.Conv2d):
+        g.nodes[src] = nir.Affine(weight=weight, bias=bias * row + off) if np.any(off) or isinstance(
+            node, nir.Affine) else nir.Linear(weight=weight)
+        return
+    if isinstance(node, nir.Conv2d):
         c_out = f64(node.weight).shape[0]
-        full = np.broadcast_to(gain, (c_out, 1, 1)) if gain.ndim < 3 else gain
-        per_channel = full.reshape(full.shape[0], -1)
-        if gain.ndim == 3 and not np.all(per_channel == per_channel[:, :1]):
-            raise InteropError(f"{why}, but the gain varies inside a channel of convolution {src}", node=name)
-        ch = np.broadcast_to(per_channel[:, 0] if gain.ndim == 3 else np.ravel(gain), (c_out,))
-        g.nodes[src] = nir.Conv2d(
-            input_shape=node.input_shape, weight=f64(node.weight) * ch[:, None, None, None],
-            stride=node.stride, padding=node.padding, dilation=node.dilation, groups=node.groups,
-            bias=f64(node.bias) * ch,
-        )
-    else:
-        raise InteropError(f"{why}, but its input comes from a {type(node).__name__}, not a weighted layer", node=name)
+        per = [np.broadcast_to(v, (c_out, 1, 1)) if v.ndim < 3 else v for v in (gain, offset)]
+        flat_per = [v.reshape(v.shape[0], -1) for v in per]
+        if all(np.all(v == v[:, :1]) for v in flat_per):
+            ch, off = (np.broadcast_to(v[:, 0], (c_out,)) for v in flat_per)
+            g.nodes[src] = nir.Conv2d(
+                input_shape=node.input_shape, weight=f64(node.weight) * ch[:, None, None, None],
+                stride=node.stride, padding=node.padding, dilation=node.dilation, groups=node.groups,
+                bias=f64(node.bias) * ch + off,
+            )
+            return
+    from snnx.ir.validate import infer_shapes
+
+    shape = tuple(int(s) for s in infer_shapes(g)[name])
+    new = unique_name(g, f"{name}.in_gain")
+    g.nodes[new] = _diag_node(shape, gain, offset, why, name)
+    g.edges[:] = [(a, new if b == name else b) for a, b in g.edges] + [(new, name)]
+
+
+def fold_gain(g: nir.NIRGraph, name: str, gain: Any, why: str) -> None:
+    """Multiply the input of node ``name`` by ``gain`` per neuron (see :func:`input_transform`)."""
+    input_transform(g, name, gain, 0.0, why)
 
 
 def scale_successors(g: nir.NIRGraph, name: str, factor: float, why: str) -> None:
     """Multiply the output of stateless node ``name`` by ``factor`` inside the weighted layers after it
-    (through Flatten nodes), so ``name`` may be replaced by a node that differs by that factor."""
+    (through Flatten nodes), or in a 1x1 scaling layer inserted after it when none follows."""
     for nxt in succs(g, name):
         node = g.nodes[nxt]
-        if isinstance(node, nir.Flatten) and len(preds(g, nxt)) == 1:
+        only = len(preds(g, nxt)) == 1
+        if isinstance(node, nir.Flatten) and only:
             scale_successors(g, nxt, factor, why)
-        elif isinstance(node, nir.Affine) and len(preds(g, nxt)) == 1:
-            g.nodes[nxt] = nir.Affine(weight=f64(node.weight) * factor, bias=f64(node.bias))
-        elif isinstance(node, nir.Linear) and len(preds(g, nxt)) == 1:
-            g.nodes[nxt] = nir.Linear(weight=f64(node.weight) * factor)
-        elif isinstance(node, nir.Conv2d) and len(preds(g, nxt)) == 1:
-            g.nodes[nxt] = nir.Conv2d(
-                input_shape=node.input_shape, weight=f64(node.weight) * factor, stride=node.stride,
-                padding=node.padding, dilation=node.dilation, groups=node.groups, bias=f64(node.bias),
-            )
+        elif isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d)) and only:
+            node.weight = f64(node.weight) * factor  # a uniform factor on the input is one on the weights
         else:
-            raise InteropError(f"{why}, which needs a weighted layer after it, not {type(node).__name__} {nxt!r}",
-                               node=name)
+            from snnx.ir.validate import infer_shapes
+
+            shape = tuple(int(s) for s in infer_shapes(g)[name])
+            new = unique_name(g, f"{name}.scale")
+            g.nodes[new] = _diag_node(shape, np.asarray(factor), np.asarray(0.0), why, name)
+            g.edges[:] = [(name, new) if (a, b) == (name, nxt) else (a, b) for a, b in g.edges] + [(new, nxt)]
 
 
 def swap_pool(g: nir.NIRGraph, name: str, to: type) -> None:

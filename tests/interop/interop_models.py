@@ -64,6 +64,13 @@ def snntorch_model(kind: str, seed: int = 0):
                                              init_hidden=True),
                                   torch.nn.Linear(30, 10), leaky((10,), 0.8, output=True))
         shape = (20,)
+    elif kind == "rsynaptic":
+        net = torch.nn.Sequential(
+            torch.nn.Linear(20, 30),
+            snn.RSynaptic(alpha=torch.full((30,), 0.7), beta=torch.full((30,), 0.9), threshold=torch.ones(30),
+                          linear_features=30, init_hidden=True),
+            torch.nn.Linear(30, 10), leaky((10,), 0.8, output=True))
+        shape = (20,)
     else:
         raise ValueError(kind)
     for p in net.parameters():  # weights big enough to spike often from sparse binary input
@@ -182,7 +189,7 @@ def run_imported(framework: str, graph, x: np.ndarray) -> np.ndarray:
     state = [None]
 
     def step(xt):
-        out = net(xt.float(), state[0]) if framework != "snntorch" else net(xt.float())
+        out = net(xt.float(), state[0])  # nirtorch executors return (output, state): pass it back
         if isinstance(out, tuple):
             out, state[0] = out
         return out.float()

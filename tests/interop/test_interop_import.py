@@ -14,7 +14,7 @@ import snnx
 from snnx.cli import main
 
 MODELS = {
-    "snntorch": ["mlp", "conv", "synaptic", "rleaky"],
+    "snntorch": ["mlp", "conv", "synaptic", "rleaky", "rsynaptic"],
     "norse": ["lifbox_mlp", "lifbox_conv", "lif_mlp", "iaf_mlp"],
     "spikingjelly": ["lif_mlp", "if_conv", "cuba_mlp"],
     "sinabs": ["iaf_mlp", "lif_mlp", "iaf_conv"],

@@ -116,7 +116,7 @@ class NorseProfile(Profile):
         node's ``v_leak``, SumPool2d as LPPool2d without padding, no AvgPool2d, NIR Flatten dims passed
         to ``torch.nn.Flatten`` as if they counted the batch.
         """
-        g, dt = export_checks(graph, "Norse", self.EXPORTABLE)
+        g, dt = export_checks(graph, "Norse", self.EXPORTABLE, cycles=True)
         out = Converted(graph=g)
         for name, node in sorted(g.nodes.items()):
             if isinstance(node, nir.AvgPool2d):
@@ -133,10 +133,12 @@ class NorseProfile(Profile):
             thr = f64(n.v_threshold) - v_reset
             if isinstance(n, nir.LIF):
                 fold_gain(g, name, f64(n.r), "from_nir ignores LIF r")
+                out.notes.append(f"{name}: r folded into the incoming weights (from_nir ignores it)")
                 g.nodes[name] = nir.LIF(tau=f64(n.tau) * DT / dt, r=np.ones_like(f64(n.r)),
                                         v_leak=f64(n.v_leak) - v_reset, v_threshold=thr, v_reset=0 * thr)
             elif isinstance(n, nir.IF):
                 fold_gain(g, name, dt * f64(n.r), "Norse's IAFCell integrates v += x")
+                out.notes.append(f"{name}: dt*r folded into the incoming weights (IAFCell integrates v += x)")
                 g.nodes[name] = nir.IF(r=np.ones_like(thr), v_threshold=thr, v_reset=0 * thr)
             else:
                 if not np.all(f64(n.v_leak) == v_reset):

@@ -33,7 +33,7 @@ from snnx.interop.base import (
     export_checks,
     exported,
     f64,
-    fold_gain,
+    input_transform,
     negative_flatten_dims,
     neurons,
     swap_pool,
@@ -165,7 +165,7 @@ class SnntorchProfile(Profile):
         threshold per layer), ``v_leak = 0`` asserted, one threshold per layer, IF built as a Leaky
         with beta 0.9, NIR Flatten dims passed to ``torch.nn.Flatten`` as if they counted the batch.
         """
-        g, dt = export_checks(graph, "snnTorch", self.EXPORTABLE)
+        g, dt = export_checks(graph, "snnTorch", self.EXPORTABLE, cycles=True)
         out = Converted(graph=g)
         for name, node in sorted(g.nodes.items()):
             if isinstance(node, nir.SumPool2d):
@@ -175,32 +175,62 @@ class SnntorchProfile(Profile):
                 negative_flatten_dims(g, name, out)
         for name, node in neurons(g, (nir.LIF, nir.CubaLIF, nir.IF)):
             g.nodes[name] = self._export_neuron(g, name, node, dt, out)
+        self._break_two_cycles(g, out)
         return Converted(graph=exported(g, self.name), notes=out.notes)
+
+    @staticmethod
+    def _break_two_cycles(g: nir.NIRGraph, out: Converted) -> None:
+        """import_from_nir turns a neuron <-> weights 2-cycle into an RLeaky subgraph that nirtorch 2.6
+        then fails on ('GraphModule' object has no attribute 'items'); an identity Linear on the edge
+        back into the neuron makes it a 3-cycle, which nirtorch runs with the contract's one-step delay."""
+        from snnx.interop.base import _diag_node
+        from snnx.ir.validate import infer_shapes
+
+        edges = set(g.edges)
+        for a, b in sorted(edges):
+            # The importer's pattern: a dense node a and a neuron b feeding each other.
+            if (b, a) not in edges or not isinstance(g.nodes[b], (nir.LIF, nir.CubaLIF)):
+                continue
+            if not isinstance(g.nodes[a], (nir.Affine, nir.Linear)):
+                continue
+            shape = tuple(int(s) for s in infer_shapes(g)[a])
+            new = unique_name(g, f"{a}.identity")
+            ident = _diag_node(shape, np.ones(()), np.zeros(()), "recurrent weights", a)
+            g.nodes[new] = nir.Linear(weight=f64(ident.weight)) if isinstance(ident, nir.Affine) else ident
+            g.edges[:] = [(a, new) if e == (a, b) else e for e in g.edges] + [(new, b)]
+            out.notes.append(f"{a} -> {b}: identity Linear inserted (import_from_nir's RNN subgraph path crashes)")
 
     def _export_neuron(self, g: nir.NIRGraph, name: str, n: nir.NIRNode, dt: float, out: Converted) -> nir.NIRNode:
         v_reset = f64(n.v_reset)
         v_leak = f64(getattr(n, "v_leak", v_reset))
-        if not np.allclose(v_leak, v_reset, rtol=0, atol=0):
-            raise InteropError("v_leak != v_reset: snnTorch's neurons leak to 0 and reset to 0", node=name)
-        # snnTorch resets to 0 and leaks to 0: shifting v by v_reset makes both 0.
+        offset = np.zeros(())
+        if isinstance(n, nir.CubaLIF) and not np.all(v_leak == v_reset):
+            raise InteropError("v_leak != v_reset: snnTorch's Synaptic has no leak potential", node=name)
+        # snnTorch resets to 0 and leaks to 0: shift v by v_reset. A LIF's leak towards v_leak != v_reset
+        # is then a constant input (dt/tau)*(v_leak - v_reset) per step.
         thr = f64(n.v_threshold) - v_reset
         if isinstance(n, nir.LIF):
             tau = f64(n.tau) * DT / dt  # beta = 1 - 1e-4/tau must be 1 - dt/tau
             gain = (dt / f64(n.tau)) * f64(n.r)
+            offset = (dt / f64(n.tau)) * (v_leak - v_reset)
         elif isinstance(n, nir.IF):
             tau = np.full(np.shape(thr), self.IF_TAU)
             gain = dt * f64(n.r)
         else:
             tau_mem, tau_syn = f64(n.tau_mem) * DT / dt, f64(n.tau_syn) * DT / dt
             gain = (dt / f64(n.tau_syn)) * f64(n.w_in) * (dt / f64(n.tau_mem)) * f64(n.r)
+        if np.any(thr <= 0):
+            raise InteropError("v_threshold <= v_reset: snnTorch's zero reset would fire on every step", node=name)
         # snnTorch's neuron integrates its input unscaled and fires at one threshold per layer:
-        # v_snnTorch = v / gain, so the threshold is thr/gain, or 1 with 1/(thr/gain) folded upstream.
-        theta = np.broadcast_to(thr / gain, np.broadcast_shapes(np.shape(thr), np.shape(gain)))
-        if not uniform(theta):
-            fold_gain(g, name, 1 / theta, "thresholds differ across the layer (snnTorch takes one)")
-            theta = np.ones_like(theta)
-            out.notes.append(f"{name}: per-neuron threshold/gain folded into the incoming weights")
-        vthr = np.full(np.shape(theta) or (1,), float(np.ravel(theta)[0]))
+        # v_snnTorch = v/gain, threshold thr/gain; otherwise v/thr with gain/thr and offset/thr on the input.
+        shape = np.broadcast_shapes(np.shape(thr), np.shape(gain), np.shape(offset))
+        theta = np.broadcast_to(thr / gain, shape)
+        if uniform(theta) and not np.any(offset):
+            vthr = np.full(shape or (1,), float(np.ravel(theta)[0]))
+        else:
+            input_transform(g, name, gain / thr, offset / thr, "snnTorch takes one threshold per layer")
+            out.notes.append(f"{name}: input gain, leak and threshold folded into the incoming weights (threshold 1)")
+            vthr = np.ones(shape or (1,))
         shape = vthr.shape
         zeros = np.zeros(shape)
         if isinstance(n, (nir.LIF, nir.IF)):

@@ -30,7 +30,7 @@ from snnx.interop.base import (
     export_checks,
     exported,
     f64,
-    fold_gain,
+    input_transform,
     neurons,
     swap_pool,
     uniform,
@@ -110,7 +110,7 @@ class SpikingJellyProfile(Profile):
         ``w_in = tau_syn/dt``, ``v_leak = 0``; spikes on ``v >= v_threshold``; no grouped convolution,
         no SumPool2d.
         """
-        g, dt = export_checks(graph, "SpikingJelly", self.EXPORTABLE)
+        g, dt = export_checks(graph, "SpikingJelly", self.EXPORTABLE, cycles=True)
         out = Converted(graph=g)
         for name, node in sorted(g.nodes.items()):
             if isinstance(node, nir.SumPool2d):
@@ -129,41 +129,46 @@ class SpikingJellyProfile(Profile):
                 raise InteropError(f"{what} differs across the layer; SpikingJelly's neuron takes one value", node=name)
             return float(np.ravel(value)[0])
 
-        shape = np.shape(f64(n.v_threshold))
-        full = lambda v: np.full(shape or (1,), v)  # noqa: E731 - SpikingJelly's exporter writes full shapes
-        v_reset = f64(n.v_reset)
-        shift = f64(n.v_leak) if isinstance(n, nir.CubaLIF) else 0.0  # import_from_nir wants CubaLIF v_leak = 0
-        if isinstance(n, nir.LIF):
-            if not np.all(f64(n.v_leak) == v_reset):
-                raise InteropError("v_leak != v_reset: SpikingJelly's LIFNode leaks towards v_reset", node=name)
-            tau_sj = one(f64(n.tau) / dt, "tau")
-            gain = (dt / f64(n.tau)) * f64(n.r)  # decay_input=False: v += (v_reset - v)/tau_sj + x
-        elif isinstance(n, nir.IF):
-            gain = dt * f64(n.r)
-        else:
-            if not np.all(f64(n.v_leak) == v_reset) and np.any(f64(n.v_leak) != 0):
-                raise InteropError("v_leak != 0 and != v_reset: SpikingJelly's CUBALIFNode has no leak potential",
-                                   node=name)
+        v_reset, v_leak = f64(n.v_reset), f64(getattr(n, "v_leak", n.v_reset))
+        offset = np.zeros(())
+        if isinstance(n, nir.CubaLIF):
+            # CUBALIFNode has no leak potential (import_from_nir wants v_leak = 0): shift v by v_leak.
+            shift = v_leak
             gain = (dt / f64(n.tau_syn)) * f64(n.w_in) * (dt / f64(n.tau_mem)) * f64(n.r)
-        if not uniform(gain):
-            fold_gain(g, name, gain, "the input gain differs across the layer (SpikingJelly takes one)")
-            out.notes.append(f"{name}: per-neuron input gain folded into the incoming weights")
-            gain = np.ones(1)
-        g_ = float(np.ravel(gain)[0])
-        # SpikingJelly integrates x unscaled: its v is (ours - shift)/gain; thresholds as v >= thr in float32,
-        # so the strict contract threshold becomes the next float32 above.
-        thr = one((f64(n.v_threshold) - shift) / g_, "v_threshold")
-        thr = float(np.nextafter(np.float32(thr), np.float32(np.inf)))
-        vr = one((v_reset - shift) / g_, "v_reset")
+        else:
+            # LIFNode leaks towards v_reset: shift v by v_reset; a leak towards v_leak != v_reset is then
+            # the constant input (dt/tau)*(v_leak - v_reset) per step.
+            shift = v_reset
+            if isinstance(n, nir.LIF):
+                tau_sj = one(f64(n.tau) / dt, "tau")
+                gain = (dt / f64(n.tau)) * f64(n.r)  # decay_input=False: v += (v_reset - v)/tau_sj + x
+                offset = (dt / f64(n.tau)) * (v_leak - v_reset)
+            else:
+                gain = dt * f64(n.r)
+        thr, vr = f64(n.v_threshold) - shift, v_reset - shift
+        shape = np.broadcast_shapes(np.shape(thr), np.shape(gain), np.shape(offset), np.shape(vr))
+        if uniform(np.broadcast_to(thr / gain, shape)) and uniform(np.broadcast_to(vr / gain, shape)) and not np.any(offset):
+            k = gain  # SpikingJelly's v is (ours - shift)/gain
+        else:
+            if np.any(thr <= 0):
+                raise InteropError("v_threshold at or below the reset/leak value and thresholds differ across "
+                                   "the layer: no per-layer threshold expresses it", node=name)
+            input_transform(g, name, gain / thr, offset / thr, "SpikingJelly takes one threshold per layer")
+            out.notes.append(f"{name}: input gain, leak and threshold folded into the incoming weights (threshold 1)")
+            k = thr
+        full = lambda v: np.full(shape or (1,), v)  # noqa: E731 - SpikingJelly's exporter writes full shapes
+        # SpikingJelly fires on v >= thr in float32: the strict contract threshold is the next float32 up.
+        vthr = float(np.nextafter(np.float32(one(np.broadcast_to(thr / k, shape), "v_threshold")), np.float32(np.inf)))
+        vr = one(np.broadcast_to(vr / k, shape), "v_reset")
         if isinstance(n, nir.LIF):
-            return nir.LIF(tau=full(tau_sj * DT), r=full(tau_sj), v_leak=full(vr), v_threshold=full(thr),
+            return nir.LIF(tau=full(tau_sj * DT), r=full(tau_sj), v_leak=full(vr), v_threshold=full(vthr),
                            v_reset=full(vr))
         if isinstance(n, nir.IF):
-            return nir.IF(r=full(1 / DT), v_threshold=full(thr), v_reset=full(vr))
+            return nir.IF(r=full(1 / DT), v_threshold=full(vthr), v_reset=full(vr))
         tau_syn = one(f64(n.tau_syn) / dt, "tau_syn") * DT
         tau_mem = one(f64(n.tau_mem) / dt, "tau_mem") * DT
         return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / DT),
-                           w_in=full(tau_syn / DT), v_leak=full(0.0), v_threshold=full(thr), v_reset=full(vr))
+                           w_in=full(tau_syn / DT), v_leak=full(0.0), v_threshold=full(vthr), v_reset=full(vr))
 
 
 PROFILE = SpikingJellyProfile()
