@@ -101,7 +101,7 @@ def test_builtin_profiles_record_verified_versions():
         (["import", "{unknown}", "--from", "auto"], "cannot tell which framework wrote this file"),
         (["import", "{case}", "--from", "snntorch", "-A", "reset"], "--assume takes KEY=VALUE"),
         (["export", "{case}", "--for", "nest"], "no interop profile named 'nest'"),
-        (["export", "{case}", "--for", "rockpool"], "cannot export"),
+        (["export", "{case}", "--for", "rockpool"], "Rockpool"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, capfd, args, message):

@@ -130,5 +130,30 @@ class RockpoolProfile(Profile):
         set_graph_contract(g, dt=dt)
         return out
 
+    def export(self, graph: nir.NIRGraph) -> Converted:
+        """Refuse: ``rockpool.nn.modules.torch.nir.from_nir`` cannot build the contract's neurons.
+
+        Verified with 3.1.0: its LIF branch reads ``node.tau_mem`` from a ``nir.LIF`` (which has
+        ``tau``) and raises AttributeError; CubaLIF becomes a LIFTorch that resets by subtraction and
+        emits ``floor(v/threshold)`` spikes per step (``max_spikes_per_dt = 2**16``) with no argument
+        to change either; IF and Conv/Flatten/pool nodes have no mapping.
+        """
+        from snnx.ir.semantics import reset_of
+
+        for name, node in sorted(flatten(graph).nodes.items()):
+            if isinstance(node, nir.LIF):
+                raise InteropError("Rockpool's from_nir reads tau_mem from a nir.LIF, which has tau "
+                                   "(AttributeError in rockpool 3.1.0)", node=name)
+            if isinstance(node, nir.CubaLIF) and reset_of(node) == "value":
+                raise InteropError("reset to a value: Rockpool's LIFTorch always resets by subtracting the "
+                                   "threshold", node=name)
+            if isinstance(node, nir.CubaLIF):
+                raise InteropError("Rockpool's LIFTorch emits floor(v/threshold) spikes per step "
+                                   "(max_spikes_per_dt = 2**16) and from_nir cannot make it emit one", node=name)
+            if not isinstance(node, (nir.Input, nir.Output, nir.Affine, nir.Linear, nir.LI)):
+                raise InteropError(f"Rockpool's from_nir has no mapping for {type(node).__name__}", node=name)
+        raise InteropError("only graphs of Affine/Linear and LI nodes reach Rockpool's importer, and its LI is "
+                           "an ExpSynTorch with tau rounded to an integer (tau.int())")
+
 
 PROFILE = RockpoolProfile()
