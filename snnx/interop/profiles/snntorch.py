@@ -124,7 +124,8 @@ class SnntorchProfile(Profile):
                 # The kick enters through the synaptic current, which would carry alpha*k into the next
                 # step; cancel that tail one step later so v sees exactly one kick of k.
                 add_feedback(g, name, -np.broadcast_to(alpha, shape) * k, 1, dt, "reset_delay_tail")
-        out.notes.append("delayed subtract reset expressed as a self-loop Scale (+ Delay for Synaptic)")
+        if reset == "subtract" and neurons(g, (nir.LIF, nir.CubaLIF)):
+            out.notes.append("delayed subtract reset expressed as a self-loop Scale (+ Delay for Synaptic)")
         set_graph_contract(g, dt=dt)
         return out
 
