@@ -1,7 +1,9 @@
-"""Export every conformance case for every installed framework and run it in that framework's own
-importer: prints one line per (case, framework) with the spike agreement or snnx's refusal.
+"""The numbers behind the README's interop tables (T=50, batch 4, Bernoulli input).
 
-Usage: python scripts/interop_matrix.py [framework ...]   (T=50, batch 4, Bernoulli input, seed 1)
+``python scripts/interop_matrix.py [framework ...]``: export every conformance case for each framework and
+run it in that framework's own importer: spike agreement, or snnx's refusal.
+``python scripts/interop_matrix.py --import``: each framework's own models (tests/interop), exported with
+its own exporter, imported with the profile and with auto-detection, simulated by snnx.
 """
 
 from __future__ import annotations
@@ -58,6 +60,35 @@ def main(frameworks: list[str]) -> None:
             print(f"{case:32s} {fw:13s} agreement {agree:7.2%}  ({what})")
 
 
+def import_table() -> None:
+    import interop_models
+    from test_interop_import import MODELS
+
+    from snnx.interop import guess, import_graph
+
+    for fw, kinds in MODELS.items():
+        if importlib.util.find_spec(fw) is None:
+            print(f"{fw:13s} not installed")
+            continue
+        for kind in kinds:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                graph, forward, shape = getattr(interop_models, f"{fw}_model")(kind)
+                x = interop_models.bernoulli(shape)
+                expected = forward(x)
+            detected = guess(graph)
+            row = [f"{fw:13s} {kind:15s}"]
+            for source in (fw, "auto"):
+                result = import_graph(graph, source)
+                got = next(iter(snnx.simulate(result.graph, x.astype(np.float64)).values())).reshape(expected.shape)
+                row.append(f"--from {source}: {np.mean(got == expected):7.2%}")
+            row.append(f"auto = {detected.profile if detected else None} ({detected.confidence:.0%})" if detected else "")
+            print("  ".join(row) + f"  ({int(expected.sum())} spikes of {expected.size})")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--import"]:
+        import_table()
+        sys.exit(0)
     names = sys.argv[1:] or [f for f in ("snntorch", "norse", "spikingjelly", "sinabs") if importlib.util.find_spec(f)]
     main(names)
