@@ -104,3 +104,13 @@ def test_without_the_profile_norse_files_disagree(tmp_path):
     raw.nodes["output"] = nir.Output(output_type={"output": np.array([10])})
     got = next(iter(snnx.simulate(raw, x.astype(np.float64)).values()))
     assert np.any(got != expected)
+
+
+def test_zero_reset_on_synaptic_is_refused_naming_the_node(tmp_path, capfd):
+    """Synaptic's zero reset blanks the membrane one step late: not expressible, so refused."""
+    graph, _, _ = build("snntorch", "synaptic")
+    src, out = tmp_path / "peer.nir", tmp_path / "out.nir"
+    snnx.save(graph, src)
+    assert main(["import", str(src), "--from", "snntorch", "-A", "reset=zero", "-o", str(out)]) == 2
+    err = capfd.readouterr().err
+    assert not out.exists() and err.startswith("snnx: error: node '") and "blanks the membrane" in err

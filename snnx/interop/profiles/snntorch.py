@@ -96,6 +96,9 @@ class SnntorchProfile(Profile):
         if reset == "subtract":
             out.assumed.append("reset_delay = True (snnTorch's default): the threshold is subtracted after the decay")
         self._split_recurrent_bias(g, out)
+        from snnx.ir.schedule import schedule
+
+        in_cycle = {dst for _, dst in schedule(g).back_edges} | {src for src, _ in schedule(g).back_edges}
         for name, n in neurons(g):
             if isinstance(n, nir.LIF):
                 beta = _decay(n.tau, dt)
@@ -114,6 +117,12 @@ class SnntorchProfile(Profile):
             else:
                 raise InteropError(f"{type(n).__name__} is not written by snnTorch's exporter", node=name)
             if reset == "zero":
+                if isinstance(n, nir.CubaLIF) or name in in_cycle:
+                    # Synaptic/RLeaky/RSynaptic zero the membrane one step late, after integrating: no
+                    # contract reset mode does that (specs/interop.md, section 2).
+                    raise InteropError("reset_mechanism='zero' on a Synaptic/RLeaky/RSynaptic layer blanks the "
+                                       "membrane one step after the spike, which the contract cannot express",
+                                       node=name)
                 set_node_contract(n, reset="value")
                 continue
             set_node_contract(n, reset="subtract")
