@@ -89,6 +89,7 @@ def import_graph(graph: nir.NIRGraph, source: str, assume: dict[str, Any] | None
     if not profile.can_import:
         raise InteropError(f"interop profile {source!r} cannot import")
     result = profile.import_(graph, assume)
+    result.profile = source
     if detection is not None:
         result.notes.insert(0, f"producer: {detection.profile} ({detection.confidence:.0%} sure: {detection.reason})")
     full_shapes(result.graph)
@@ -104,7 +105,9 @@ def export_graph(graph: nir.NIRGraph, target: str) -> Converted:
     profile = get_profile(target)
     if not profile.can_export:
         raise InteropError(f"interop profile {target!r} cannot export")
-    return profile.export(graph)
+    result = profile.export(graph)
+    result.profile = target
+    return result
 
 
 __all__ = [

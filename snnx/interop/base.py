@@ -44,6 +44,7 @@ class Converted:
     graph: nir.NIRGraph
     notes: list[str] = field(default_factory=list)
     assumed: list[str] = field(default_factory=list)
+    profile: str | None = None  # the profile that did the rewrite (what --from auto resolved to)
 
 
 class Profile:

@@ -49,7 +49,8 @@ def import_command(file: str, source: str, output: str, assume: tuple[str, ...])
     graph = read_graph(file)
     result = import_graph(graph, source, _assumptions(assume))
     save(result.graph, output)
-    click.echo(f"imported {file} as written by {source if source != 'auto' else 'the detected producer'}:")
+    detected = " (detected)" if source == "auto" else ""
+    click.echo(f"imported {file} as written by {result.profile}{detected}:")
     _report(result, output)
 
 

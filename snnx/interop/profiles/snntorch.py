@@ -89,10 +89,13 @@ class SnntorchProfile(Profile):
         out = Converted(graph=flatten(copy_graph(graph)))
         g = out.graph
         out.assumed.append(f"dt = {dt:g} (export_to_nir hard-codes 1e-4)")
-        out.assumed.append(
-            f"reset_mechanism = {reset!r} for every neuron (the file does not say; snnTorch's default is "
-            "'subtract'; override with --assume reset=zero)"
-        )
+        if "reset" in assume:
+            out.notes.append(f"reset_mechanism = {reset!r} for every neuron (given)")
+        else:
+            out.assumed.append(
+                "reset_mechanism = 'subtract' for every neuron (the file does not say; snnTorch's default; "
+                "override with -A reset=zero)"
+            )
         if reset == "subtract":
             out.assumed.append("reset_delay = True (snnTorch's default): the threshold is subtracted after the decay")
         self._split_recurrent_bias(g, out)
