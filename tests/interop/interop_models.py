@@ -116,6 +116,10 @@ def norse_model(kind: str, seed: int = 0):
         net = norse.SequentialState(torch.nn.Linear(20, 40), norse.IAFCell(), torch.nn.Linear(40, 10),
                                     norse.IAFCell())
         shape, gain = (20,), 1.0
+    elif kind == "lifbox_li":  # a non-spiking LIBoxCell readout: the output is a voltage
+        net = norse.SequentialState(torch.nn.Linear(20, 40), norse.LIFBoxCell(), torch.nn.Linear(40, 10),
+                                    norse.LIBoxCell())
+        shape, gain = (20,), 12.0
     else:
         raise ValueError(kind)
     for p in net.parameters():
