@@ -114,7 +114,9 @@ def copy_graph(graph: nir.NIRGraph) -> nir.NIRGraph:
     return copy.deepcopy(graph)
 
 
-def neurons(graph: nir.NIRGraph, kinds: tuple[type, ...] = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I)):
+def neurons(
+    graph: nir.NIRGraph, kinds: tuple[type, ...] = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I)
+) -> list[tuple[str, nir.NIRNode]]:
     """``(name, node)`` of every neuron of a flat graph, in name order."""
     return [(k, n) for k, n in sorted(graph.nodes.items()) if isinstance(n, kinds)]
 
@@ -219,7 +221,7 @@ def succs(g: nir.NIRGraph, name: str) -> list[str]:
     return [b for a, b in g.edges if a == name]
 
 
-def _diag_node(shape: tuple[int, ...], gain: np.ndarray, offset: np.ndarray, why: str, name: str) -> nir.NIRNode:
+def diag_node(shape: tuple[int, ...], gain: np.ndarray, offset: np.ndarray, why: str, name: str) -> nir.NIRNode:
     """A stateless node computing ``gain*x + offset`` per neuron that every torch importer maps:
     a diagonal Affine for vectors, a 1x1 Conv2d for per-channel (C, H, W) values."""
     if len(shape) == 1:
@@ -272,7 +274,7 @@ def input_transform(g: nir.NIRGraph, name: str, gain: Any, offset: Any, why: str
 
     shape = tuple(int(s) for s in infer_shapes(g)[name])
     new = unique_name(g, f"{name}.in_gain")
-    g.nodes[new] = _diag_node(shape, gain, offset, why, name)
+    g.nodes[new] = diag_node(shape, gain, offset, why, name)
     g.edges[:] = [(a, new if b == name else b) for a, b in g.edges] + [(new, name)]
 
 
@@ -296,7 +298,7 @@ def scale_successors(g: nir.NIRGraph, name: str, factor: float, why: str) -> Non
 
             shape = tuple(int(s) for s in infer_shapes(g)[name])
             new = unique_name(g, f"{name}.scale")
-            g.nodes[new] = _diag_node(shape, np.asarray(factor), np.asarray(0.0), why, name)
+            g.nodes[new] = diag_node(shape, np.asarray(factor), np.asarray(0.0), why, name)
             g.edges[:] = [(name, new) if (a, b) == (name, nxt) else (a, b) for a, b in g.edges] + [(new, nxt)]
 
 

@@ -196,7 +196,7 @@ class SnntorchProfile(Profile):
         """import_from_nir turns a neuron <-> weights 2-cycle into an RLeaky subgraph that nirtorch 2.6
         then fails on ('GraphModule' object has no attribute 'items'); an identity Linear on the edge
         back into the neuron makes it a 3-cycle, which nirtorch runs with the contract's one-step delay."""
-        from snnx.interop.base import _diag_node
+        from snnx.interop.base import diag_node
         from snnx.ir.validate import infer_shapes
 
         edges = set(g.edges)
@@ -208,7 +208,7 @@ class SnntorchProfile(Profile):
                 continue
             shape = tuple(int(s) for s in infer_shapes(g)[a])
             new = unique_name(g, f"{a}.identity")
-            ident = _diag_node(shape, np.ones(()), np.zeros(()), "recurrent weights", a)
+            ident = diag_node(shape, np.ones(()), np.zeros(()), "recurrent weights", a)
             g.nodes[new] = nir.Linear(weight=f64(ident.weight)) if isinstance(ident, nir.Affine) else ident
             g.edges[:] = [(a, new) if e == (a, b) else e for e in g.edges] + [(new, b)]
             out.notes.append(f"{a} -> {b}: identity Linear inserted (import_from_nir's RNN subgraph path crashes)")
