@@ -108,7 +108,11 @@ class SinabsProfile(Profile):
         return out
 
     def export(self, graph: nir.NIRGraph) -> Converted:
-        """Refuse spiking neurons: ``from_nir`` (default arguments) builds them with ``MultiSpike``.
+        """Refuse spiking neurons: ``from_nir`` builds them with ``MultiSpike`` and subtract resets.
+
+        Verified with 3.1.3: with its default arguments it cannot build a spiking layer at all
+        (``TypeError: You need to specify either batch_size or num_timesteps``); it maps no
+        ``nir.Linear`` (KeyError in nirtorch).
 
         Sinabs' importer gives every IF/LIF ``spike_fn=MultiSpike`` (``floor(v/threshold)`` spikes in
         one step) with no argument to change it, and IF also ``min_v_mem = -threshold``; the contract's
@@ -123,7 +127,8 @@ class SinabsProfile(Profile):
             if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF)):
                 raise InteropError(
                     "sinabs.nir.from_nir builds every spiking layer with MultiSpike (several spikes per step "
-                    "at 2x threshold) and no way to choose SingleSpike", node=name)
+                    "at 2x threshold), no way to choose SingleSpike, and with default arguments cannot build "
+                    "it at all (batch_size or num_timesteps required)", node=name)
         raise InteropError("the graph has no spiking neuron; only spiking graphs are exported for Sinabs")
 
 
