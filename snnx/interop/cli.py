@@ -24,7 +24,27 @@ def _assumptions(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _version_notes(profile_name: str | None) -> list[str]:
+    """A note per package whose installed version differs from the one the profile was verified with."""
+    import importlib.metadata
+
+    from snnx.interop import get_profiles
+
+    profile = get_profiles().get(profile_name or "")
+    notes = []
+    for package, verified in (profile.verified if profile else {}).items():
+        try:
+            installed = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # reading or writing a file needs no framework installed
+        if installed.split("+")[0] != verified:
+            notes.append(f"note: the {profile_name} profile was verified with {package} {verified}; {installed} is installed")
+    return notes
+
+
 def _report(result: Converted, output: str) -> None:
+    for line in _version_notes(result.profile):
+        click.echo(f"  {line}")
     for line in result.notes:
         click.echo(f"  {line}")
     for line in result.assumed:
