@@ -8,6 +8,7 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "interop_round_trip.py"
 
 
+@pytest.mark.slow
 def test_snntorch_to_snnx_to_norse_round_trip(tmp_path, capsys):
     pytest.importorskip("snntorch")
     pytest.importorskip("norse")
