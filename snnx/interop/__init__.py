@@ -88,13 +88,28 @@ def import_graph(graph: nir.NIRGraph, source: str, assume: dict[str, Any] | None
     profile = get_profile(source)
     if not profile.can_import:
         raise InteropError(f"interop profile {source!r} cannot import")
-    result = profile.import_(graph, assume)
+    result = _guarded(profile, "import_", graph, assume)
     result.profile = source
     if detection is not None:
         result.notes.insert(0, f"producer: {detection.profile} ({detection.confidence:.0%} sure: {detection.reason})")
     full_shapes(result.graph)
     validate(result.graph)
     return result
+
+
+def _guarded(profile: Profile, method: str, *args: Any) -> Converted:
+    """Call a profile method; a bug inside it (anything but an SnnxError) is reported naming the profile
+    and its plugin, like a backend's (the CLI then prints one line, exit 2)."""
+    from snnx.errors import PluginError, SnnxError
+
+    try:
+        return getattr(profile, method)(*args)
+    except SnnxError:
+        raise
+    except Exception as exc:
+        msg = (f"interop profile {profile.name!r} (plugin {profile.plugin!r}) failed in {method.rstrip('_')}: "
+               f"{type(exc).__name__}: {exc}")
+        raise PluginError(msg) from exc
 
 
 def export_graph(graph: nir.NIRGraph, target: str) -> Converted:
@@ -105,7 +120,7 @@ def export_graph(graph: nir.NIRGraph, target: str) -> Converted:
     profile = get_profile(target)
     if not profile.can_export:
         raise InteropError(f"interop profile {target!r} cannot export")
-    result = profile.export(graph)
+    result = _guarded(profile, "export", graph)
     result.profile = target
     return result
 

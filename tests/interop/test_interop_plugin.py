@@ -140,3 +140,28 @@ def test_info_shows_the_producer_guess(tmp_path, capsys):
     assert main(["info", str(path)]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "looks written by snntorch" in text and "snnx import --from snntorch" in text
+
+
+def test_a_crashing_profile_is_reported_naming_it(install_plugin, tmp_path, capfd):
+    install_plugin(
+        "snnx_test_interop_crash",
+        """
+        from snnx import hookimpl
+        from snnx.interop import Profile
+
+        class Broken(Profile):
+            name = "broken"
+
+            def import_(self, graph, assume):
+                return 1 / 0
+
+        @hookimpl
+        def snnx_register_interop(register):
+            register(Broken())
+        """,
+    )
+    out = tmp_path / "out.nir"
+    rc = main(["import", str(CASES_DIR / "lif_chain.nir"), "--from", "broken", "-o", str(out)])
+    err = capfd.readouterr().err
+    assert rc == 2 and not out.exists() and err.count("\n") == 1
+    assert "interop profile 'broken' (plugin 'snnx_test_interop_crash') failed in import: ZeroDivisionError" in err
