@@ -165,3 +165,24 @@ def test_a_crashing_profile_is_reported_naming_it(install_plugin, tmp_path, capf
     err = capfd.readouterr().err
     assert rc == 2 and not out.exists() and err.count("\n") == 1
     assert "interop profile 'broken' (plugin 'snnx_test_interop_crash') failed in import: ZeroDivisionError" in err
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        ("nirtorch_lif_norse.nir", "producer: norse ("),
+        ("nirtorch_braille.nir", "producer: snntorch ("),
+    ],
+)
+def test_auto_recognises_the_shared_samples(samples_dir, tmp_path, capsys, sample, expected):
+    out = tmp_path / "out.nir"
+    assert main(["import", str(samples_dir / sample), "--from", "auto", "-o", str(out)]) == 0
+    assert expected in capsys.readouterr().out
+    nir.read(out)
+
+
+def test_the_malformed_rockpool_sample_is_refused_in_one_line(samples_dir, tmp_path, capfd):
+    out = tmp_path / "out.nir"
+    rc = main(["import", str(samples_dir / "rockpool_braille.nir"), "--from", "rockpool", "-o", str(out)])
+    err = capfd.readouterr().err
+    assert rc == 2 and not out.exists() and err.count("\n") == 1 and "Traceback" not in err
