@@ -12,7 +12,10 @@ setup: $(VENV)/.snnx-installed
 $(VENV)/.snnx-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[all,dev]"
+	$(PY) -m pip install --quiet -e ".[all,interop,dev]"
+	# Sinabs pins nir<=1.0.4 and Rockpool would pull its own stack: both --no-deps, at the versions the
+	# interop profiles were verified with; what they import at runtime comes from the "interop" extra.
+	$(PY) -m pip install --quiet --no-deps "sinabs==3.1.3" "rockpool==3.1.0"
 	$(SNNX) install lava
 	touch $@
 

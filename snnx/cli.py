@@ -72,6 +72,13 @@ def info(model: str, dt: float | None) -> None:
     if guess is not None:
         verdict = "matches" if np.isclose(guess, step) else f"differs: use --dt {guess:g}"
         out.print(f"note: every neuron has r = tau/{guess:g}, so the producer assumed dt = {guess:g} ({verdict})")
+    if not has_contract(graph):
+        from snnx.interop import guess as guess_producer
+
+        producer = guess_producer(graph)
+        if producer is not None:
+            out.print(f"note: looks written by {producer.profile} ({producer.confidence:.0%} sure: {producer.reason}); "
+                      f"`snnx import --from {producer.profile}` rewrites it into the snnx contract")
     for warning in flat.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
     btable = Table(title="backends", title_justify="left")

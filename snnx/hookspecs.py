@@ -14,6 +14,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover - types only
     import click
 
+    from snnx.interop.base import InteropRegistrar
     from snnx.registry import BackendRegistrar, OnnxOpRegistrar
 
 PROJECT = "snnx"
@@ -53,4 +54,15 @@ def snnx_register_commands(cli: click.Group) -> None:
     """Add commands to the ``snnx`` command-line interface.
 
     :param cli: the root :class:`click.Group`; use ``@cli.command()`` to add a command.
+    """
+
+
+@hookspec
+def snnx_register_interop(register: InteropRegistrar) -> None:
+    """Register interop profiles for ``snnx import --from NAME`` / ``snnx export --for NAME``.
+
+    :param register: call ``register(profile)`` with an instance of :class:`snnx.interop.Profile`
+        per framework: its ``import_`` rewrites that framework's NIR files into the snnx contract, its
+        ``export`` rewrites a contract graph for that framework's importer, ``detect`` scores how much a
+        file looks like the framework's output (``--from auto``). See ``specs/interop.md``.
     """

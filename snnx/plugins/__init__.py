@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "snnx.plugins.loihi.plugin",
     "snnx.convert.plugin",
     "snnx.bench.plugin",
+    "snnx.interop.plugin",
 )
 
 
@@ -58,6 +59,7 @@ class PluginState:
     plugins: dict[str, PluginInfo]
     backends: dict[str, Backend]
     onnx_ops: OnnxOpRegistrar
+    interop: dict[str, Any] = field(default_factory=dict)  # name -> snnx.interop.Profile
 
 
 _STATE: PluginState | None = None
@@ -139,7 +141,7 @@ def call_each(
     pm: pluggy.PluginManager,
     hook_name: str,
     infos: dict[str, PluginInfo],
-    registrar: BackendRegistrar | OnnxOpRegistrar,
+    registrar: Any,
 ) -> None:
     """Call one registration hook's implementations one at a time, so one failing plugin cannot stop
     the others; each gets ``register=registrar``, told which plugin is registering."""
@@ -186,7 +188,11 @@ def load_plugins(*, reload: bool = False) -> PluginState:
     for entry in ops.entries.values():
         if entry.plugin in infos:
             infos[entry.plugin].onnx_ops.append(entry.op_type)
-    _STATE = PluginState(pm=pm, plugins=infos, backends=backends.backends, onnx_ops=ops)
+    from snnx.interop.base import InteropRegistrar
+
+    interop = InteropRegistrar()
+    call_each(pm, "snnx_register_interop", infos, interop)
+    _STATE = PluginState(pm=pm, plugins=infos, backends=backends.backends, onnx_ops=ops, interop=interop.profiles)
     return _STATE
 
 
