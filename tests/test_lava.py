@@ -86,8 +86,10 @@ def test_float_backends_equal_the_reference(backend: str, kind: str, spikes: np.
     np.testing.assert_array_equal(out, ref)
 
 
-def test_lava_dl_takes_what_loihi_cannot(spikes: np.ndarray) -> None:
-    """The float CUBA neuron of lava-dl also runs subtract reset, v_leak, v_reset, v_init, bias and LI."""
+@pytest.mark.parametrize("backend", ["lava-dl", "lava-float"])
+def test_float_backends_take_what_loihi_cannot(backend: str, spikes: np.ndarray) -> None:
+    """lava-dl's float CUBA neuron and lava-float's ContractCuba process also run subtract reset, v_leak,
+    v_reset, v_init, bias and an LI readout; Loihi's own neuron (lava) refuses what it cannot do."""
     rng = np.random.default_rng(5)
     lif = _lif(20, 1e-2, 2.0, 0.3, v_leak=0.05, v_reset=-0.1)
     snnx.ir.semantics.set_node_contract(lif, reset="subtract", v_init=rng.random(20) * 0.2)
@@ -102,11 +104,13 @@ def test_lava_dl_takes_what_loihi_cannot(spikes: np.ndarray) -> None:
         edges=[("in", "fc1"), ("fc1", "lif"), ("lif", "fc2"), ("fc2", "li"), ("li", "out")],
     )
     graph.metadata = {"snnx": {"version": 1, "dt": DT}}
-    out, ref = _run("lava-dl", graph, spikes)
+    out, ref = _run(backend, graph, spikes)
     np.testing.assert_allclose(out, ref, rtol=1e-9, atol=1e-12)
     reasons = get_backend("lava").refusals(prepare(graph))
     assert any("'subtract'" in r and "'lif'" in r for r in reasons)
-    assert any("v_leak" in r for r in reasons)
+    assert any("v_reset must be 0" in r for r in reasons)
+    assert any("v_init" in r for r in reasons)
+    assert not any("v_leak" in r for r in reasons), "v_leak is Loihi's voltage bias"
     assert any("LI is not supported" in r or "non-spiking" in r for r in reasons)
 
 
@@ -235,14 +239,23 @@ def test_unsupported_graphs_are_refused_with_a_reason(backend: str, make, needle
         snnx.lower(make(), to=backend)
 
 
-@pytest.mark.parametrize("backend", ["lava", "lava-float"])
-def test_lava_lower_refuses_what_refusals_names(backend: str) -> None:
-    """lower() applies the same checks as refusals(), also when called without check_accepts."""
-    flat = prepare(_conv_graph(np.random.default_rng(2)))
-    b = get_backend(backend)
-    assert any("only dense layers" in r for r in b.refusals(flat))
-    with pytest.raises(UnsupportedNodeError, match="only dense layers"):
-        b.lower(flat)
+def test_lava_conv_chain_float_exact_and_fixed_measured() -> None:
+    """Conv2d + LIF + SumPool + Flatten + Linear + LIF: Lava Conv/Dense processes in floating point equal
+    the reference; the netx conv network (conv, flatten, dense layers) runs on fixed_pt."""
+    rng = np.random.default_rng(2)
+    flat = prepare(_conv_graph(rng))
+    x = (rng.random((20, 2, 2, 6, 6)) < 0.4).astype(float)
+    ref = simulate(flat, {"in": x})["out"]
+    assert ref.sum() > 5
+    lava_float = get_backend("lava-float")
+    model = lava_float.lower(flat)
+    assert "Conv+LIFReset" in lava_float.describe(model)
+    np.testing.assert_array_equal(lava_float.run(model, {"in": x})["out"], ref)
+    fixed = get_backend("lava")
+    model = fixed.lower(flat)
+    assert [layer.kind for layer in model.chain.layers] == ["conv", "dense"]
+    out = fixed.run(model, {"in": x})["out"]
+    assert out.shape == ref.shape and (out == ref).mean() > 0.9
 
 
 def _with_tau(tau) -> nir.NIRGraph:
@@ -258,11 +271,11 @@ def test_loihi_refuses_what_its_neuron_cannot_do() -> None:
     chain, reasons = extract_chain(prepare(graph))
     assert reasons == [] and chain is not None, "lava-dl's float neuron takes both"
     loihi = loihi_refusals(chain)
-    assert any("node 'n1': v_leak must be 0" in r for r in loihi)
+    assert not any("'n1'" in r for r in loihi), "v_leak becomes the neuron's voltage bias"
     assert any("node 'n2': reset 'subtract'" in r for r in loihi)
-    for name in ("lava", "lava-float"):
-        with pytest.raises(UnsupportedNodeError, match="v_leak must be 0"):
-            snnx.lower(graph, to=name)
+    with pytest.raises(UnsupportedNodeError, match="reset 'subtract' is not supported; Loihi resets"):
+        snnx.lower(graph, to="lava")
+    assert snnx.lower(graph, to="lava-float") is not None
 
 
 def test_lava_dl_model_saves_and_loads(tmp_path, spikes: np.ndarray) -> None:

@@ -35,25 +35,13 @@ INSTALL_HINT = "snnx install lava"
 
 
 class _LavaBackendBase(Backend):
-    # Reset modes and initial state are checked by loihi_refusals, whose reasons say what Loihi does.
-    capabilities = Capabilities(node_types=LAVA_NODE_TYPES, cycles=False, v_init=True)
     install_hint = INSTALL_HINT
     requires = ("lava.magma.core", "lava.lib.dl.netx")
     tag: ClassVar[str] = ""
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
         """The chain this backend deploys, or every reason it cannot (used by refusals and lower)."""
-        chain, reasons = extract_chain(graph)
-        if chain is None:
-            return None, reasons
-        reasons = loihi_refusals(chain)
-        for layer in chain.layers:
-            if layer.kind != "dense":
-                reasons.append(
-                    f"node {layer.nodes[0]!r}: only dense layers are deployed to Lava by snnx so far "
-                    "(this Conv2d stays a convolution and would need netx's conv layer)"
-                )
-        return (None, reasons) if reasons else (chain, [])
+        raise NotImplementedError
 
     def refusals(self, graph: PreparedGraph) -> list[str]:
         """Node-type and cycle refusals plus every Loihi-specific reason, so one check lists them all."""
@@ -77,6 +65,8 @@ class LavaBackend(_LavaBackendBase):
 
     name = "lava"
     description = "Loihi 2: netx HDF5 network quantised by snnx, run bit-accurately by Lava (fixed_pt)"
+    # Reset modes and initial state are checked by loihi_refusals, whose reasons say what Loihi does.
+    capabilities = Capabilities(node_types=LAVA_NODE_TYPES, cycles=False, v_init=True)
     file_suffix = ".net"
     tag = "fixed_pt"
     #: Fixed point approximates the float contract by design: the quantisation is reported per layer,
@@ -86,14 +76,11 @@ class LavaBackend(_LavaBackendBase):
     approximate: ClassVar[bool] = True
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        chain, reasons = super()._chain_refusals(graph)
-        if chain is not None and len(chain.layers[0].nodes) == 1:
-            name = chain.layers[0].nodes[0]
-            return None, [
-                f"node {name!r} takes the graph input directly: on Loihi the input arrives as spikes "
-                "through a synapse, so put an Affine/Linear before it (or use backend 'lava-float')"
-            ]
-        return chain, reasons
+        chain, reasons = extract_chain(graph)
+        if chain is None:
+            return None, reasons
+        reasons = loihi_refusals(chain)
+        return (None, reasons) if reasons else (chain, [])
 
     def lower(self, graph: PreparedGraph, *, exact: bool | str = False, **options: Any) -> LavaModel:
         """Fold, quantise and return the model; ``save`` writes it as netx HDF5.
@@ -121,19 +108,24 @@ class LavaBackend(_LavaBackendBase):
         write_atomic(path, lambda tmp: write_netx(model, tmp))
 
     def describe(self, model: LavaModel) -> str:
+        kinds = ", ".join(f"{layer.kind}[{'x'.join(map(str, layer.data_shape))}]" for layer in model.chain.layers)
         return (
-            f"netx network, {len(model.chain.layers)} dense CUBA layers, latency {model.latency} steps, "
+            f"netx network of CUBA layers ({kinds}), latency {model.latency} steps, "
             f"run with Loihi2SimCfg(select_tag='fixed_pt'); quantisation per layer:\n{model.report()}"
         )
 
 
 class LavaFloatBackend(_LavaBackendBase):
-    """The same chain as Lava ``Dense``/``LIFReset`` processes, run in floating point."""
+    """The chain as Lava processes (Dense/Conv synapses, LIFReset or snnx's contract CUBA neuron), floating point."""
 
     name = "lava-float"
-    description = "Lava processes (Dense + LIF) in floating point (Loihi2SimCfg floating_pt)"
+    description = "Lava processes (Dense/Conv + LIF or snnx's contract CUBA neuron) in floating point (floating_pt)"
+    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=False, v_init=True)
     file_suffix = ".pkl"
     tag = "floating_pt"
+
+    def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
+        return extract_chain(graph, readout=True)
 
     def lower(self, graph: PreparedGraph, **options: Any) -> LavaModel:
         if options:
@@ -142,9 +134,14 @@ class LavaFloatBackend(_LavaBackendBase):
         return LavaModel(chain=chain_or_raise(graph, self.name, self._chain_refusals), tag=self.tag)
 
     def describe(self, model: LavaModel) -> str:
+        layers = ", ".join(
+            f"{'Conv' if layer.kind == 'conv' else 'Dense'}+"
+            f"{'Readout' if layer.readout else 'LIFReset' if layer.standard else 'ContractCuba'}"
+            for layer in model.chain.layers
+        )
         return (
-            f"Lava Dense + LIFReset processes, {len(model.chain.layers)} layers, latency {model.latency} "
-            "steps, run with Loihi2SimCfg(select_tag='floating_pt')"
+            f"Lava processes ({layers}), latency {model.latency} steps, "
+            "run with Loihi2SimCfg(select_tag='floating_pt')"
         )
 
 

@@ -24,8 +24,9 @@ Flatten, pools, convolutions) are composed into one dense synapse, unless the ru
 Conv2d, which stays a convolution.
 
 :func:`extract_chain` folds what the float CUBA neuron of ``lava-dl`` can run;
-:func:`loihi_refusals` lists what Loihi's fixed CUBA neuron additionally cannot (non-zero ``v_leak``,
-``v_reset``, initial state, bias, subtract reset, non-spiking layers).
+:func:`loihi_refusals` lists what Loihi's own CUBA neuron (netx, fixed point) additionally cannot
+(non-zero ``v_reset``, initial state, subtract reset, non-spiking layers, a bias into a decaying
+current); ``v_leak`` and synapse biases into a non-decaying current become the neuron's voltage bias.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ class CubaLayer:
     source: tuple[tuple[str, nir.NIRNode], ...] = ()
     gain: np.ndarray | None = None
     lowered: tuple[np.ndarray, np.ndarray | None] | None = None
+    #: A trailing stateless run with no neuron after it (``extract_chain(..., readout=True)``): its
+    #: "neuron" passes the synapse output through (``du = dv = 1``, non-spiking: ``v = z``).
+    readout: bool = False
 
     @property
     def spiking(self) -> bool:
@@ -94,6 +98,30 @@ class CubaLayer:
     @property
     def data_shape(self) -> tuple[int, ...]:
         return self.out_shape if self.kind == "conv" else (int(np.prod(self.out_shape)),)
+
+    @property
+    def standard(self) -> bool:
+        """Whether Loihi's own CUBA neuron runs this layer (Lava ``LIF``/``LIFReset``, netx ``CUBA``):
+        spiking, reset to 0, zero initial state, and any synapse bias acting on a non-decaying current."""
+        return (
+            self.spiking and not self.readout and self.reset == "value" and not np.any(np.asarray(self.v_reset))
+            and not np.any(np.asarray(self.v_init)) and not np.any(np.asarray(self.u_init))
+            and (self.bias is None or self.current_decay == 1.0)
+        )
+
+    def channel_bias(self) -> np.ndarray:
+        """The synapse bias per neuron (data shape; zeros when there is none)."""
+        out = np.zeros(self.data_shape)
+        if self.bias is not None:
+            b = np.asarray(self.bias, dtype=np.float64)
+            out += b.reshape(-1, *([1] * (len(self.data_shape) - 1))) if self.kind == "conv" else b
+        return out
+
+    def voltage_bias(self) -> np.ndarray:
+        """The per-step voltage bias of Loihi's neuron (``bias_mant``), data shape: ``v_bias`` plus the
+        synapse bias, which acts on the voltage directly when the current does not decay (``du = 1``:
+        ``u = z``). Only meaningful for layers with ``current_decay == 1`` or without bias."""
+        return np.asarray(self.v_bias, dtype=np.float64) * np.ones(self.data_shape) + self.channel_bias()
 
 
 @dataclass
@@ -214,8 +242,14 @@ def _without_bias(node: nir.NIRNode) -> nir.NIRNode:
     return node
 
 
-def extract_chain(prepared: PreparedGraph | nir.NIRGraph) -> tuple[CubaChain | None, list[str]]:
-    """Fold a prepared graph into CUBA layers; ``(None, reasons)`` when impossible."""
+def extract_chain(
+    prepared: PreparedGraph | nir.NIRGraph, *, readout: bool = False
+) -> tuple[CubaChain | None, list[str]]:
+    """Fold a prepared graph into CUBA layers; ``(None, reasons)`` when impossible.
+
+    :param readout: accept stateless nodes after the last neuron as a readout layer (a synapse whose
+        output is the graph output; :attr:`CubaLayer.readout`); otherwise they are refused.
+    """
     prepared = prepare(prepared)
     graph = prepared.graph
     order, reasons = _chain_order(graph)
@@ -293,7 +327,9 @@ def extract_chain(prepared: PreparedGraph | nir.NIRGraph) -> tuple[CubaChain | N
             setattr(layer, key, value if np.any(value != 0) else 0.0)
         chain.layers.append(layer)
         run = []
-    if run:
+    if run and readout and not reasons:
+        reasons += _append_readout(chain, graph, run, shapes[prev_out], shapes[run[-1]])
+    elif run:
         reasons.append(
             f"nodes {run} end the graph without a neuron: SLAYER/Loihi layers end in CUBA neurons "
             "(add an LI readout or drop the trailing stateless nodes)"
@@ -303,11 +339,35 @@ def extract_chain(prepared: PreparedGraph | nir.NIRGraph) -> tuple[CubaChain | N
     return (None, reasons) if reasons else (chain, [])
 
 
+def _append_readout(
+    chain: CubaChain, graph: nir.NIRGraph, run: list[str], in_shape: tuple[int, ...], out_shape: tuple[int, ...]
+) -> list[str]:
+    """Append the trailing stateless ``run`` as a readout layer (one composed dense synapse)."""
+    n_in, n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
+    if n_in * n_out > MAX_DENSE_ENTRIES:
+        return [f"nodes {run}: the readout would need a {n_out}x{n_in} dense synapse"]
+    m, b = _compose_dense(graph, run, in_shape)
+    layer = CubaLayer(
+        kind="dense", nodes=tuple(run), in_shape=in_shape, out_shape=out_shape, neuron_type="readout",
+        weight=m, bias=b if np.any(b != 0) else None, current_decay=1.0, voltage_decay=1.0, threshold=None,
+        source=tuple((n, copy.deepcopy(graph.nodes[n])) for n in run), gain=np.ones(n_out), readout=True,
+    )
+    layer.lowered = (layer.weight.copy(), None if layer.bias is None else layer.bias.copy())
+    chain.layers.append(layer)
+    return []
+
+
 def loihi_refusals(chain: CubaChain) -> list[str]:
     """What Loihi's CUBA neuron (netx / Lava LIF processes) cannot run exactly, one reason each."""
     reasons = []
     for layer in chain.layers:
         name = layer.nodes[-1]
+        if layer.readout:
+            reasons.append(
+                f"nodes {list(layer.nodes)}: a stateless readout after the last neuron is not deployed to "
+                "Loihi's fixed point by snnx (every Loihi layer ends in CUBA neurons; use 'lava-float')"
+            )
+            continue
         if not layer.spiking:
             reasons.append(
                 f"node {name!r}: {layer.neuron_type} is non-spiking; Loihi layers emit spikes "
@@ -318,14 +378,12 @@ def loihi_refusals(chain: CubaChain) -> list[str]:
             reasons.append(f"node {name!r}: reset {layer.reset!r} is not supported; Loihi resets the voltage to 0")
         if np.any(np.asarray(layer.v_reset) != 0):
             reasons.append(f"node {name!r}: v_reset must be 0 (Loihi resets the voltage to 0)")
-        if np.any(np.asarray(layer.v_bias) != 0):
-            reasons.append(f"node {name!r}: v_leak must be 0 (Loihi's CUBA voltage leaks towards 0)")
         if np.any(np.asarray(layer.v_init) != 0) or np.any(np.asarray(layer.u_init) != 0):
             reasons.append(f"node {name!r}: non-zero v_init/i_init is not supported (Loihi state starts at 0)")
-        if layer.bias is not None:
+        if layer.bias is not None and layer.current_decay != 1.0:
             reasons.append(
-                f"nodes {list(layer.nodes[:-1])}: non-zero bias is not supported (on Loihi a bias acts from "
-                "step 0, before the input has crossed the one-step-per-layer latency); retrain without bias"
+                f"nodes {list(layer.nodes[:-1])}: a synapse bias into a decaying current ({layer.neuron_type}) "
+                "is not supported: Loihi's bias is added to the voltage, not to the current"
             )
     return reasons
 

@@ -21,6 +21,8 @@ VTH_MAX = (1 << 17) - 1  # 17-bit unsigned threshold mantissa
 DECAY_UNIT = 1 << 12  # 12-bit decays: du, dv in units of 1/4096
 STATE_LIMIT = (1 << 23) - 1  # 24-bit signed voltage and current
 STATE_SHIFT = 6  # Loihi stores u and v with 6 fractional bits relative to weights and thresholds
+BIAS_MAX = (1 << 12) - 1  # 13-bit signed bias mantissa; netx uses bias_exp = 6, i.e. weight units
+BIAS_MIN = -(1 << 12)
 
 
 @dataclass
@@ -44,6 +46,14 @@ class LayerQuantisation:
     voltage_decay_error: float
     max_input: int
     exact: bool
+    #: The per-step voltage bias in weight units (``bias_mant``; data shape), or None.
+    bias: np.ndarray | None = None
+    bias_error: float = 0.0
+
+    @property
+    def integer(self) -> bool:
+        """Whether the layer's weights, threshold and bias were integers already (scale 1)."""
+        return self.scale == 1.0 and self.exact
 
     def row(self) -> str:
         """One line of :meth:`snnx.plugins.loihi.model.LavaModel.report`."""
@@ -51,12 +61,14 @@ class LayerQuantisation:
             f"{self.layer:<16} scale={self.scale:<10.5g} vth={self.vth:<6d} iDecay={self.i_decay:<4d} "
             f"vDecay={self.v_decay:<4d} clipped={self.clipped:<3d} max|dw|={self.weight_error:.2e} "
             f"|dth|={self.threshold_error:.2e} |ddu|={self.current_decay_error:.1e} "
-            f"|ddv|={self.voltage_decay_error:.1e} max|in|={self.max_input} exact={'yes' if self.exact else 'no'}"
+            f"|ddv|={self.voltage_decay_error:.1e} |db|={self.bias_error:.1e} max|in|={self.max_input} "
+            f"exact={'yes' if self.exact else 'no'}"
         )
 
 
-def _power_of_two_scale(weight: np.ndarray, threshold: float, peak: float) -> float | None:
-    """A scale 2**k that makes every weight and the threshold an exact in-range integer, if one exists.
+def _power_of_two_scale(weight: np.ndarray, threshold: float, peak: float, bias: np.ndarray) -> float | None:
+    """A scale 2**k that makes every weight, the threshold and the bias exact in-range integers, if one
+    exists (the largest such: the finest threshold grid).
 
     ``peak`` is ``max|weight|`` (0 for no weights).
     """
@@ -65,10 +77,10 @@ def _power_of_two_scale(weight: np.ndarray, threshold: float, peak: float) -> fl
     top = math.floor(math.log2(WEIGHT_MAX / peak))
     for k in range(top, top - 40, -1):
         scale = 2.0**k
-        w, th = weight * scale, threshold * scale
-        if th > VTH_MAX:
+        w, th, b = weight * scale, threshold * scale, bias * scale
+        if th > VTH_MAX or np.any(b > BIAS_MAX) or np.any(b < BIAS_MIN):
             continue
-        if np.all(w == np.round(w)) and th == round(th) and th >= 1:
+        if np.all(w == np.round(w)) and th == round(th) and th >= 1 and np.all(b == np.round(b)):
             return scale
     return None
 
@@ -82,16 +94,21 @@ def quantise_layer(layer: CubaLayer) -> LayerQuantisation:
     """
     theta = float(layer.threshold)
     w = layer.weight
+    bias = layer.voltage_bias()
     peak = float(np.max(np.abs(w))) if w.size else 0.0
-    exact_scale = _power_of_two_scale(w, theta, peak)
+    bias_peak = float(np.max(np.abs(bias))) if bias.size else 0.0
+    exact_scale = _power_of_two_scale(w, theta, peak, bias)
     if exact_scale is not None:
         scale = exact_scale
     else:
         scale = WEIGHT_MAX / peak if peak > 0 else 1.0
-        scale = min(scale, VTH_MAX / theta)
+        scale = min(scale, VTH_MAX / theta, BIAS_MAX / bias_peak if bias_peak else math.inf)
+    b_raw = np.round(bias * scale)
+    b_int = np.clip(b_raw, BIAS_MIN, BIAS_MAX).astype(np.int64)
+    bias_error = float(np.max(np.abs(b_int / scale - bias))) / theta if bias.size else 0.0
     raw = np.round(w * scale)
     w_int = np.clip(raw, WEIGHT_MIN, WEIGHT_MAX).astype(np.int64)
-    clipped = int(np.sum(raw != w_int))
+    clipped = int(np.sum(raw != w_int)) + int(np.sum(b_raw != b_int))
     vth = int(min(max(round(theta * scale), 0), VTH_MAX))
     i_decay = int(round(layer.current_decay * DECAY_UNIT))
     v_decay = int(round(layer.voltage_decay * DECAY_UNIT))
@@ -103,12 +120,13 @@ def quantise_layer(layer: CubaLayer) -> LayerQuantisation:
     # Exact means: integer arithmetic with no rounding (no decays) on exactly represented parameters.
     exact = (
         exact_scale is not None and clipped == 0 and weight_error == 0 and threshold_error == 0
-        and i_decay == DECAY_UNIT and v_decay == 0 and du_err == 0 and dv_err == 0
+        and bias_error == 0 and i_decay == DECAY_UNIT and v_decay == 0 and du_err == 0 and dv_err == 0
     )
     return LayerQuantisation(
         layer=layer.nodes[-1], scale=scale, weight=w_int, vth=vth, i_decay=i_decay, v_decay=v_decay,
         clipped=clipped, weight_error=weight_error, threshold_error=threshold_error,
         current_decay_error=du_err, voltage_decay_error=dv_err, max_input=int(fan_in.max()), exact=exact,
+        bias=b_int if np.any(b_int) else None, bias_error=bias_error,
     )
 
 
@@ -119,8 +137,9 @@ def quantisation_refusals(quant: list[LayerQuantisation]) -> list[str]:
         if q.exact:
             continue
         what = []
-        if q.weight_error or q.threshold_error or q.clipped:
-            what.append(f"weights/threshold off by up to {max(q.weight_error, q.threshold_error):.2e} thresholds")
+        if q.weight_error or q.threshold_error or q.bias_error or q.clipped:
+            err = max(q.weight_error, q.threshold_error, q.bias_error)
+            what.append(f"weights/threshold/bias off by up to {err:.2e} thresholds")
         if q.i_decay != DECAY_UNIT or q.v_decay != 0:
             what.append("decays round the state to Loihi's 1/64 grid every step")
         reasons.append(

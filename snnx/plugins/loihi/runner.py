@@ -20,40 +20,60 @@ from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
 
 
+def _lava_layout(model: LavaModel) -> bool:
+    """Whether the input enters Lava as an ``(x, y, c)`` image (a first conv layer) rather than flat."""
+    return model.chain.layers[0].kind == "conv"
+
+
 def _stream(model: LavaModel, x: np.ndarray, *, graded: bool = False) -> tuple[np.ndarray, int, int]:
-    """Time-major ``(T, B, *shape)`` inputs as one ``(N, B*T + L)`` stream of consecutive windows."""
+    """Time-major ``(T, B, *shape)`` inputs as one ``(*lava_shape, B*T + L)`` stream of consecutive windows."""
     steps, batch = x.shape[:2]
-    flat = x.reshape(steps, batch, -1)
-    if not graded and not np.all((flat == 0) | (flat == 1)):
+    if not graded and not np.all((x == 0) | (x == 1)):
         msg = "Lava input must be binary spikes (0 or 1): Loihi's input layer sends unary spike events"
         raise SnnxError(msg)
-    data = np.zeros((flat.shape[2], batch * steps + model.latency))
-    data[:, : batch * steps] = flat.transpose(2, 1, 0).reshape(flat.shape[2], batch * steps)
+    if _lava_layout(model):
+        sample = x.transpose(0, 1, *reversed(range(2, x.ndim)))  # (T, B, W, H, C)
+    else:
+        sample = x.reshape(steps, batch, -1)
+    shape = sample.shape[2:]
+    # time last, samples one after another: (..., B, T) -> (..., B*T)
+    windows = np.moveaxis(sample, (0, 1), (-1, -2)).reshape(*shape, batch * steps)
+    data = np.zeros((*shape, batch * steps + model.latency))
+    data[..., : batch * steps] = windows
     return data, steps, batch
 
 
 def _unstream(model: LavaModel, out: np.ndarray, steps: int, batch: int) -> np.ndarray:
-    """The inverse of :func:`_stream` on the output, with the chain's latency removed."""
+    """The inverse of :func:`_stream` on the output ``(*lava_shape, steps)``, latency removed."""
     lat = model.latency
-    y = out[:, lat : lat + batch * steps].reshape(out.shape[0], batch, steps).transpose(2, 1, 0)
+    y = out[..., lat : lat + batch * steps]
+    y = np.moveaxis(y.reshape(*y.shape[:-1], batch, steps), (-1, -2), (0, 1))  # (T, B, *lava_shape)
+    if model.chain.layers[-1].kind == "conv":
+        y = y.transpose(0, 1, *reversed(range(2, y.ndim)))
     return y.reshape(steps, batch, *model.chain.out_shape)
 
 
-def run_process(net: Any, inp: Any, out: Any, data: np.ndarray, tag: str) -> np.ndarray:
-    """Feed ``data`` into port ``inp`` and record port ``out`` for every step of one Lava run."""
+def run_process(
+    net: Any, inp: Any, out: Any, data: np.ndarray, tag: str, exceptions: dict[type, type] | None = None
+) -> np.ndarray:
+    """Feed ``data`` into port ``inp`` and record port ``out`` for every step of one Lava run.
+
+    ``exceptions`` maps snnx's own Lava process instances to their process models (Lava finds its own
+    models by scanning its package; snnx's are named explicitly).
+    """
     source = import_lava("lava.proc.io.source")
     sink = import_lava("lava.proc.io.sink")
     run_configs = import_lava("lava.magma.core.run_configs")
     run_conditions = import_lava("lava.magma.core.run_conditions")
-    steps = data.shape[1]
+    steps = data.shape[-1]
     src = source.RingBuffer(data=data)
-    snk = sink.RingBuffer(shape=out.shape, buffer=steps)
+    snk = sink.RingBuffer(shape=tuple(int(d) for d in out.shape), buffer=steps)
     src.s_out.connect(inp)
     out.connect(snk.a_in)
     try:
         net.run(
             condition=run_conditions.RunSteps(num_steps=steps),
-            run_cfg=run_configs.Loihi2SimCfg(select_tag=tag),
+            run_cfg=run_configs.Loihi2SimCfg(select_tag=tag, exception_proc_model_map=exceptions or {}),
         )
         result = snk.data.get()
     finally:
@@ -76,24 +96,10 @@ def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
 
 
 def run_float(model: LavaModel, x: np.ndarray) -> np.ndarray:
-    """Run the chain as Lava ``Dense`` + ``LIFReset`` processes in floating point."""
-    dense = import_lava("lava.proc.dense.process")
-    lif = import_lava("lava.proc.lif.process")
+    """Run the chain as Lava processes in floating point (:mod:`snnx.plugins.loihi.processes`)."""
+    from snnx.plugins.loihi.processes import build_float
+
     data, steps, batch = _stream(model, x, graded=True)
-    first = last = None
-    prev_out = None
-    for j, layer in enumerate(model.chain.layers, start=1):
-        # The first synapse takes graded input (message bits > 0 makes Dense multiply, not select).
-        conn = dense.Dense(weights=layer.weight, num_message_bits=24 if j == 1 else 0)
-        neurons = lif.LIFReset(
-            shape=(layer.weight.shape[0],), du=layer.current_decay, dv=layer.voltage_decay,
-            vth=layer.threshold, bias_mant=0.0, reset_interval=steps, reset_offset=(1 + j) % steps,
-        )
-        conn.a_out.connect(neurons.a_in)
-        if prev_out is None:
-            first = conn
-        else:
-            prev_out.connect(conn.s_in)
-        prev_out, last = neurons.s_out, neurons
-    out = run_process(first, first.s_in, last.s_out, data, "floating_pt")
+    net = build_float(model.chain, steps)
+    out = run_process(net.first, net.inp, net.out, data, "floating_pt", net.exceptions)
     return _unstream(model, out, steps, batch)
