@@ -17,7 +17,6 @@ import numpy as np
 
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.capabilities import Capabilities
-from snnx.ir.nodes import NEURON_KINDS, SPIKING_KINDS
 from snnx.ir.prepare import PreparedGraph
 from snnx.plugins.loihi import runner, slayer
 from snnx.plugins.loihi.cuba import CHAIN_NODE_TYPES, CubaChain, chain_or_raise, extract_chain, loihi_refusals
@@ -27,8 +26,6 @@ from snnx.plugins.loihi.netx import write_netx
 from snnx.plugins.loihi.quantise import quantisation_refusals, quantise_layer
 from snnx.registry import Backend
 
-#: What the Loihi neuron takes: the CUBA chain without the non-spiking neurons.
-LAVA_NODE_TYPES = CHAIN_NODE_TYPES - (NEURON_KINDS - SPIKING_KINDS)
 #: find_spec only: importing Lava costs seconds, which `snnx info` must not pay per backend;
 #: an install that is present but broken is reported when the backend is used (import_lava).
 INSTALL_HINT = "snnx install lava"
@@ -66,7 +63,7 @@ class LavaBackend(_LavaBackendBase):
     name = "lava"
     description = "Loihi 2: netx HDF5 network quantised by snnx, run bit-accurately by Lava (fixed_pt)"
     # Reset modes and initial state are checked by loihi_refusals, whose reasons say what Loihi does.
-    capabilities = Capabilities(node_types=LAVA_NODE_TYPES, cycles=False, v_init=True)
+    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=False, v_init=True)
     file_suffix = ".net"
     tag = "fixed_pt"
     #: Fixed point approximates the float contract by design: the quantisation is reported per layer,
@@ -76,7 +73,7 @@ class LavaBackend(_LavaBackendBase):
     approximate: ClassVar[bool] = True
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        chain, reasons = extract_chain(graph)
+        chain, reasons = extract_chain(graph, readout=True)
         if chain is None:
             return None, reasons
         reasons = loihi_refusals(chain)

@@ -362,17 +362,22 @@ def loihi_refusals(chain: CubaChain) -> list[str]:
     reasons = []
     for layer in chain.layers:
         name = layer.nodes[-1]
-        if layer.readout:
+        last = layer is chain.layers[-1]
+        if not layer.spiking and not last:
             reasons.append(
-                f"nodes {list(layer.nodes)}: a stateless readout after the last neuron is not deployed to "
-                "Loihi's fixed point by snnx (every Loihi layer ends in CUBA neurons; use 'lava-float')"
+                f"node {name!r}: {layer.neuron_type} is non-spiking and feeds another layer; Loihi layers "
+                "send spikes (a voltage can only be read out, by probing the last layer)"
             )
             continue
         if not layer.spiking:
-            reasons.append(
-                f"node {name!r}: {layer.neuron_type} is non-spiking; Loihi layers emit spikes "
-                "(use a spiking readout and count spikes)"
-            )
+            # The last layer's voltage is probed (Lava Monitor); it never fires.
+            if np.any(np.asarray(layer.v_init) != 0) or np.any(np.asarray(layer.u_init) != 0):
+                reasons.append(f"node {name!r}: non-zero v_init/i_init is not supported (Loihi state starts at 0)")
+            if layer.bias is not None and layer.current_decay != 1.0:
+                reasons.append(
+                    f"nodes {list(layer.nodes[:-1])}: a synapse bias into a decaying current "
+                    f"({layer.neuron_type}) is not supported: Loihi's bias is added to the voltage, not the current"
+                )
             continue
         if layer.reset != "value":
             reasons.append(f"node {name!r}: reset {layer.reset!r} is not supported; Loihi resets the voltage to 0")

@@ -66,7 +66,7 @@ class LayerQuantisation:
         )
 
 
-def _power_of_two_scale(weight: np.ndarray, threshold: float, peak: float, bias: np.ndarray) -> float | None:
+def _power_of_two_scale(weight: np.ndarray, threshold: float | None, peak: float, bias: np.ndarray) -> float | None:
     """A scale 2**k that makes every weight, the threshold and the bias exact in-range integers, if one
     exists (the largest such: the finest threshold grid).
 
@@ -77,7 +77,7 @@ def _power_of_two_scale(weight: np.ndarray, threshold: float, peak: float, bias:
     top = math.floor(math.log2(WEIGHT_MAX / peak))
     for k in range(top, top - 40, -1):
         scale = 2.0**k
-        w, th, b = weight * scale, threshold * scale, bias * scale
+        w, th, b = weight * scale, 1.0 if threshold is None else threshold * scale, bias * scale
         if th > VTH_MAX or np.any(b > BIAS_MAX) or np.any(b < BIAS_MIN):
             continue
         if np.all(w == np.round(w)) and th == round(th) and th >= 1 and np.all(b == np.round(b)):
@@ -92,35 +92,39 @@ def quantise_layer(layer: CubaLayer) -> LayerQuantisation:
     bits; a power-of-two scale is used instead when it represents every weight and the threshold
     exactly, because then the float reference sums the same numbers without rounding.
     """
-    theta = float(layer.threshold)
+    # A non-spiking layer (read out by probing its voltage) never fires: its threshold is the largest
+    # mantissa, and its errors are in units of v rather than of a threshold.
+    theta = float(layer.threshold) if layer.spiking else 1.0
     w = layer.weight
     bias = layer.voltage_bias()
     peak = float(np.max(np.abs(w))) if w.size else 0.0
     bias_peak = float(np.max(np.abs(bias))) if bias.size else 0.0
-    exact_scale = _power_of_two_scale(w, theta, peak, bias)
+    exact_scale = _power_of_two_scale(w, theta if layer.spiking else None, peak, bias)
     if exact_scale is not None:
         scale = exact_scale
     else:
         scale = WEIGHT_MAX / peak if peak > 0 else 1.0
-        scale = min(scale, VTH_MAX / theta, BIAS_MAX / bias_peak if bias_peak else math.inf)
+        scale = min(scale, VTH_MAX / theta if layer.spiking else math.inf, BIAS_MAX / bias_peak if bias_peak else math.inf)
     b_raw = np.round(bias * scale)
     b_int = np.clip(b_raw, BIAS_MIN, BIAS_MAX).astype(np.int64)
     bias_error = float(np.max(np.abs(b_int / scale - bias))) / theta if bias.size else 0.0
     raw = np.round(w * scale)
     w_int = np.clip(raw, WEIGHT_MIN, WEIGHT_MAX).astype(np.int64)
     clipped = int(np.sum(raw != w_int)) + int(np.sum(b_raw != b_int))
-    vth = int(min(max(round(theta * scale), 0), VTH_MAX))
+    vth = int(min(max(round(theta * scale), 0), VTH_MAX)) if layer.spiking else VTH_MAX
     i_decay = int(round(layer.current_decay * DECAY_UNIT))
     v_decay = int(round(layer.voltage_decay * DECAY_UNIT))
     weight_error = float(np.max(np.abs(w_int / scale - w))) / theta if w.size else 0.0
-    threshold_error = abs(vth / scale - theta) / theta
+    threshold_error = abs(vth / scale - theta) / theta if layer.spiking else 0.0
     du_err = abs(i_decay / DECAY_UNIT - layer.current_decay)
     dv_err = abs(v_decay / DECAY_UNIT - layer.voltage_decay)
     fan_in = np.abs(w_int).reshape(w_int.shape[0], -1).sum(axis=1) if w.size else np.zeros(1)
-    # Exact means: integer arithmetic with no rounding (no decays) on exactly represented parameters.
+    # Exact means: integer arithmetic with no rounding (no decays: a voltage decay of 1, which zeroes
+    # the voltage every step, rounds nothing either) on exactly represented parameters.
     exact = (
-        exact_scale is not None and clipped == 0 and weight_error == 0 and threshold_error == 0
-        and bias_error == 0 and i_decay == DECAY_UNIT and v_decay == 0 and du_err == 0 and dv_err == 0
+        (exact_scale is not None or not layer.spiking and peak == 0.0) and clipped == 0 and weight_error == 0
+        and threshold_error == 0 and bias_error == 0 and i_decay == DECAY_UNIT and v_decay in (0, DECAY_UNIT)
+        and du_err == 0 and dv_err == 0
     )
     return LayerQuantisation(
         layer=layer.nodes[-1], scale=scale, weight=w_int, vth=vth, i_decay=i_decay, v_decay=v_decay,
@@ -140,7 +144,7 @@ def quantisation_refusals(quant: list[LayerQuantisation]) -> list[str]:
         if q.weight_error or q.threshold_error or q.bias_error or q.clipped:
             err = max(q.weight_error, q.threshold_error, q.bias_error)
             what.append(f"weights/threshold/bias off by up to {err:.2e} thresholds")
-        if q.i_decay != DECAY_UNIT or q.v_decay != 0:
+        if q.i_decay != DECAY_UNIT or q.v_decay not in (0, DECAY_UNIT):
             what.append("decays round the state to Loihi's 1/64 grid every step")
         reasons.append(
             f"node {q.layer!r}: Loihi fixed point is not exact here ({'; '.join(what)}); lower without "

@@ -18,6 +18,7 @@ from snnx.errors import SnnxError
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
+from snnx.plugins.loihi.quantise import STATE_SHIFT
 
 
 def _lava_layout(model: LavaModel) -> bool:
@@ -54,12 +55,15 @@ def _unstream(model: LavaModel, out: np.ndarray, steps: int, batch: int) -> np.n
 
 
 def run_process(
-    net: Any, inp: Any, out: Any, data: np.ndarray, tag: str, exceptions: dict[type, type] | None = None
+    net: Any, inp: Any, out: Any, data: np.ndarray, tag: str, exceptions: dict[Any, type] | None = None,
+    probe: Any = None,
 ) -> np.ndarray:
     """Feed ``data`` into port ``inp`` and record port ``out`` for every step of one Lava run.
 
     ``exceptions`` maps snnx's own Lava process instances to their process models (Lava finds its own
-    models by scanning its package; snnx's are named explicitly).
+    models by scanning its package; snnx's are named explicitly). With ``probe`` (a Lava ``Var``), the
+    Var's value after every step is returned instead of ``out`` (Lava's ``Monitor``: how a voltage is
+    read out of Loihi).
     """
     source = import_lava("lava.proc.io.source")
     sink = import_lava("lava.proc.io.sink")
@@ -70,12 +74,20 @@ def run_process(
     snk = sink.RingBuffer(shape=tuple(int(d) for d in out.shape), buffer=steps)
     src.s_out.connect(inp)
     out.connect(snk.a_in)
+    monitor = None
+    if probe is not None:
+        monitor = import_lava("lava.proc.monitor.process").Monitor()
+        monitor.probe(target=probe, num_steps=steps)
     try:
         net.run(
             condition=run_conditions.RunSteps(num_steps=steps),
             run_cfg=run_configs.Loihi2SimCfg(select_tag=tag, exception_proc_model_map=exceptions or {}),
         )
-        result = snk.data.get()
+        if monitor is None:
+            result = snk.data.get()
+        else:
+            (recorded,) = monitor.get_data().values()
+            result = np.moveaxis(np.asarray(recorded[probe.name], dtype=np.float64), 0, -1)  # time last
     finally:
         net.stop()
     return np.asarray(result, dtype=np.float64)
@@ -91,7 +103,14 @@ def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
         # reset_offset=1: netx resets layer j at Lava time step (1 + j) mod T (time starts at 1),
         # i.e. on the step its window's first input arrives.
         net = netx.hdf5.Network(net_config=path, reset_interval=steps, reset_offset=1)
-        out = run_process(net, net.inp, net.out, data, "fixed_pt")
+        last = model.chain.layers[-1]
+        if last.spiking:
+            out = run_process(net, net.inp, net.out, data, "fixed_pt")
+        else:
+            # A non-spiking last layer (LI, I, CubaLI or a stateless readout) never fires: its voltage is
+            # probed, in Loihi's units (mantissa << 6), and scaled back to the folded float units.
+            out = run_process(net, net.inp, net.out, data, "fixed_pt", probe=net.layers[-1].neuron.v)
+            out = out / (model.quantisation[-1].scale * (1 << STATE_SHIFT))
     return _unstream(model, out, steps, batch)
 
 
