@@ -111,7 +111,7 @@ def test_float_backends_take_what_loihi_cannot(backend: str, spikes: np.ndarray)
     assert any("v_reset must be 0" in r for r in reasons)
     assert any("v_init" in r for r in reasons)
     assert not any("v_leak" in r for r in reasons), "v_leak is Loihi's voltage bias"
-    assert any("LI is not supported" in r or "non-spiking" in r for r in reasons)
+    assert not any("'li'" in r for r in reasons), "the last layer's voltage is probed"
 
 
 def _conv_graph(rng: np.random.Generator) -> nir.NIRGraph:
@@ -199,12 +199,54 @@ def test_lava_saves_a_netx_network_that_lava_loads(tmp_path, spikes: np.ndarray)
     assert int(np.max(np.abs(net.layers[0].synapse.weights.get()))) <= 255
 
 
-def test_non_binary_input_to_fixed_point_is_an_error(spikes: np.ndarray) -> None:
-    w1, w2 = _weights()
+def test_graded_input_on_fixed_point_is_exact_when_dyadic(spikes: np.ndarray) -> None:
+    """Non-binary input goes to Loihi 2 as graded spikes with e fractional bits (here e = 2)."""
+    rng = np.random.default_rng(1)
+    w1, w2 = rng.integers(-16, 20, (20, 10)) / 16, rng.integers(-16, 24, (5, 20)) / 16
+    graph = prepare(chain_graph("if", w1, w2, thresholds=(1.0, 2.0)))
+    x = spikes * rng.choice([0.25, 0.5, 1.0, 1.5], spikes.shape)
     backend = get_backend("lava")
-    model = backend.lower(prepare(chain_graph("lif", w1, w2)))
-    with pytest.raises(SnnxError, match="binary spikes"):
-        backend.run(model, {"in": spikes * 0.5})
+    out = backend.run(backend.lower(graph, exact=True), {"in": x})["out"]
+    ref = simulate(graph, {"in": x})["out"]
+    assert ref.sum() > 10
+    np.testing.assert_array_equal(out, ref)
+
+
+def _integer_graph(readout: str) -> nir.NIRGraph:
+    """An integer SNN: integer weights, biases and thresholds, IF neurons (v += I with dt * r = 1), and
+    a spiking or a voltage (I, integrator) readout."""
+    rng = np.random.default_rng(4)
+    n = 12
+    last = (nir.IF(r=np.full(4, 1 / DT), v_threshold=np.full(4, 3.0), v_reset=np.zeros(4)) if readout == "if"
+            else nir.I(r=np.full(4, 1 / DT)))
+    graph = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([10])}),
+            "fc1": nir.Affine(weight=rng.integers(-3, 4, (n, 10)).astype(float), bias=rng.integers(-1, 2, n).astype(float)),
+            "n1": nir.IF(r=np.full(n, 1 / DT), v_threshold=rng.integers(2, 6, n).astype(float), v_reset=np.zeros(n)),
+            "fc2": nir.Linear(weight=rng.integers(-2, 3, (4, n)).astype(float)),
+            "n2": last,
+            "out": nir.Output(output_type={"output": np.array([4])}),
+        },
+        edges=[("in", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "out")],
+    )
+    graph.metadata = {"snnx": {"version": 1, "dt": DT}}
+    return graph
+
+
+@pytest.mark.parametrize("readout", ["if", "i"])
+def test_integer_snn_deploys_as_it_is_and_exactly(readout: str, spikes: np.ndarray) -> None:
+    """Integer weights/biases/thresholds keep scale 1 (no re-quantisation) and equal the reference on
+    fixed_pt, including a voltage readout probed from the last layer."""
+    graph = prepare(_integer_graph(readout))
+    backend = get_backend("lava")
+    model = backend.lower(graph, exact=True)
+    assert all(q.integer for q in model.quantisation), model.report()
+    assert model.quantisation[0].bias is not None
+    out = backend.run(model, {"in": spikes})["out"]
+    ref = simulate(graph, {"in": spikes})["out"]
+    assert np.abs(ref).sum() > 10
+    np.testing.assert_array_equal(out, ref)
 
 
 # -- refusals ---------------------------------------------------------------------------------------

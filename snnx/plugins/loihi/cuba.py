@@ -18,7 +18,8 @@ CubaLIF/LI dt/ts   dt/tm        c (dt/tm) r (dt/ts) w_in            c (dt/tm) v_
 =========  ======  ===========  =================================  ====================
 
 with ``theta' = c v_threshold`` shared by the layer (``c = 1`` when the layer's thresholds are equal,
-and always for the non-spiking LI, CubaLI and I), ``v_reset' = c v_reset``, ``v_init' = c v_init``,
+and always for the non-spiking LI, CubaLI and I; ``theta'`` is the largest threshold, or the least
+common multiple of differing integer thresholds, so that integer SNNs stay integer), ``v_reset' = c v_reset``, ``v_init' = c v_init``,
 ``u_init' = c (dt/tm) r i_init``. Stateless nodes between two neuron layers (Affine, Linear, Scale,
 Flatten, pools, convolutions) are composed into one dense synapse, unless the run is a single
 Conv2d, which stays a convolution.
@@ -171,6 +172,21 @@ def _chain_order(graph: nir.NIRGraph) -> tuple[list[str], list[str]]:
     return order, []
 
 
+#: Largest shared threshold :func:`_shared_threshold` makes from per-neuron integer thresholds.
+MAX_SHARED_INTEGER_THRESHOLD = (1 << 17) - 1
+
+
+def _shared_threshold(theta: np.ndarray) -> float:
+    """The layer's one threshold ``theta'``: the largest, or, for differing integer thresholds, their
+    least common multiple (then every gain ``c = theta'/theta`` is an integer and an integer SNN stays
+    integer on Loihi, whose threshold is shared by a layer)."""
+    top = float(theta.max())
+    if np.ptp(theta) == 0 or not np.all(theta == np.round(theta)):
+        return top
+    lcm = int(np.lcm.reduce(np.unique(theta).astype(np.int64)))
+    return float(lcm) if lcm <= MAX_SHARED_INTEGER_THRESHOLD else top
+
+
 def _neuron_fold(name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...]) -> tuple[dict[str, Any], list[str]]:
     """Per-neuron gain and CUBA parameters of one neuron node (NIR shape), or refusal reasons."""
     reasons: list[str] = []
@@ -201,7 +217,7 @@ def _neuron_fold(name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...]
         if np.any(theta <= 0):
             reasons.append(f"node {name!r}: v_threshold must be > 0 (SLAYER/Loihi fire upwards only)")
             return {}, reasons
-        threshold = float(theta.max())
+        threshold = _shared_threshold(theta)
         c = threshold / theta
     fold = {
         "gain": c * g_v * g_i,

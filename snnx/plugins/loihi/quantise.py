@@ -66,15 +66,23 @@ class LayerQuantisation:
         )
 
 
-def _power_of_two_scale(weight: np.ndarray, threshold: float | None, peak: float, bias: np.ndarray) -> float | None:
+def _power_of_two_scale(
+    weight: np.ndarray, threshold: float | None, peak: float, bias: np.ndarray, cap: float = math.inf
+) -> float | None:
     """A scale 2**k that makes every weight, the threshold and the bias exact in-range integers, if one
-    exists (the largest such: the finest threshold grid).
-
-    ``peak`` is ``max|weight|`` (0 for no weights).
+    exists: 1 when they are integers already (an integer SNN keeps its own numbers), else the largest
+    such (the finest threshold grid). ``peak`` is ``max|weight|`` (0 for no weights); ``cap`` bounds it.
     """
     if peak == 0.0:
         return None
-    top = math.floor(math.log2(WEIGHT_MAX / peak))
+    integer = (
+        peak <= WEIGHT_MAX and np.all(weight == np.round(weight)) and np.all(bias == np.round(bias))
+        and (threshold is None or (threshold == round(threshold) and 1 <= threshold <= VTH_MAX))
+        and np.all(bias <= BIAS_MAX) and np.all(bias >= BIAS_MIN) and cap >= 1
+    )
+    if integer:
+        return 1.0
+    top = min(math.floor(math.log2(WEIGHT_MAX / peak)), math.floor(math.log2(cap)) if cap < math.inf else 1 << 10)
     for k in range(top, top - 40, -1):
         scale = 2.0**k
         w, th, b = weight * scale, 1.0 if threshold is None else threshold * scale, bias * scale
@@ -85,12 +93,29 @@ def _power_of_two_scale(weight: np.ndarray, threshold: float | None, peak: float
     return None
 
 
-def quantise_layer(layer: CubaLayer) -> LayerQuantisation:
+#: Steps assumed for the voltage range of a non-decaying readout (``I``) when the run length is unknown.
+DEFAULT_READOUT_STEPS = 64
+
+
+def voltage_bound(layer: CubaLayer, steps: int | None = None, input_peak: float = 1.0) -> float:
+    """An upper bound of ``|v|`` (folded units) of a layer that never fires: the per-step input bound
+    ``max(Σ|w| · input_peak + |b|)`` summed geometrically through the current and voltage decays
+    (``steps`` times for a voltage that does not decay)."""
+    w = np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1) * input_peak
+    per_step = float(np.max(w.reshape(-1, *([1] * (len(layer.data_shape) - 1))) + np.abs(layer.voltage_bias())))
+    u = per_step / layer.current_decay if layer.current_decay > 0 else per_step * (steps or DEFAULT_READOUT_STEPS)
+    return u / layer.voltage_decay if layer.voltage_decay > 0 else u * (steps or DEFAULT_READOUT_STEPS)
+
+
+def quantise_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: float = 1.0) -> LayerQuantisation:
     """Quantise one folded layer to Loihi's formats (see ``specs/backends/lava.md``).
 
     The scale is the largest that keeps weights in 8 bits (``127 / max|w|``) and the threshold in 17
     bits; a power-of-two scale is used instead when it represents every weight and the threshold
-    exactly, because then the float reference sums the same numbers without rounding.
+    exactly, because then the float reference sums the same numbers without rounding. Weights,
+    threshold and bias that are integers already keep scale 1 (an integer SNN deploys as it is). A
+    layer that never fires (its voltage is read out) is further limited so that its voltage stays in
+    Loihi's 24-bit range (:func:`voltage_bound` over ``steps`` with inputs up to ``input_peak``).
     """
     # A non-spiking layer (read out by probing its voltage) never fires: its threshold is the largest
     # mantissa, and its errors are in units of v rather than of a threshold.
@@ -99,12 +124,13 @@ def quantise_layer(layer: CubaLayer) -> LayerQuantisation:
     bias = layer.voltage_bias()
     peak = float(np.max(np.abs(w))) if w.size else 0.0
     bias_peak = float(np.max(np.abs(bias))) if bias.size else 0.0
-    exact_scale = _power_of_two_scale(w, theta if layer.spiking else None, peak, bias)
+    v_cap = math.inf if layer.spiking else STATE_LIMIT / ((1 << STATE_SHIFT) * max(voltage_bound(layer, steps, input_peak), 1e-300))
+    exact_scale = _power_of_two_scale(w, theta if layer.spiking else None, peak, bias, v_cap)
     if exact_scale is not None:
         scale = exact_scale
     else:
         scale = WEIGHT_MAX / peak if peak > 0 else 1.0
-        scale = min(scale, VTH_MAX / theta if layer.spiking else math.inf, BIAS_MAX / bias_peak if bias_peak else math.inf)
+        scale = min(scale, VTH_MAX / theta if layer.spiking else math.inf, BIAS_MAX / bias_peak if bias_peak else math.inf, v_cap)
     b_raw = np.round(bias * scale)
     b_int = np.clip(b_raw, BIAS_MIN, BIAS_MAX).astype(np.int64)
     bias_error = float(np.max(np.abs(b_int / scale - bias))) / theta if bias.size else 0.0

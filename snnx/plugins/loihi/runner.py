@@ -8,17 +8,18 @@ state as the contract requires. Lava is imported only inside the functions.
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from typing import Any
 
 import numpy as np
 
-from snnx.errors import SnnxError
+from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
-from snnx.plugins.loihi.quantise import STATE_SHIFT
+from snnx.plugins.loihi.quantise import BIAS_MAX, BIAS_MIN, STATE_SHIFT, VTH_MAX, quantise_layer
 
 
 def _lava_layout(model: LavaModel) -> bool:
@@ -93,17 +94,65 @@ def run_process(
     return np.asarray(result, dtype=np.float64)
 
 
+#: Largest number of fractional bits a graded input is sent with (Loihi 2 graded spikes are integers).
+INPUT_FRACTION_BITS = 8
+#: Message bits of a graded input spike.
+INPUT_MESSAGE_BITS = 16
+
+
+def graded_input(x: np.ndarray) -> tuple[int, bool]:
+    """``(e, exact)``: the input is sent as graded spikes ``round(x * 2**e)``; the smallest ``e`` that
+    makes every value an integer, else :data:`INPUT_FRACTION_BITS` (then the input is rounded)."""
+    for e in range(INPUT_FRACTION_BITS + 1):
+        scaled = x * 2.0**e
+        if np.all(scaled == np.round(scaled)):
+            return e, True
+    return INPUT_FRACTION_BITS, False
+
+
+def _for_graded_input(model: LavaModel, e: int) -> LavaModel:
+    """The model whose first layer counts input in units of ``2**-e``: its threshold and bias mantissas
+    (and its probed voltage's scale) grow by ``2**e``."""
+    q = copy.copy(model.quantisation[0])
+    vth = q.vth << e if model.chain.layers[0].spiking else q.vth
+    bias = None if q.bias is None else q.bias << e
+    if vth > VTH_MAX or (bias is not None and (bias.max() > BIAS_MAX or bias.min() < BIAS_MIN)):
+        msg = (
+            f"node {q.layer!r}: graded input with {e} fractional bits needs its threshold/bias mantissas "
+            f"x{1 << e}, beyond Loihi's 17-bit threshold / 13-bit bias; lower the input's resolution"
+        )
+        raise UnsupportedNodeError(msg)
+    q.vth, q.bias, q.scale = vth, bias, q.scale * (1 << e)
+    return LavaModel(chain=model.chain, tag=model.tag, quantisation=[q, *model.quantisation[1:]])
+
+
 def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
-    """Run the netx network on Lava's bit-accurate Loihi 2 model (``fixed_pt``)."""
+    """Run the netx network on Lava's bit-accurate Loihi 2 model (``fixed_pt``).
+
+    Binary input is sent as unary spikes; any other input as graded spikes (Loihi 2) with ``e``
+    fractional bits (:func:`graded_input`), exact when ``x * 2**e`` are integers.
+    """
     netx = import_lava("lava.lib.dl.netx")
-    data, steps, batch = _stream(model, x)
+    binary = bool(np.all((x == 0) | (x == 1)))
+    bits = 0
+    last = model.chain.layers[-1]
+    if not last.spiking:
+        # The probed voltage must stay in 24 bits for this run's length and input (voltage_bound).
+        peak = float(np.max(np.abs(x))) if len(model.chain.layers) == 1 and x.size else 1.0
+        q = quantise_layer(last, steps=x.shape[0], input_peak=peak)
+        model = LavaModel(chain=model.chain, tag=model.tag, quantisation=[*model.quantisation[:-1], q])
+    if not binary:
+        e, _exact = graded_input(x)  # not exact: the input is rounded to 2**-e (measured, like weights)
+        model = _for_graded_input(model, e)
+        x = np.round(x * 2.0**e)
+        bits = INPUT_MESSAGE_BITS
+    data, steps, batch = _stream(model, x, graded=True)
     with tempfile.TemporaryDirectory(prefix="snnx-lava-") as tmp:
         path = os.path.join(tmp, "model.net")
         write_netx(model, path)
         # reset_offset=1: netx resets layer j at Lava time step (1 + j) mod T (time starts at 1),
         # i.e. on the step its window's first input arrives.
-        net = netx.hdf5.Network(net_config=path, reset_interval=steps, reset_offset=1)
-        last = model.chain.layers[-1]
+        net = netx.hdf5.Network(net_config=path, reset_interval=steps, reset_offset=1, input_message_bits=bits)
         if last.spiking:
             out = run_process(net, net.inp, net.out, data, "fixed_pt")
         else:
