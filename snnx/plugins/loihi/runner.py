@@ -19,7 +19,7 @@ from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
-from snnx.plugins.loihi.quantise import BIAS_MAX, BIAS_MIN, STATE_SHIFT, VTH_MAX, quantise_layer
+from snnx.plugins.loihi.quantise import BIAS_MAX, STATE_SHIFT, VTH_MAX, quantise_layer
 
 
 def _lava_layout(model: LavaModel) -> bool:
@@ -100,29 +100,41 @@ INPUT_FRACTION_BITS = 8
 INPUT_MESSAGE_BITS = 16
 
 
-def graded_input(x: np.ndarray) -> tuple[int, bool]:
-    """``(e, exact)``: the input is sent as graded spikes ``round(x * 2**e)``; the smallest ``e`` that
-    makes every value an integer, else :data:`INPUT_FRACTION_BITS` (then the input is rounded)."""
-    for e in range(INPUT_FRACTION_BITS + 1):
+def _fraction_bits_room(model: LavaModel) -> int:
+    """How many fractional input bits the first layer's threshold and bias mantissas can absorb
+    (they grow by ``2**e``; Loihi's threshold has 17 bits, its bias 13)."""
+    q = model.quantisation[0]
+    room = INPUT_FRACTION_BITS
+    if model.chain.layers[0].spiking and q.vth > 0:
+        room = min(room, int(np.floor(np.log2(VTH_MAX / q.vth))))
+    if q.bias is not None and np.any(q.bias):
+        room = min(room, int(np.floor(np.log2(BIAS_MAX / np.max(np.abs(q.bias))))))
+    return room
+
+
+def graded_input(x: np.ndarray, room: int = INPUT_FRACTION_BITS) -> tuple[int, bool]:
+    """``(e, exact)``: the input is sent as graded spikes ``round(x * 2**e)``; the smallest ``e <= room``
+    that makes every value an integer, else ``room`` (then the input is rounded)."""
+    for e in range(max(room, 0) + 1):
         scaled = x * 2.0**e
         if np.all(scaled == np.round(scaled)):
             return e, True
-    return INPUT_FRACTION_BITS, False
+    return room, False
 
 
 def _for_graded_input(model: LavaModel, e: int) -> LavaModel:
     """The model whose first layer counts input in units of ``2**-e``: its threshold and bias mantissas
     (and its probed voltage's scale) grow by ``2**e``."""
     q = copy.copy(model.quantisation[0])
-    vth = q.vth << e if model.chain.layers[0].spiking else q.vth
-    bias = None if q.bias is None else q.bias << e
-    if vth > VTH_MAX or (bias is not None and (bias.max() > BIAS_MAX or bias.min() < BIAS_MIN)):
+    if e < 0:
         msg = (
-            f"node {q.layer!r}: graded input with {e} fractional bits needs its threshold/bias mantissas "
-            f"x{1 << e}, beyond Loihi's 17-bit threshold / 13-bit bias; lower the input's resolution"
+            f"node {q.layer!r}: graded input does not fit: the threshold/bias mantissas of the first layer "
+            "leave no room for the input's fractional bits in Loihi's 17-bit threshold / 13-bit bias"
         )
         raise UnsupportedNodeError(msg)
-    q.vth, q.bias, q.scale = vth, bias, q.scale * (1 << e)
+    q.vth = q.vth << e if model.chain.layers[0].spiking else q.vth
+    q.bias = None if q.bias is None else q.bias << e
+    q.scale = q.scale * (1 << e)
     return LavaModel(chain=model.chain, tag=model.tag, quantisation=[q, *model.quantisation[1:]])
 
 
@@ -130,7 +142,8 @@ def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
     """Run the netx network on Lava's bit-accurate Loihi 2 model (``fixed_pt``).
 
     Binary input is sent as unary spikes; any other input as graded spikes (Loihi 2) with ``e``
-    fractional bits (:func:`graded_input`), exact when ``x * 2**e`` are integers.
+    fractional bits (:func:`graded_input`, at most what the first layer's threshold and bias mantissas
+    can absorb), exact when ``x * 2**e`` are integers.
     """
     netx = import_lava("lava.lib.dl.netx")
     binary = bool(np.all((x == 0) | (x == 1)))
@@ -142,7 +155,8 @@ def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
         q = quantise_layer(last, steps=x.shape[0], input_peak=peak)
         model = LavaModel(chain=model.chain, tag=model.tag, quantisation=[*model.quantisation[:-1], q])
     if not binary:
-        e, _exact = graded_input(x)  # not exact: the input is rounded to 2**-e (measured, like weights)
+        # not exact: the input is rounded to 2**-e (measured, like the weights)
+        e, _exact = graded_input(x, _fraction_bits_room(model))
         model = _for_graded_input(model, e)
         x = np.round(x * 2.0**e)
         bits = INPUT_MESSAGE_BITS
