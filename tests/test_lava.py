@@ -108,8 +108,7 @@ def test_float_backends_take_what_loihi_cannot(backend: str, spikes: np.ndarray)
     np.testing.assert_allclose(out, ref, rtol=1e-9, atol=1e-12)
     reasons = get_backend("lava").refusals(prepare(graph))
     assert any("'subtract'" in r and "'lif'" in r for r in reasons)
-    assert any("v_reset must be 0" in r for r in reasons)
-    assert any("v_init" in r for r in reasons)
+    assert not any("v_reset" in r or "v_init" in r for r in reasons), "first layer: shifted reset, pulses"
     assert not any("v_leak" in r for r in reasons), "v_leak is Loihi's voltage bias"
     assert not any("'li'" in r for r in reasons), "the last layer's voltage is probed"
 
@@ -210,6 +209,27 @@ def test_graded_input_on_fixed_point_is_exact_when_dyadic(spikes: np.ndarray) ->
     ref = simulate(graph, {"in": x})["out"]
     assert ref.sum() > 10
     np.testing.assert_array_equal(out, ref)
+
+
+def test_fixed_point_first_layer_v_reset_and_v_init(spikes: np.ndarray) -> None:
+    """v_reset != 0 is folded into the threshold (Loihi resets to 0) and the first layer's initial state
+    arrives as a pulse on an extra input axon at each window's first step: exact for dyadic IF."""
+    rng = np.random.default_rng(1)
+    w1, w2 = rng.integers(-16, 20, (20, 10)) / 16, rng.integers(-16, 24, (5, 20)) / 16
+    graph = chain_graph("if", w1, w2, thresholds=(1.0, 2.0))
+    graph.nodes["n1"].v_reset = np.where(np.arange(20) % 2, -0.5, 0.0)
+    snnx.ir.semantics.set_node_contract(graph.nodes["n1"], v_init=(np.arange(20) % 4) / 4)
+    flat = prepare(graph)
+    backend = get_backend("lava")
+    model = backend.lower(flat, exact=True)
+    assert model.chain.pulses == 1 and model.quantisation[0].weight.shape == (20, 11)
+    out = backend.run(model, {"in": spikes})["out"]
+    ref = simulate(flat, {"in": spikes})["out"]
+    assert ref.sum() > 20
+    np.testing.assert_array_equal(out, ref)
+    graph.nodes["n2"].v_reset = np.full(5, 0.5)
+    snnx.ir.semantics.set_node_contract(graph.nodes["n2"], v_init=np.full(5, 0.25))
+    assert any("node 'n2': non-zero v_init" in r for r in backend.refusals(prepare(graph)))
 
 
 def _integer_graph(readout: str) -> nir.NIRGraph:

@@ -19,7 +19,14 @@ from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.capabilities import Capabilities
 from snnx.ir.prepare import PreparedGraph
 from snnx.plugins.loihi import runner, slayer
-from snnx.plugins.loihi.cuba import CHAIN_NODE_TYPES, CubaChain, chain_or_raise, extract_chain, loihi_refusals
+from snnx.plugins.loihi.cuba import (
+    CHAIN_NODE_TYPES,
+    CubaChain,
+    chain_or_raise,
+    extract_chain,
+    initial_state_pulses,
+    loihi_refusals,
+)
 from snnx.plugins.loihi.export import chain_to_nir
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
@@ -73,9 +80,10 @@ class LavaBackend(_LavaBackendBase):
     approximate: ClassVar[bool] = True
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        chain, reasons = extract_chain(graph, readout=True)
+        chain, reasons = extract_chain(graph, readout=True, shift_reset=True)
         if chain is None:
             return None, reasons
+        chain = initial_state_pulses(chain)
         reasons = loihi_refusals(chain)
         return (None, reasons) if reasons else (chain, [])
 

@@ -134,6 +134,9 @@ class CubaChain:
     dt: float
     in_shape: tuple[int, ...]
     layers: list[CubaLayer]
+    #: Extra input channels after the flat input that carry a spike at step 0 (and 1) of every window:
+    #: the first layer's initial state, set by :func:`initial_state_pulses`.
+    pulses: int = 0
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -187,8 +190,15 @@ def _shared_threshold(theta: np.ndarray) -> float:
     return float(lcm) if lcm <= MAX_SHARED_INTEGER_THRESHOLD else top
 
 
-def _neuron_fold(name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...]) -> tuple[dict[str, Any], list[str]]:
-    """Per-neuron gain and CUBA parameters of one neuron node (NIR shape), or refusal reasons."""
+def _neuron_fold(
+    name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...], shift_reset: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """Per-neuron gain and CUBA parameters of one neuron node (NIR shape), or refusal reasons.
+
+    ``shift_reset``: count the voltage from ``v_reset`` (``v~ = v - v_reset``) for reset "value", so
+    the reset is to 0; the threshold becomes ``v_threshold - v_reset``, the leak target
+    ``v_leak - v_reset`` and the initial voltage ``v_init - v_reset`` (exact algebra).
+    """
     reasons: list[str] = []
     ones = np.ones(shape)
     r = _arr(node.r, shape)
@@ -212,8 +222,16 @@ def _neuron_fold(name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...]
     spiking = isinstance(node, SPIKING)
     c = ones
     threshold = None
+    v_init = v_init_of(node) * ones
+    v_reset = _arr(node.v_reset, shape) if spiking else 0 * ones
     if spiking:
         theta = _arr(node.v_threshold, shape)
+        if shift_reset and reset_of(node) == "value" and np.any(v_reset != 0):
+            theta = theta - v_reset
+            leak, v_init, v_reset = leak - v_reset, v_init - v_reset, 0 * ones
+            if np.any(theta <= 0):
+                reasons.append(f"node {name!r}: v_threshold must be above v_reset (Loihi fires upwards only)")
+                return {}, reasons
         if np.any(theta <= 0):
             reasons.append(f"node {name!r}: v_threshold must be > 0 (SLAYER/Loihi fire upwards only)")
             return {}, reasons
@@ -225,10 +243,10 @@ def _neuron_fold(name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...]
         "voltage_decay": float(dv.flat[0]),
         "threshold": threshold,
         "v_bias": c * dv * leak,
-        "v_init": c * v_init_of(node) * ones,
+        "v_init": c * v_init,
         "u_init": c * g_v * i_init_of(node) * ones if isinstance(node, (nir.CubaLIF, nir.CubaLI)) else 0 * ones,
         "reset": reset_of(node) if spiking else "value",
-        "v_reset": c * _arr(node.v_reset, shape) if spiking else 0 * ones,
+        "v_reset": c * v_reset,
     }
     return fold, reasons
 
@@ -259,12 +277,14 @@ def _without_bias(node: nir.NIRNode) -> nir.NIRNode:
 
 
 def extract_chain(
-    prepared: PreparedGraph | nir.NIRGraph, *, readout: bool = False
+    prepared: PreparedGraph | nir.NIRGraph, *, readout: bool = False, shift_reset: bool = False
 ) -> tuple[CubaChain | None, list[str]]:
     """Fold a prepared graph into CUBA layers; ``(None, reasons)`` when impossible.
 
     :param readout: accept stateless nodes after the last neuron as a readout layer (a synapse whose
         output is the graph output; :attr:`CubaLayer.readout`); otherwise they are refused.
+    :param shift_reset: fold a non-zero ``v_reset`` (reset "value") into the threshold, leak and initial
+        voltage so the neuron resets to 0, as Loihi's does (see :func:`_neuron_fold`).
     """
     prepared = prepare(prepared)
     graph = prepared.graph
@@ -286,7 +306,7 @@ def extract_chain(
             reasons.append(f"node {name!r}: {type(node).__name__} has no SLAYER/Loihi CUBA equivalent")
             return None, reasons
         shape = shapes[name]
-        fold, why = _neuron_fold(name, node, dt, shape)
+        fold, why = _neuron_fold(name, node, dt, shape, shift_reset)
         reasons += why
         in_shape = shapes[prev_out]
         prev_out = name
@@ -373,6 +393,32 @@ def _append_readout(
     return []
 
 
+def initial_state_pulses(chain: CubaChain) -> CubaChain:
+    """The chain with its first layer's initial state replaced by input pulses (Loihi's state starts at 0).
+
+    Extra input axons spike at the first step(s) of every window into the first (dense) synapse:
+    ``p0 = (1-du) u_init + a`` at step 0 and, with a decaying current, ``p1 = -(1-du) a`` at step 1,
+    where ``a = (1-dv) v_init``. From zero state that gives ``v`` at step 0 exactly the contract's
+    ``(1-dv) v_init + (1-du) u_init + z`` and cancels the extra current at step 1. Other layers' initial
+    state is left for :func:`loihi_refusals` to refuse.
+    """
+    first = chain.layers[0]
+    v_init = np.asarray(first.v_init, dtype=np.float64) * np.ones(first.data_shape)
+    u_init = np.asarray(first.u_init, dtype=np.float64) * np.ones(first.data_shape)
+    if first.kind != "dense" or not (np.any(v_init) or np.any(u_init)):
+        return chain
+    kick = (1 - first.voltage_decay) * v_init
+    columns = [(1 - first.current_decay) * u_init + kick]
+    if first.current_decay != 1.0 and np.any(kick):
+        columns.append(-(1 - first.current_decay) * kick)
+    chain = copy.deepcopy(chain)
+    first = chain.layers[0]
+    first.weight = np.concatenate([first.weight, np.stack(columns, axis=1)], axis=1)
+    first.v_init, first.u_init = 0.0, 0.0
+    chain.pulses = len(columns)
+    return chain
+
+
 def loihi_refusals(chain: CubaChain) -> list[str]:
     """What Loihi's CUBA neuron (netx / Lava LIF processes) cannot run exactly, one reason each."""
     reasons = []
@@ -397,7 +443,7 @@ def loihi_refusals(chain: CubaChain) -> list[str]:
             continue
         if layer.reset != "value":
             reasons.append(f"node {name!r}: reset {layer.reset!r} is not supported; Loihi resets the voltage to 0")
-        if np.any(np.asarray(layer.v_reset) != 0):
+        elif np.any(np.asarray(layer.v_reset) != 0):  # (a subtract reset does not use v_reset)
             reasons.append(f"node {name!r}: v_reset must be 0 (Loihi resets the voltage to 0)")
         if np.any(np.asarray(layer.v_init) != 0) or np.any(np.asarray(layer.u_init) != 0):
             reasons.append(f"node {name!r}: non-zero v_init/i_init is not supported (Loihi state starts at 0)")

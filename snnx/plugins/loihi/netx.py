@@ -37,7 +37,9 @@ def write_netx(model: LavaModel, path: str | os.PathLike) -> None:
         entry = entry_of("input")
         first_conv = chain.layers[0].kind == "conv"
         # netx reads shapes reversed (x, y, c); a chain that starts dense is flat from the input on.
-        entry.create_dataset("shape", data=np.array(chain.in_shape if first_conv else [int(np.prod(chain.in_shape))]))
+        # The first layer's initial-state pulses are extra input axons after the flat input.
+        flat = int(np.prod(chain.in_shape)) + chain.pulses
+        entry.create_dataset("shape", data=np.array(chain.in_shape if first_conv else [flat]))
         prev_conv = first_conv
         for layer, q in zip(chain.layers, model.quantisation):
             if layer.kind == "conv":

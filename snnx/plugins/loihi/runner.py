@@ -27,8 +27,14 @@ def _lava_layout(model: LavaModel) -> bool:
     return model.chain.layers[0].kind == "conv"
 
 
-def _stream(model: LavaModel, x: np.ndarray, *, graded: bool = False) -> tuple[np.ndarray, int, int]:
-    """Time-major ``(T, B, *shape)`` inputs as one ``(*lava_shape, B*T + L)`` stream of consecutive windows."""
+def _stream(
+    model: LavaModel, x: np.ndarray, *, graded: bool = False, pulse: float = 1.0
+) -> tuple[np.ndarray, int, int]:
+    """Time-major ``(T, B, *shape)`` inputs as one ``(*lava_shape, B*T + L)`` stream of consecutive windows.
+
+    A chain with initial-state pulses gets its extra channels: ``pulse`` at step ``k`` of every window
+    on channel ``k``.
+    """
     steps, batch = x.shape[:2]
     if not graded and not np.all((x == 0) | (x == 1)):
         msg = "Lava input must be binary spikes (0 or 1): Loihi's input layer sends unary spike events"
@@ -37,6 +43,11 @@ def _stream(model: LavaModel, x: np.ndarray, *, graded: bool = False) -> tuple[n
         sample = x.transpose(0, 1, *reversed(range(2, x.ndim)))  # (T, B, W, H, C)
     else:
         sample = x.reshape(steps, batch, -1)
+        if model.chain.pulses:
+            extra = np.zeros((steps, batch, model.chain.pulses))
+            for k in range(min(model.chain.pulses, steps)):
+                extra[k, :, k] = pulse
+            sample = np.concatenate([sample, extra], axis=2)
     shape = sample.shape[2:]
     # time last, samples one after another: (..., B, T) -> (..., B*T)
     windows = np.moveaxis(sample, (0, 1), (-1, -2)).reshape(*shape, batch * steps)
@@ -147,7 +158,7 @@ def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
     """
     netx = import_lava("lava.lib.dl.netx")
     binary = bool(np.all((x == 0) | (x == 1)))
-    bits = 0
+    bits, pulse = 0, 1.0
     last = model.chain.layers[-1]
     if not last.spiking:
         # The probed voltage must stay in 24 bits for this run's length and input (voltage_bound).
@@ -159,8 +170,8 @@ def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
         e, _exact = graded_input(x, _fraction_bits_room(model))
         model = _for_graded_input(model, e)
         x = np.round(x * 2.0**e)
-        bits = INPUT_MESSAGE_BITS
-    data, steps, batch = _stream(model, x, graded=True)
+        bits, pulse = INPUT_MESSAGE_BITS, 2.0**e
+    data, steps, batch = _stream(model, x, graded=True, pulse=pulse)
     with tempfile.TemporaryDirectory(prefix="snnx-lava-") as tmp:
         path = os.path.join(tmp, "model.net")
         write_netx(model, path)
