@@ -49,6 +49,8 @@ class LayerQuantisation:
     #: The per-step voltage bias in weight units (``bias_mant``; data shape), or None.
     bias: np.ndarray | None = None
     bias_error: float = 0.0
+    #: ``"conv 8x8x8"`` / ``"dense 64"``: the synapse kind and the layer's neurons.
+    kind: str = ""
 
     @property
     def integer(self) -> bool:
@@ -58,7 +60,7 @@ class LayerQuantisation:
     def row(self) -> str:
         """One line of :meth:`snnx.plugins.loihi.model.LavaModel.report`."""
         return (
-            f"{self.layer:<16} scale={self.scale:<10.5g} vth={self.vth:<6d} iDecay={self.i_decay:<4d} "
+            f"{self.layer:<16} {self.kind:<14} scale={self.scale:<10.5g} vth={self.vth:<6d} iDecay={self.i_decay:<4d} "
             f"vDecay={self.v_decay:<4d} clipped={self.clipped:<3d} max|dw|={self.weight_error:.2e} "
             f"|dth|={self.threshold_error:.2e} |ddu|={self.current_decay_error:.1e} "
             f"|ddv|={self.voltage_decay_error:.1e} |db|={self.bias_error:.1e} max|in|={self.max_input} "
@@ -157,6 +159,7 @@ def quantise_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: fl
         clipped=clipped, weight_error=weight_error, threshold_error=threshold_error,
         current_decay_error=du_err, voltage_decay_error=dv_err, max_input=int(fan_in.max()), exact=exact,
         bias=b_int if np.any(b_int) else None, bias_error=bias_error,
+        kind=f"{layer.kind} {'x'.join(map(str, layer.data_shape))}",
     )
 
 
