@@ -320,6 +320,39 @@ def test_lava_conv_chain_float_exact_and_fixed_measured() -> None:
     assert out.shape == ref.shape and (out == ref).mean() > 0.9
 
 
+def test_conv_chain_with_bias_is_bit_exact_on_fixed_point() -> None:
+    """Dyadic conv (with bias) + IF + SumPool + Flatten + Affine + IF: netx conv, flatten and dense layers
+    on fixed_pt equal the reference spike for spike."""
+    rng = np.random.default_rng(0)
+
+    def if_(shape, th):
+        return nir.IF(r=np.full(shape, 1 / DT), v_threshold=np.full(shape, th), v_reset=np.zeros(shape))
+
+    conv = nir.Conv2d(input_shape=(8, 8), weight=rng.integers(-8, 9, (4, 2, 3, 3)) / 8, stride=1, padding=1,
+                      dilation=1, groups=1, bias=rng.integers(-2, 3, 4) / 16)
+    graph = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([2, 8, 8])}), "conv": conv, "if1": if_((4, 8, 8), 1.0),
+            "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+            "flat": nir.Flatten(input_type={"input": np.array([4, 4, 4])}, start_dim=0, end_dim=-1),
+            "fc": nir.Affine(weight=rng.integers(-4, 5, (5, 64)) / 4, bias=np.zeros(5)), "if2": if_((5,), 2.0),
+            "out": nir.Output(output_type={"output": np.array([5])}),
+        },
+        edges=[("in", "conv"), ("conv", "if1"), ("if1", "pool"), ("pool", "flat"), ("flat", "fc"), ("fc", "if2"),
+               ("if2", "out")],
+        type_check=False,
+    )
+    graph.metadata = {"snnx": {"version": 1, "dt": DT}}
+    flat = prepare(graph)
+    x = (rng.random((20, 3, 2, 8, 8)) < 0.3).astype(float)
+    backend = get_backend("lava")
+    model = backend.lower(flat, exact=True)
+    assert [q.kind for q in model.quantisation] == ["conv 4x8x8", "dense 5"]
+    ref = simulate(flat, {"in": x})["out"]
+    assert ref.sum() > 50
+    np.testing.assert_array_equal(backend.run(model, {"in": x})["out"], ref)
+
+
 def _with_tau(tau) -> nir.NIRGraph:
     graph = chain_graph("lif", *_weights())
     graph.nodes["n1"].tau = np.broadcast_to(np.asarray(tau, dtype=float), (20,)).copy()
