@@ -76,6 +76,7 @@ def main() -> None:
     from snnx.plugins import get_backend
 
     torch.set_num_threads(1)
+    torch.manual_seed(0)  # the models' initial weights
     steps = sorted(int(t) for t in args.timesteps.split(","))
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None]

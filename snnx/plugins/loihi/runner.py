@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from snnx.errors import SnnxError, UnsupportedNodeError
+from snnx.errors import UnsupportedNodeError
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
@@ -27,18 +27,13 @@ def _lava_layout(model: LavaModel) -> bool:
     return model.chain.layers[0].kind == "conv"
 
 
-def _stream(
-    model: LavaModel, x: np.ndarray, *, graded: bool = False, pulse: float = 1.0
-) -> tuple[np.ndarray, int, int]:
+def _stream(model: LavaModel, x: np.ndarray, *, pulse: float = 1.0) -> tuple[np.ndarray, int, int]:
     """Time-major ``(T, B, *shape)`` inputs as one ``(*lava_shape, B*T + L)`` stream of consecutive windows.
 
     A chain with initial-state pulses gets its extra channels: ``pulse`` at step ``k`` of every window
     on channel ``k``.
     """
     steps, batch = x.shape[:2]
-    if not graded and not np.all((x == 0) | (x == 1)):
-        msg = "Lava input must be binary spikes (0 or 1): Loihi's input layer sends unary spike events"
-        raise SnnxError(msg)
     if _lava_layout(model):
         sample = x.transpose(0, 1, *reversed(range(2, x.ndim)))  # (T, B, W, H, C)
     else:
@@ -171,7 +166,7 @@ def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
         model = _for_graded_input(model, e)
         x = np.round(x * 2.0**e)
         bits, pulse = INPUT_MESSAGE_BITS, 2.0**e
-    data, steps, batch = _stream(model, x, graded=True, pulse=pulse)
+    data, steps, batch = _stream(model, x, pulse=pulse)
     with tempfile.TemporaryDirectory(prefix="snnx-lava-") as tmp:
         path = os.path.join(tmp, "model.net")
         write_netx(model, path)
@@ -192,7 +187,7 @@ def run_float(model: LavaModel, x: np.ndarray) -> np.ndarray:
     """Run the chain as Lava processes in floating point (:mod:`snnx.plugins.loihi.processes`)."""
     from snnx.plugins.loihi.processes import build_float
 
-    data, steps, batch = _stream(model, x, graded=True)
+    data, steps, batch = _stream(model, x)
     net = build_float(model.chain, steps)
     out = run_process(net.first, net.inp, net.out, data, "floating_pt", net.exceptions)
     return _unstream(model, out, steps, batch)
