@@ -113,9 +113,20 @@ class LavaBackend(_LavaBackendBase):
         write_atomic(path, lambda tmp: write_netx(model, tmp))
 
     def describe(self, model: LavaModel) -> str:
-        kinds = ", ".join(f"{layer.kind}[{'x'.join(map(str, layer.data_shape))}]" for layer in model.chain.layers)
+        chain = model.chain
+        kinds = ", ".join(f"{layer.kind}[{'x'.join(map(str, layer.data_shape))}]" for layer in chain.layers)
+        notes = ""
+        if chain.pulses:
+            n = int(np.prod(chain.in_shape))
+            axons = " and ".join(f"{n + k} at step {k}" for k in range(chain.pulses))
+            notes += f"; the first layer's initial state: spike input axon {axons} of every window"
+        if not chain.layers[-1].spiking:
+            notes += (
+                "; the last layer never fires: read its voltage (probe v, divide by "
+                f"{model.quantisation[-1].scale * 64:.6g})"
+            )
         return (
-            f"netx network of CUBA layers ({kinds}), latency {model.latency} steps, "
+            f"netx network of CUBA layers ({kinds}), latency {model.latency} steps{notes}; "
             f"run with Loihi2SimCfg(select_tag='fixed_pt'); quantisation per layer:\n{model.report()}"
         )
 
