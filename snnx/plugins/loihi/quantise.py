@@ -69,15 +69,17 @@ class LayerQuantisation:
 
 
 def _power_of_two_scale(
-    weight: np.ndarray, threshold: float | None, peak: float, bias: np.ndarray, cap: float = math.inf
+    weight: np.ndarray, threshold: float | None, peak: float, bias: np.ndarray, cap: float = math.inf,
+    prefer_unit: bool = True,
 ) -> float | None:
     """A scale 2**k that makes every weight, the threshold and the bias exact in-range integers, if one
-    exists: 1 when they are integers already (an integer SNN keeps its own numbers), else the largest
-    such (the finest threshold grid). ``peak`` is ``max|weight|`` (0 for no weights); ``cap`` bounds it.
+    exists: 1 when they are integers already and ``prefer_unit`` (an integer SNN keeps its own numbers),
+    else the largest such (the finest grid for the threshold and for decays' rounding). ``peak`` is
+    ``max|weight|`` (0 for no weights); ``cap`` bounds the scale.
     """
     if peak == 0.0:
         return None
-    integer = (
+    integer = prefer_unit and (
         peak <= WEIGHT_MAX and np.all(weight == np.round(weight)) and np.all(bias == np.round(bias))
         and (threshold is None or (threshold == round(threshold) and 1 <= threshold <= VTH_MAX))
         and np.all(bias <= BIAS_MAX) and np.all(bias >= BIAS_MIN) and cap >= 1
@@ -115,7 +117,8 @@ def quantise_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: fl
     The scale is the largest that keeps weights in 8 bits (``127 / max|w|``) and the threshold in 17
     bits; a power-of-two scale is used instead when it represents every weight and the threshold
     exactly, because then the float reference sums the same numbers without rounding. Weights,
-    threshold and bias that are integers already keep scale 1 (an integer SNN deploys as it is). A
+    threshold and bias that are integers already keep scale 1 in a layer without decay (an integer SNN
+    deploys as it is; a decaying layer takes the finest exact grid instead). A
     layer that never fires (its voltage is read out) is further limited so that its voltage stays in
     Loihi's 24-bit range (:func:`voltage_bound` over ``steps`` with inputs up to ``input_peak``).
     """
@@ -127,7 +130,10 @@ def quantise_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: fl
     peak = float(np.max(np.abs(w))) if w.size else 0.0
     bias_peak = float(np.max(np.abs(bias))) if bias.size else 0.0
     v_cap = math.inf if layer.spiking else STATE_LIMIT / ((1 << STATE_SHIFT) * max(voltage_bound(layer, steps, input_peak), 1e-300))
-    exact_scale = _power_of_two_scale(w, theta if layer.spiking else None, peak, bias, v_cap)
+    # Decays round v to 1/64 of a weight unit each step: a decaying layer takes the largest exact scale
+    # (finest grid) even when its numbers are integers; a non-decaying one keeps integers as they are.
+    no_decay = layer.current_decay == 1.0 and layer.voltage_decay in (0.0, 1.0)
+    exact_scale = _power_of_two_scale(w, theta if layer.spiking else None, peak, bias, v_cap, prefer_unit=no_decay)
     if exact_scale is not None:
         scale = exact_scale
     else:
