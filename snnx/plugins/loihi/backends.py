@@ -141,7 +141,7 @@ class LavaFloatBackend(_LavaBackendBase):
     tag = "floating_pt"
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        return extract_chain(graph, readout=True)
+        return extract_chain(graph, readout=True, shared_decays=False)
 
     def lower(self, graph: PreparedGraph, **options: Any) -> LavaModel:
         if options:

@@ -91,6 +91,10 @@ class CubaLayer:
     #: A trailing stateless run with no neuron after it (``extract_chain(..., readout=True)``): its
     #: "neuron" passes the synapse output through (``du = dv = 1``, non-spiking: ``v = z``).
     readout: bool = False
+    #: Per-neuron ``(current_decay, voltage_decay)`` arrays (data shape) when they differ between the
+    #: layer's neurons (``extract_chain(..., shared_decays=False)``); the scalar fields then hold the
+    #: first neuron's. Loihi's own neuron shares one decay per layer.
+    neuron_decays: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def spiking(self) -> bool:
@@ -105,7 +109,8 @@ class CubaLayer:
         """Whether Loihi's own CUBA neuron runs this layer (Lava ``LIF``/``LIFReset``, netx ``CUBA``):
         spiking, reset to 0, zero initial state, and any synapse bias acting on a non-decaying current."""
         return (
-            self.spiking and not self.readout and self.reset == "value" and not np.any(np.asarray(self.v_reset))
+            self.neuron_decays is None
+            and self.spiking and not self.readout and self.reset == "value" and not np.any(np.asarray(self.v_reset))
             and not np.any(np.asarray(self.v_init)) and not np.any(np.asarray(self.u_init))
             and (self.bias is None or self.current_decay == 1.0)
         )
@@ -191,7 +196,8 @@ def _shared_threshold(theta: np.ndarray) -> float:
 
 
 def _neuron_fold(
-    name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...], shift_reset: bool = False
+    name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...], shift_reset: bool = False,
+    shared_decays: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
     """Per-neuron gain and CUBA parameters of one neuron node (NIR shape), or refusal reasons.
 
@@ -217,7 +223,7 @@ def _neuron_fold(
                 f"node {name!r}: {label} must be in [0, 1] (got {value.min():.4g}..{value.max():.4g}); "
                 "SLAYER/Loihi decays are fractions per step"
             )
-        elif np.ptp(value) > 0:
+        elif np.ptp(value) > 0 and shared_decays:
             reasons.append(f"node {name!r}: {label} differs between neurons; SLAYER/Loihi layers share one decay")
     spiking = isinstance(node, SPIKING)
     c = ones
@@ -241,6 +247,7 @@ def _neuron_fold(
         "gain": c * g_v * g_i,
         "current_decay": float(du.flat[0]),
         "voltage_decay": float(dv.flat[0]),
+        "decays": None if np.ptp(du) == 0 and np.ptp(dv) == 0 else (du, dv),
         "threshold": threshold,
         "v_bias": c * dv * leak,
         "v_init": c * v_init,
@@ -277,7 +284,8 @@ def _without_bias(node: nir.NIRNode) -> nir.NIRNode:
 
 
 def extract_chain(
-    prepared: PreparedGraph | nir.NIRGraph, *, readout: bool = False, shift_reset: bool = False
+    prepared: PreparedGraph | nir.NIRGraph, *, readout: bool = False, shift_reset: bool = False,
+    shared_decays: bool = True,
 ) -> tuple[CubaChain | None, list[str]]:
     """Fold a prepared graph into CUBA layers; ``(None, reasons)`` when impossible.
 
@@ -285,6 +293,8 @@ def extract_chain(
         output is the graph output; :attr:`CubaLayer.readout`); otherwise they are refused.
     :param shift_reset: fold a non-zero ``v_reset`` (reset "value") into the threshold, leak and initial
         voltage so the neuron resets to 0, as Loihi's does (see :func:`_neuron_fold`).
+    :param shared_decays: refuse decays that differ between a layer's neurons (SLAYER and Loihi share
+        one); with False they are kept per neuron (:attr:`CubaLayer.neuron_decays`).
     """
     prepared = prepare(prepared)
     graph = prepared.graph
@@ -306,7 +316,7 @@ def extract_chain(
             reasons.append(f"node {name!r}: {type(node).__name__} has no SLAYER/Loihi CUBA equivalent")
             return None, reasons
         shape = shapes[name]
-        fold, why = _neuron_fold(name, node, dt, shape, shift_reset)
+        fold, why = _neuron_fold(name, node, dt, shape, shift_reset, shared_decays)
         reasons += why
         in_shape = shapes[prev_out]
         prev_out = name
@@ -361,6 +371,8 @@ def extract_chain(
         for key in ("v_reset", "v_bias", "v_init", "u_init"):
             value = np.asarray(fold[key]).reshape(data_shape)
             setattr(layer, key, value if np.any(value != 0) else 0.0)
+        if fold["decays"] is not None:
+            layer.neuron_decays = tuple(np.asarray(d).reshape(data_shape) for d in fold["decays"])
         chain.layers.append(layer)
         run = []
     if run and readout and not reasons:

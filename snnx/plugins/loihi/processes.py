@@ -41,14 +41,15 @@ def contract_cuba() -> tuple[type, type]:
     Var, LavaPyType = variable.Var, py_type.LavaPyType
 
     class ContractCuba(process.AbstractProcess):
-        """CUBA neuron with the contract's reset, initial state and readout (floating point).
+        """CUBA neuron with the contract's reset, initial state and readout (floating point); its decays
+        may differ between neurons.
 
         Per step: ``u = (1-du) u + (a_in + u_bias)``; ``v = (1-dv) v + u + v_bias``; spiking layers send
         ``v > vth`` and reset ``v`` to ``v_reset`` or subtract ``vth``; non-spiking layers send ``v``.
         Every ``reset_interval`` steps, at ``reset_offset``, ``u``/``v`` restart from ``u_init``/``v_init``.
         """
 
-        def __init__(self, *, shape: tuple[int, ...], du: float, dv: float, vth: float | None,
+        def __init__(self, *, shape: tuple[int, ...], du: Any, dv: Any, vth: float | None,
                      subtract: bool, v_reset: Any, u_bias: Any, v_bias: Any, u_init: Any, v_init: Any,
                      reset_interval: int, reset_offset: int) -> None:
             super().__init__(shape=shape, reset_interval=reset_interval, reset_offset=reset_offset,
@@ -62,10 +63,8 @@ def contract_cuba() -> tuple[type, type]:
             self.u = Var(shape=shape, init=full(u_init))
             self.v = Var(shape=shape, init=full(v_init))
             for name, value in (("u_init", u_init), ("v_init", v_init), ("u_bias", u_bias),
-                                ("v_bias", v_bias), ("v_reset", v_reset)):
+                                ("v_bias", v_bias), ("v_reset", v_reset), ("du", du), ("dv", dv)):
                 setattr(self, name, Var(shape=shape, init=full(value)))
-            self.du = Var(shape=(1,), init=du)
-            self.dv = Var(shape=(1,), init=dv)
             self.vth = Var(shape=(1,), init=0.0 if vth is None else vth)
 
     @decorator.implements(proc=ContractCuba, protocol=protocol.LoihiProtocol)
@@ -81,8 +80,8 @@ def contract_cuba() -> tuple[type, type]:
         u_bias = LavaPyType(np.ndarray, float)
         v_bias = LavaPyType(np.ndarray, float)
         v_reset = LavaPyType(np.ndarray, float)
-        du = LavaPyType(float, float)
-        dv = LavaPyType(float, float)
+        du = LavaPyType(np.ndarray, float)
+        dv = LavaPyType(np.ndarray, float)
         vth = LavaPyType(float, float)
 
         def __init__(self, proc_params: Any) -> None:
@@ -150,12 +149,12 @@ def _neuron(layer: CubaLayer, shape: tuple[int, ...], steps: int, offset: int) -
             bias_mant=arr(layer.voltage_bias()), reset_interval=steps, reset_offset=offset,
         ), "LIFReset"
     cls, _model = contract_cuba()
-    current_bias = layer.channel_bias() if layer.current_decay != 1.0 else np.zeros(layer.data_shape)
-    voltage_bias = layer.voltage_bias() if layer.current_decay == 1.0 else np.asarray(layer.v_bias) * np.ones(layer.data_shape)
+    du, dv = layer.neuron_decays or (layer.current_decay, layer.voltage_decay)
+    # The synapse bias goes into the current, as in the contract (z = Wx + b); v_bias is the leak term.
     return cls(
-        shape=shape, du=layer.current_decay, dv=layer.voltage_decay, vth=layer.threshold,
-        subtract=layer.reset == "subtract", v_reset=arr(layer.v_reset), u_bias=arr(current_bias),
-        v_bias=arr(voltage_bias), u_init=arr(layer.u_init), v_init=arr(layer.v_init),
+        shape=shape, du=arr(du), dv=arr(dv), vth=layer.threshold,
+        subtract=layer.reset == "subtract", v_reset=arr(layer.v_reset), u_bias=arr(layer.channel_bias()),
+        v_bias=arr(layer.v_bias), u_init=arr(layer.u_init), v_init=arr(layer.v_init),
         reset_interval=steps, reset_offset=offset,
     ), "Readout" if layer.readout else "ContractCuba"
 
