@@ -286,7 +286,6 @@ def _recurrent_graph() -> nir.NIRGraph:
 @pytest.mark.parametrize(
     ("make", "needle"),
     [
-        (lambda: _recurrent_graph(), "recurrent edge"),
         (lambda: chain_graph("lif", *_weights(), thresholds=(0.3, -0.2)), "v_threshold must be > 0"),
         (lambda: _with_tau(2e-4), "dt/tau_mem must be in [0, 1]"),
         (lambda: _with_tau(np.linspace(1e-2, 2e-2, 20)), "differs between neurons"),
@@ -301,6 +300,22 @@ def test_unsupported_graphs_are_refused_with_a_reason(backend: str, make, needle
     assert any(needle in r for r in reasons), reasons
     with pytest.raises(UnsupportedNodeError, match=needle.split()[0]):
         snnx.lower(make(), to=backend)
+
+
+def test_lava_float_recurrent_layer_over_a_batch() -> None:
+    """A spiking layer's spikes fed back through a Linear: Lava's Dense delivers the previous step (the
+    contract's back edge), and the fed-back spikes are cut at each window's last step, so consecutive
+    samples of a batch do not leak into each other."""
+    rng = np.random.default_rng(7)
+    graph = _recurrent_graph()
+    graph.nodes["rec"].weight = rng.normal(0, 2.0, (4, 4))
+    graph.nodes["fc"].weight = rng.normal(3.0, 1.0, (4, 4))
+    x = (rng.random((30, 5, 4)) < 0.5).astype(float)
+    out, ref = _run("lava-float", graph, x)
+    assert ref.sum() > 20 and ref[-1].sum() > 0, "the last steps spike: a leak into the next sample would show"
+    np.testing.assert_array_equal(out, ref)
+    for name in ("lava", "lava-dl"):
+        assert any("recurrent edge" in r for r in get_backend(name).refusals(prepare(graph)))
 
 
 def test_lava_float_per_neuron_decays(spikes: np.ndarray) -> None:

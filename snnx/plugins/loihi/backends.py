@@ -136,12 +136,13 @@ class LavaFloatBackend(_LavaBackendBase):
 
     name = "lava-float"
     description = "Lava processes (Dense/Conv + LIF or snnx's contract CUBA neuron) in floating point (floating_pt)"
-    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=False, v_init=True)
+    # Cycles: a spiking layer's own spikes fed back through stateless nodes (extract_chain decides).
+    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=True, v_init=True)
     file_suffix = ".pkl"
     tag = "floating_pt"
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        return extract_chain(graph, readout=True, shared_decays=False)
+        return extract_chain(graph, readout=True, shared_decays=False, recurrent=True)
 
     def lower(self, graph: PreparedGraph, **options: Any) -> LavaModel:
         if options:

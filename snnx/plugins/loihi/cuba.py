@@ -95,6 +95,9 @@ class CubaLayer:
     #: layer's neurons (``extract_chain(..., shared_decays=False)``); the scalar fields then hold the
     #: first neuron's. Loihi's own neuron shares one decay per layer.
     neuron_decays: tuple[np.ndarray, np.ndarray] | None = None
+    #: Folded recurrent weights ``(N, N)`` of a layer whose spikes come back to it through a stateless
+    #: run (``extract_chain(..., recurrent=True)``): the previous step's spikes, zero at a window's start.
+    recurrent: np.ndarray | None = None
 
     @property
     def spiking(self) -> bool:
@@ -109,7 +112,7 @@ class CubaLayer:
         """Whether Loihi's own CUBA neuron runs this layer (Lava ``LIF``/``LIFReset``, netx ``CUBA``):
         spiking, reset to 0, zero initial state, and any synapse bias acting on a non-decaying current."""
         return (
-            self.neuron_decays is None
+            self.neuron_decays is None and self.recurrent is None
             and self.spiking and not self.readout and self.reset == "value" and not np.any(np.asarray(self.v_reset))
             and not np.any(np.asarray(self.v_init)) and not np.any(np.asarray(self.u_init))
             and (self.bias is None or self.current_decay == 1.0)
@@ -150,6 +153,39 @@ class CubaChain:
 
 def _arr(value: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=np.float64), shape).copy()
+
+
+def _recurrent_runs(
+    graph: nir.NIRGraph, back_edges: frozenset[tuple[str, str]]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Self-recurrent runs ``neuron -> stateless* -> (back edge) neuron``, by neuron, or refusal reasons."""
+    pred: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for src, dst in graph.edges:
+        pred[dst].append(src)
+        succ[src].append(dst)
+    runs: dict[str, list[str]] = {}
+    for src, dst in sorted(back_edges):
+        node = graph.nodes[dst]
+        run, cur = [], src
+        while isinstance(graph.nodes[cur], STATELESS_TYPES) and len(pred[cur]) == 1 and len(succ[cur]) == 1:
+            run.insert(0, cur)
+            cur = pred[cur][0]
+        if cur != dst or not run or not isinstance(node, SPIKING) or dst in runs:
+            return {}, [
+                f"recurrent edge ({src!r} -> {dst!r}): only a spiking neuron's own spikes fed back to it "
+                "through stateless nodes form a recurrent layer"
+            ]
+        runs[dst] = run
+    return runs, []
+
+
+class _Reduced:
+    """A graph's nodes and edges without some nodes (the recurrent runs), for :func:`_chain_order`."""
+
+    def __init__(self, graph: nir.NIRGraph, drop: set[str]) -> None:
+        self.nodes = {k: v for k, v in graph.nodes.items() if k not in drop}
+        self.edges = [(a, b) for a, b in graph.edges if a not in drop and b not in drop]
 
 
 def _chain_order(graph: nir.NIRGraph) -> tuple[list[str], list[str]]:
@@ -285,7 +321,7 @@ def _without_bias(node: nir.NIRNode) -> nir.NIRNode:
 
 def extract_chain(
     prepared: PreparedGraph | nir.NIRGraph, *, readout: bool = False, shift_reset: bool = False,
-    shared_decays: bool = True,
+    shared_decays: bool = True, recurrent: bool = False,
 ) -> tuple[CubaChain | None, list[str]]:
     """Fold a prepared graph into CUBA layers; ``(None, reasons)`` when impossible.
 
@@ -295,10 +331,17 @@ def extract_chain(
         voltage so the neuron resets to 0, as Loihi's does (see :func:`_neuron_fold`).
     :param shared_decays: refuse decays that differ between a layer's neurons (SLAYER and Loihi share
         one); with False they are kept per neuron (:attr:`CubaLayer.neuron_decays`).
+    :param recurrent: accept a spiking neuron whose spikes come back to it through stateless nodes
+        (the back edge into the neuron): a recurrent dense layer (:attr:`CubaLayer.recurrent`).
     """
     prepared = prepare(prepared)
     graph = prepared.graph
-    order, reasons = _chain_order(graph)
+    rec_runs: dict[str, list[str]] = {}
+    if recurrent and prepared.schedule.back_edges:
+        rec_runs, reasons = _recurrent_runs(graph, prepared.schedule.back_edges)
+        if reasons:
+            return None, reasons
+    order, reasons = _chain_order(_Reduced(graph, {n for run in rec_runs.values() for n in run}) if rec_runs else graph)
     if reasons:
         return None, reasons
     dt = prepared.dt
@@ -373,6 +416,16 @@ def extract_chain(
             setattr(layer, key, value if np.any(value != 0) else 0.0)
         if fold["decays"] is not None:
             layer.neuron_decays = tuple(np.asarray(d).reshape(data_shape) for d in fold["decays"])
+        if name in rec_runs:
+            m, b = _compose_dense(graph, rec_runs[name], shape)
+            if layer.kind != "dense" or np.any(b != 0) or m.shape != (layer.weight.shape[0],) * 2:
+                reasons.append(
+                    f"nodes {rec_runs[name]}: a recurrent run must map the dense layer {name!r} onto itself "
+                    "without bias (a bias on the back edge acts from step 1 only)"
+                )
+                run = []
+                continue
+            layer.recurrent = m * np.asarray(gain).reshape(-1)[:, None]
         chain.layers.append(layer)
         run = []
     if run and readout and not reasons:

@@ -60,6 +60,9 @@ def contract_cuba() -> tuple[type, type]:
 
             self.a_in = ports.InPort(shape=shape)
             self.s_out = ports.OutPort(shape=shape)
+            # The spikes for a recurrent synapse: zero on the last step of every window, so the
+            # previous window's last spikes do not reach this window's first step.
+            self.s_rec = ports.OutPort(shape=shape)
             self.u = Var(shape=shape, init=full(u_init))
             self.v = Var(shape=shape, init=full(v_init))
             for name, value in (("u_init", u_init), ("v_init", v_init), ("u_bias", u_bias),
@@ -73,6 +76,7 @@ def contract_cuba() -> tuple[type, type]:
     class PyContractCubaModelFloat(py_model.PyLoihiProcessModel):
         a_in = LavaPyType(py_ports.PyInPort.VEC_DENSE, float)
         s_out = LavaPyType(py_ports.PyOutPort.VEC_DENSE, float)
+        s_rec = LavaPyType(py_ports.PyOutPort.VEC_DENSE, float)
         u = LavaPyType(np.ndarray, float)
         v = LavaPyType(np.ndarray, float)
         u_init = LavaPyType(np.ndarray, float)
@@ -100,13 +104,17 @@ def contract_cuba() -> tuple[type, type]:
             self.v[:] = (1 - self.dv) * self.v + self.u + self.v_bias
             if not self.spiking:
                 self.s_out.send(self.v.copy())
+                self.s_rec.send(np.zeros_like(self.v))
                 return
             fired = self.v > self.vth
             if self.subtract:
                 self.v[fired] -= self.vth
             else:
                 self.v[fired] = self.v_reset[fired]
-            self.s_out.send(fired.astype(np.float64))
+            spikes = fired.astype(np.float64)
+            self.s_out.send(spikes)
+            last = (self.time_step + 1) % self.reset_interval == self.reset_offset
+            self.s_rec.send(np.zeros_like(spikes) if last else spikes)
 
     return ContractCuba, PyContractCubaModelFloat
 
@@ -185,6 +193,11 @@ def build_float(chain: CubaChain, steps: int) -> FloatNetwork:
         if kind != "LIFReset":
             exceptions[neuron] = contract_cuba()[1]
         syn.a_out.connect(neuron.a_in)
+        if layer.recurrent is not None:
+            # Lava's Dense delivers the previous step's spikes: the contract's back edge.
+            rec = dense.Dense(weights=layer.recurrent, num_message_bits=0)
+            neuron.s_rec.connect(rec.s_in)
+            rec.a_out.connect(neuron.a_in)
         if prev_out is None:
             first, inp = syn, syn.s_in
         elif layer.kind == "dense" and len(prev_shape) > 1:
