@@ -4,8 +4,9 @@ Synapses are Lava's own ``Dense`` and ``Conv``. A layer Loihi's own CUBA neuron 
 :attr:`snnx.plugins.loihi.cuba.CubaLayer.standard`) is Lava's ``LIFReset``; any other layer is a
 :func:`contract_cuba` process: the same CUBA update plus what the contract adds and Lava's ``LIF``
 lacks (reset "subtract" or to ``v_reset``, initial ``u``/``v`` restored every window, a bias into the
-current, a non-spiking layer that sends its voltage as a graded spike). On Loihi 2 such a neuron is a
-custom neuron program (microcode); netx and the ``lava`` backend only write the standard CUBA neuron.
+current, a non-spiking layer that sends its voltage as a graded spike, per-neuron decays, and an
+``s_rec`` port for a recurrent synapse that is cut at each window's last step). On Loihi 2 such a neuron
+is a custom neuron program (microcode); netx and the ``lava`` backend only write the standard CUBA neuron.
 
 Lava's data layout is ``(x, y, c)`` = ``(W, H, C)``; NIR's is ``(C, H, W)``. Classes that subclass Lava's
 are built on first use (importing Lava costs seconds).
