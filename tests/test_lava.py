@@ -302,13 +302,16 @@ def test_unsupported_graphs_are_refused_with_a_reason(backend: str, make, needle
         snnx.lower(make(), to=backend)
 
 
-def test_lava_float_recurrent_layer_over_a_batch() -> None:
-    """A spiking layer's spikes fed back through a Linear: Lava's Dense delivers the previous step (the
-    contract's back edge), and the fed-back spikes are cut at each window's last step, so consecutive
-    samples of a batch do not leak into each other."""
+@pytest.mark.parametrize("bias", [False, True])
+def test_lava_float_recurrent_layer_over_a_batch(bias: bool) -> None:
+    """A spiking layer's spikes fed back through a Linear (or an Affine, whose bias arrives over the back
+    edge from a window's second step): Lava's Dense delivers the previous step (the contract's back
+    edge), and the fed-back spikes are cut at each window's last step, so consecutive samples of a batch
+    do not leak into each other."""
     rng = np.random.default_rng(7)
     graph = _recurrent_graph()
-    graph.nodes["rec"].weight = rng.normal(0, 2.0, (4, 4))
+    w_rec = rng.normal(0, 2.0, (4, 4))
+    graph.nodes["rec"] = nir.Affine(weight=w_rec, bias=rng.normal(0, 1.0, 4)) if bias else nir.Linear(weight=w_rec)
     graph.nodes["fc"].weight = rng.normal(3.0, 1.0, (4, 4))
     x = (rng.random((30, 5, 4)) < 0.5).astype(float)
     out, ref = _run("lava-float", graph, x)

@@ -98,6 +98,9 @@ class CubaLayer:
     #: Folded recurrent weights ``(N, N)`` of a layer whose spikes come back to it through a stateless
     #: run (``extract_chain(..., recurrent=True)``): the previous step's spikes, zero at a window's start.
     recurrent: np.ndarray | None = None
+    #: Folded bias of the recurrent run (data shape) or None: on the back edge it acts from a window's
+    #: second step on (the back edge carries zero at step 0).
+    recurrent_bias: np.ndarray | None = None
 
     @property
     def spiking(self) -> bool:
@@ -418,14 +421,13 @@ def extract_chain(
             layer.neuron_decays = tuple(np.asarray(d).reshape(data_shape) for d in fold["decays"])
         if name in rec_runs:
             m, b = _compose_dense(graph, rec_runs[name], shape)
-            if layer.kind != "dense" or np.any(b != 0) or m.shape != (layer.weight.shape[0],) * 2:
-                reasons.append(
-                    f"nodes {rec_runs[name]}: a recurrent run must map the dense layer {name!r} onto itself "
-                    "without bias (a bias on the back edge acts from step 1 only)"
-                )
+            if layer.kind != "dense" or m.shape != (layer.weight.shape[0],) * 2:
+                reasons.append(f"nodes {rec_runs[name]}: a recurrent run must map the dense layer {name!r} onto itself")
                 run = []
                 continue
-            layer.recurrent = m * np.asarray(gain).reshape(-1)[:, None]
+            g = np.asarray(gain).reshape(-1)
+            layer.recurrent = m * g[:, None]
+            layer.recurrent_bias = b * g if np.any(b != 0) else None
         chain.layers.append(layer)
         run = []
     if run and readout and not reasons:

@@ -52,7 +52,7 @@ def contract_cuba() -> tuple[type, type]:
 
         def __init__(self, *, shape: tuple[int, ...], du: Any, dv: Any, vth: float | None,
                      subtract: bool, v_reset: Any, u_bias: Any, v_bias: Any, u_init: Any, v_init: Any,
-                     reset_interval: int, reset_offset: int) -> None:
+                     reset_interval: int, reset_offset: int, rec_bias: Any = 0.0) -> None:
             super().__init__(shape=shape, reset_interval=reset_interval, reset_offset=reset_offset,
                              spiking=vth is not None, subtract=subtract)
 
@@ -67,7 +67,8 @@ def contract_cuba() -> tuple[type, type]:
             self.u = Var(shape=shape, init=full(u_init))
             self.v = Var(shape=shape, init=full(v_init))
             for name, value in (("u_init", u_init), ("v_init", v_init), ("u_bias", u_bias),
-                                ("v_bias", v_bias), ("v_reset", v_reset), ("du", du), ("dv", dv)):
+                                ("v_bias", v_bias), ("v_reset", v_reset), ("du", du), ("dv", dv),
+                                ("rec_bias", rec_bias)):
                 setattr(self, name, Var(shape=shape, init=full(value)))
             self.vth = Var(shape=(1,), init=0.0 if vth is None else vth)
 
@@ -85,6 +86,7 @@ def contract_cuba() -> tuple[type, type]:
         u_bias = LavaPyType(np.ndarray, float)
         v_bias = LavaPyType(np.ndarray, float)
         v_reset = LavaPyType(np.ndarray, float)
+        rec_bias = LavaPyType(np.ndarray, float)
         du = LavaPyType(np.ndarray, float)
         dv = LavaPyType(np.ndarray, float)
         vth = LavaPyType(float, float)
@@ -101,6 +103,8 @@ def contract_cuba() -> tuple[type, type]:
             if self.time_step % self.reset_interval == self.reset_offset:
                 self.u[:] = self.u_init
                 self.v[:] = self.v_init
+            else:  # the recurrent run's bias arrives over the back edge: from a window's second step
+                a_in = a_in + self.rec_bias
             self.u[:] = (1 - self.du) * self.u + (a_in + self.u_bias)
             self.v[:] = (1 - self.dv) * self.v + self.u + self.v_bias
             if not self.spiking:
@@ -165,6 +169,7 @@ def _neuron(layer: CubaLayer, shape: tuple[int, ...], steps: int, offset: int) -
         subtract=layer.reset == "subtract", v_reset=arr(layer.v_reset), u_bias=arr(layer.channel_bias()),
         v_bias=arr(layer.v_bias), u_init=arr(layer.u_init), v_init=arr(layer.v_init),
         reset_interval=steps, reset_offset=offset,
+        rec_bias=arr(0.0 if layer.recurrent_bias is None else layer.recurrent_bias),
     ), "Readout" if layer.readout else "ContractCuba"
 
 
