@@ -196,7 +196,10 @@ def _chain_order(graph: nir.NIRGraph) -> tuple[list[str], list[str]]:
     inputs = sorted(n for n, node in graph.nodes.items() if isinstance(node, nir.Input))
     outputs = sorted(n for n, node in graph.nodes.items() if isinstance(node, nir.Output))
     if len(inputs) != 1 or len(outputs) != 1:
-        return [], [f"needs exactly one Input and one Output node (found inputs {inputs}, outputs {outputs})"]
+        return [], [
+            f"needs exactly one Input and one Output node (found inputs {inputs}, outputs {outputs}): "
+            "SLAYER/Loihi networks here are one chain from an input layer to an output layer"
+        ]
     succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
     pred: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for src, dst in graph.edges:
