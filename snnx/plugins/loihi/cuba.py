@@ -362,7 +362,13 @@ def extract_chain(
             run.append(name)
             continue
         if not isinstance(node, NEURON_TYPES):
-            reasons.append(f"node {name!r}: {type(node).__name__} has no SLAYER/Loihi CUBA equivalent")
+            if isinstance(node, nir.Delay):
+                reasons.append(
+                    f"node {name!r}: Delay is not folded into Loihi's synaptic delays by snnx (SLAYER's delays are "
+                    "learnable axonal delays; a delay line would carry one sample's spikes into the next window)"
+                )
+            else:
+                reasons.append(f"node {name!r}: {type(node).__name__} has no SLAYER/Loihi CUBA equivalent")
             return None, reasons
         shape = shapes[name]
         fold, why = _neuron_fold(name, node, dt, shape, shift_reset, shared_decays)
