@@ -56,6 +56,22 @@ def test_patch_source_forces_the_fork_start_method() -> None:
     assert lava_compat.patch_source(fixed) == fixed
 
 
+def test_patch_source_drops_numpy_newshape() -> None:
+    """numpy 2.4 removed ``np.reshape(..., newshape=)``, which Lava's ReshapePort (netx flatten) used."""
+    import functools as ft
+
+    import numpy as np
+
+    src = "    def f(self):\n        return ft.partial(np.reshape, newshape=self.shape)\n"
+    fixed = lava_compat.patch_source(src)
+    assert "newshape" not in fixed and fixed.count("\n") == src.count("\n")
+    namespace: dict = {"ft": ft, "np": np}
+    exec(compile("class P:\n    shape = (2, 3)\n" + fixed, "<fixed>", "exec"), namespace)
+    transform = namespace["P"]().f()
+    assert transform(np.arange(6)).shape == (2, 3)
+    assert lava_compat.patch_source(fixed) == fixed
+
+
 def test_ensure_patched_is_idempotent() -> None:
     lava_compat.ensure_patched()
     lava_compat.ensure_patched()

@@ -58,6 +58,14 @@ def _timesteps(text: str) -> tuple[int, ...]:
     "--backend", help="Run the SNN for --evaluate on this backend (default: the reference simulator)."
 )
 @click.option("--limit", type=int, help="Evaluate only the first N samples.")
+@click.option(
+    "--target",
+    "deploy_target",
+    type=click.Choice(["any", "loihi"]),
+    default="any",
+    show_default=True,
+    help="Deployment target: 'loihi' resets to zero from zero state (what backend 'lava' runs).",
+)
 def convert_command(
     model: str,
     output: str | None,
@@ -69,6 +77,7 @@ def convert_command(
     timesteps: str,
     backend: str | None,
     limit: int | None,
+    deploy_target: str,
 ) -> None:
     """Convert a trained ONNX ANN (MODEL) into a rate-coded spiking NIR graph.
 
@@ -85,6 +94,10 @@ def convert_command(
         msg = f"output {str(target)!r} would overwrite the input model; pass -o"
         raise ConversionError(msg)
     result = convert(model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit)
+    if deploy_target != "any":
+        from snnx.convert.targets import retarget
+
+        result = retarget(result, deploy_target)
     click.echo(result.summary())
     if evaluate_path:
         from rich.console import Console

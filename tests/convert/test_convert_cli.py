@@ -203,3 +203,34 @@ def test_written_file_simulates_like_the_converted_graph(small, rng):
     ifs = [n for n in loaded.nodes.values() if type(n).__name__ == "IF"]
     assert ifs
     assert all(float(n.metadata["snnx"]["v_init"]) == 0.5 for n in ifs)
+
+
+@pytest.mark.lava
+def test_convert_target_loihi_runs_on_lava_fixed_point(tmp_path, rng, capsys):
+    """``--target loihi``: IF reset to zero from zero state, a graph backend 'lava' accepts;
+    ``--evaluate --backend lava`` reports its fixed_pt accuracy (without per-layer spike probes)."""
+    from snnx.api import prepare
+    from snnx.ir.semantics import reset_of, v_init_of
+    from snnx.plugins import get_backend
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = rng.uniform(size=(20, 1, 4, 4)).astype(np.float32)
+    path = tmp_path / "mlp.onnx"
+    path.write_bytes(export(model, x).SerializeToString())
+    np.savez(tmp_path / "calib.npz", x=x)
+    np.savez(tmp_path / "test.npz", x=x[:4], y=rng.integers(0, 3, size=4))
+    argv = convert_argv(path, tmp_path / "m.nir", tmp_path / "calib.npz", "--target", "loihi")
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "target loihi" in out
+    graph = snnx.load(tmp_path / "m.nir")
+    neurons = [n for n in graph.nodes.values() if type(n).__name__ == "IF"]
+    assert neurons and all(reset_of(n) == "value" and not np.any(v_init_of(n)) for n in neurons)
+    lava = get_backend("lava")
+    if lava.missing_requirements():
+        pytest.skip("Lava not installed")
+    assert lava.refusals(prepare(graph)) == []
+    argv += ["--evaluate", tmp_path / "test.npz", "--timesteps", "8", "--backend", "lava"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "SNN on lava" in out and "| 8 |" in out

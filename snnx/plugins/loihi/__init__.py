@@ -7,12 +7,13 @@
 ``quantise``   Loihi 2 fixed point per layer, with its errors
 ``model``      what ``lava`` / ``lava-float`` lower to (folded chain + quantisation)
 ``netx``       the netx HDF5 writer (the file Lava loads for Loihi 2)
-``runner``     running a model in Lava (batches as windows, latency removed)
+``processes``  the ``lava-float`` Lava process graph and snnx's ``ContractCuba`` Lava process
+``runner``     running a model in Lava (batches as windows, latency removed, graded input, probes)
 ``slayer``     lava-dl's SLAYER network classes (the ``lava-dl`` model)
 ``export``     a folded chain back to NIR (``raise_``)
 ``backends``   the three ``Backend`` classes
 ``plugin``     the pluggy hooks
 =============  ======================================================================================
 
-Importing this package or any module but ``runner``/``slayer`` functions never imports Lava.
+Importing any of these modules never imports Lava or torch; their functions do, when called.
 """

@@ -17,43 +17,35 @@ import numpy as np
 
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.capabilities import Capabilities
-from snnx.ir.nodes import NEURON_KINDS, SPIKING_KINDS
 from snnx.ir.prepare import PreparedGraph
 from snnx.plugins.loihi import runner, slayer
-from snnx.plugins.loihi.cuba import CHAIN_NODE_TYPES, CubaChain, chain_or_raise, extract_chain, loihi_refusals
+from snnx.plugins.loihi.cuba import (
+    CHAIN_NODE_TYPES,
+    CubaChain,
+    chain_or_raise,
+    extract_chain,
+    initial_state_pulses,
+    loihi_refusals,
+)
 from snnx.plugins.loihi.export import chain_to_nir
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
 from snnx.plugins.loihi.quantise import quantisation_refusals, quantise_layer
 from snnx.registry import Backend
 
-#: What the Loihi neuron takes: the CUBA chain without the non-spiking neurons.
-LAVA_NODE_TYPES = CHAIN_NODE_TYPES - (NEURON_KINDS - SPIKING_KINDS)
 #: find_spec only: importing Lava costs seconds, which `snnx info` must not pay per backend;
 #: an install that is present but broken is reported when the backend is used (import_lava).
 INSTALL_HINT = "snnx install lava"
 
 
 class _LavaBackendBase(Backend):
-    # Reset modes and initial state are checked by loihi_refusals, whose reasons say what Loihi does.
-    capabilities = Capabilities(node_types=LAVA_NODE_TYPES, cycles=False, v_init=True)
     install_hint = INSTALL_HINT
     requires = ("lava.magma.core", "lava.lib.dl.netx")
     tag: ClassVar[str] = ""
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
         """The chain this backend deploys, or every reason it cannot (used by refusals and lower)."""
-        chain, reasons = extract_chain(graph)
-        if chain is None:
-            return None, reasons
-        reasons = loihi_refusals(chain)
-        for layer in chain.layers:
-            if layer.kind != "dense":
-                reasons.append(
-                    f"node {layer.nodes[0]!r}: only dense layers are deployed to Lava by snnx so far "
-                    "(this Conv2d stays a convolution and would need netx's conv layer)"
-                )
-        return (None, reasons) if reasons else (chain, [])
+        raise NotImplementedError
 
     def refusals(self, graph: PreparedGraph) -> list[str]:
         """Node-type and cycle refusals plus every Loihi-specific reason, so one check lists them all."""
@@ -77,6 +69,8 @@ class LavaBackend(_LavaBackendBase):
 
     name = "lava"
     description = "Loihi 2: netx HDF5 network quantised by snnx, run bit-accurately by Lava (fixed_pt)"
+    # Reset modes and initial state are checked by loihi_refusals, whose reasons say what Loihi does.
+    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=False, v_init=True)
     file_suffix = ".net"
     tag = "fixed_pt"
     #: Fixed point approximates the float contract by design: the quantisation is reported per layer,
@@ -86,14 +80,12 @@ class LavaBackend(_LavaBackendBase):
     approximate: ClassVar[bool] = True
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        chain, reasons = super()._chain_refusals(graph)
-        if chain is not None and len(chain.layers[0].nodes) == 1:
-            name = chain.layers[0].nodes[0]
-            return None, [
-                f"node {name!r} takes the graph input directly: on Loihi the input arrives as spikes "
-                "through a synapse, so put an Affine/Linear before it (or use backend 'lava-float')"
-            ]
-        return chain, reasons
+        chain, reasons = extract_chain(graph, readout=True, shift_reset=True)
+        if chain is None:
+            return None, reasons
+        chain = initial_state_pulses(chain)
+        reasons = loihi_refusals(chain)
+        return (None, reasons) if reasons else (chain, [])
 
     def lower(self, graph: PreparedGraph, *, exact: bool | str = False, **options: Any) -> LavaModel:
         """Fold, quantise and return the model; ``save`` writes it as netx HDF5.
@@ -121,19 +113,36 @@ class LavaBackend(_LavaBackendBase):
         write_atomic(path, lambda tmp: write_netx(model, tmp))
 
     def describe(self, model: LavaModel) -> str:
+        chain = model.chain
+        kinds = ", ".join(f"{layer.kind}[{'x'.join(map(str, layer.data_shape))}]" for layer in chain.layers)
+        notes = ""
+        if chain.pulses:
+            n = int(np.prod(chain.in_shape))
+            axons = " and ".join(f"{n + k} at step {k}" for k in range(chain.pulses))
+            notes += f"; the first layer's initial state: spike input axon {axons} of every window"
+        if not chain.layers[-1].spiking:
+            notes += (
+                "; the last layer never fires: read its voltage (probe v, divide by "
+                f"{model.quantisation[-1].scale * 64:.6g})"
+            )
         return (
-            f"netx network, {len(model.chain.layers)} dense CUBA layers, latency {model.latency} steps, "
+            f"netx network of CUBA layers ({kinds}), latency {model.latency} steps{notes}; "
             f"run with Loihi2SimCfg(select_tag='fixed_pt'); quantisation per layer:\n{model.report()}"
         )
 
 
 class LavaFloatBackend(_LavaBackendBase):
-    """The same chain as Lava ``Dense``/``LIFReset`` processes, run in floating point."""
+    """The chain as Lava processes (Dense/Conv synapses, LIFReset or snnx's contract CUBA neuron), floating point."""
 
     name = "lava-float"
-    description = "Lava processes (Dense + LIF) in floating point (Loihi2SimCfg floating_pt)"
+    description = "Lava processes (Dense/Conv + LIF or snnx's contract CUBA neuron) in floating point (floating_pt)"
+    # Cycles: a spiking layer's own spikes fed back through stateless nodes (extract_chain decides).
+    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=True, v_init=True)
     file_suffix = ".pkl"
     tag = "floating_pt"
+
+    def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
+        return extract_chain(graph, readout=True, shared_decays=False, recurrent=True)
 
     def lower(self, graph: PreparedGraph, **options: Any) -> LavaModel:
         if options:
@@ -142,9 +151,14 @@ class LavaFloatBackend(_LavaBackendBase):
         return LavaModel(chain=chain_or_raise(graph, self.name, self._chain_refusals), tag=self.tag)
 
     def describe(self, model: LavaModel) -> str:
+        layers = ", ".join(
+            f"{'Conv' if layer.kind == 'conv' else 'Dense'}+"
+            f"{'Readout' if layer.readout else 'LIFReset' if layer.standard else 'ContractCuba'}"
+            for layer in model.chain.layers
+        )
         return (
-            f"Lava Dense + LIFReset processes, {len(model.chain.layers)} layers, latency {model.latency} "
-            "steps, run with Loihi2SimCfg(select_tag='floating_pt')"
+            f"Lava processes ({layers}), latency {model.latency} steps, "
+            "run with Loihi2SimCfg(select_tag='floating_pt')"
         )
 
 

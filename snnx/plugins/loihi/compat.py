@@ -1,7 +1,7 @@
 """Make lava-nc 0.10 / lava-dl 0.6 importable on this Python, and install them.
 
 lava-nc 0.10.0 and lava-dl 0.6.0 declare ``Python < 3.11`` and pin old torch/numpy, but run on
-Python 3.11 with current torch and numpy once three things are handled:
+Python 3.11 with current torch and numpy once four things are handled:
 
 * **Installation** ignores their declared pins: ``pip install --no-deps --ignore-requires-python``
   plus the few runtime dependencies their imports really need (:data:`RUNTIME_DEPS`).
@@ -13,6 +13,12 @@ Python 3.11 with current torch and numpy once three things are handled:
   ``mp.set_start_method('fork')`` at import, which raises ``RuntimeError: context has already been
   set`` in a spawned process or after anything else chose a start method; Lava's runtime forks its
   actors, so the call is made with ``force=True``.
+* **numpy 2.4**: ``lava/magma/core/process/ports/ports.py`` builds its ``ReshapePort`` transforms
+  (used by every ``reshape``/``flatten`` of a port, e.g. netx's ``flatten`` layer between a conv and a
+  dense layer) as ``functools.partial(np.reshape, newshape=...)``; numpy 2.4 removed ``newshape``, so the
+  first message through such a port raises ``TypeError: reshape() got an unexpected keyword argument
+  'newshape'`` inside a Lava actor, which the runtime reports only as ``RuntimeError: 1 Exception(s)
+  occurred``. The transform is rewritten to :func:`reshape_to` (positional shape: every numpy).
 
 :func:`ensure_patched` installs a meta-path finder that compiles those modules from rewritten
 source (``field(default_factory=ByteEncoder)``, ``force=True``) before their first import.
@@ -34,15 +40,23 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
+import numpy as np
+
 from snnx.errors import SnnxError
 
 #: The modules whose source is rewritten before import.
-PATCHED_MODULES = frozenset({"lava.magma.compiler.var_model", "lava.magma.runtime.message_infrastructure.multiprocessing"})
+PATCHED_MODULES = frozenset({
+    "lava.magma.compiler.var_model",
+    "lava.magma.runtime.message_infrastructure.multiprocessing",
+    "lava.magma.core.process.ports.ports",
+})
 
 #: ``name: Cls = Cls()`` at class level: a shared mutable instance as a dataclass default.
 _MUTABLE_DEFAULT = re.compile(r"^(?P<lead>[ \t]+\w+[ \t]*:[ \t]*(?P<cls>\w+)[ \t]*=[ \t]*)(?P=cls)\(\)[ \t]*$", re.M)
 #: ``mp.set_start_method('fork')`` without ``force``: raises once a start method is set.
 _SET_FORK = re.compile(r"""\bset_start_method\((?P<q>['"])fork(?P=q)\)""")
+#: ``ft.partial(np.reshape, newshape=X)``: numpy 2.4 has no ``newshape`` keyword.
+_NEWSHAPE = re.compile(r"\b(?P<partial>\w+\.partial)\(np\.reshape,\s*newshape=(?P<shape>[\w.]+)\)")
 
 LAVA_PACKAGES = ("lava-nc==0.10.0", "lava-dl==0.6.0")
 
@@ -65,14 +79,24 @@ RUNTIME_DEPS = (
 _PROBE_MODULES = ("lava.magma", "lava.lib.dl.slayer", "lava.lib.dl.netx", "asteval", "cv2", "sklearn", "matplotlib")
 
 
+def reshape_to(shape: tuple[int, ...], data: np.ndarray) -> np.ndarray:
+    """``np.reshape(data, shape)``: the transform of Lava's ``ReshapePort`` after :func:`patch_source`
+    (a module-level function, so the partial stays picklable)."""
+    return np.reshape(data, shape)
+
+
 def patch_source(source: str) -> str:
-    """Rewrite class-level ``name: Cls = Cls()`` into ``name: Cls = field(default_factory=Cls)`` and
-    ``set_start_method('fork')`` into ``set_start_method('fork', force=True)``.
+    """Rewrite class-level ``name: Cls = Cls()`` into ``name: Cls = field(default_factory=Cls)``,
+    ``set_start_method('fork')`` into ``set_start_method('fork', force=True)`` and
+    ``partial(np.reshape, newshape=X)`` into ``partial(reshape_to, X)``.
 
     The rewrite keeps line numbers, so tracebacks still point at the file on disk.
     """
     source = _MUTABLE_DEFAULT.sub(
         lambda m: f"{m['lead']}__import__('dataclasses').field(default_factory={m['cls']})", source
+    )
+    source = _NEWSHAPE.sub(
+        lambda m: f"{m['partial']}(__import__('{__name__}', fromlist=['reshape_to']).reshape_to, {m['shape']})", source
     )
     return _SET_FORK.sub("set_start_method('fork', force=True)", source)
 

@@ -18,14 +18,16 @@ CubaLIF/LI dt/ts   dt/tm        c (dt/tm) r (dt/ts) w_in            c (dt/tm) v_
 =========  ======  ===========  =================================  ====================
 
 with ``theta' = c v_threshold`` shared by the layer (``c = 1`` when the layer's thresholds are equal,
-and always for the non-spiking LI, CubaLI and I), ``v_reset' = c v_reset``, ``v_init' = c v_init``,
+and always for the non-spiking LI, CubaLI and I; ``theta'`` is the largest threshold, or the least
+common multiple of differing integer thresholds, so that integer SNNs stay integer), ``v_reset' = c v_reset``, ``v_init' = c v_init``,
 ``u_init' = c (dt/tm) r i_init``. Stateless nodes between two neuron layers (Affine, Linear, Scale,
 Flatten, pools, convolutions) are composed into one dense synapse, unless the run is a single
 Conv2d, which stays a convolution.
 
 :func:`extract_chain` folds what the float CUBA neuron of ``lava-dl`` can run;
-:func:`loihi_refusals` lists what Loihi's fixed CUBA neuron additionally cannot (non-zero ``v_leak``,
-``v_reset``, initial state, bias, subtract reset, non-spiking layers).
+:func:`loihi_refusals` lists what Loihi's own CUBA neuron (netx, fixed point) additionally cannot
+(non-zero ``v_reset``, initial state, subtract reset, non-spiking layers, a bias into a decaying
+current); ``v_leak`` and synapse biases into a non-decaying current become the neuron's voltage bias.
 """
 
 from __future__ import annotations
@@ -86,6 +88,19 @@ class CubaLayer:
     source: tuple[tuple[str, nir.NIRNode], ...] = ()
     gain: np.ndarray | None = None
     lowered: tuple[np.ndarray, np.ndarray | None] | None = None
+    #: A trailing stateless run with no neuron after it (``extract_chain(..., readout=True)``): its
+    #: "neuron" passes the synapse output through (``du = dv = 1``, non-spiking: ``v = z``).
+    readout: bool = False
+    #: Per-neuron ``(current_decay, voltage_decay)`` arrays (data shape) when they differ between the
+    #: layer's neurons (``extract_chain(..., shared_decays=False)``); the scalar fields then hold the
+    #: first neuron's. Loihi's own neuron shares one decay per layer.
+    neuron_decays: tuple[np.ndarray, np.ndarray] | None = None
+    #: Folded recurrent weights ``(N, N)`` of a layer whose spikes come back to it through a stateless
+    #: run (``extract_chain(..., recurrent=True)``): the previous step's spikes, zero at a window's start.
+    recurrent: np.ndarray | None = None
+    #: Folded bias of the recurrent run (data shape) or None: on the back edge it acts from a window's
+    #: second step on (the back edge carries zero at step 0).
+    recurrent_bias: np.ndarray | None = None
 
     @property
     def spiking(self) -> bool:
@@ -94,6 +109,31 @@ class CubaLayer:
     @property
     def data_shape(self) -> tuple[int, ...]:
         return self.out_shape if self.kind == "conv" else (int(np.prod(self.out_shape)),)
+
+    @property
+    def standard(self) -> bool:
+        """Whether Loihi's own CUBA neuron runs this layer (Lava ``LIF``/``LIFReset``, netx ``CUBA``):
+        spiking, reset to 0, zero initial state, and any synapse bias acting on a non-decaying current."""
+        return (
+            self.neuron_decays is None and self.recurrent is None
+            and self.spiking and not self.readout and self.reset == "value" and not np.any(np.asarray(self.v_reset))
+            and not np.any(np.asarray(self.v_init)) and not np.any(np.asarray(self.u_init))
+            and (self.bias is None or self.current_decay == 1.0)
+        )
+
+    def channel_bias(self) -> np.ndarray:
+        """The synapse bias per neuron (data shape; zeros when there is none)."""
+        out = np.zeros(self.data_shape)
+        if self.bias is not None:
+            b = np.asarray(self.bias, dtype=np.float64)
+            out += b.reshape(-1, *([1] * (len(self.data_shape) - 1))) if self.kind == "conv" else b
+        return out
+
+    def voltage_bias(self) -> np.ndarray:
+        """The per-step voltage bias of Loihi's neuron (``bias_mant``), data shape: ``v_bias`` plus the
+        synapse bias, which acts on the voltage directly when the current does not decay (``du = 1``:
+        ``u = z``). Only meaningful for layers with ``current_decay == 1`` or without bias."""
+        return np.asarray(self.v_bias, dtype=np.float64) * np.ones(self.data_shape) + self.channel_bias()
 
 
 @dataclass
@@ -105,6 +145,9 @@ class CubaChain:
     dt: float
     in_shape: tuple[int, ...]
     layers: list[CubaLayer]
+    #: Extra input channels after the flat input that carry a spike at step 0 (and 1) of every window:
+    #: the first layer's initial state, set by :func:`initial_state_pulses`.
+    pulses: int = 0
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -115,12 +158,48 @@ def _arr(value: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=np.float64), shape).copy()
 
 
+def _recurrent_runs(
+    graph: nir.NIRGraph, back_edges: frozenset[tuple[str, str]]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Self-recurrent runs ``neuron -> stateless* -> (back edge) neuron``, by neuron, or refusal reasons."""
+    pred: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for src, dst in graph.edges:
+        pred[dst].append(src)
+        succ[src].append(dst)
+    runs: dict[str, list[str]] = {}
+    for src, dst in sorted(back_edges):
+        node = graph.nodes[dst]
+        run, cur = [], src
+        while isinstance(graph.nodes[cur], STATELESS_TYPES) and len(pred[cur]) == 1 and len(succ[cur]) == 1:
+            run.insert(0, cur)
+            cur = pred[cur][0]
+        if cur != dst or not run or not isinstance(node, SPIKING) or dst in runs:
+            return {}, [
+                f"recurrent edge ({src!r} -> {dst!r}): only a spiking neuron's own spikes fed back to it "
+                "through stateless nodes form a recurrent layer"
+            ]
+        runs[dst] = run
+    return runs, []
+
+
+class _Reduced:
+    """A graph's nodes and edges without some nodes (the recurrent runs), for :func:`_chain_order`."""
+
+    def __init__(self, graph: nir.NIRGraph, drop: set[str]) -> None:
+        self.nodes = {k: v for k, v in graph.nodes.items() if k not in drop}
+        self.edges = [(a, b) for a, b in graph.edges if a not in drop and b not in drop]
+
+
 def _chain_order(graph: nir.NIRGraph) -> tuple[list[str], list[str]]:
     """Node names from the Input to the Output, or the reasons the graph is not a simple chain."""
     inputs = sorted(n for n, node in graph.nodes.items() if isinstance(node, nir.Input))
     outputs = sorted(n for n, node in graph.nodes.items() if isinstance(node, nir.Output))
     if len(inputs) != 1 or len(outputs) != 1:
-        return [], [f"needs exactly one Input and one Output node (found inputs {inputs}, outputs {outputs})"]
+        return [], [
+            f"needs exactly one Input and one Output node (found inputs {inputs}, outputs {outputs}): "
+            "SLAYER/Loihi networks here are one chain from an input layer to an output layer"
+        ]
     succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
     pred: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for src, dst in graph.edges:
@@ -143,8 +222,31 @@ def _chain_order(graph: nir.NIRGraph) -> tuple[list[str], list[str]]:
     return order, []
 
 
-def _neuron_fold(name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...]) -> tuple[dict[str, Any], list[str]]:
-    """Per-neuron gain and CUBA parameters of one neuron node (NIR shape), or refusal reasons."""
+#: Largest shared threshold :func:`_shared_threshold` makes from per-neuron integer thresholds.
+MAX_SHARED_INTEGER_THRESHOLD = (1 << 17) - 1
+
+
+def _shared_threshold(theta: np.ndarray) -> float:
+    """The layer's one threshold ``theta'``: the largest, or, for differing integer thresholds, their
+    least common multiple (then every gain ``c = theta'/theta`` is an integer and an integer SNN stays
+    integer on Loihi, whose threshold is shared by a layer)."""
+    top = float(theta.max())
+    if np.ptp(theta) == 0 or not np.all(theta == np.round(theta)):
+        return top
+    lcm = int(np.lcm.reduce(np.unique(theta).astype(np.int64)))
+    return float(lcm) if lcm <= MAX_SHARED_INTEGER_THRESHOLD else top
+
+
+def _neuron_fold(
+    name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...], shift_reset: bool = False,
+    shared_decays: bool = True,
+) -> tuple[dict[str, Any], list[str]]:
+    """Per-neuron gain and CUBA parameters of one neuron node (NIR shape), or refusal reasons.
+
+    ``shift_reset``: count the voltage from ``v_reset`` (``v~ = v - v_reset``) for reset "value", so
+    the reset is to 0; the threshold becomes ``v_threshold - v_reset``, the leak target
+    ``v_leak - v_reset`` and the initial voltage ``v_init - v_reset`` (exact algebra).
+    """
     reasons: list[str] = []
     ones = np.ones(shape)
     r = _arr(node.r, shape)
@@ -163,28 +265,37 @@ def _neuron_fold(name: str, node: nir.NIRNode, dt: float, shape: tuple[int, ...]
                 f"node {name!r}: {label} must be in [0, 1] (got {value.min():.4g}..{value.max():.4g}); "
                 "SLAYER/Loihi decays are fractions per step"
             )
-        elif np.ptp(value) > 0:
+        elif np.ptp(value) > 0 and shared_decays:
             reasons.append(f"node {name!r}: {label} differs between neurons; SLAYER/Loihi layers share one decay")
     spiking = isinstance(node, SPIKING)
     c = ones
     threshold = None
+    v_init = v_init_of(node) * ones
+    v_reset = _arr(node.v_reset, shape) if spiking else 0 * ones
     if spiking:
         theta = _arr(node.v_threshold, shape)
+        if shift_reset and reset_of(node) == "value" and np.any(v_reset != 0):
+            theta = theta - v_reset
+            leak, v_init, v_reset = leak - v_reset, v_init - v_reset, 0 * ones
+            if np.any(theta <= 0):
+                reasons.append(f"node {name!r}: v_threshold must be above v_reset (Loihi fires upwards only)")
+                return {}, reasons
         if np.any(theta <= 0):
             reasons.append(f"node {name!r}: v_threshold must be > 0 (SLAYER/Loihi fire upwards only)")
             return {}, reasons
-        threshold = float(theta.max())
+        threshold = _shared_threshold(theta)
         c = threshold / theta
     fold = {
         "gain": c * g_v * g_i,
         "current_decay": float(du.flat[0]),
         "voltage_decay": float(dv.flat[0]),
+        "decays": None if np.ptp(du) == 0 and np.ptp(dv) == 0 else (du, dv),
         "threshold": threshold,
         "v_bias": c * dv * leak,
-        "v_init": c * v_init_of(node) * ones,
+        "v_init": c * v_init,
         "u_init": c * g_v * i_init_of(node) * ones if isinstance(node, (nir.CubaLIF, nir.CubaLI)) else 0 * ones,
         "reset": reset_of(node) if spiking else "value",
-        "v_reset": c * _arr(node.v_reset, shape) if spiking else 0 * ones,
+        "v_reset": c * v_reset,
     }
     return fold, reasons
 
@@ -214,11 +325,29 @@ def _without_bias(node: nir.NIRNode) -> nir.NIRNode:
     return node
 
 
-def extract_chain(prepared: PreparedGraph | nir.NIRGraph) -> tuple[CubaChain | None, list[str]]:
-    """Fold a prepared graph into CUBA layers; ``(None, reasons)`` when impossible."""
+def extract_chain(
+    prepared: PreparedGraph | nir.NIRGraph, *, readout: bool = False, shift_reset: bool = False,
+    shared_decays: bool = True, recurrent: bool = False,
+) -> tuple[CubaChain | None, list[str]]:
+    """Fold a prepared graph into CUBA layers; ``(None, reasons)`` when impossible.
+
+    :param readout: accept stateless nodes after the last neuron as a readout layer (a synapse whose
+        output is the graph output; :attr:`CubaLayer.readout`); otherwise they are refused.
+    :param shift_reset: fold a non-zero ``v_reset`` (reset "value") into the threshold, leak and initial
+        voltage so the neuron resets to 0, as Loihi's does (see :func:`_neuron_fold`).
+    :param shared_decays: refuse decays that differ between a layer's neurons (SLAYER and Loihi share
+        one); with False they are kept per neuron (:attr:`CubaLayer.neuron_decays`).
+    :param recurrent: accept a spiking neuron whose spikes come back to it through stateless nodes
+        (the back edge into the neuron): a recurrent dense layer (:attr:`CubaLayer.recurrent`).
+    """
     prepared = prepare(prepared)
     graph = prepared.graph
-    order, reasons = _chain_order(graph)
+    rec_runs: dict[str, list[str]] = {}
+    if recurrent and prepared.schedule.back_edges:
+        rec_runs, reasons = _recurrent_runs(graph, prepared.schedule.back_edges)
+        if reasons:
+            return None, reasons
+    order, reasons = _chain_order(_Reduced(graph, {n for run in rec_runs.values() for n in run}) if rec_runs else graph)
     if reasons:
         return None, reasons
     dt = prepared.dt
@@ -233,10 +362,16 @@ def extract_chain(prepared: PreparedGraph | nir.NIRGraph) -> tuple[CubaChain | N
             run.append(name)
             continue
         if not isinstance(node, NEURON_TYPES):
-            reasons.append(f"node {name!r}: {type(node).__name__} has no SLAYER/Loihi CUBA equivalent")
+            if isinstance(node, nir.Delay):
+                reasons.append(
+                    f"node {name!r}: Delay is not folded into Loihi's synaptic delays by snnx (SLAYER's delays are "
+                    "learnable axonal delays; a delay line would carry one sample's spikes into the next window)"
+                )
+            else:
+                reasons.append(f"node {name!r}: {type(node).__name__} has no SLAYER/Loihi CUBA equivalent")
             return None, reasons
         shape = shapes[name]
-        fold, why = _neuron_fold(name, node, dt, shape)
+        fold, why = _neuron_fold(name, node, dt, shape, shift_reset, shared_decays)
         reasons += why
         in_shape = shapes[prev_out]
         prev_out = name
@@ -291,9 +426,22 @@ def extract_chain(prepared: PreparedGraph | nir.NIRGraph) -> tuple[CubaChain | N
         for key in ("v_reset", "v_bias", "v_init", "u_init"):
             value = np.asarray(fold[key]).reshape(data_shape)
             setattr(layer, key, value if np.any(value != 0) else 0.0)
+        if fold["decays"] is not None:
+            layer.neuron_decays = tuple(np.asarray(d).reshape(data_shape) for d in fold["decays"])
+        if name in rec_runs:
+            m, b = _compose_dense(graph, rec_runs[name], shape)
+            if layer.kind != "dense" or m.shape != (layer.weight.shape[0],) * 2:
+                reasons.append(f"nodes {rec_runs[name]}: a recurrent run must map the dense layer {name!r} onto itself")
+                run = []
+                continue
+            g = np.asarray(gain).reshape(-1)
+            layer.recurrent = m * g[:, None]
+            layer.recurrent_bias = b * g if np.any(b != 0) else None
         chain.layers.append(layer)
         run = []
-    if run:
+    if run and readout and not reasons:
+        reasons += _append_readout(chain, graph, run, shapes[prev_out], shapes[run[-1]])
+    elif run:
         reasons.append(
             f"nodes {run} end the graph without a neuron: SLAYER/Loihi layers end in CUBA neurons "
             "(add an LI readout or drop the trailing stateless nodes)"
@@ -303,29 +451,82 @@ def extract_chain(prepared: PreparedGraph | nir.NIRGraph) -> tuple[CubaChain | N
     return (None, reasons) if reasons else (chain, [])
 
 
+def _append_readout(
+    chain: CubaChain, graph: nir.NIRGraph, run: list[str], in_shape: tuple[int, ...], out_shape: tuple[int, ...]
+) -> list[str]:
+    """Append the trailing stateless ``run`` as a readout layer (one composed dense synapse)."""
+    n_in, n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
+    if n_in * n_out > MAX_DENSE_ENTRIES:
+        return [f"nodes {run}: the readout would need a {n_out}x{n_in} dense synapse"]
+    m, b = _compose_dense(graph, run, in_shape)
+    layer = CubaLayer(
+        kind="dense", nodes=tuple(run), in_shape=in_shape, out_shape=out_shape, neuron_type="readout",
+        weight=m, bias=b if np.any(b != 0) else None, current_decay=1.0, voltage_decay=1.0, threshold=None,
+        source=tuple((n, copy.deepcopy(graph.nodes[n])) for n in run), gain=np.ones(n_out), readout=True,
+    )
+    layer.lowered = (layer.weight.copy(), None if layer.bias is None else layer.bias.copy())
+    chain.layers.append(layer)
+    return []
+
+
+def initial_state_pulses(chain: CubaChain) -> CubaChain:
+    """The chain with its first layer's initial state replaced by input pulses (Loihi's state starts at 0).
+
+    Extra input axons spike at the first step(s) of every window into the first (dense) synapse:
+    ``p0 = (1-du) u_init + a`` at step 0 and, with a decaying current, ``p1 = -(1-du) a`` at step 1,
+    where ``a = (1-dv) v_init``. From zero state that gives ``v`` at step 0 exactly the contract's
+    ``(1-dv) v_init + (1-du) u_init + z`` and cancels the extra current at step 1. Other layers' initial
+    state is left for :func:`loihi_refusals` to refuse.
+    """
+    first = chain.layers[0]
+    v_init = np.asarray(first.v_init, dtype=np.float64) * np.ones(first.data_shape)
+    u_init = np.asarray(first.u_init, dtype=np.float64) * np.ones(first.data_shape)
+    if first.kind != "dense" or not (np.any(v_init) or np.any(u_init)):
+        return chain
+    kick = (1 - first.voltage_decay) * v_init
+    columns = [(1 - first.current_decay) * u_init + kick]
+    if first.current_decay != 1.0 and np.any(kick):
+        columns.append(-(1 - first.current_decay) * kick)
+    chain = copy.deepcopy(chain)
+    first = chain.layers[0]
+    first.weight = np.concatenate([first.weight, np.stack(columns, axis=1)], axis=1)
+    first.v_init, first.u_init = 0.0, 0.0
+    chain.pulses = len(columns)
+    return chain
+
+
 def loihi_refusals(chain: CubaChain) -> list[str]:
     """What Loihi's CUBA neuron (netx / Lava LIF processes) cannot run exactly, one reason each."""
     reasons = []
     for layer in chain.layers:
         name = layer.nodes[-1]
-        if not layer.spiking:
+        last = layer is chain.layers[-1]
+        if not layer.spiking and not last:
             reasons.append(
-                f"node {name!r}: {layer.neuron_type} is non-spiking; Loihi layers emit spikes "
-                "(use a spiking readout and count spikes)"
+                f"node {name!r}: {layer.neuron_type} is non-spiking and feeds another layer; Loihi layers "
+                "send spikes (a voltage can only be read out, by probing the last layer)"
             )
+            continue
+        if not layer.spiking:
+            # The last layer's voltage is probed (Lava Monitor); it never fires.
+            if np.any(np.asarray(layer.v_init) != 0) or np.any(np.asarray(layer.u_init) != 0):
+                reasons.append(f"node {name!r}: non-zero v_init/i_init is not supported (Loihi state starts at 0)")
+            if layer.bias is not None and layer.current_decay != 1.0:
+                reasons.append(
+                    f"nodes {list(layer.nodes[:-1])}: a synapse bias into a decaying current "
+                    f"({layer.neuron_type}) is not supported: Loihi's bias is added to the voltage, not the current"
+                )
             continue
         if layer.reset != "value":
             reasons.append(f"node {name!r}: reset {layer.reset!r} is not supported; Loihi resets the voltage to 0")
-        if np.any(np.asarray(layer.v_reset) != 0):
+        elif np.any(np.asarray(layer.v_reset) != 0):  # (a subtract reset does not use v_reset)
             reasons.append(f"node {name!r}: v_reset must be 0 (Loihi resets the voltage to 0)")
-        if np.any(np.asarray(layer.v_bias) != 0):
-            reasons.append(f"node {name!r}: v_leak must be 0 (Loihi's CUBA voltage leaks towards 0)")
         if np.any(np.asarray(layer.v_init) != 0) or np.any(np.asarray(layer.u_init) != 0):
             reasons.append(f"node {name!r}: non-zero v_init/i_init is not supported (Loihi state starts at 0)")
-        if layer.bias is not None:
+        if layer.bias is not None and layer.current_decay != 1.0:
             reasons.append(
-                f"nodes {list(layer.nodes[:-1])}: non-zero bias is not supported (on Loihi a bias acts from "
-                "step 0, before the input has crossed the one-step-per-layer latency); retrain without bias"
+                f"nodes {list(layer.nodes[:-1])}: a synapse bias into a decaying current ({layer.neuron_type}) "
+                "is not supported: Loihi's bias is added to the voltage, not to the current"
             )
     return reasons
 

@@ -21,6 +21,8 @@ VTH_MAX = (1 << 17) - 1  # 17-bit unsigned threshold mantissa
 DECAY_UNIT = 1 << 12  # 12-bit decays: du, dv in units of 1/4096
 STATE_LIMIT = (1 << 23) - 1  # 24-bit signed voltage and current
 STATE_SHIFT = 6  # Loihi stores u and v with 6 fractional bits relative to weights and thresholds
+BIAS_MAX = (1 << 12) - 1  # 13-bit signed bias mantissa; netx uses bias_exp = 6, i.e. weight units
+BIAS_MIN = -(1 << 12)
 
 
 @dataclass
@@ -44,71 +46,126 @@ class LayerQuantisation:
     voltage_decay_error: float
     max_input: int
     exact: bool
+    #: The per-step voltage bias in weight units (``bias_mant``; data shape), or None.
+    bias: np.ndarray | None = None
+    bias_error: float = 0.0
+    #: ``"conv 8x8x8"`` / ``"dense 64"``: the synapse kind and the layer's neurons.
+    kind: str = ""
+
+    @property
+    def integer(self) -> bool:
+        """Whether the layer's weights, threshold and bias were integers already (scale 1)."""
+        return self.scale == 1.0 and self.exact
 
     def row(self) -> str:
         """One line of :meth:`snnx.plugins.loihi.model.LavaModel.report`."""
         return (
-            f"{self.layer:<16} scale={self.scale:<10.5g} vth={self.vth:<6d} iDecay={self.i_decay:<4d} "
+            f"{self.layer:<16} {self.kind:<14} scale={self.scale:<10.5g} vth={self.vth:<6d} iDecay={self.i_decay:<4d} "
             f"vDecay={self.v_decay:<4d} clipped={self.clipped:<3d} max|dw|={self.weight_error:.2e} "
             f"|dth|={self.threshold_error:.2e} |ddu|={self.current_decay_error:.1e} "
-            f"|ddv|={self.voltage_decay_error:.1e} max|in|={self.max_input} exact={'yes' if self.exact else 'no'}"
+            f"|ddv|={self.voltage_decay_error:.1e} |db|={self.bias_error:.1e} max|in|={self.max_input} "
+            f"exact={'yes' if self.exact else 'no'}"
         )
 
 
-def _power_of_two_scale(weight: np.ndarray, threshold: float, peak: float) -> float | None:
-    """A scale 2**k that makes every weight and the threshold an exact in-range integer, if one exists.
-
-    ``peak`` is ``max|weight|`` (0 for no weights).
+def _power_of_two_scale(
+    weight: np.ndarray, threshold: float | None, peak: float, bias: np.ndarray, cap: float = math.inf,
+    prefer_unit: bool = True,
+) -> float | None:
+    """A scale 2**k that makes every weight, the threshold and the bias exact in-range integers, if one
+    exists: 1 when they are integers already and ``prefer_unit`` (an integer SNN keeps its own numbers),
+    else the largest such (the finest grid for the threshold and for decays' rounding). ``peak`` is
+    ``max|weight|`` (0 for no weights); ``cap`` bounds the scale.
     """
     if peak == 0.0:
         return None
-    top = math.floor(math.log2(WEIGHT_MAX / peak))
+    integer = prefer_unit and (
+        peak <= WEIGHT_MAX and np.all(weight == np.round(weight)) and np.all(bias == np.round(bias))
+        and (threshold is None or (threshold == round(threshold) and 1 <= threshold <= VTH_MAX))
+        and np.all(bias <= BIAS_MAX) and np.all(bias >= BIAS_MIN) and cap >= 1
+    )
+    if integer:
+        return 1.0
+    top = min(math.floor(math.log2(WEIGHT_MAX / peak)), math.floor(math.log2(cap)) if cap < math.inf else 1 << 10)
     for k in range(top, top - 40, -1):
         scale = 2.0**k
-        w, th = weight * scale, threshold * scale
-        if th > VTH_MAX:
+        w, th, b = weight * scale, 1.0 if threshold is None else threshold * scale, bias * scale
+        if th > VTH_MAX or np.any(b > BIAS_MAX) or np.any(b < BIAS_MIN):
             continue
-        if np.all(w == np.round(w)) and th == round(th) and th >= 1:
+        if np.all(w == np.round(w)) and th == round(th) and th >= 1 and np.all(b == np.round(b)):
             return scale
     return None
 
 
-def quantise_layer(layer: CubaLayer) -> LayerQuantisation:
+#: Steps assumed for the voltage range of a non-decaying readout (``I``) when the run length is unknown.
+DEFAULT_READOUT_STEPS = 64
+
+
+def voltage_bound(layer: CubaLayer, steps: int | None = None, input_peak: float = 1.0) -> float:
+    """An upper bound of ``|v|`` (folded units) of a layer that never fires: the per-step input bound
+    ``max(Σ|w| · input_peak + |b|)`` summed geometrically through the current and voltage decays
+    (``steps`` times for a voltage that does not decay)."""
+    w = np.abs(layer.weight).reshape(layer.weight.shape[0], -1).sum(axis=1) * input_peak
+    per_step = float(np.max(w.reshape(-1, *([1] * (len(layer.data_shape) - 1))) + np.abs(layer.voltage_bias())))
+    u = per_step / layer.current_decay if layer.current_decay > 0 else per_step * (steps or DEFAULT_READOUT_STEPS)
+    return u / layer.voltage_decay if layer.voltage_decay > 0 else u * (steps or DEFAULT_READOUT_STEPS)
+
+
+def quantise_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: float = 1.0) -> LayerQuantisation:
     """Quantise one folded layer to Loihi's formats (see ``specs/backends/lava.md``).
 
     The scale is the largest that keeps weights in 8 bits (``127 / max|w|``) and the threshold in 17
     bits; a power-of-two scale is used instead when it represents every weight and the threshold
-    exactly, because then the float reference sums the same numbers without rounding.
+    exactly, because then the float reference sums the same numbers without rounding. Weights,
+    threshold and bias that are integers already keep scale 1 in a layer without decay (an integer SNN
+    deploys as it is; a decaying layer takes the finest exact grid instead). A
+    layer that never fires (its voltage is read out) is further limited so that its voltage stays in
+    Loihi's 24-bit range (:func:`voltage_bound` over ``steps`` with inputs up to ``input_peak``).
     """
-    theta = float(layer.threshold)
+    # A non-spiking layer (read out by probing its voltage) never fires: its threshold is the largest
+    # mantissa, and its errors are in units of v rather than of a threshold.
+    theta = float(layer.threshold) if layer.spiking else 1.0
     w = layer.weight
+    bias = layer.voltage_bias()
     peak = float(np.max(np.abs(w))) if w.size else 0.0
-    exact_scale = _power_of_two_scale(w, theta, peak)
+    bias_peak = float(np.max(np.abs(bias))) if bias.size else 0.0
+    v_cap = math.inf if layer.spiking else STATE_LIMIT / ((1 << STATE_SHIFT) * max(voltage_bound(layer, steps, input_peak), 1e-300))
+    # Decays round v to 1/64 of a weight unit each step: a decaying layer takes the largest exact scale
+    # (finest grid) even when its numbers are integers; a non-decaying one keeps integers as they are.
+    no_decay = layer.current_decay == 1.0 and layer.voltage_decay in (0.0, 1.0)
+    exact_scale = _power_of_two_scale(w, theta if layer.spiking else None, peak, bias, v_cap, prefer_unit=no_decay)
     if exact_scale is not None:
         scale = exact_scale
     else:
         scale = WEIGHT_MAX / peak if peak > 0 else 1.0
-        scale = min(scale, VTH_MAX / theta)
+        scale = min(scale, VTH_MAX / theta if layer.spiking else math.inf, BIAS_MAX / bias_peak if bias_peak else math.inf, v_cap)
+    b_raw = np.round(bias * scale)
+    b_int = np.clip(b_raw, BIAS_MIN, BIAS_MAX).astype(np.int64)
+    bias_error = float(np.max(np.abs(b_int / scale - bias))) / theta if bias.size else 0.0
     raw = np.round(w * scale)
     w_int = np.clip(raw, WEIGHT_MIN, WEIGHT_MAX).astype(np.int64)
-    clipped = int(np.sum(raw != w_int))
-    vth = int(min(max(round(theta * scale), 0), VTH_MAX))
+    clipped = int(np.sum(raw != w_int)) + int(np.sum(b_raw != b_int))
+    vth = int(min(max(round(theta * scale), 0), VTH_MAX)) if layer.spiking else VTH_MAX
     i_decay = int(round(layer.current_decay * DECAY_UNIT))
     v_decay = int(round(layer.voltage_decay * DECAY_UNIT))
     weight_error = float(np.max(np.abs(w_int / scale - w))) / theta if w.size else 0.0
-    threshold_error = abs(vth / scale - theta) / theta
+    threshold_error = abs(vth / scale - theta) / theta if layer.spiking else 0.0
     du_err = abs(i_decay / DECAY_UNIT - layer.current_decay)
     dv_err = abs(v_decay / DECAY_UNIT - layer.voltage_decay)
     fan_in = np.abs(w_int).reshape(w_int.shape[0], -1).sum(axis=1) if w.size else np.zeros(1)
-    # Exact means: integer arithmetic with no rounding (no decays) on exactly represented parameters.
+    # Exact means: integer arithmetic with no rounding (no decays: a voltage decay of 1, which zeroes
+    # the voltage every step, rounds nothing either) on exactly represented parameters.
     exact = (
-        exact_scale is not None and clipped == 0 and weight_error == 0 and threshold_error == 0
-        and i_decay == DECAY_UNIT and v_decay == 0 and du_err == 0 and dv_err == 0
+        (exact_scale is not None or not layer.spiking and peak == 0.0) and clipped == 0 and weight_error == 0
+        and threshold_error == 0 and bias_error == 0 and i_decay == DECAY_UNIT and v_decay in (0, DECAY_UNIT)
+        and du_err == 0 and dv_err == 0
     )
     return LayerQuantisation(
         layer=layer.nodes[-1], scale=scale, weight=w_int, vth=vth, i_decay=i_decay, v_decay=v_decay,
         clipped=clipped, weight_error=weight_error, threshold_error=threshold_error,
         current_decay_error=du_err, voltage_decay_error=dv_err, max_input=int(fan_in.max()), exact=exact,
+        bias=b_int if np.any(b_int) else None, bias_error=bias_error,
+        kind=f"{layer.kind} {'x'.join(map(str, layer.data_shape))}",
     )
 
 
@@ -119,9 +176,10 @@ def quantisation_refusals(quant: list[LayerQuantisation]) -> list[str]:
         if q.exact:
             continue
         what = []
-        if q.weight_error or q.threshold_error or q.clipped:
-            what.append(f"weights/threshold off by up to {max(q.weight_error, q.threshold_error):.2e} thresholds")
-        if q.i_decay != DECAY_UNIT or q.v_decay != 0:
+        if q.weight_error or q.threshold_error or q.bias_error or q.clipped:
+            err = max(q.weight_error, q.threshold_error, q.bias_error)
+            what.append(f"weights/threshold/bias off by up to {err:.2e} thresholds")
+        if q.i_decay != DECAY_UNIT or q.v_decay not in (0, DECAY_UNIT):
             what.append("decays round the state to Loihi's 1/64 grid every step")
         reasons.append(
             f"node {q.layer!r}: Loihi fixed point is not exact here ({'; '.join(what)}); lower without "

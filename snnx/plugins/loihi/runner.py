@@ -8,92 +8,186 @@ state as the contract requires. Lava is imported only inside the functions.
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from typing import Any
 
 import numpy as np
 
-from snnx.errors import SnnxError
+from snnx.errors import UnsupportedNodeError
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
+from snnx.plugins.loihi.quantise import BIAS_MAX, STATE_SHIFT, VTH_MAX, quantise_layer
 
 
-def _stream(model: LavaModel, x: np.ndarray, *, graded: bool = False) -> tuple[np.ndarray, int, int]:
-    """Time-major ``(T, B, *shape)`` inputs as one ``(N, B*T + L)`` stream of consecutive windows."""
+def _lava_layout(model: LavaModel) -> bool:
+    """Whether the input enters Lava as an ``(x, y, c)`` image (a first conv layer) rather than flat."""
+    return model.chain.layers[0].kind == "conv"
+
+
+def _stream(model: LavaModel, x: np.ndarray, *, pulse: float = 1.0) -> tuple[np.ndarray, int, int]:
+    """Time-major ``(T, B, *shape)`` inputs as one ``(*lava_shape, B*T + L)`` stream of consecutive windows.
+
+    A chain with initial-state pulses gets its extra channels: ``pulse`` at step ``k`` of every window
+    on channel ``k``.
+    """
     steps, batch = x.shape[:2]
-    flat = x.reshape(steps, batch, -1)
-    if not graded and not np.all((flat == 0) | (flat == 1)):
-        msg = "Lava input must be binary spikes (0 or 1): Loihi's input layer sends unary spike events"
-        raise SnnxError(msg)
-    data = np.zeros((flat.shape[2], batch * steps + model.latency))
-    data[:, : batch * steps] = flat.transpose(2, 1, 0).reshape(flat.shape[2], batch * steps)
+    if _lava_layout(model):
+        sample = x.transpose(0, 1, *reversed(range(2, x.ndim)))  # (T, B, W, H, C)
+    else:
+        sample = x.reshape(steps, batch, -1)
+        if model.chain.pulses:
+            extra = np.zeros((steps, batch, model.chain.pulses))
+            for k in range(min(model.chain.pulses, steps)):
+                extra[k, :, k] = pulse
+            sample = np.concatenate([sample, extra], axis=2)
+    shape = sample.shape[2:]
+    # time last, samples one after another: (..., B, T) -> (..., B*T)
+    windows = np.moveaxis(sample, (0, 1), (-1, -2)).reshape(*shape, batch * steps)
+    data = np.zeros((*shape, batch * steps + model.latency))
+    data[..., : batch * steps] = windows
     return data, steps, batch
 
 
 def _unstream(model: LavaModel, out: np.ndarray, steps: int, batch: int) -> np.ndarray:
-    """The inverse of :func:`_stream` on the output, with the chain's latency removed."""
+    """The inverse of :func:`_stream` on the output ``(*lava_shape, steps)``, latency removed."""
     lat = model.latency
-    y = out[:, lat : lat + batch * steps].reshape(out.shape[0], batch, steps).transpose(2, 1, 0)
+    y = out[..., lat : lat + batch * steps]
+    y = np.moveaxis(y.reshape(*y.shape[:-1], batch, steps), (-1, -2), (0, 1))  # (T, B, *lava_shape)
+    if model.chain.layers[-1].kind == "conv":
+        y = y.transpose(0, 1, *reversed(range(2, y.ndim)))
     return y.reshape(steps, batch, *model.chain.out_shape)
 
 
-def run_process(net: Any, inp: Any, out: Any, data: np.ndarray, tag: str) -> np.ndarray:
-    """Feed ``data`` into port ``inp`` and record port ``out`` for every step of one Lava run."""
+def run_process(
+    net: Any, inp: Any, out: Any, data: np.ndarray, tag: str, exceptions: dict[Any, type] | None = None,
+    probe: Any = None,
+) -> np.ndarray:
+    """Feed ``data`` into port ``inp`` and record port ``out`` for every step of one Lava run.
+
+    ``exceptions`` maps snnx's own Lava process instances to their process models (Lava finds its own
+    models by scanning its package; snnx's are named explicitly). With ``probe`` (a Lava ``Var``), the
+    Var's value after every step is returned instead of ``out`` (Lava's ``Monitor``: how a voltage is
+    read out of Loihi).
+    """
     source = import_lava("lava.proc.io.source")
     sink = import_lava("lava.proc.io.sink")
     run_configs = import_lava("lava.magma.core.run_configs")
     run_conditions = import_lava("lava.magma.core.run_conditions")
-    steps = data.shape[1]
+    steps = data.shape[-1]
     src = source.RingBuffer(data=data)
-    snk = sink.RingBuffer(shape=out.shape, buffer=steps)
+    snk = sink.RingBuffer(shape=tuple(int(d) for d in out.shape), buffer=steps)
     src.s_out.connect(inp)
     out.connect(snk.a_in)
+    monitor = None
+    if probe is not None:
+        monitor = import_lava("lava.proc.monitor.process").Monitor()
+        monitor.probe(target=probe, num_steps=steps)
     try:
         net.run(
             condition=run_conditions.RunSteps(num_steps=steps),
-            run_cfg=run_configs.Loihi2SimCfg(select_tag=tag),
+            run_cfg=run_configs.Loihi2SimCfg(select_tag=tag, exception_proc_model_map=exceptions or {}),
         )
-        result = snk.data.get()
+        if monitor is None:
+            result = snk.data.get()
+        else:
+            (recorded,) = monitor.get_data().values()
+            result = np.moveaxis(np.asarray(recorded[probe.name], dtype=np.float64), 0, -1)  # time last
     finally:
         net.stop()
     return np.asarray(result, dtype=np.float64)
 
 
+#: Largest number of fractional bits a graded input is sent with (Loihi 2 graded spikes are integers).
+INPUT_FRACTION_BITS = 8
+#: Message bits of a graded input spike.
+INPUT_MESSAGE_BITS = 16
+
+
+def _fraction_bits_room(model: LavaModel) -> int:
+    """How many fractional input bits the first layer's threshold and bias mantissas can absorb
+    (they grow by ``2**e``; Loihi's threshold has 17 bits, its bias 13)."""
+    q = model.quantisation[0]
+    room = INPUT_FRACTION_BITS
+    if model.chain.layers[0].spiking and q.vth > 0:
+        room = min(room, int(np.floor(np.log2(VTH_MAX / q.vth))))
+    if q.bias is not None and np.any(q.bias):
+        room = min(room, int(np.floor(np.log2(BIAS_MAX / np.max(np.abs(q.bias))))))
+    return room
+
+
+def graded_input(x: np.ndarray, room: int = INPUT_FRACTION_BITS) -> tuple[int, bool]:
+    """``(e, exact)``: the input is sent as graded spikes ``round(x * 2**e)``; the smallest ``e <= room``
+    that makes every value an integer, else ``room`` (then the input is rounded)."""
+    for e in range(max(room, 0) + 1):
+        scaled = x * 2.0**e
+        if np.all(scaled == np.round(scaled)):
+            return e, True
+    return room, False
+
+
+def _for_graded_input(model: LavaModel, e: int) -> LavaModel:
+    """The model whose first layer counts input in units of ``2**-e``: its threshold and bias mantissas
+    (and its probed voltage's scale) grow by ``2**e``."""
+    q = copy.copy(model.quantisation[0])
+    if e < 0:
+        msg = (
+            f"node {q.layer!r}: graded input does not fit: the threshold/bias mantissas of the first layer "
+            "leave no room for the input's fractional bits in Loihi's 17-bit threshold / 13-bit bias"
+        )
+        raise UnsupportedNodeError(msg)
+    q.vth = q.vth << e if model.chain.layers[0].spiking else q.vth
+    q.bias = None if q.bias is None else q.bias << e
+    q.scale = q.scale * (1 << e)
+    return LavaModel(chain=model.chain, tag=model.tag, quantisation=[q, *model.quantisation[1:]])
+
+
 def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
-    """Run the netx network on Lava's bit-accurate Loihi 2 model (``fixed_pt``)."""
+    """Run the netx network on Lava's bit-accurate Loihi 2 model (``fixed_pt``).
+
+    Binary input is sent as unary spikes; any other input as graded spikes (Loihi 2) with ``e``
+    fractional bits (:func:`graded_input`, at most what the first layer's threshold and bias mantissas
+    can absorb), exact when ``x * 2**e`` are integers.
+    """
     netx = import_lava("lava.lib.dl.netx")
-    data, steps, batch = _stream(model, x)
+    binary = bool(np.all((x == 0) | (x == 1)))
+    bits, pulse = 0, 1.0
+    last = model.chain.layers[-1]
+    if not last.spiking:
+        # The probed voltage must stay in 24 bits for this run's length and input (voltage_bound).
+        peak = float(np.max(np.abs(x))) if len(model.chain.layers) == 1 and x.size else 1.0
+        q = quantise_layer(last, steps=x.shape[0], input_peak=peak)
+        model = LavaModel(chain=model.chain, tag=model.tag, quantisation=[*model.quantisation[:-1], q])
+    if not binary:
+        # not exact: the input is rounded to 2**-e (measured, like the weights)
+        e, _exact = graded_input(x, _fraction_bits_room(model))
+        model = _for_graded_input(model, e)
+        x = np.round(x * 2.0**e)
+        bits, pulse = INPUT_MESSAGE_BITS, 2.0**e
+    data, steps, batch = _stream(model, x, pulse=pulse)
     with tempfile.TemporaryDirectory(prefix="snnx-lava-") as tmp:
         path = os.path.join(tmp, "model.net")
         write_netx(model, path)
         # reset_offset=1: netx resets layer j at Lava time step (1 + j) mod T (time starts at 1),
         # i.e. on the step its window's first input arrives.
-        net = netx.hdf5.Network(net_config=path, reset_interval=steps, reset_offset=1)
-        out = run_process(net, net.inp, net.out, data, "fixed_pt")
+        net = netx.hdf5.Network(net_config=path, reset_interval=steps, reset_offset=1, input_message_bits=bits)
+        if last.spiking:
+            out = run_process(net, net.inp, net.out, data, "fixed_pt")
+        else:
+            # A non-spiking last layer (LI, I, CubaLI or a stateless readout) never fires: its voltage is
+            # probed, in Loihi's units (mantissa << 6), and scaled back to the folded float units.
+            out = run_process(net, net.inp, net.out, data, "fixed_pt", probe=net.layers[-1].neuron.v)
+            out = out / (model.quantisation[-1].scale * (1 << STATE_SHIFT))
     return _unstream(model, out, steps, batch)
 
 
 def run_float(model: LavaModel, x: np.ndarray) -> np.ndarray:
-    """Run the chain as Lava ``Dense`` + ``LIFReset`` processes in floating point."""
-    dense = import_lava("lava.proc.dense.process")
-    lif = import_lava("lava.proc.lif.process")
-    data, steps, batch = _stream(model, x, graded=True)
-    first = last = None
-    prev_out = None
-    for j, layer in enumerate(model.chain.layers, start=1):
-        # The first synapse takes graded input (message bits > 0 makes Dense multiply, not select).
-        conn = dense.Dense(weights=layer.weight, num_message_bits=24 if j == 1 else 0)
-        neurons = lif.LIFReset(
-            shape=(layer.weight.shape[0],), du=layer.current_decay, dv=layer.voltage_decay,
-            vth=layer.threshold, bias_mant=0.0, reset_interval=steps, reset_offset=(1 + j) % steps,
-        )
-        conn.a_out.connect(neurons.a_in)
-        if prev_out is None:
-            first = conn
-        else:
-            prev_out.connect(conn.s_in)
-        prev_out, last = neurons.s_out, neurons
-    out = run_process(first, first.s_in, last.s_out, data, "floating_pt")
+    """Run the chain as Lava processes in floating point (:mod:`snnx.plugins.loihi.processes`)."""
+    from snnx.plugins.loihi.processes import build_float
+
+    data, steps, batch = _stream(model, x)
+    net = build_float(model.chain, steps)
+    out = run_process(net.first, net.inp, net.out, data, "floating_pt", net.exceptions)
     return _unstream(model, out, steps, batch)

@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""Loihi 2 deployment rows: converted digits models on the reference, ``lava-float`` and ``lava`` (fixed_pt).
+
+Trains two small ANNs on scikit-learn digits (an MLP 64-64-32-10 and a CNN
+``Conv(8,3x3)-ReLU-AvgPool(2)-Conv(16,3x3)-ReLU-Linear``; torch, one thread, 15 epochs), exports them to
+ONNX and converts them with ``snnx.convert`` retargeted to Loihi (``--target loihi``: IF reset to zero
+from zero state), then runs the test images for ``T`` steps on each backend and reports accuracy,
+agreement with the reference simulation of the same graph, and simulation speed (time steps per second
+of the whole batch streamed as one Lava run, lowering and Lava's compile included).
+
+    .venv/bin/python benchmarks/loihi_deploy.py                # 200 test images, T = 16, 32, 64
+    .venv/bin/python benchmarks/loihi_deploy.py --samples 50   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+
+import numpy as np
+
+
+def _models():
+    from torch import nn
+
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(16 * 16, 10),
+    )
+    return {"mlp": mlp, "cnn": cnn}
+
+
+def _train(model, x, y, epochs: int = 15):
+    import torch
+
+    torch.manual_seed(0)
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), 64):
+            idx = perm[i : i + 64]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            opt.step()
+        sched.step()
+    return model.eval()
+
+
+def _onnx(model, example):
+    import onnx
+    import torch
+
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(model, (torch.as_tensor(example[:1]),), buf, dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}})
+    return onnx.load_from_string(buf.getvalue())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--timesteps", default="16,32,64")
+    args = parser.parse_args()
+    import torch
+    from sklearn.datasets import load_digits
+
+    import snnx
+    from snnx.api import prepare
+    from snnx.convert.targets import retarget
+    from snnx.ir.reference import simulate
+    from snnx.plugins import get_backend
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)  # the models' initial weights
+    steps = sorted(int(t) for t in args.timesteps.split(","))
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None]
+    y = digits.target
+    xtr, ytr, xte, yte = x[:1400], y[:1400], x[1400 : 1400 + args.samples], y[1400 : 1400 + args.samples]
+    print("| model | backend | T | ANN acc | SNN acc | agrees with reference | steps/s |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, model in _models().items():
+        proto = _onnx(_train(model, xtr, ytr), xte)
+        with torch.no_grad():
+            ann = model(torch.as_tensor(xte)).argmax(1).numpy()
+        converted = snnx.convert(proto, xtr[:500])
+        result = retarget(converted, "loihi")
+        graph = prepare(result.graph)
+        (inp,) = graph.input_names
+        (out,) = graph.output_names
+        xs = np.broadcast_to(xte.astype(np.float64)[None], (steps[-1], *xte.shape))
+        # The conversion's own target (reset subtract, v_init = threshold/2) as the yardstick.
+        any_ref = simulate(prepare(converted.graph), {inp: xs})[out]
+        for t in steps:
+            pred = any_ref[t - 1].reshape(len(xte), -1).argmax(1)
+            print(f"| {name} | reference, target any | {t} | {np.mean(ann == yte):.2%} | {np.mean(pred == yte):.2%} | | |")
+        runs = {"reference": (simulate(graph, {inp: xs})[out], None)}
+        for backend in ("lava-float", "lava"):
+            impl = get_backend(backend)
+            start = time.perf_counter()
+            v = impl.run(impl.lower(graph), {inp: xs})[out]
+            runs[backend] = (v, steps[-1] * len(xte) / (time.perf_counter() - start))
+        ref = runs["reference"][0]
+        for backend, (v, speed) in runs.items():
+            for t in steps:
+                pred = v[t - 1].reshape(len(xte), -1).argmax(1)
+                agree = np.mean(pred == ref[t - 1].reshape(len(xte), -1).argmax(1))
+                rate = f"{speed:.0f}" if speed else ""
+                print(f"| {name} | {backend}, target loihi | {t} | {np.mean(ann == yte):.2%} | {np.mean(pred == yte):.2%} "
+                      f"| {agree:.1%} | {rate} |", flush=True)
+        print(f"<!-- {name} lava quantisation:\n{get_backend('lava').lower(graph).report()}\n-->")
+
+
+if __name__ == "__main__":
+    main()
