@@ -105,6 +105,19 @@ option_flag = click.option(
 )
 
 
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Parse ``--device`` at once (syntax only: whether it exists depends on the backend, checked later)."""
+    from snnx.device import parse_device
+
+    return parse_device(value)
+
+
+device_option = click.option(
+    "--device", default="cpu", show_default=True, callback=_check_device, metavar="cpu|cuda|cuda:N|mps",
+    help="Where a torch backend runs (snntorch, norse, spikingjelly); the reference and Lava run on the CPU only.",
+)
+
+
 # -- run ----------------------------------------------------------------------------------------------
 def _inputs(graph, input_path: str | None, random_steps: int | None, batch: int, seed: int):
     from snnx.api import random_inputs, read_inputs
@@ -126,17 +139,21 @@ def _inputs(graph, input_path: str | None, random_steps: int | None, batch: int,
 @click.option("--dt", type=float, default=None, help="Override the time step.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write output traces to this .npz.")
 @option_flag
-def run(model, input_path, random_steps, batch, seed, backend, dt, output, options) -> None:
+@device_option
+def run(model, input_path, random_steps, batch, seed, backend, dt, output, options, device) -> None:
     """Run a .nir graph on an input and print (and optionally save) its output traces."""
     from snnx.api import run as run_graph
+    from snnx.device import resolve_device
     from snnx.ir.io import check_writable, load, write_atomic
 
+    resolve_device(device, backend)  # before loading anything: a wrong device is a one-line error
     graph = load(model)
     inputs = _inputs(graph, input_path, random_steps, batch, seed)
     if output is not None:
         check_writable(output)
-    outputs = run_graph(graph, inputs, backend=backend, dt=dt, **_parse_options(options))
-    table = Table(title=f"{model} on {backend}", title_justify="left")
+    outputs = run_graph(graph, inputs, backend=backend, dt=dt, device=device, **_parse_options(options))
+    where = f" ({device})" if device != "cpu" else ""
+    table = Table(title=f"{model} on {backend}{where}", title_justify="left")
     for col in ("output", "shape (T, batch, ...)", "sum", "nonzero"):
         table.add_column(col)
     for name, trace in outputs.items():
@@ -162,15 +179,18 @@ def _save_npz(tmp: Path, arrays: dict) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--dt", type=float, default=None, help="Override the time step.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def check(model, backends, input_path, random_steps, batch, seed, dt, as_json) -> None:
+@device_option
+def check(model, backends, input_path, random_steps, batch, seed, dt, as_json, device) -> None:
     """Validate a graph; with --backends, check each backend's spikes against the reference.
 
     Exits 1 when any backend disagrees with the reference.
     """
     from snnx.api import check as check_graph
+    from snnx.device import check_available
     from snnx.ir.io import load_with_report
     from snnx.plugins import get_backends
 
+    check_available(device)
     graph, report = load_with_report(model, dt=dt)
     if backends is None:
         for warning in report.warnings:
@@ -181,7 +201,7 @@ def check(model, backends, input_path, random_steps, batch, seed, dt, as_json) -
     if input_path is None and random_steps is None:
         random_steps = 50
     inputs = _inputs(graph, input_path, random_steps, batch, seed)
-    results = check_graph(graph, names, inputs, dt=dt)
+    results = check_graph(graph, names, inputs, dt=dt, device=device)
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=2, default=float))
     else:

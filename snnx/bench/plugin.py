@@ -7,8 +7,10 @@ that ``snnx --help`` stays fast.
 from __future__ import annotations
 
 import json
+
 import click
 
+from snnx.cli import device_option
 from snnx.hookspecs import hookimpl
 
 
@@ -24,7 +26,8 @@ from snnx.hookspecs import hookimpl
 @click.option("--analog-input/--spiking-input", "analog", default=None, help="How to count the first layer (default: spikes if the input is all 0/1).")
 @click.option("--dt", type=float, default=None, help="Override the time step.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def stats_command(model, input_path, random_steps, batch, rate, seed, backend, precision, analog, dt, as_json) -> None:
+@device_option
+def stats_command(model, input_path, random_steps, batch, rate, seed, backend, precision, analog, dt, as_json, device) -> None:
     """Spikes, firing rates, synaptic operations, memory and energy of a .nir graph on an input.
 
     Counts are per sample, summed over the T steps; definitions and energy sources: specs/metrics.md.
@@ -32,12 +35,14 @@ def stats_command(model, input_path, random_steps, batch, rate, seed, backend, p
     from rich.console import Console
 
     from snnx.api import random_inputs, read_inputs
+    from snnx.device import resolve_device
     from snnx.errors import SnnxError
     from snnx.ir.io import load
     from snnx.metrics import render, stats, summary_lines, trace_module
 
     if (input_path is None) == (random_steps is None):
         raise click.UsageError("give exactly one of --input FILE.npz or --random T")
+    resolve_device(device, backend)
     graph = load(model)
     inputs = read_inputs(input_path, graph) if input_path else random_inputs(graph, random_steps, batch=batch, seed=seed, rate=rate)
     spiking = None if analog is None else not analog
@@ -48,24 +53,24 @@ def stats_command(model, input_path, random_steps, batch, rate, seed, backend, p
 
         from snnx.api import lower
 
-        native = lower(graph, to=backend, dt=dt)
+        native = lower(graph, to=backend, dt=dt, device=device)
         try:
             xs = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
             import torch
 
             with torch.no_grad():
-                _, traces = trace_module(native, {k: torch.as_tensor(v) for k, v in xs.items()})
+                _, traces = trace_module(native, {k: torch.as_tensor(v, device=device) for k, v in xs.items()})
         except SnnxError as exc:
             msg = f"cannot record traces on backend {backend!r}: {exc}"
             raise SnnxError(msg) from exc
         result = stats(graph, traces=traces, dt=dt, precision=precision, spiking_inputs=spiking)
     if as_json:
-        click.echo(json.dumps({"model": model, "backend": backend, **result.to_dict()}, indent=2))
+        click.echo(json.dumps({"model": model, "backend": backend, "device": device, **result.to_dict()}, indent=2))
         return
     out = Console()
     if not out.is_terminal:  # a log file or a pipe: do not fold the table to 80 columns
         out = Console(width=160)
-    out.print(render(result, title=f"{model} on {backend}"))
+    out.print(render(result, title=f"{model} on {backend}" + (f" ({device})" if device != "cpu" else "")))
     for line in summary_lines(result):
         out.print(line)
 
