@@ -134,6 +134,8 @@ def test_cli_device_errors_are_one_line(tmp_path, small_graph):
     assert code == 0, err
     code, out, err = snnx_cli("check", g, "--backends", "snntorch,norse", "--random", 20, "--device", "cpu")
     assert code == 0 and out.count("agree") == 2, out + err
+    code, out, err = snnx_cli("stats", g, "--random", 20, "--backend", "spikingjelly", "--device", "cpu", "--json")
+    assert code == 0 and '"device": "cpu"' in out, err
 
 
 @no_cuda
