@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             snnx.save(snnx.raise_(net), str(args.nir_out))
             print(f"wrote {args.nir_out}")
     if distributed:
+        # All ranks leave together: a rank tearing down gloo while rank 0 is still writing aborted now
+        # and then ("terminate called without an active exception", exit -6) in our runs.
+        dist.barrier()
         dist.destroy_process_group()
     return 0
 
