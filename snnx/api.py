@@ -35,19 +35,27 @@ def prepare(graph: GraphLike, dt: float | None = None) -> PreparedGraph:
     return prepare_graph(as_graph(graph), dt=dt)
 
 
-def lower(graph: GraphLike, to: str, *, dt: float | None = None, **options: Any) -> Any:
+def lower(
+    graph: GraphLike, to: str, *, dt: float | None = None, device: Any = None, **options: Any
+) -> Any:
     """Lower a NIR graph to backend ``to`` and return its native model.
 
     :param graph: a graph or a ``.nir`` path.
     :param to: backend name (``snnx plugins`` lists them).
     :param dt: override the graph's time step.
+    :param device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"mps"``: the model is built on the
+        CPU and moved there with ``.to(device)``, like any module (torch backends only).
     :param options: passed to the backend's ``lower``.
     :raises UnsupportedNodeError: the backend refuses the graph; the message gives every reason.
+    :raises DeviceError: the device is absent here or the backend runs on the CPU only.
     """
+    from snnx.device import move, resolve_device
+
     backend = get_backend(to)
+    target = resolve_device(device, to)  # before any work: a wrong device fails in milliseconds
     prepared = prepare(graph, dt=dt)
     backend.check_accepts(prepared)
-    model = backend.lower(prepared, **options)
+    model = move(backend.lower(prepared, **options), target)
     try:
         model.snnx_backend = backend.name
     except (AttributeError, TypeError):  # models that take no attributes (e.g. a file path)
@@ -99,12 +107,23 @@ def read_inputs(path: str | os.PathLike, graph: nir.NIRGraph | PreparedGraph) ->
 
 
 def run(
-    graph: GraphLike, inputs: Any, backend: str = "reference", dt: float | None = None, **options: Any
+    graph: GraphLike,
+    inputs: Any,
+    backend: str = "reference",
+    dt: float | None = None,
+    *,
+    device: Any = None,
+    **options: Any,
 ) -> dict[str, np.ndarray]:
     """Run ``graph`` on ``inputs`` with a backend; returns ``{output: (T, batch, *shape)}``.
 
+    :param device: where a torch backend runs (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``); the
+        outputs come back as numpy arrays either way.
     :param options: passed to the backend's ``lower`` (not allowed for the reference).
     """
+    from snnx.device import resolve_device
+
+    device = resolve_device(device, backend)
     prepared = prepare(graph, dt=dt)
     if not isinstance(inputs, dict):
         names = prepared.input_names
@@ -112,7 +131,7 @@ def run(
     if backend == "reference" and not options:
         return simulate(prepared, inputs)
     b = get_backend(backend)
-    model = lower(prepared, to=backend, **options)
+    model = lower(prepared, to=backend, device=device, **options)
     return {k: np.asarray(v) for k, v in b.run(model, inputs).items()}
 
 
@@ -188,12 +207,19 @@ def check(
     batch: int = 4,
     seed: int = 0,
     dt: float | None = None,
+    device: Any = None,
 ) -> list[Agreement]:
     """Run the reference and each backend on the same input and report agreement per backend.
 
     :param backends: names to check; ``None`` means every registered backend except the reference.
     :param inputs: time-major inputs; random Bernoulli spikes (``steps``, ``batch``, ``seed``) when None.
+    :param device: where the backends run; the reference (the oracle) always runs on the CPU. A backend
+        that runs on the CPU only is reported as "refused" with the reason when ``device`` is not a CPU.
     """
+    from snnx.device import check_available, device_kind, move, parse_device
+
+    target = parse_device(device)
+    check_available(target)
     # One prepared graph serves the reference and every backend: lower() builds a model from it and
     # does not modify it.
     prepared = prepare(graph, dt=dt)
@@ -205,12 +231,14 @@ def check(
     for name in names:
         backend = get_backend(name)
         reasons = backend.refusals(prepared)
+        if not reasons and device_kind(target) not in getattr(backend, "devices", ("cpu",)):
+            reasons = [f"runs on the CPU only, not on --device {target}"]
         if reasons:
             status = "unavailable" if backend.missing_requirements() else "refused"
             results.append(Agreement(name, status, "; ".join(reasons)))
             continue
         try:
-            model = backend.lower(prepared)
+            model = move(backend.lower(prepared), target)
             outputs = backend.run(model, inputs)
         except SnnxError as exc:
             results.append(Agreement(name, "error", str(exc)))

@@ -111,6 +111,19 @@ option_flag = click.option(
 )
 
 
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Parse ``--device`` at once (syntax only: whether it exists depends on the backend, checked later)."""
+    from snnx.device import parse_device
+
+    return parse_device(value)
+
+
+device_option = click.option(
+    "--device", default="cpu", show_default=True, callback=_check_device, metavar="cpu|cuda|cuda:N|mps",
+    help="Where a torch backend runs (snntorch, norse, spikingjelly); the reference and Lava run on the CPU only.",
+)
+
+
 # -- inputs (shared by run, check and stats) --------------------------------------------------------
 @dataclass(frozen=True)
 class InputChoice:
@@ -210,17 +223,21 @@ def resolve_inputs(prepared, source: InputChoice) -> dict[str, np.ndarray]:
 @click.option("--backend", default="reference", show_default=True, help="Backend to run on (see `snnx plugins`).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write output traces to this .npz.")
 @option_flag
-def run(model, source: InputChoice, dt, backend, output, options) -> None:
+@device_option
+def run(model, source: InputChoice, dt, backend, output, options, device) -> None:
     """Run a .nir graph on an input and print (and optionally save) its output traces."""
     from snnx.api import run as run_graph
+    from snnx.device import resolve_device
     from snnx.ir.io import check_writable, write_atomic
 
+    resolve_device(device, backend)  # before loading anything: a wrong device is a one-line error
     prepared = prepare_file(model, dt)
     inputs = resolve_inputs(prepared, source)
     if output is not None:
         check_writable(output)
-    outputs = run_graph(prepared, inputs, backend=backend, **_parse_options(options))
-    table = Table(title=f"{model} on {backend}", title_justify="left")
+    outputs = run_graph(prepared, inputs, backend=backend, device=device, **_parse_options(options))
+    where = f" ({device})" if device != "cpu" else ""
+    table = Table(title=f"{model} on {backend}{where}", title_justify="left")
     for col in ("output", "shape (T, batch, ...)", "sum", "nonzero"):
         table.add_column(col)
     for name, trace in outputs.items():
@@ -245,15 +262,18 @@ def _save_npz(tmp: Path, arrays: dict) -> None:
     random_help="Random input with T steps (default 50).", batch_help=None,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def check(model, backends, source: InputChoice, dt, as_json) -> None:
+@device_option
+def check(model, backends, source: InputChoice, dt, as_json, device) -> None:
     """Validate a graph; with --backends, check each backend's spikes against the reference.
 
     Exits 1 when any backend disagrees with the reference.
     """
     from snnx.api import check as check_graph
+    from snnx.device import check_available
     from snnx.ir.io import load_with_report
     from snnx.plugins import get_backends
 
+    check_available(device)
     if backends is None:
         _graph, report = load_with_report(model, dt=dt)
         for warning in report.warnings:
@@ -263,7 +283,7 @@ def check(model, backends, source: InputChoice, dt, as_json) -> None:
     prepared = prepare_file(model, dt)
     names = sorted(n for n in get_backends() if n != "reference") if backends == "all" else [b.strip() for b in backends.split(",") if b.strip()]
     inputs = resolve_inputs(prepared, source)
-    results = check_graph(prepared, names, inputs)
+    results = check_graph(prepared, names, inputs, device=device)
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=2, default=float))
     else:
@@ -300,30 +320,33 @@ def _first_reason(detail: str) -> str:
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int32", "int8"]), default="fp32", show_default=True, help="Bytes per value and energy per operation.")
 @click.option("--analog-input/--spiking-input", "analog", default=None, help="How to count the first layer (default: spikes if the input is all 0/1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def stats(model, source: InputChoice, dt, backend, precision, analog, as_json) -> None:
+@device_option
+def stats(model, source: InputChoice, dt, backend, precision, analog, as_json, device) -> None:
     """Spikes, firing rates, synaptic operations, memory and energy of a .nir graph on an input.
 
     Counts are per sample, summed over the T steps; definitions and energy sources: specs/metrics.md.
     """
+    from snnx.device import resolve_device
     from snnx.metrics import backend_traces, render, summary_lines
     from snnx.metrics import stats as graph_stats
 
     source.check()
+    resolve_device(device, backend)
     prepared = prepare_file(model, dt)
     inputs = resolve_inputs(prepared, source)
     spiking = None if analog is None else not analog
     if backend == "reference":
         result = graph_stats(prepared, inputs, precision=precision, spiking_inputs=spiking)
     else:
-        traces = backend_traces(prepared, inputs, backend)
+        traces = backend_traces(prepared, inputs, backend, device=device)
         result = graph_stats(prepared, traces=traces, precision=precision, spiking_inputs=spiking)
     if as_json:
-        click.echo(json.dumps({"model": model, "backend": backend, **result.to_dict()}, indent=2))
+        click.echo(json.dumps({"model": model, "backend": backend, "device": device, **result.to_dict()}, indent=2))
         return
     console = Console()
     if not console.is_terminal:  # a log file or a pipe: do not fold the table to 80 columns
         console = Console(width=160)
-    console.print(render(result, title=f"{model} on {backend}"))
+    console.print(render(result, title=f"{model} on {backend}" + (f" ({device})" if device != "cpu" else "")))
     for line in summary_lines(result):
         console.print(line)
 

@@ -52,6 +52,10 @@ class Backend:
     approximate: ClassVar[bool] = False
     #: File suffix used by ``snnx lower -o`` when the user gives none.
     file_suffix: ClassVar[str] = ".pt"
+    #: Device kinds (``"cpu"``, ``"cuda"``, ``"mps"``) the lowered model runs on; ``--device`` with any
+    #: other kind is refused with one line (see :mod:`snnx.device`). A torch backend whose model moves
+    #: with ``.to(device)`` and whose :meth:`run` follows the model's device lists them all.
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
     #: Set by the registrar: the plugin that registered this backend.
     plugin: str = "?"

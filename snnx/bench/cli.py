@@ -11,6 +11,7 @@ import click
 from snnx.bench.data import LOADERS
 from snnx.bench.direct import TRAINING_BACKENDS
 from snnx.bench.models import ANN_KINDS, ARCHS
+from snnx.cli import device_option
 
 
 def _csv(value: str | None, cast=str) -> tuple | None:
@@ -40,10 +41,12 @@ def _csv(value: str | None, cast=str) -> tuple | None:
 @click.option("--limit-train", type=click.IntRange(min=1), default=None, help="Use only the first N training samples.")
 @click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Use only the first N test samples.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads per worker [1]: more threads spin and slow down badly when other jobs share the cores.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Independent jobs (backends; ANN x percentile sweeps) run at once, each in its own process with --threads torch threads.")
+@device_option
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False), default="bench-results", show_default=True, help="Where bench.json, bench.md, the plots and models go.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the JSON here ('-' prints it).")
 def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_size, lr, seed, steps, arch, anns,
-                  timesteps, percentiles, limit_train, limit_test, threads, output_dir, json_path) -> None:
+                  timesteps, percentiles, limit_train, limit_test, threads, jobs, device, output_dir, json_path) -> None:
     """Compare training frameworks on one NIR SNN, and sweep ANN→SNN conversion over T and percentiles.
 
     Direct training: the same NIR model lowered to every training backend, trained with the same Adam,
@@ -51,12 +54,19 @@ def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_si
     spikes and SOPs per sample, peak memory. A backend that is not installed or refuses the model is a
     row with its reason. Conversion: ANNs trained here, exported to ONNX, converted and evaluated at
     each T: ANN vs SNN accuracy, SOPs vs ANN MACs, energy ratio (specs/metrics.md).
+
+    Every job runs in its own process; --jobs N runs N at once (same results as --jobs 1, only the times
+    differ). Peak memory per job: the worker's ru_maxrss growth (CPU) and, on CUDA,
+    torch.cuda.max_memory_allocated. --device moves direct training to a GPU; conversion stays on the CPU.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from snnx.bench.report import rich_tables
-    from snnx.bench.runner import TRACKS, BenchConfig, run_bench, _json_default
+    from snnx.bench.runner import TRACKS, BenchConfig, _json_default, run_bench
+    from snnx.device import check_available
+
+    check_available(device)  # a missing GPU is one line before any data is loaded
 
     overrides = {
         "datasets": _csv(datasets),
@@ -75,6 +85,8 @@ def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_si
         "limit_train": limit_train,
         "limit_test": limit_test,
         "threads": threads,
+        "jobs": jobs,
+        "device": device,
     }
     if quick:
         config = BenchConfig.quick(**overrides)

@@ -53,6 +53,9 @@ class ConversionRow:
     simulate_seconds: float = 0.0
     test_samples: int = 0
     points: list[ConversionPoint] = field(default_factory=list)
+    #: Peak resident memory of the sweep's worker process above its size when the job started
+    #: (``getrusage`` ``ru_maxrss``; the sweep runs the numpy reference, so there is no GPU figure).
+    peak_memory_mb: float = 0.0
 
 
 def train_ann(model: Any, ds: Dataset, epochs: int, batch_size: int, lr: float, seed: int) -> float:
@@ -200,4 +203,41 @@ def _sweep_percentile(
             )
         )
     row.status = "ok"
+    return row
+
+
+# -- jobs for worker processes (snnx bench --jobs N; see snnx.bench.parallel) ---------------------------
+def train_export_job(
+    kind: str, ds: Dataset, seed: int, epochs: int, batch_size: int, lr: float, path: str, progress: Any = None
+) -> tuple[str, float]:
+    """Build, train and export ANN ``kind`` in a worker; returns ``(onnx path, training seconds)``."""
+    from snnx.bench.models import build_ann
+
+    model = build_ann(kind, ds.shape, ds.classes, seed)
+    seconds = train_ann(model, ds, epochs, batch_size, lr, seed)
+    export_onnx(model, ds.shape, Path(path))
+    return path, seconds
+
+
+def sweep_job(
+    onnx_path: str,
+    ds: Dataset,
+    ann_name: str,
+    percentile: float,
+    timesteps: tuple[int, ...],
+    calib_samples: int,
+    progress: Any = None,
+) -> ConversionRow:
+    """One (ANN, percentile) row of :func:`sweep` in a worker, with the worker's peak memory."""
+    import onnxruntime  # noqa: F401  (loaded before the baseline: the figure is the sweep's, not the imports')
+
+    import snnx.convert.evaluate  # noqa: F401
+    from snnx.bench.parallel import peak_rss_kb, rss_kb
+
+    base = rss_kb()
+    (row,) = sweep(
+        Path(onnx_path), ds, ann_name, (percentile,), timesteps, calib_samples,
+        on_chunk=None if progress is None else (lambda n: progress(("chunk", n))),
+    )
+    row.peak_memory_mb = max(0.0, peak_rss_kb() - base) / 1024
     return row

@@ -44,6 +44,7 @@ class DirectJob:
     readout: str
     stats_samples: int = 256
     threads: int = 1
+    device: str = "cpu"
 
 
 @dataclass
@@ -67,6 +68,9 @@ class DirectRow:
     energy_cmos45_nj: float = 0.0
     peak_memory_mb: float = 0.0
     trainable_params: int = 0
+    device: str = "cpu"
+    #: ``torch.cuda.max_memory_allocated`` during training and evaluation (0 off CUDA).
+    peak_cuda_memory_mb: float = 0.0
 
 
 def _rss_kb() -> float:
@@ -121,9 +125,17 @@ def _encode(x: Any, steps: int) -> Any:
     return x.unsqueeze(0).expand(steps, *x.shape)
 
 
+def _sync(device: Any) -> None:
+    """Wait for queued GPU work, so that wall-clock times include it (no-op on the CPU)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
     """Lower, train and evaluate one backend in this process; errors are returned as a row."""
-    row = DirectRow(job.backend, job.dataset, status="error")
+    row = DirectRow(job.backend, job.dataset, status="error", device=job.device)
     try:
         import torch
 
@@ -131,8 +143,11 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
         from snnx.metrics import stats, trace_module
 
         torch.set_num_threads(job.threads)
+        dev = torch.device(job.device)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
         graph = snnx.load(job.graph_path)
-        model = snnx.lower(graph, to=job.backend)
+        model = snnx.lower(graph, to=job.backend, device=job.device)
         model = model.float()
         params = _synaptic_parameters(model)
         for p in model.parameters():
@@ -144,10 +159,12 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
         torch.manual_seed(job.seed)
         optimiser = torch.optim.Adam(params, lr=job.lr)
         loss_fn = torch.nn.CrossEntropyLoss()
-        x_train = torch.as_tensor(job.x_train, dtype=torch.float32)
-        y_train = torch.as_tensor(job.y_train)
-        x_test = torch.as_tensor(job.x_test, dtype=torch.float32)
-        y_test = torch.as_tensor(job.y_test)
+        # The whole (small) data set goes to the device once; the shuffling generator stays on the CPU
+        # so that the data order is the same on every device.
+        x_train = torch.as_tensor(job.x_train, dtype=torch.float32, device=dev)
+        y_train = torch.as_tensor(job.y_train, device=dev)
+        x_test = torch.as_tensor(job.x_test, dtype=torch.float32, device=dev)
+        y_test = torch.as_tensor(job.y_test, device=dev)
         generator = torch.Generator().manual_seed(job.seed)
         base = _rss_kb()
         batches = (len(x_train) + job.batch_size - 1) // job.batch_size
@@ -166,6 +183,7 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
                 total += float(loss.detach()) * len(idx)
                 if progress is not None:
                     progress(("batch", job.backend, epoch, i + 1, batches))
+            _sync(dev)
             row.epoch_seconds.append(time.perf_counter() - start)
             row.losses.append(total / len(x_train))
         row.epochs = job.epochs
@@ -178,6 +196,7 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
             for i in range(0, len(x_test), job.batch_size):
                 out = forward(_encode(x_test[i : i + job.batch_size], job.steps))
                 correct += int((_logits(out, job.readout).argmax(1) == y_test[i : i + job.batch_size]).sum())
+        _sync(dev)
         row.infer_ms_per_sample = 1000 * (time.perf_counter() - start) / max(len(x_test), 1)
         row.test_accuracy = correct / max(len(x_test), 1)
 
@@ -188,7 +207,7 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
                 s = stats(graph, traces=traces, spiking_inputs=False)
             except snnx.SnnxError:
                 # Not a GraphModule: the trained model, exported, runs the same spikes on the reference.
-                s = stats(snnx.raise_(model, backend=job.backend), xs.double().numpy(), spiking_inputs=False)
+                s = stats(snnx.raise_(model, backend=job.backend), xs.double().cpu().numpy(), spiking_inputs=False)
         row.spikes_per_sample = s.spikes
         row.sops_per_sample = s.sops
         row.macs_per_sample = s.macs
@@ -196,6 +215,8 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
         row.energy_cmos45_nj = s.energy["cmos45"].snn_pj / 1000
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         row.peak_memory_mb = max(0.0, peak - base) / 1024
+        if dev.type == "cuda":
+            row.peak_cuda_memory_mb = torch.cuda.max_memory_allocated(dev) / 2**20
         row.status = "ok"
     except Exception as exc:  # a backend's failure is a row, whatever it is
         row.detail = f"{type(exc).__name__}: {exc}"
@@ -215,6 +236,7 @@ def _worker(job: DirectJob, queue: Any) -> None:
     import multiprocessing.context
 
     multiprocessing.context._default_context._actual_context = None
+
     def progress(event: tuple) -> None:
         queue.put(event)
 
@@ -227,10 +249,10 @@ def run_isolated(job: DirectJob, on_event: Any = None, timeout: float | None = N
     import multiprocessing as mp
     import queue as queue_mod
 
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(job, q), daemon=True)
-    proc.start()
+    from snnx.bench.parallel import start_spawned
+
+    q = mp.get_context("spawn").Queue()
+    proc = start_spawned(_worker, (job, q), job.threads)
     deadline = None if timeout is None else time.monotonic() + timeout
     row: DirectRow | None = None
     while row is None:
@@ -254,8 +276,8 @@ def run_isolated(job: DirectJob, on_event: Any = None, timeout: float | None = N
     return row
 
 
-def availability(name: str, graph: Any) -> DirectRow | None:
-    """A row saying why backend ``name`` cannot run ``graph``, or ``None`` when it can."""
+def availability(name: str, graph: Any, device: str = "cpu") -> DirectRow | None:
+    """A row saying why backend ``name`` cannot run ``graph`` on ``device``, or ``None`` when it can."""
     from snnx.api import prepare
     from snnx.plugins import get_backends, plugin_errors
 
@@ -266,7 +288,9 @@ def availability(name: str, graph: Any) -> DirectRow | None:
         return DirectRow(name, "", "unavailable", detail)
     backend = backends[name]
     reasons = backend.refusals(prepare(graph))
+    if not reasons and device.split(":")[0] not in getattr(backend, "devices", ("cpu",)):
+        reasons = [f"runs on the CPU only, not on --device {device}"]
     if reasons:
         status = "unavailable" if backend.missing_requirements() else "refused"
-        return DirectRow(name, "", status, "; ".join(reasons))
+        return DirectRow(name, "", status, "; ".join(reasons), device=device)
     return None

@@ -24,6 +24,9 @@ def direct_rows(result: BenchResult) -> list[list[str]]:
         "dataset", "backend", "status", "train s/epoch", "last epoch s", "infer ms/sample", "test acc",
         "spikes/sample", "SOPs/sample", "MACs/sample", "peak MB", "detail",
     ]]
+    cuda = any(getattr(r, "peak_cuda_memory_mb", 0.0) for r in result.direct)
+    if cuda:  # only on a GPU run: the column would be all zeros on the CPU
+        rows[0].insert(-1, "peak CUDA MB")
     for r in result.direct:
         ok = r.status == "ok"
         rows.append([
@@ -38,6 +41,7 @@ def direct_rows(result: BenchResult) -> list[list[str]]:
             _si(r.sops_per_sample) if ok else "",
             _si(r.macs_per_sample) if ok else "",
             f"{r.peak_memory_mb:.0f}" if ok else "",
+            *([f"{r.peak_cuda_memory_mb:.0f}" if ok else ""] if cuda else []),
             r.detail.splitlines()[0] if r.detail else "",
         ])
     return rows
@@ -47,17 +51,17 @@ def conversion_rows(result: BenchResult) -> list[list[str]]:
     """The conversion table: one row per (ANN, percentile, T)."""
     rows = [[
         "dataset", "ANN", "pct", "T", "ANN acc", "SNN acc", "agree", "spikes", "SOPs", "SNN MACs", "ANN MACs",
-        "E_ANN/E_SNN",
+        "E_ANN/E_SNN", "peak MB",
     ]]
     for r in result.conversion:
         if r.status != "ok":
-            rows.append([r.dataset, r.ann, f"{r.percentile:g}", "", "", "", "", "", "", "", "", r.detail])
+            rows.append([r.dataset, r.ann, f"{r.percentile:g}", "", "", "", "", "", "", "", "", "", r.detail])
             continue
         for p in r.points:
             rows.append([
                 r.dataset, r.ann, f"{r.percentile:g}", str(p.steps), f"{100 * r.ann_accuracy:.2f}%",
                 f"{100 * p.snn_accuracy:.2f}%", f"{100 * p.agreement:.1f}%", _si(p.spikes), _si(p.sops),
-                _si(p.macs), _si(r.ann_macs), f"{p.energy_ratio:.3g}",
+                _si(p.macs), _si(r.ann_macs), f"{p.energy_ratio:.3g}", f"{r.peak_memory_mb:.0f}",
             ])
     return rows
 

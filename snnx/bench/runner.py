@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from snnx.bench import data as data_mod
-from snnx.bench.conversion import ConversionRow, export_onnx, sweep, train_ann
-from snnx.bench.direct import TRAINING_BACKENDS, DirectJob, availability, run_isolated
-from snnx.bench.models import ANN_KINDS, SnnSpec, build_ann, build_snn
+from snnx.bench.conversion import ConversionRow, sweep_job, train_export_job
+from snnx.bench.direct import TRAINING_BACKENDS, DirectJob, DirectRow, availability, run_isolated
+from snnx.bench.models import ANN_KINDS, SnnSpec, build_snn
+from snnx.bench.parallel import map_jobs
+from snnx.bench.parallel import run_isolated as run_job
 from snnx.bench.result import BenchResult
 from snnx.errors import SnnxError
 
@@ -51,6 +53,11 @@ class BenchConfig:
     # machine made epochs 15-20x slower in our runs; one thread costs ~20 % on an idle machine.
     threads: int = 1
     backend_timeout: float | None = 1800.0
+    #: Independent jobs run at once, each in its own process with ``threads`` torch threads.
+    jobs: int = 1
+    #: Where the direct track trains (``cpu``, ``cuda``, ``cuda:N``, ``mps``); conversion sweeps run on
+    #: the numpy reference, on the CPU.
+    device: str = "cpu"
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
@@ -119,52 +126,34 @@ def run_bench(config: BenchConfig, out_dir: str | os.PathLike, on_progress: Any 
             result.files.append(str(graph_path))
             # Every backend is checked before any worker starts: importing a framework (lava) may set
             # the global multiprocessing start method, which fails once a process has been spawned.
-            refused = {backend: availability(backend, graph) for backend in config.backends}
-            for backend in config.backends:
+            refused = {backend: availability(backend, graph, config.device) for backend in config.backends}
+            for backend in config.backends:  # every task exists before worker threads report on them
+                progress(f"direct {name}: {backend}", 0, config.epochs)
+
+            def train_one(backend: str, name: str = name, graph_path: Path = graph_path, spec: SnnSpec = spec,
+                          ds: data_mod.Dataset = ds) -> DirectRow:
                 task = f"direct {name}: {backend}"
-                progress(task, 0, config.epochs)
                 row = refused[backend]
                 if row is None:
                     job = DirectJob(
                         backend, str(graph_path), name, ds.x_train, ds.y_train, ds.x_test, ds.y_test,
                         steps=config.steps, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                         seed=config.seed, readout=spec.readout, stats_samples=config.stats_samples,
-                        threads=config.threads,
+                        threads=config.threads, device=config.device,
                     )
 
-                    def on_event(event: tuple, task: str = task) -> None:
+                    def on_event(event: tuple) -> None:
                         _kind, _backend, epoch, batch, batches = event
                         progress(task, None, config.epochs, completed=epoch + batch / batches)
 
                     row = run_isolated(job, on_event, timeout=config.backend_timeout)
                 row.dataset = name
                 progress(task, None, config.epochs, completed=config.epochs)
-                result.direct.append(row)
-        if "conversion" in config.tracks:
-            import torch
+                return row
 
-            torch.set_num_threads(config.threads)
-            for kind in config.anns:
-                task = f"conversion {name}: {kind}"
-                total = 1 + len(config.percentiles) * len(ds.x_test)
-                progress(task, 0, total)
-                try:
-                    model = build_ann(kind, ds.shape, ds.classes, config.seed)
-                except SnnxError as exc:
-                    result.conversion.append(ConversionRow(name, kind, 0.0, "error", str(exc)))
-                    continue
-                seconds = train_ann(model, ds, config.ann_epochs, config.batch_size, config.lr, config.seed)
-                onnx_path = export_onnx(model, ds.shape, out / f"ann_{name}_{kind}.onnx")
-                result.files.append(str(onnx_path))
-                progress(task, 1, total)
-                rows = sweep(
-                    onnx_path, ds, kind, config.percentiles, config.timesteps, config.calib_samples,
-                    on_chunk=lambda n, task=task: progress(task, n, total),
-                )
-                for row in rows:
-                    row.ann_train_seconds = seconds
-                result.conversion.extend(rows)
-                progress(task, None, total, completed=total)
+            result.direct.extend(map_jobs(config.backends, train_one, config.jobs))
+        if "conversion" in config.tracks:
+            result.conversion.extend(_conversion_track(config, name, ds, out, progress, result.files))
     result.seconds = time.perf_counter() - start
     result.environment["load_average_at_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     from snnx.bench.report import write_plots
@@ -174,6 +163,55 @@ def run_bench(config: BenchConfig, out_dir: str | os.PathLike, on_progress: Any 
     result.files.append(str(json_path))
     json_path.write_text(json.dumps(result.to_dict(), indent=2, default=_json_default))
     return result
+
+
+def _conversion_track(
+    config: BenchConfig, name: str, ds: data_mod.Dataset, out: Path, progress: Any, files: list[str]
+) -> list[ConversionRow]:
+    """Train and export every ANN (one job each), then sweep every (ANN, percentile) (one job each).
+
+    Jobs run in worker processes, ``config.jobs`` at a time (:mod:`snnx.bench.parallel`); rows come back
+    in the order of ``config.anns`` x ``config.percentiles`` whatever order the jobs finish in.
+    """
+    total = 1 + len(config.percentiles) * len(ds.x_test)
+    for kind in config.anns:  # every task exists before worker threads report on them
+        progress(f"conversion {name}: {kind}", 0, total)
+
+    def train_one(kind: str) -> tuple[str | None, float, str]:
+        path = str(out / f"ann_{name}_{kind}.onnx")
+        args = (kind, ds, config.seed, config.ann_epochs, config.batch_size, config.lr, path)
+        value, error = run_job(train_export_job, args, threads=config.threads, timeout=config.backend_timeout)
+        progress(f"conversion {name}: {kind}", 1, total)
+        return (value[0], value[1], "") if value is not None else (None, 0.0, error)
+
+    trained = dict(zip(config.anns, map_jobs(config.anns, train_one, config.jobs)))
+    files.extend(path for path, _s, _e in trained.values() if path is not None)
+
+    def sweep_one(item: tuple[str, float]) -> ConversionRow:
+        kind, pct = item
+        task = f"conversion {name}: {kind}"
+        path, seconds, _error = trained[kind]
+        args = (path, ds, kind, pct, config.timesteps, config.calib_samples)
+        row, error = run_job(
+            sweep_job, args, threads=config.threads, timeout=config.backend_timeout,
+            on_event=lambda event: progress(task, event[1], total),
+        )
+        if row is None:
+            row = ConversionRow(name, kind, pct, "error", error, test_samples=len(ds.x_test))
+        row.ann_train_seconds = seconds
+        return row
+
+    todo = [(kind, pct) for kind in config.anns if trained[kind][0] is not None for pct in config.percentiles]
+    swept = dict(zip(todo, map_jobs(todo, sweep_one, config.jobs)))
+    rows = []
+    for kind in config.anns:
+        path, _seconds, error = trained[kind]
+        if path is None:
+            rows.append(ConversionRow(name, kind, 0.0, "error", error))
+        else:
+            rows.extend(swept[(kind, pct)] for pct in config.percentiles)
+        progress(f"conversion {name}: {kind}", None, total, completed=total)
+    return rows
 
 
 def _config_dict(config: BenchConfig) -> dict:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from snnx.cli import device_option
 from snnx.convert.driver import DEFAULT_PERCENTILE
 from snnx.convert.evaluate import DEFAULT_TIMESTEPS
 from snnx.errors import ConversionError
@@ -66,6 +67,11 @@ def _timesteps(text: str) -> tuple[int, ...]:
     show_default=True,
     help="Deployment target: 'loihi' resets to zero from zero state (what backend 'lava' runs).",
 )
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None,
+    help="Samples per simulation for --evaluate [torch backends 256; reference: what fits 300 MB of traces].",
+)
+@device_option
 def convert_command(
     model: str,
     output: str | None,
@@ -78,6 +84,8 @@ def convert_command(
     backend: str | None,
     limit: int | None,
     deploy_target: str,
+    batch_size: int | None,
+    device: str,
 ) -> None:
     """Convert a trained ONNX ANN (MODEL) into a rate-coded spiking NIR graph.
 
@@ -86,8 +94,14 @@ def convert_command(
     for T steps and take the argmax of the readout. Details: specs/conversion.md.
     """
     from snnx.convert import convert, evaluate
+    from snnx.device import resolve_device
     from snnx.ir.io import save
 
+    if evaluate_path:  # a device the backend cannot use fails before the conversion, not after it
+        resolve_device(device, backend or "reference")
+    elif device != "cpu" or batch_size is not None:
+        msg = "--device and --batch-size apply to --evaluate; add --evaluate DATA.npz"
+        raise ConversionError(msg)
     steps = _timesteps(timesteps) if evaluate_path else None
     target = Path(output) if output else Path(model).with_suffix(".nir")
     if target.resolve() == Path(model).resolve():
@@ -112,7 +126,8 @@ def convert_command(
                 bar.update(task, completed=done, total=total)
 
             report = evaluate(
-                result, model, evaluate_path, steps, backend=backend, limit=limit, progress=advance
+                result, model, evaluate_path, steps, backend=backend, limit=limit, progress=advance,
+                batch_size=batch_size, device=device,
             )
         click.echo("")
         click.echo(report.table())

@@ -17,6 +17,7 @@ import nir
 import numpy as np
 import onnx
 
+from snnx.convert.batched import SampleCheck, describe_run, is_torch_backend, stream_torch, throughput
 from snnx.convert.calibrate import batches, check_samples, load_npz, session
 from snnx.convert.driver import ConversionResult
 from snnx.convert.loader import data_inputs, load_model
@@ -40,6 +41,9 @@ class Evaluation:
     :param neurons: ``{layer: number of IF neurons}``.
     :param stats: ``{T: snnx.metrics.stats}`` on the first samples (synaptic operations, MACs, ANN
         MACs, energy per sample), empty when skipped.
+    :param simulate_seconds: wall time of the simulation loop alone (no lowering, no check): the
+        throughput is ``samples / simulate_seconds``.
+    :param check: the torch backends' spike-for-spike check against the reference on the first samples.
     """
 
     ann_accuracy: float
@@ -51,14 +55,28 @@ class Evaluation:
     backend: str = "reference"
     seconds: float = 0.0
     stats: dict[int, Stats] = field(default_factory=dict)
+    device: str = "cpu"
+    batch_size: int | None = None
+    simulate_seconds: float = 0.0
+    check: SampleCheck | None = None
+
+    @property
+    def samples_per_second(self) -> float:
+        """Throughput of the simulation loop."""
+        return throughput(self.samples, self.simulate_seconds)
 
     def table(self) -> str:
         """Accuracy per T and spikes per sample (Markdown table plus a per-layer breakdown)."""
         steps = sorted(self.snn_accuracy)
         total = {t: sum(layer[t] for layer in self.spikes.values()) for t in steps}
         lines = [
-            f"ANN accuracy (onnxruntime): {100 * self.ann_accuracy:.2f}% on {self.samples} samples; "
-            f"SNN on {self.backend} ({self.seconds:.1f} s)",
+            f"ANN accuracy (onnxruntime): {100 * self.ann_accuracy:.2f}% on {self.samples} samples",
+            describe_run(self.backend, self.device, self.batch_size, self.samples, self.simulate_seconds)
+            + f" ({self.seconds:.1f} s in all)",
+        ]
+        if self.check is not None:
+            lines.append(self.check.line())
+        lines += [
             "",
             "| T | SNN accuracy | ANN − SNN (pp) | agrees with ANN | spikes / sample |",
             "|---:|---:|---:|---:|---:|",
@@ -162,6 +180,8 @@ def evaluate(
     limit: int | None = None,
     metrics_samples: int = 32,
     progress: Callable[[int, int], None] | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
 ) -> Evaluation:
     """Compare the ANN (onnxruntime) with the converted SNN on labelled samples.
 
@@ -174,7 +194,17 @@ def evaluate(
     :param metrics_samples: compute :func:`snnx.metrics.stats` (SOPs, ANN MACs, energy) for every
         window on this many samples of the first chunk (from its one run); 0 skips it.
     :param progress: called as ``progress(done, total)`` after each chunk of samples.
+    :param batch_size: samples per simulation; default: as many as fit a trace budget (reference) or 256
+        (torch backends). On a torch backend the set streams through the lowered model in batches on
+        ``device``, after a spike-for-spike check against the reference on the first samples.
+    :param device: ``cpu`` (default), ``cuda``, ``cuda:N`` or ``mps``; torch backends only.
     """
+    from snnx.device import resolve_device
+
+    device = resolve_device(device, backend or "reference")
+    if batch_size is not None and batch_size < 1:
+        msg = f"--batch-size must be at least 1, got {batch_size}"
+        raise ConversionError(msg)
     if not timesteps or min(timesteps) < 1:
         msg = f"--timesteps must be positive integers, got {list(timesteps)}"
         raise ConversionError(msg)
@@ -202,12 +232,41 @@ def evaluate(
         # A backend that runs one chain (lava, lava-float) cannot take the spike probes' fan-out:
         # evaluate accuracy without per-layer spike counts.
         graph, probes, metrics_samples = result.graph, {}, 0
-    run = _runner(graph, backend)
     readout = result.output_names[0]
-    chunk = trace_chunk(graph, t_max, _TRACE_BUDGET)
+    n = len(x)
+    if is_torch_backend(backend):
+        streamed = stream_torch(
+            graph, probes, result.input_name, readout, x, steps, backend, device=device,
+            batch_size=batch_size or 256, metrics_samples=metrics_samples, progress=progress,
+        )
+        op_stats = {}
+        if metrics_samples > 0 and streamed.first_outputs:
+            op_stats = {
+                t: _operation_stats(result, streamed.first_inputs, streamed.first_outputs, probes, metrics_samples, t)
+                for t in steps
+            }
+        preds = streamed.predictions
+        return Evaluation(
+            ann_accuracy=float(np.mean(ann == y)),
+            snn_accuracy={t: float(np.mean(preds[t] == y)) for t in steps},
+            agreement={t: float(np.mean(preds[t] == ann)) for t in steps},
+            spikes={layer: {t: s / n for t, s in per_t.items()} for layer, per_t in streamed.spikes.items()},
+            neurons={layer.onnx_node: int(np.prod(layer.shape)) * len(layer.neurons) for layer in result.layers},
+            samples=n,
+            backend=backend,
+            seconds=time.perf_counter() - start,
+            stats=op_stats,
+            device=device,
+            batch_size=batch_size or 256,
+            simulate_seconds=streamed.seconds,
+            check=streamed.check,
+        )
+    run = _runner(graph, backend)
+    chunk = batch_size or trace_chunk(graph, t_max, _TRACE_BUDGET)
     snn_pred = {t: [] for t in steps}
     spikes = {layer: {t: 0.0 for t in steps} for layer in probes}
     op_stats: dict[int, Stats] = {}
+    sim_start = time.perf_counter()
     for start_i in range(0, len(x), chunk):
         xb = x[start_i : start_i + chunk].astype(np.float64)
         xs = np.broadcast_to(xb[None], (t_max, *xb.shape))
@@ -221,11 +280,13 @@ def evaluate(
             for t in steps:
                 spikes[layer][t] += float(cum[t - 1])
         if not op_stats and metrics_samples > 0:
+            stats_start = time.perf_counter()
             op_stats = {t: _operation_stats(result, xs, out, probes, metrics_samples, t) for t in steps}
+            sim_start += time.perf_counter() - stats_start  # metrics are not simulation: keep them off the clock
         if progress is not None:
             progress(start_i + len(xb), len(x))
+    simulate_seconds = time.perf_counter() - sim_start
     preds = {t: np.concatenate(snn_pred[t]) for t in steps}
-    n = len(x)
     return Evaluation(
         ann_accuracy=float(np.mean(ann == y)),
         snn_accuracy={t: float(np.mean(preds[t] == y)) for t in steps},
@@ -236,6 +297,8 @@ def evaluate(
         backend=backend or "reference",
         seconds=time.perf_counter() - start,
         stats=op_stats,
+        batch_size=chunk,
+        simulate_seconds=simulate_seconds,
     )
 
 

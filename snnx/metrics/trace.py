@@ -88,8 +88,10 @@ def trace_module(model: Any, inputs: Any) -> tuple[Any, dict[str, Array]]:
     return output, recorded
 
 
-def backend_traces(prepared: PreparedGraph, inputs: Mapping[str, Array], backend: str) -> dict[str, Array]:
-    """Lower ``prepared`` to the torch backend ``backend`` and record its traces on ``inputs``.
+def backend_traces(
+    prepared: PreparedGraph, inputs: Mapping[str, Array], backend: str, device: str = "cpu"
+) -> dict[str, Array]:
+    """Lower ``prepared`` to the torch backend ``backend`` on ``device`` and record its traces on ``inputs``.
 
     :raises SnnxError: naming the backend when its model cannot be traced (not a torch GraphModule,
         or a graph with cycles).
@@ -98,9 +100,9 @@ def backend_traces(prepared: PreparedGraph, inputs: Mapping[str, Array], backend
 
     from snnx.api import lower
 
-    native = lower(prepared, to=backend)
+    native = lower(prepared, to=backend, device=device)
     try:
-        xs = {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in inputs.items()}
+        xs = {k: torch.as_tensor(np.asarray(v, dtype=np.float32), device=device) for k, v in inputs.items()}
         with torch.no_grad():
             _, traces = trace_module(native, xs)
     except SnnxError as exc:

@@ -64,6 +64,10 @@ def read_torch_module(path: str, what: str) -> Any:
 class TorchGraphBackend(Backend):
     """A backend whose lowered model is a :class:`snnx.torch.graph.GraphModule` of framework neurons."""
 
+    # A GraphModule keeps every tensor in parameters or buffers, so ``.to(device)`` moves all of it,
+    # and :meth:`run` sends the inputs to the model's device (tests/test_device.py checks both).
+    devices = ("cpu", "cuda", "mps")
+
     def refusals(self, graph: PreparedGraph) -> list[str]:
         """The generic capability check plus :meth:`node_refusals` of every node of the prepared graph."""
         reasons = super().refusals(graph)
