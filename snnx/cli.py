@@ -190,14 +190,22 @@ def check(model, backends, input_path, random_steps, batch, seed, dt, as_json) -
             table.add_column(col)
         style = {
             "agree": "green", "disagree": "red", "error": "red", "approximate": "yellow",
-            "refused": "yellow", "unavailable": "dim",
+            "refused": "yellow", "unavailable": "dim", "vacuous": "red",
         }
         for r in results:
-            measured = r.status in ("agree", "disagree", "approximate")
+            measured = r.status in ("agree", "disagree", "approximate", "vacuous")
             spikes = f"{r.spike_mismatches} / {r.spikes_total}" if measured else ""
+            if measured and not r.spikes_total:
+                spikes += " (no spikes compared)"
             err_txt = f"{r.max_abs_error:.2e}" if measured else ""
             table.add_row(r.backend, f"[{style[r.status]}]{r.status}[/]", spikes, err_txt, _first_reason(r.detail))
         out.print(table)
+        groups: dict[str, list[str]] = {}
+        for r in results:
+            if r.compared:
+                groups.setdefault(", ".join(r.compared), []).append(r.backend)
+        for traces, who in groups.items():
+            out.print(f"compared traces ({', '.join(who)}): {traces}")
     if any(not r.ok for r in results):
         sys.exit(1)
 
@@ -306,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except SystemExit as exc:  # a command's sys.exit(code): return it, so in-process callers get it too
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
