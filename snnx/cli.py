@@ -20,6 +20,12 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+def print_warnings(warnings, console: Console | None = None) -> None:
+    """Validation warnings (unstable dt/tau, thresholds <= 0, ...), one line each, as `snnx info` shows them."""
+    for warning in warnings:
+        (console or err).print(f"[yellow]warning:[/] {warning}")
+
+
 def _fmt_shape(shape) -> str:
     return str(tuple(int(s) for s in shape))
 
@@ -129,9 +135,10 @@ def _inputs(graph, input_path: str | None, random_steps: int | None, batch: int,
 def run(model, input_path, random_steps, batch, seed, backend, dt, output, options) -> None:
     """Run a .nir graph on an input and print (and optionally save) its output traces."""
     from snnx.api import run as run_graph
-    from snnx.ir.io import check_writable, load, write_atomic
+    from snnx.ir.io import check_writable, load_with_report, write_atomic
 
-    graph = load(model)
+    graph, report = load_with_report(model, dt=dt)
+    print_warnings(report.warnings)
     inputs = _inputs(graph, input_path, random_steps, batch, seed)
     if output is not None:
         check_writable(output)
@@ -172,9 +179,8 @@ def check(model, backends, input_path, random_steps, batch, seed, dt, as_json) -
     from snnx.plugins import get_backends
 
     graph, report = load_with_report(model, dt=dt)
+    print_warnings(report.warnings, err if as_json else out)
     if backends is None:
-        for warning in report.warnings:
-            out.print(f"[yellow]warning:[/] {warning}")
         out.print(f"{model}: valid ({len(report.shapes)} nodes)")
         return
     names = sorted(n for n in get_backends() if n != "reference") if backends == "all" else [b.strip() for b in backends.split(",") if b.strip()]
@@ -249,13 +255,15 @@ def plugins(as_json: bool) -> None:
 def lower(model: str, backend: str, output: str | None, dt: float | None, options: tuple[str, ...]) -> None:
     """Lower a .nir graph to a framework's native model and write it."""
     from snnx.api import lower as lower_graph
-    from snnx.ir.io import check_writable
+    from snnx.ir.io import check_writable, load_with_report
     from snnx.plugins import get_backend
 
     b = get_backend(backend)
     target = output or str(Path(model).with_suffix(b.file_suffix))
     check_writable(target)
-    native = lower_graph(model, to=backend, dt=dt, **_parse_options(options))
+    graph, report = load_with_report(model, dt=dt)
+    print_warnings(report.warnings)
+    native = lower_graph(graph, to=backend, dt=dt, **_parse_options(options))
     b.save(native, target)
     out.print(b.describe(native))
     out.print(f"wrote {target}")

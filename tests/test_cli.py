@@ -132,3 +132,33 @@ def test_check_reports_an_approximate_backend_without_failing(tmp_path, small_gr
     Rounding.approximate = False
     (result,) = api.check(small_graph, ["rounding"], {"input": x})
     assert result.status == "disagree" and not result.ok
+
+
+@pytest.mark.parametrize("command", [["info"], ["run", "--random", "2"], ["check"], ["stats", "--random", "2"],
+                                     ["lower", "--to", "reference", "-o", "{tmp}/x.nir"]])
+def test_every_command_shows_the_warnings_info_shows(tmp_path, capsys, command):
+    from snnx.cli import main
+    from snnx.conformance import CASES_DIR
+
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    code = main([args[0], str(CASES_DIR / "lif_chain.nir"), *args[1:], "--dt", "0.05"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "node 'lif1': dt/tau = 5 > 1" in captured.out + captured.err
+
+
+@pytest.mark.parametrize("dt", ["0", "-1", "nan", "inf"])
+@pytest.mark.parametrize("command", [["info"], ["run", "--random", "2"], ["check"], ["stats", "--random", "2"],
+                                     ["lower", "--to", "reference", "-o", "{tmp}/x.nir"]])
+def test_a_bad_dt_exits_2_with_one_line(tmp_path, capfd, command, dt):
+    import warnings
+
+    from snnx.cli import main
+    from snnx.conformance import CASES_DIR
+
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a leaked RuntimeWarning fails the test
+        code = main([args[0], str(CASES_DIR / "lif_chain.nir"), *args[1:], "--dt", dt])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "dt" in err[0] and "internal" not in err[0], err

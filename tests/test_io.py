@@ -130,3 +130,27 @@ def test_traces_round_trip(tmp_path):
     assert dt == 1e-3
     for k in traces:
         assert np.array_equal(back[k], traces[k])
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_umask_permissions(tmp_path, mask):
+    import os
+
+    from snnx.conformance import load_case
+
+    old = os.umask(mask)
+    try:
+        snnx.save(load_case("lif_chain").graph, tmp_path / "g.nir")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "g.nir").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_overwriting_keeps_the_files_mode(tmp_path):
+    from snnx.conformance import load_case
+
+    target = tmp_path / "g.nir"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    snnx.save(load_case("lif_chain").graph, target)
+    assert target.stat().st_mode & 0o777 == 0o640

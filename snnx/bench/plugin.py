@@ -33,12 +33,14 @@ def stats_command(model, input_path, random_steps, batch, rate, seed, backend, p
 
     from snnx.api import random_inputs, read_inputs
     from snnx.errors import SnnxError
-    from snnx.ir.io import load
+    from snnx.cli import print_warnings
+    from snnx.ir.io import load_with_report
     from snnx.metrics import render, stats, summary_lines, trace_module
 
     if (input_path is None) == (random_steps is None):
         raise click.UsageError("give exactly one of --input FILE.npz or --random T")
-    graph = load(model)
+    graph, report = load_with_report(model, dt=dt)
+    print_warnings(report.warnings)
     inputs = read_inputs(input_path, graph) if input_path else random_inputs(graph, random_steps, batch=batch, seed=seed, rate=rate)
     spiking = None if analog is None else not analog
     if backend == "reference":

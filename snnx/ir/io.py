@@ -175,6 +175,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise NirFileError(msg) from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file 0600; a written file gets what open() would give it (0666 minus umask),
+    # or keeps the mode of the file it replaces.
+    with contextlib.suppress(OSError):
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -182,6 +187,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:

@@ -16,7 +16,7 @@ from snnx.errors import ValidationError
 from snnx.ir.nodes import kind_of
 from snnx.ir.passes import flatten
 from snnx.ir.schedule import schedule
-from snnx.ir.semantics import RESET_MODES, dt_of, i_init_of, reset_of, v_init_of
+from snnx.ir.semantics import RESET_MODES, dt_of, i_init_of, reset_of, v_init_of, version_of
 from snnx.ir.shapes import conv_padding, declared_shape, fail, flatten_shape, pair
 
 Shape = tuple[int, ...]
@@ -114,8 +114,31 @@ def _check_contract(name: str, node: nir.NIRNode, dt: float, warnings: list[str]
                 f"node {name!r}: dt/{tau_name} = {float(np.max(dt / tau)):.3g} > 1, forward Euler is "
                 "unstable; use a smaller dt (snnx --dt) or check the producer's time unit"
             )
-    if kind.name == "Delay" and np.any(np.asarray(node.delay, dtype=float) < 0):
-        fail(f"{name}.delay", "delays must be non-negative")
+    if kind.name == "Delay":
+        delay = np.asarray(node.delay, dtype=float)
+        if np.any(delay < 0):
+            fail(f"{name}.delay", "delays must be non-negative")
+        steps = delay / dt
+        off = np.abs(steps - np.rint(steps))
+        if np.any(off > 1e-6 * np.maximum(1.0, steps)):
+            worst = float(steps.reshape(-1)[int(np.argmax(off.reshape(-1)))])
+            warnings.append(
+                f"node {name!r}: delay/dt = {worst:.4g} is not a whole number of steps; it is rounded to "
+                f"{int(np.rint(worst))} (round half to even), as specs/semantics.md §4 says"
+            )
+    if kind.spiking:
+        vth = np.asarray(node.v_threshold, dtype=float)
+        if np.any(vth <= 0):
+            warnings.append(
+                f"node {name!r}: v_threshold <= 0 ({float(vth.min()):.3g}): the neuron fires without input "
+                "whenever v rests above it; check the sign of the threshold"
+            )
+        v_reset = getattr(node, "v_reset", None)
+        if reset_of(node) == "subtract" and v_reset is not None and np.any(np.asarray(v_reset, dtype=float) != 0):
+            warnings.append(
+                f"node {name!r}: reset 'subtract' ignores v_reset (which is non-zero here); "
+                "v_reset only applies to reset 'value'"
+            )
 
 
 def validate(graph: nir.NIRGraph, dt: float | None = None) -> Report:
@@ -134,6 +157,7 @@ def validate(graph: nir.NIRGraph, dt: float | None = None) -> Report:
         msg = "the graph has no Output node; add one (nir.Output) after the last layer"
         raise ValidationError(msg)
     report = Report()
+    version_of(graph)
     dt = check_dt(dt_of(graph) if dt is None else dt)
     for name, node in flat.nodes.items():
         _check_finite(name, node)
