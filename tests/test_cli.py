@@ -162,3 +162,15 @@ def test_a_bad_dt_exits_2_with_one_line(tmp_path, capfd, command, dt):
         code = main([args[0], str(CASES_DIR / "lif_chain.nir"), *args[1:], "--dt", dt])
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "dt" in err[0] and "internal" not in err[0], err
+
+
+@pytest.mark.parametrize("shape", [(0, 1, 6), (3, 0, 6), (3, 1, 5)])
+def test_bad_input_arrays_exit_2_naming_the_input(tmp_path, capfd, shape):
+    from snnx.cli import main
+    from snnx.conformance import CASES_DIR
+
+    np.savez(tmp_path / "x.npz", input=np.zeros(shape))
+    for command in (["run"], ["check", "--backends", "reference"], ["stats"]):
+        code = main([command[0], str(CASES_DIR / "lif_chain.nir"), *command[1:], "--input", str(tmp_path / "x.npz")])
+        err = capfd.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "'input'" in err[0] and "internal" not in err[0], (command, err)

@@ -268,7 +268,8 @@ def _delay_steps(rounding: Callable[[np.ndarray], np.ndarray]):
     def init(self, node, dt, x0, *, spiking=False):
         original(self, node, dt, x0, spiking=spiking)
         self.steps = rounding(_f(node.delay) / dt).astype(np.int64)
-        self.history = np.zeros((int(self.steps.max(initial=0)) + 1, *x0.shape))
+        self.max_depth = int(self.steps.max(initial=0)) + 1
+        self.history = np.zeros((self.max_depth, *x0.shape))
 
     return lambda: patched(DelayState, "__init__", init)
 

@@ -56,7 +56,7 @@ def _build_node(data: dict[str, Any], path: str) -> nir.NIRNode:
     fields["type"] = type_name
     try:
         return nir.dict2NIRNode(fields)
-    except (TypeError, ValueError, KeyError, AssertionError, IndexError) as exc:
+    except Exception as exc:  # noqa: BLE001 - nir's constructors fail in many ways on damaged data
         detail = str(exc) or type(exc).__name__
         msg = f"node {path!r} ({type_name}): cannot build it from the file: {detail}"
         raise NirFileError(msg) from exc

@@ -40,11 +40,11 @@ def dt_of(graph: nir.NIRGraph, default: float | None = None) -> float:
     """The graph's time step: its stored ``dt``, else ``default``, else :data:`DEFAULT_DT`."""
     stored = _contract(graph).get("dt")
     if stored is not None:
-        try:
-            return float(np.asarray(stored, dtype=np.float64).reshape(()))
-        except (TypeError, ValueError) as exc:
-            msg = f"metadata snnx.dt is {stored!r}; it must be one positive number (seconds), or pass --dt"
-            raise ValidationError(msg) from exc
+        msg = f"metadata snnx.dt is {stored!r}; it must be one positive number (seconds), or pass --dt"
+        arr = np.asarray(stored)
+        if arr.dtype.kind not in "fiub" or arr.size != 1:
+            raise ValidationError(msg)
+        return float(arr.astype(np.float64).reshape(()))
     return float(default) if default is not None else DEFAULT_DT
 
 

@@ -39,21 +39,33 @@ def _check_finite(name: str, node: nir.NIRNode) -> None:
         if value is not None and np.asarray(value).dtype.kind not in "fiub":
             fail(f"{name}.{param}", f"must be a number or an array of numbers, got {np.asarray(value).dtype} data")
     for attr, value in vars(node).items():
-        if attr in ("input_type", "output_type", "metadata") or isinstance(value, (str, bytes)):
+        if attr in ("input_type", "output_type", "metadata") or value is None or isinstance(value, dict):
             continue
-        arr = np.asarray(value) if not isinstance(value, dict) else None
-        if arr is None or arr.dtype.kind not in "fiuc":
+        if attr == "padding" and (isinstance(value, (str, bytes)) or np.asarray(value).dtype.kind in "SU"):
+            continue  # "same" / "valid"
+        arr = np.asarray(value)
+        if arr.dtype.kind in "SUc" or isinstance(value, (str, bytes)):
+            what = "complex" if arr.dtype.kind == "c" else "text"
+            fail(f"{name}.{attr}", f"must be a real number or an array of real numbers, got {what} data")
+        if arr.dtype.kind not in "fiu":
             continue
         if not np.all(np.isfinite(arr)):
             bad = "NaN" if np.any(np.isnan(arr)) else "inf"
             fail(f"{name}.{attr}", f"contains {bad} values; retrain or repair the parameter")
 
 
+def _resolves(graph: nir.NIRGraph, end: str) -> bool:
+    """Whether an edge endpoint names a node, or ``sub.inner`` a node inside a nested subgraph."""
+    if end in graph.nodes:
+        return True
+    head, dot, rest = end.partition(".")
+    return bool(dot) and isinstance(graph.nodes.get(head), nir.NIRGraph) and _resolves(graph.nodes[head], rest)
+
+
 def _check_edges(graph: nir.NIRGraph, prefix: str = "") -> None:
     for src, dst in graph.edges:
         for end in (src, dst):
-            head = end.split(".")[0]
-            if end not in graph.nodes and head not in graph.nodes:
+            if not _resolves(graph, end):
                 known = ", ".join(sorted(graph.nodes)[:12])
                 msg = f"edge ({src!r}, {dst!r}) refers to {prefix}{end!r}, which is not a node (nodes: {known})"
                 raise ValidationError(msg, node=f"{prefix}{end}")
@@ -171,7 +183,7 @@ def validate(graph: nir.NIRGraph, dt: float | None = None) -> Report:
         node = flat.nodes[name]
         incoming = [(src, shapes.get(src)) for src, _delayed in sched.preds[name]]
         if isinstance(node, nir.Input) and not incoming:
-            declared = declared_shape(node.input_type.get("input"))
+            declared = declared_shape(node.input_type.get("input"), name)
             if declared is None:
                 fail(name, "Input node has no shape; give it one (nir.Input(input_type=np.array([...])))")
             shapes[name] = declared
