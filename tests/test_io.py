@@ -154,3 +154,30 @@ def test_overwriting_keeps_the_files_mode(tmp_path):
     target.chmod(0o640)
     snnx.save(load_case("lif_chain").graph, target)
     assert target.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("name", __import__("snnx.conformance", fromlist=["case_names"]).case_names())
+def test_every_conformance_case_opens_with_nir_read_type_checked(tmp_path, name):
+    import nir
+
+    from snnx.conformance import CASES_DIR, load_case
+
+    nir.read(str(CASES_DIR / f"{name}.nir"))  # as stored
+    graph = load_case(name).graph
+    snnx.save(graph, tmp_path / "again.nir")  # as snnx writes it now
+    nir.read(str(tmp_path / "again.nir"))
+
+
+def test_grouped_convs_are_stored_dense_for_nir_and_regrouped_on_load(tmp_path):
+    import h5py
+
+    from snnx.conformance import load_case
+
+    graph = load_case("conv_groups_stride_dilation").graph
+    snnx.save(graph, tmp_path / "g.nir")
+    with h5py.File(tmp_path / "g.nir") as f:
+        assert f["node/nodes/conv/weight"].shape == (4, 2, 3, 3) and int(f["node/nodes/conv/groups"][()]) == 1
+    back = snnx.load(tmp_path / "g.nir")
+    assert int(back.nodes["conv"].groups) == 2 and back.nodes["conv"].weight.shape == (4, 1, 3, 3)
+    assert np.array_equal(back.nodes["conv"].weight, graph.nodes["conv"].weight)
+    assert "snnx" not in (back.nodes["conv"].metadata or {})
