@@ -543,7 +543,49 @@ def case_cycle_two_entries(rng):
     edges = [("input", "in_a"), ("input", "in_b"), ("in_a", "a"), ("in_b", "b"), ("a", "ab"), ("ab", "b"),
              ("b", "ba"), ("ba", "a"), ("a", "out_a"), ("b", "out_b")]
     g = _graph(nodes, edges, dt=1e-3)
-    return g, {"input": spikes(rng, (30, 2, 2))}, "a cycle entered at two nodes: names decide which edge is delayed (here ba -> a)", ["Linear", "LIF", "cycle", "reset:value", "multi-output"]
+    return g, {"input": spikes(rng, (30, 2, 2))}, "a cycle entered at two nodes equally far from the input: both ab -> b and ba -> a are delayed", ["Linear", "LIF", "cycle", "reset:value", "multi-output"]
+
+
+@case
+def case_cycle_nearest_entry(rng):
+    n = 3
+    nodes = {
+        "input": nir.Input(input_type=A([2])),
+        "p": nir.Linear(weight=rng.uniform(0, 1.5, size=(n, 2))),
+        "q": lif(n, tau=5e-3, r=5.0, v_th=0.3),
+        "r": nir.Linear(weight=rng.uniform(0, 1.5, size=(n, n))),
+        "x": lif(n, tau=5e-3, r=5.0, v_th=0.4),
+        "y": lif(n, tau=5e-3, r=5.0, v_th=0.4),
+        "w_in": nir.Linear(weight=rng.uniform(0, 1.5, size=(n, 2))),
+        "xy": nir.Linear(weight=rng.uniform(-0.5, 1.0, size=(n, n))),
+        "yx": nir.Linear(weight=rng.uniform(-0.5, 1.0, size=(n, n))),
+        "out_x": nir.Output(output_type=A([n])),
+        "out_y": nir.Output(output_type=A([n])),
+    }
+    # y is 2 edges from the input, x 4 (input -> p -> q -> r -> x): the cycle x -> xy -> y -> yx -> x is
+    # entered at y, so only xy -> y is delayed; a name-ordered DFS (p before w_in) would delay yx -> x.
+    edges = [("input", "p"), ("p", "q"), ("q", "r"), ("r", "x"), ("input", "w_in"), ("w_in", "y"), ("x", "xy"),
+             ("xy", "y"), ("y", "yx"), ("yx", "x"), ("x", "out_x"), ("y", "out_y")]
+    g = _graph(nodes, edges, dt=1e-3)
+    return g, {"input": spikes(rng, (30, 2, 2))}, "a cycle entered at its node nearest the input (only xy -> y is delayed), whatever the names", ["Linear", "LIF", "cycle", "reset:value", "multi-output"]
+
+
+@case
+def case_skip_connection(rng):
+    n = 4
+    nodes = {
+        "input": nir.Input(input_type=A([3])),
+        "fc1": nir.Linear(weight=rng.uniform(-0.2, 1.0, size=(n, 3))),
+        "lif1": lif(n, tau=5e-3, r=5.0, v_th=0.4),
+        "fc2": nir.Linear(weight=rng.uniform(-0.2, 1.0, size=(n, n))),
+        "skip": nir.Linear(weight=rng.uniform(-0.2, 1.0, size=(n, 3))),
+        "lif2": lif(n, tau=5e-3, r=5.0, v_th=0.6),
+        "output": nir.Output(output_type=A([n])),
+    }
+    edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("input", "skip"), ("skip", "lif2"),
+             ("lif2", "output")]
+    g = _graph(nodes, edges, dt=1e-3)
+    return g, {"input": spikes(rng, (30, 2, 3))}, "a skip connection (residual style): no cycle, so no edge is delayed although fc2 is farther from the input than lif2", ["Linear", "LIF", "reset:value", "multi-input"]
 
 
 def build(directory: Path = CASES_DIR) -> list[str]:

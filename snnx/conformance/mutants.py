@@ -19,7 +19,6 @@ The same harness measures a backend's suite, or a plugin's own folds: pass ``run
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import dataclasses
 import sys
@@ -290,11 +289,47 @@ def _preds(keep: Callable[[tuple[tuple[str, bool], ...]], tuple[tuple[str, bool]
     return _schedule_wrapper(fn)
 
 
-def _reverse_sorted():
-    def reverse(iterable, *, key=None, reverse=False):
-        return builtins.sorted(iterable, key=key, reverse=not reverse)
+def _back_edges(rule: Callable[[dict, dict, Callable], set]):
+    original = schedule.back_edges
 
-    return lambda: patched(schedule, "sorted", reverse)
+    def mutated(succs, depth):
+        return rule(succs, depth, original)
+
+    return lambda: patched(schedule, "back_edges", mutated)
+
+
+def _dfs_by_name(succs, depth, original):
+    """The pre-version-2 rule: DFS from the inputs in name order; edges to a node on the stack."""
+    back, on_stack, done = set(), set(), set()
+
+    def visit(n):
+        on_stack.add(n)
+        for m in sorted(succs[n]):
+            if m in on_stack:
+                back.add((n, m))
+            elif m not in done:
+                visit(m)
+        on_stack.discard(n)
+        done.add(n)
+
+    for root in sorted(n for n, d in depth.items() if d == 0):
+        if root not in done:
+            visit(root)
+    return back
+
+
+def _depth_only(succs, depth, original):
+    """Every edge towards the inputs is delayed, on a cycle or not."""
+    return {(u, v) for u, vs in succs.items() for v in vs if depth[v] <= depth[u]}
+
+
+def _one_per_cycle(succs, depth, original):
+    """Only the first (by name) of the delayed edges of each strongly connected component is delayed."""
+    comp = schedule._components(succs)
+    first: dict[int, tuple[str, str]] = {}
+    for u, v in sorted(original(succs, depth)):
+        first.setdefault(comp[u], (u, v))
+    return set(first.values())
 
 
 def _module_attr(module: Any, attr: str, value: Any) -> Callable[[], contextlib.AbstractContextManager]:
@@ -357,7 +392,9 @@ def all_mutants() -> list[Mutant]:
         Mutant("fan-in keeps only the first edge", "§3 fan-in sums", _preds(lambda p: p[:1])),
         Mutant("fan-in keeps only the last edge", "§3 fan-in sums", _preds(lambda p: p[-1:])),
         Mutant("cycle edges carry zeros (cycle cut)", "§3 cycle edge carries t-1", _preds(lambda p: tuple(e for e in p if not e[1]) or p)),
-        Mutant("DFS in reverse name order (other cycle edge delayed)", "§6 which cycle edge is delayed", _reverse_sorted()),
+        Mutant("cycle edges chosen by a name-ordered DFS (version 1)", "§6 which cycle edge is delayed", _back_edges(_dfs_by_name)),
+        Mutant("edges towards the inputs delayed outside cycles too", "§6 only edges on a cycle", _back_edges(_depth_only)),
+        Mutant("one delayed edge per cycle, chosen by name", "§6 every entry's edge is delayed", _back_edges(_one_per_cycle)),
         Mutant("stored dt ignored (default dt)", "§1 dt", _module_attr(prepare, "dt_of", lambda graph, default=None: 1e-4)),
     ]
     return m

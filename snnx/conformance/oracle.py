@@ -88,27 +88,46 @@ def _flatten(graph: nir.NIRGraph) -> tuple[dict[str, Any], list[tuple[str, str]]
     return nodes, edges
 
 
-# -- §6: schedule -------------------------------------------------------------------------------------
-def _schedule(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> list[str]:
-    successors = {n: sorted({b for a, b in edges if a == n}) for n in nodes}
+# -- §6: schedule ---------------------------------------------------------------------------------------
+def _reaches(edges: list[tuple[str, str]], start: str, goal: str) -> bool:
+    seen, todo = {start}, [start]
+    while todo:
+        n = todo.pop()
+        if n == goal:
+            return True
+        for a, b in edges:
+            if a == n and b not in seen:
+                seen.add(b)
+                todo.append(b)
+    return False
+
+
+def _schedule(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> tuple[list[str], set[tuple[str, str]]]:
+    """The evaluation order and the delayed edges, as §6 defines them."""
     roots = sorted(n for n, node in nodes.items() if type(node).__name__ == "Input")
-    finished: list[str] = []
-    seen: set[str] = set()
-
-    def visit(n: str) -> None:  # recursive DFS, as the text says; the graphs here are small
-        seen.add(n)
-        for m in successors[n]:
-            if m not in seen:
-                visit(m)
-        finished.append(n)
-
-    for r in roots:
-        if r not in seen:
-            visit(r)
-    missing = set(nodes) - seen
+    # distance: the fewest edges from any Input (a plain breadth-first search)
+    distance = {r: 0 for r in roots}
+    queue = list(roots)
+    for n in queue:
+        for a, b in edges:
+            if a == n and b not in distance:
+                distance[b] = distance[n] + 1
+                queue.append(b)
+    missing = set(nodes) - set(distance)
     if missing:
         raise ValueError(f"unreachable nodes {sorted(missing)}")
-    return finished[::-1]
+    # an edge a -> b closes a cycle when b leads back to a and b is no farther from the inputs than a
+    delayed = {(a, b) for a, b in set(edges) if _reaches(edges, b, a) and distance[b] <= distance[a]}
+    # any order in which every other edge goes forward
+    order: list[str] = []
+    while len(order) < len(nodes):
+        for n in sorted(nodes):
+            if n not in order and all(a in order for a, b in edges if b == n and (a, b) not in delayed):
+                order.append(n)
+                break
+        else:
+            raise ValueError("the delayed edges do not break every cycle")
+    return order, delayed
 
 
 # -- §4: stateless nodes, one sample at a time --------------------------------------------------------
@@ -289,8 +308,7 @@ def run(graph: nir.NIRGraph, inputs: dict[str, np.ndarray] | np.ndarray, dt: flo
     """Run ``graph`` on time-major ``inputs``; returns every flattened node's ``(T, batch, *shape)`` trace."""
     step = _dt(graph) if dt is None else float(dt)
     nodes, edges = _flatten(graph)
-    order = _schedule(nodes, edges)
-    position = {n: k for k, n in enumerate(order)}
+    order, delayed = _schedule(nodes, edges)
     input_nodes = [n for n in order if type(nodes[n]).__name__ == "Input"]
     if not isinstance(inputs, dict):
         inputs = {input_nodes[0]: inputs}
@@ -308,7 +326,7 @@ def run(graph: nir.NIRGraph, inputs: dict[str, np.ndarray] | np.ndarray, dt: flo
                     continue
                 total = None
                 for src in incoming[name]:
-                    if position[src] < position[name]:
+                    if (src, name) not in delayed:
                         value = traces[src][t][b]  # this step's value
                     elif t > 0:
                         value = traces[src][t - 1][b]  # closes a cycle: last step's value

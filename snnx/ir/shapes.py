@@ -209,6 +209,19 @@ def elementwise(params: tuple[str, ...]) -> Callable[[str, Any, Shape], Shape]:
                 ok = False
             if not ok:
                 fail(path, f"has {int(np.prod(pshape))} neurons of shape {pshape} but receives {in_shape}")
+        # NIR's rule: a parameter is one value, or one value per neuron (the full shape). Any other shape
+        # would broadcast silently along some axis ((C,) against (C, H, W) lines up with W, not C).
+        for p in params:
+            value = getattr(node, p, None)
+            if value is None:
+                continue
+            shape = np.shape(value)
+            if int(np.prod(shape)) != 1 and tuple(shape) != tuple(in_shape):
+                fail(
+                    f"{path}.{p}",
+                    f"has shape {tuple(shape)}; a parameter is one value or one per neuron {tuple(in_shape)} "
+                    f"(expand per-channel values, e.g. np.broadcast_to(v.reshape(-1, 1, 1), {tuple(in_shape)}))",
+                )
         return in_shape
 
     return rule
