@@ -41,7 +41,7 @@ def test_contract_metadata_survives_save_and_load(tmp_path, small_graph):
     snnx.save(small_graph, tmp_path / "g.nir")
     loaded = snnx.load(tmp_path / "g.nir")
     assert dt_of(loaded) == 1e-3
-    assert loaded.metadata["snnx"]["version"] == 1
+    assert loaded.metadata["snnx"]["version"] == 2
     assert reset_of(loaded.nodes["lif"]) == "subtract"
     assert np.array_equal(v_init_of(loaded.nodes["lif"]), [0.1, 0.2])
     # save must not have touched the caller's graph

@@ -145,7 +145,7 @@ def test_delay_not_a_whole_number_of_steps_warns():
     assert not validate(g, dt=5e-4).warnings
 
 
-@pytest.mark.parametrize("version, ok", [(1, True), (2, False), ("x", False), (0, False), (1.5, False)])
+@pytest.mark.parametrize("version, ok", [(1, True), (2, True), (3, False), ("x", False), (0, False), (1.5, False)])
 def test_a_newer_or_malformed_contract_version_is_refused(version, ok):
     g = _one_if()
     g.metadata["snnx"]["version"] = version

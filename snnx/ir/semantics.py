@@ -1,6 +1,6 @@
 """The discrete-time contract of ``specs/semantics.md``, as stored in NIR metadata.
 
-``graph.metadata["snnx"] = {"version": 1, "dt": ...}`` and per node
+``graph.metadata["snnx"] = {"version": 2, "dt": ...}`` and per node
 ``node.metadata["snnx"] = {"reset": "value"|"subtract", "v_init": ..., "i_init": ...}``.
 These helpers read the contract with its documented defaults and write it back without touching
 anything else in the metadata.
@@ -15,7 +15,7 @@ import numpy as np
 
 from snnx.errors import ValidationError
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 #: The NIR paper's convention (its braille graphs store r = tau/dt with dt = 1e-4).
 DEFAULT_DT = 1e-4
 NAMESPACE = "snnx"
