@@ -193,9 +193,14 @@ def _network_class() -> type:
     class SlayerNetwork(torch.nn.Module):
         """A lowered chain: SLAYER blocks plus what ``raise_`` needs to write NIR back.
 
-        ``forward`` takes and returns SLAYER layout ``(batch, *data_shape, time)``, where the data shape
-        of a dense layer is flat; :meth:`LavaDlBackend.run` reshapes from and to NIR shapes.
+        ``forward`` takes ``(T, batch, *input shape)`` and returns ``(T, batch, *output shape)``, like every
+        snnx backend's model. The native SLAYER network (layout ``(batch, *data_shape, time)``, a dense
+        layer's data shape flat) stays reachable: :attr:`slayer` (an ``nn.Sequential`` sharing the blocks'
+        parameters) or :meth:`forward_slayer`.
         """
+
+        #: ``forward`` is time-major (``snnx.bench`` and other callers need not convert layouts).
+        time_major = True
 
         def __init__(self, chain: CubaChain, **block_options: Any) -> None:
             super().__init__()
@@ -203,9 +208,22 @@ def _network_class() -> type:
             self.blocks = build_blocks(chain, **block_options)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
+            """``(T, batch, *input shape)`` -> ``(T, batch, *output shape)``, in the blocks' dtype."""
+            x = torch.as_tensor(x).to(next(self.parameters()).dtype)
+            y = self.forward_slayer(self.input_layout(x.movedim(0, -1)))
+            y = y.movedim(-1, 0)
+            return y.reshape(*y.shape[:2], *self.chain.out_shape)
+
+        def forward_slayer(self, x: torch.Tensor) -> torch.Tensor:
+            """The native SLAYER forward: ``(batch, *data_shape, T)`` in and out."""
             for block in self.blocks:
                 x = block(x)
             return x
+
+        @property
+        def slayer(self) -> torch.nn.Sequential:
+            """The native SLAYER network (time last), sharing this model's blocks and parameters."""
+            return torch.nn.Sequential(*self.blocks)
 
         def input_layout(self, x: torch.Tensor) -> torch.Tensor:
             """``(batch, *NIR input shape, T)`` as the first block expects it."""
@@ -395,11 +413,10 @@ class LavaDlBackend(Backend):
             msg = f"lava-dl model expects input {chain.input!r}, got {sorted(inputs)}"
             raise SnnxError(msg)
         dtype = next(model.parameters()).dtype
-        x = torch.as_tensor(to_slayer_layout(inputs[chain.input]), dtype=dtype)
+        x = torch.as_tensor(np.asarray(inputs[chain.input]), dtype=dtype)
         with torch.no_grad():
-            y = model.eval()(model.input_layout(x))
-        y = from_slayer_layout(y.double().numpy())
-        return {chain.output: y.reshape(*y.shape[:2], *chain.out_shape)}
+            y = model.eval()(x)  # time-major in and out
+        return {chain.output: y.double().numpy()}
 
     def raise_(self, model: Any) -> nir.NIRGraph:
         return chain_to_nir(model.folded_chain())
