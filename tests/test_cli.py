@@ -174,3 +174,42 @@ def test_bad_input_arrays_exit_2_naming_the_input(tmp_path, capfd, shape):
         code = main([command[0], str(CASES_DIR / "lif_chain.nir"), *command[1:], "--input", str(tmp_path / "x.npz")])
         err = capfd.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and "'input'" in err[0] and "internal" not in err[0], (command, err)
+
+
+def _damaged(tmp_path, edit):
+    import shutil
+
+    import h5py
+
+    from snnx.conformance import CASES_DIR
+
+    target = tmp_path / "bad.nir"
+    shutil.copyfile(CASES_DIR / "conv_sumpool.nir", target)
+    with h5py.File(target, "r+") as f:
+        edit(f)
+    return target
+
+
+def _replace(f, name, value):
+    del f[name]
+    f[name] = value
+
+
+@pytest.mark.parametrize(
+    ("edit", "names"),
+    [
+        (lambda f: _replace(f, "node/nodes/conv/stride", np.array([0, 0])), "conv"),
+        (lambda f: _replace(f, "node/nodes/if/r", np.bytes_("fast")), "if.r"),
+        (lambda f: f.require_group("node/nodes/if/metadata/snnx").create_dataset("v_init", data=np.ones(7)), "if.v_init"),
+        (lambda f: _replace(f, "node/nodes/if/v_threshold", np.ones((3, 2, 2))), "if"),
+    ],
+    ids=["stride-0", "string-param", "v_init-shape", "param-shape"],
+)
+def test_bad_files_exit_2_with_one_line_naming_the_node(tmp_path, capfd, edit, names):
+    from snnx.cli import main
+
+    path = _damaged(tmp_path, edit)
+    for command in (["info"], ["run", "--random", "2"], ["check"], ["stats", "--random", "2"]):
+        code = main([command[0], str(path), *command[1:]])
+        err = capfd.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and f"'{names}'" in err[0] and "internal" not in err[0], (command, err)

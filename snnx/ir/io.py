@@ -53,6 +53,12 @@ def _build_node(data: dict[str, Any], path: str) -> nir.NIRNode:
     fields = {k: v for k, v in data.items() if k != "type"}
     if type_name == "NIRGraph":
         return _build_graph(fields, path)
+    for key, value in fields.items():
+        if key in ("padding", "metadata") or isinstance(value, dict):
+            continue
+        if isinstance(value, (str, bytes)) or (isinstance(value, np.ndarray) and value.dtype.kind in "SUO"):
+            msg = f"node '{path}.{key}': must be a number or an array of numbers, got text {_as_str(value)[:40]!r}"
+            raise NirFileError(msg)
     fields["type"] = type_name
     if type_name in ("Conv1d", "Conv2d"):
         fields.setdefault("input_shape", None)

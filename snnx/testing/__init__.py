@@ -16,7 +16,12 @@ Run it against any installed backend (built-in or from a third-party plugin)::
 ``reference`` is used. A case the backend refuses (through its capabilities / ``refusals``, or by raising
 :class:`snnx.errors.UnsupportedNodeError` from ``lower``/``run``) is reported as a skip whose reason is
 the backend's own; a case it accepts must match the golden traces by the rule
-of ``specs/semantics.md`` §8 (spikes exactly, other outputs within ``1e-5`` relative).
+of ``specs/semantics.md`` §8 (spikes exactly, other outputs within ``1e-5`` relative; NaN/inf is a
+disagreement, and a run in which nothing fired fails as "vacuous" instead of passing).
+
+To check that the suite would catch a wrong fold in your backend, point the mutation harness at it:
+``snnx.conformance.mutants.evaluate(my_mutants, run=snnx.conformance.mutants.backend_runner(NAME))``
+(``specs/plugins.md`` §8).
 """
 
 from __future__ import annotations
