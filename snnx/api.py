@@ -153,49 +153,133 @@ def spiking_outputs(graph: nir.NIRGraph | PreparedGraph) -> set[str]:
 
 @dataclass
 class Agreement:
-    """How one backend's outputs compare with the reference's on the same input."""
+    """How one backend's outputs compare with the reference's on the same input.
+
+    ``status`` is ``"agree"`` only when something was actually compared: ``"vacuous"`` means the traces
+    match but no spiking node fired in the reference (and no non-spiking output moved), so the check
+    said nothing about spikes or resets; it is not a pass. A NaN or inf in a backend's output is always
+    a disagreement.
+
+    :ivar compared: the nodes whose traces were compared (the Outputs, plus every internal spiking
+        node when the backend could run the graph with probes on them; see :func:`check`).
+    :ivar silent: spiking nodes among ``compared`` that never fired in the reference.
+    """
 
     backend: str
-    status: str  # "agree", "disagree", "approximate", "refused", "unavailable", "error"
+    status: str  # "agree", "disagree", "vacuous", "approximate", "refused", "unavailable", "error"
     detail: str = ""
     spike_mismatches: int = 0
     spikes_total: int = 0
     max_abs_error: float = 0.0
     per_output: dict[str, dict[str, float]] = field(default_factory=dict)
+    compared: list[str] = field(default_factory=list)
+    silent: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.status in ("agree", "approximate", "refused", "unavailable")
 
 
+def _graph_spikers(prepared: PreparedGraph) -> list[str]:
+    """Every node whose output is a spike train (spiking neurons and Threshold)."""
+    return [n for n in prepared.schedule.order if _emits_spikes(prepared.nodes[n], n)]
+
+
 def compare(
-    graph: nir.NIRGraph | PreparedGraph, reference: dict[str, np.ndarray], other: dict[str, np.ndarray], backend: str
+    graph: nir.NIRGraph | PreparedGraph,
+    reference: dict[str, np.ndarray],
+    other: dict[str, np.ndarray],
+    backend: str,
+    *,
+    spiking: set[str] | None = None,
+    record: dict[str, np.ndarray] | None = None,
 ) -> Agreement:
-    """Compare backend outputs with reference outputs by the rule of ``specs/semantics.md`` §8."""
-    spiking = spiking_outputs(graph)
-    result = Agreement(backend=backend, status="agree")
+    """Compare backend traces with reference traces by the rule of ``specs/semantics.md`` §8.
+
+    :param reference: the reference's traces by name (Outputs, and possibly probed internal nodes).
+    :param spiking: which of those names carry spikes (default: the graph's spiking Outputs).
+    :param record: the reference's trace of every node (``simulate(record=True)``); when given, a run in
+        which no spiking node of the graph fired anywhere is ``"vacuous"`` rather than ``"agree"``.
+    """
+    spiking = spiking_outputs(graph) if spiking is None else spiking
+    result = Agreement(backend=backend, status="agree", compared=sorted(reference))
+    nonzero = False
     for name, ref in reference.items():
         if name not in other:
             return Agreement(backend, "error", f"backend returned no output {name!r}")
         got = np.asarray(other[name], dtype=np.float64)
         if got.shape != ref.shape:
             return Agreement(backend, "error", f"output {name!r} has shape {got.shape}, expected {ref.shape}")
-        err = float(np.max(np.abs(got - ref), initial=0.0))
+        finite = np.isfinite(got)
+        non_finite = int(got.size - np.count_nonzero(finite))
+        diff = np.abs(got - ref)
+        err = float(np.max(diff, initial=0.0)) if not non_finite else float("inf")
         result.max_abs_error = max(result.max_abs_error, err)
         if name in spiking:
-            mism = int(np.sum(got != ref))
+            mism = int(np.sum(~(got == ref)))  # NaN != anything
             result.spike_mismatches += mism
             result.spikes_total += int(ref.sum())
             result.per_output[name] = {"spike_mismatches": mism, "spikes": float(ref.sum())}
+            if not ref.any():
+                result.silent.append(name)
             if mism:
                 result.status = "disagree"
         else:
+            nonzero = nonzero or bool(np.any(ref != 0))
             tol = RTOL * np.maximum(1.0, np.abs(ref))
-            bad = int(np.sum(np.abs(got - ref) > tol))
+            bad = int(np.sum(~(diff <= tol)))  # NaN is never within tolerance
             result.per_output[name] = {"max_abs_error": err, "out_of_tolerance": bad}
             if bad:
                 result.status = "disagree"
+        if non_finite:
+            result.per_output[name]["non_finite"] = non_finite
+            result.status = "disagree"
+            result.detail = f"output {name!r} has {non_finite} NaN/inf values"
+    if result.status == "agree":
+        fired = result.spikes_total > 0
+        if record is not None:
+            prepared = prepare_graph(graph)
+            fired = any(bool(np.any(record[n] != 0)) for n in _graph_spikers(prepared) if n in record)
+            has_spikers = bool(_graph_spikers(prepared))
+        else:
+            has_spikers = bool(spiking & set(reference))
+        if (has_spikers and not fired) or (not has_spikers and not nonzero):
+            result.status = "vacuous"
+            result.detail = (
+                "no spike occurred in the reference, so spikes and resets were not compared: "
+                "use an input that drives the network (more steps, a higher rate)"
+                if has_spikers else "every compared trace is zero"
+            )
     return result
+
+
+PROBE = "__probe__"
+
+
+def probed(prepared: PreparedGraph) -> tuple[PreparedGraph, dict[str, str]]:
+    """The graph with an extra ``Output`` on every internal spiking node, and ``{probe: node}``.
+
+    Running this graph on a backend exposes its hidden layers' spikes without any backend-specific
+    recording hook; the probes do not change the schedule (an Output has no successors).
+    """
+    graph = prepared.graph
+    direct = {b: a for a, b in graph.edges if isinstance(graph.nodes[b], nir.Output)}
+    nodes = dict(graph.nodes)
+    edges = list(graph.edges)
+    probes: dict[str, str] = {}
+    for name in _graph_spikers(prepared):
+        if name in direct.values():
+            continue
+        probe = PROBE + name.replace(".", "_")
+        while probe in nodes:
+            probe += "_"
+        nodes[probe] = nir.Output(output_type=np.array(prepared.shapes[name]))
+        edges.append((name, probe))
+        probes[probe] = name
+    if not probes:
+        return prepared, {}
+    g = nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(graph.metadata), type_check=False)
+    return prepare_graph(g, dt=prepared.dt), probes
 
 
 def check(
@@ -216,7 +300,7 @@ def check(
     :param device: where the backends run; the reference (the oracle) always runs on the CPU. A backend
         that runs on the CPU only is reported as "refused" with the reason when ``device`` is not a CPU.
     """
-    from snnx.device import check_available, device_kind, move, parse_device
+    from snnx.device import check_available, device_kind, parse_device
 
     target = parse_device(device)
     check_available(target)
@@ -225,7 +309,9 @@ def check(
     prepared = prepare(graph, dt=dt)
     if inputs is None:
         inputs = random_inputs(prepared, steps, batch, seed)
-    reference = simulate(prepared, inputs)
+    record = simulate(prepared, inputs, record=True)
+    reference = {k: record[k] for k in prepared.output_names}
+    with_probes, probes = probed(prepared)
     names = backends if backends is not None else sorted(n for n in get_backends() if n != "reference")
     results = []
     for name in names:
@@ -238,14 +324,40 @@ def check(
             results.append(Agreement(name, status, "; ".join(reasons)))
             continue
         try:
-            model = move(backend.lower(prepared), target)
-            outputs = backend.run(model, inputs)
+            outputs, used = _run_with_probes(backend, prepared, with_probes, probes, inputs, target)
         except SnnxError as exc:
             results.append(Agreement(name, "error", str(exc)))
             continue
-        result = compare(prepared, reference, outputs, name)
+        expected = dict(reference)
+        spiking = spiking_outputs(prepared)
+        for probe, node in used.items():
+            expected[probe] = record[node]
+            spiking.add(probe)
+        result = compare(prepared, expected, outputs, name, spiking=spiking, record=record)
+        result.compared = sorted(used.get(k, k) for k in expected)
+        result.silent = sorted(used.get(k, k) for k in result.silent)
+        result.per_output = {used.get(k, k): v for k, v in result.per_output.items()}
+        if probes and not used and result.status not in ("error",):
+            note = "internal layers not compared (the backend cannot run the graph with extra outputs)"
+            result.detail = f"{result.detail}; {note}" if result.detail else note
         if backend.approximate and result.status == "disagree":
             result.status = "approximate"
             result.detail = "approximates the contract by design (quantised); the counts are the measured agreement"
         results.append(result)
     return results
+
+
+def _run_with_probes(backend: Any, prepared: PreparedGraph, with_probes: PreparedGraph, probes: dict[str, str],
+                     inputs: dict[str, np.ndarray], target: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Run the probed graph when the backend takes it, else the graph itself, on device ``target``;
+    returns the probes used."""
+    from snnx.device import move
+
+    if probes and not backend.refusals(with_probes):
+        try:
+            outputs = backend.run(move(backend.lower(with_probes), target), inputs)
+            if all(p in outputs for p in probes):
+                return outputs, probes
+        except Exception:  # noqa: BLE001 - a backend that cannot take extra outputs: compare outputs only
+            pass
+    return backend.run(move(backend.lower(prepared), target), inputs), {}

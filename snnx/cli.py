@@ -22,6 +22,12 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+def print_warnings(warnings, console: Console | None = None) -> None:
+    """Validation warnings (unstable dt/tau, thresholds <= 0, ...), one line each, as `snnx info` shows them."""
+    for warning in warnings:
+        (console or err).print(f"[yellow]warning:[/] {warning}")
+
+
 def _fmt_shape(shape) -> str:
     return str(tuple(int(s) for s in shape))
 
@@ -232,6 +238,7 @@ def run(model, source: InputChoice, dt, backend, output, options, device) -> Non
 
     resolve_device(device, backend)  # before loading anything: a wrong device is a one-line error
     prepared = prepare_file(model, dt)
+    print_warnings(prepared.warnings)
     inputs = resolve_inputs(prepared, source)
     if output is not None:
         check_writable(output)
@@ -276,11 +283,11 @@ def check(model, backends, source: InputChoice, dt, as_json, device) -> None:
     check_available(device)
     if backends is None:
         _graph, report = load_with_report(model, dt=dt)
-        for warning in report.warnings:
-            out.print(f"[yellow]warning:[/] {warning}")
+        print_warnings(report.warnings, err if as_json else out)
         out.print(f"{model}: valid ({len(report.shapes)} nodes)")
         return
     prepared = prepare_file(model, dt)
+    print_warnings(prepared.warnings, err if as_json else out)
     names = sorted(n for n in get_backends() if n != "reference") if backends == "all" else [b.strip() for b in backends.split(",") if b.strip()]
     inputs = resolve_inputs(prepared, source)
     results = check_graph(prepared, names, inputs, device=device)
@@ -292,14 +299,22 @@ def check(model, backends, source: InputChoice, dt, as_json, device) -> None:
             table.add_column(col)
         style = {
             "agree": "green", "disagree": "red", "error": "red", "approximate": "yellow",
-            "refused": "yellow", "unavailable": "dim",
+            "refused": "yellow", "unavailable": "dim", "vacuous": "red",
         }
         for r in results:
-            measured = r.status in ("agree", "disagree", "approximate")
+            measured = r.status in ("agree", "disagree", "approximate", "vacuous")
             spikes = f"{r.spike_mismatches} / {r.spikes_total}" if measured else ""
+            if measured and not r.spikes_total:
+                spikes += " (no spikes compared)"
             err_txt = f"{r.max_abs_error:.2e}" if measured else ""
             table.add_row(r.backend, f"[{style[r.status]}]{r.status}[/]", spikes, err_txt, _first_reason(r.detail))
         out.print(table)
+        groups: dict[str, list[str]] = {}
+        for r in results:
+            if r.compared:
+                groups.setdefault(", ".join(r.compared), []).append(r.backend)
+        for traces, who in groups.items():
+            out.print(f"compared traces ({', '.join(who)}): {traces}")
     if any(not r.ok for r in results):
         sys.exit(1)
 
@@ -333,6 +348,7 @@ def stats(model, source: InputChoice, dt, backend, precision, analog, as_json, d
     source.check()
     resolve_device(device, backend)
     prepared = prepare_file(model, dt)
+    print_warnings(prepared.warnings, err if as_json else out)
     inputs = resolve_inputs(prepared, source)
     spiking = None if analog is None else not analog
     if backend == "reference":
@@ -388,7 +404,9 @@ def lower(model: str, backend: str, output: str | None, dt: float | None, option
     b = get_backend(backend)
     target = output or str(Path(model).with_suffix(b.file_suffix))
     check_writable(target)
-    native = lower_graph(prepare_file(model, dt), to=backend, **_parse_options(options))
+    prepared = prepare_file(model, dt)
+    print_warnings(prepared.warnings)
+    native = lower_graph(prepared, to=backend, **_parse_options(options))
     b.save(native, target)
     out.print(b.describe(native))
     out.print(f"wrote {target}")
@@ -447,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except SystemExit as exc:  # a command's sys.exit(code): return it, so in-process callers get it too
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

@@ -51,6 +51,8 @@ def compare(graph: nir.NIRGraph, model, x: np.ndarray, backend: str) -> tuple[in
     for name, want in ref.items():
         got = out[name]
         assert got.shape == want.shape, (name, got.shape, want.shape)
+        if not np.all(np.isfinite(got)):  # NaN/inf is never agreement (max(0, nan) would be 0)
+            return got.size, float("inf")
         if name in spiking:
             flips += int(np.sum(got != want))
         else:

@@ -11,8 +11,8 @@ from nir_samples import SAMPLES
 
 @pytest.fixture
 def samples_dir() -> Path:
-    if not SAMPLES.is_dir():
-        pytest.skip(f"sample files not found at {SAMPLES}")
+    # In the repository (tests/data/nir-samples): a missing directory is a broken checkout, not a skip.
+    assert SAMPLES.is_dir(), f"sample files not found at {SAMPLES}"
     return SAMPLES
 
 

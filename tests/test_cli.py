@@ -183,3 +183,84 @@ def test_input_options_are_shared(tmp_path, small_graph):
     assert code == 2 and "exactly one of --input" in err
     code, _out, err = snnx_cli("stats", tmp_path / "g.nir", "--input", "x.npz", "--random", "3")
     assert code == 2 and "exactly one of --input" in err
+
+
+@pytest.mark.parametrize("command", [["info"], ["run", "--random", "2"], ["check"], ["stats", "--random", "2"],
+                                     ["lower", "--to", "reference", "-o", "{tmp}/x.nir"]])
+def test_every_command_shows_the_warnings_info_shows(tmp_path, capsys, command):
+    from snnx.cli import main
+    from snnx.conformance import CASES_DIR
+
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    code = main([args[0], str(CASES_DIR / "lif_chain.nir"), *args[1:], "--dt", "0.05"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "node 'lif1': dt/tau = 5 > 1" in captured.out + captured.err
+
+
+@pytest.mark.parametrize("dt", ["0", "-1", "nan", "inf"])
+@pytest.mark.parametrize("command", [["info"], ["run", "--random", "2"], ["check"], ["stats", "--random", "2"],
+                                     ["lower", "--to", "reference", "-o", "{tmp}/x.nir"]])
+def test_a_bad_dt_exits_2_with_one_line(tmp_path, capfd, command, dt):
+    import warnings
+
+    from snnx.cli import main
+    from snnx.conformance import CASES_DIR
+
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a leaked RuntimeWarning fails the test
+        code = main([args[0], str(CASES_DIR / "lif_chain.nir"), *args[1:], "--dt", dt])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "dt" in err[0] and "internal" not in err[0], err
+
+
+@pytest.mark.parametrize("shape", [(0, 1, 6), (3, 0, 6), (3, 1, 5)])
+def test_bad_input_arrays_exit_2_naming_the_input(tmp_path, capfd, shape):
+    from snnx.cli import main
+    from snnx.conformance import CASES_DIR
+
+    np.savez(tmp_path / "x.npz", input=np.zeros(shape))
+    for command in (["run"], ["check", "--backends", "reference"], ["stats"]):
+        code = main([command[0], str(CASES_DIR / "lif_chain.nir"), *command[1:], "--input", str(tmp_path / "x.npz")])
+        err = capfd.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "'input'" in err[0] and "internal" not in err[0], (command, err)
+
+
+def _damaged(tmp_path, edit):
+    import shutil
+
+    import h5py
+
+    from snnx.conformance import CASES_DIR
+
+    target = tmp_path / "bad.nir"
+    shutil.copyfile(CASES_DIR / "conv_sumpool.nir", target)
+    with h5py.File(target, "r+") as f:
+        edit(f)
+    return target
+
+
+def _replace(f, name, value):
+    del f[name]
+    f[name] = value
+
+
+@pytest.mark.parametrize(
+    ("edit", "names"),
+    [
+        (lambda f: _replace(f, "node/nodes/conv/stride", np.array([0, 0])), "conv"),
+        (lambda f: _replace(f, "node/nodes/if/r", np.bytes_("fast")), "if.r"),
+        (lambda f: f.require_group("node/nodes/if/metadata/snnx").create_dataset("v_init", data=np.ones(7)), "if.v_init"),
+        (lambda f: _replace(f, "node/nodes/if/v_threshold", np.ones((3, 2, 2))), "if"),
+    ],
+    ids=["stride-0", "string-param", "v_init-shape", "param-shape"],
+)
+def test_bad_files_exit_2_with_one_line_naming_the_node(tmp_path, capfd, edit, names):
+    from snnx.cli import main
+
+    path = _damaged(tmp_path, edit)
+    for command in (["info"], ["run", "--random", "2"], ["check"], ["stats", "--random", "2"]):
+        code = main([command[0], str(path), *command[1:]])
+        err = capfd.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and f"'{names}'" in err[0] and "internal" not in err[0], (command, err)

@@ -38,4 +38,4 @@ def test_reference_backend_passes_every_case(case):
     out = backend.run(backend.lower(case.graph), case.inputs)
     for key, expected in case.expected.items():
         assert np.array_equal(out[key], expected)
-    assert case.graph.metadata["snnx"]["version"] == 1
+    assert case.graph.metadata["snnx"]["version"] == 2

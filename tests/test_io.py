@@ -41,7 +41,7 @@ def test_contract_metadata_survives_save_and_load(tmp_path, small_graph):
     snnx.save(small_graph, tmp_path / "g.nir")
     loaded = snnx.load(tmp_path / "g.nir")
     assert dt_of(loaded) == 1e-3
-    assert loaded.metadata["snnx"]["version"] == 1
+    assert loaded.metadata["snnx"]["version"] == 2
     assert reset_of(loaded.nodes["lif"]) == "subtract"
     assert np.array_equal(v_init_of(loaded.nodes["lif"]), [0.1, 0.2])
     # save must not have touched the caller's graph
@@ -130,3 +130,54 @@ def test_traces_round_trip(tmp_path):
     assert dt == 1e-3
     for k in traces:
         assert np.array_equal(back[k], traces[k])
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_umask_permissions(tmp_path, mask):
+    import os
+
+    from snnx.conformance import load_case
+
+    old = os.umask(mask)
+    try:
+        snnx.save(load_case("lif_chain").graph, tmp_path / "g.nir")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "g.nir").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_overwriting_keeps_the_files_mode(tmp_path):
+    from snnx.conformance import load_case
+
+    target = tmp_path / "g.nir"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    snnx.save(load_case("lif_chain").graph, target)
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("name", __import__("snnx.conformance", fromlist=["case_names"]).case_names())
+def test_every_conformance_case_opens_with_nir_read_type_checked(tmp_path, name):
+    import nir
+
+    from snnx.conformance import CASES_DIR, load_case
+
+    nir.read(str(CASES_DIR / f"{name}.nir"))  # as stored
+    graph = load_case(name).graph
+    snnx.save(graph, tmp_path / "again.nir")  # as snnx writes it now
+    nir.read(str(tmp_path / "again.nir"))
+
+
+def test_grouped_convs_are_stored_dense_for_nir_and_regrouped_on_load(tmp_path):
+    import h5py
+
+    from snnx.conformance import load_case
+
+    graph = load_case("conv_groups_stride_dilation").graph
+    snnx.save(graph, tmp_path / "g.nir")
+    with h5py.File(tmp_path / "g.nir") as f:
+        assert f["node/nodes/conv/weight"].shape == (4, 2, 3, 3) and int(f["node/nodes/conv/groups"][()]) == 1
+    back = snnx.load(tmp_path / "g.nir")
+    assert int(back.nodes["conv"].groups) == 2 and back.nodes["conv"].weight.shape == (4, 1, 3, 3)
+    assert np.array_equal(back.nodes["conv"].weight, graph.nodes["conv"].weight)
+    assert "snnx" not in (back.nodes["conv"].metadata or {})

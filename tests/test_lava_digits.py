@@ -61,14 +61,14 @@ def train(net, x: np.ndarray, labels: np.ndarray, epochs: int = 8) -> None:
     import torch
 
     torch.manual_seed(0)
-    data = torch.as_tensor(np.moveaxis(x, 0, -1), dtype=torch.float32)  # SLAYER layout (B, C, T)
+    data = torch.as_tensor(x, dtype=torch.float32)  # time-major (T, B, C), as every snnx model takes
     target = torch.as_tensor(labels)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     for epoch in range(epochs):
         order = torch.randperm(len(target), generator=torch.Generator().manual_seed(epoch))
         for start in range(0, len(order), 64):
             batch = order[start : start + 64]
-            counts = net(data[batch]).sum(-1)
+            counts = net(data[:, batch]).sum(0)
             loss = torch.nn.functional.cross_entropy(0.5 * counts, target[batch])
             opt.zero_grad()
             loss.backward()

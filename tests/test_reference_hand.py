@@ -12,6 +12,7 @@ from snnx.conformance import load_case
 
 HAND = {
     # r=(1,2), vth=1, v_reset=(0,-0.5); n1 reaches exactly 1.0 at t=1: no spike (strict >).
+    # n1: 0.5, 1.0, 2.0 -> -0.5, 0.0, 1.0 (no spike), 2.0 -> spike; with v_reset ignored it would fire at t=4.
     "if_value": [[0, 0], [1, 0], [0, 1], [1, 0], [0, 0], [0, 1]],
     # subtract reset keeps the excess: n0 reaches 3.0 at t=2 and fires on three steps in a row.
     "if_subtract": [[0, 0], [1, 1], [1, 0], [1, 1], [0, 1], [1, 0]],
@@ -26,6 +27,10 @@ HAND = {
     "delay": [[1, 0, 0], [4, 2, 0], [7, 5, 0], [0, 8, 3], [0, 0, 6]],
     # neuron 1 sees neuron 0's spike one step later through the recurrent edge
     "recurrent": [[1, 0], [0, 1], [0, 0], [1, 0], [0, 1], [0, 0]],
+    # Threshold node: exactly-at-threshold inputs do not spike
+    "threshold_node_exact": [[0, 0, 0], [1, 0, 1], [0, 0, 0], [0, 1, 0]],
+    # delays 1.4, 1.6, 2.6, 0.3 steps -> 1, 2, 3, 0 steps; x[t] = 4t + (1, 2, 3, 4)
+    "delay_fractional": [[0, 0, 0, 4], [1, 0, 0, 8], [5, 2, 0, 12], [9, 6, 3, 16], [13, 10, 7, 20], [17, 14, 11, 24]],
     # LI: n0 v <- v/2 + x/2 ; n1 v <- 3v/4 + 1/4 + x/2
     "li": [[0.5, 0.25], [0.25, 0.9375], [1.125, 0.953125], [0.5625, 0.96484375]],
 }

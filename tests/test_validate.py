@@ -116,3 +116,48 @@ def test_conv_pool_flatten_shape_inference():
 def test_input_of_wrong_shape_to_simulate(small_graph):
     with pytest.raises(ValidationError, match="input 'input' must have shape \\(T, batch, 3\\)"):
         snnx.simulate(small_graph, np.zeros((10, 3)))
+
+
+# -- warnings and refusals of issue 13 ----------------------------------------------------------------
+def _one_if(**contract):
+    from snnx.ir.semantics import set_graph_contract, set_node_contract
+
+    node = nir.IF(r=np.ones(2), v_threshold=np.array([1.0, -0.5]), v_reset=np.array([0.0, 0.25]))
+    if contract:
+        set_node_contract(node, **contract)
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])), "if": node,
+                            "output": nir.Output(output_type=np.array([2]))},
+                     edges=[("input", "if"), ("if", "output")], metadata={}, type_check=False)
+    return set_graph_contract(g, dt=1e-3)
+
+
+def test_threshold_at_or_below_zero_and_subtract_with_v_reset_warn():
+    report = validate(_one_if(reset="subtract"))
+    assert any("'if': v_threshold <= 0" in w for w in report.warnings)
+    assert any("'if': reset 'subtract' ignores v_reset" in w for w in report.warnings)
+
+
+def test_delay_not_a_whole_number_of_steps_warns():
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])), "d": nir.Delay(delay=np.array([1e-3, 1.5e-3])),
+                            "output": nir.Output(output_type=np.array([2]))},
+                     edges=[("input", "d"), ("d", "output")], metadata={}, type_check=False)
+    assert any("'d': delay/dt = 1.5 is not a whole number" in w for w in validate(g, dt=1e-3).warnings)
+    assert not validate(g, dt=5e-4).warnings
+
+
+@pytest.mark.parametrize("version, ok", [(1, True), (2, True), (3, False), ("x", False), (0, False), (1.5, False)])
+def test_a_newer_or_malformed_contract_version_is_refused(version, ok):
+    g = _one_if()
+    g.metadata["snnx"]["version"] = version
+    if ok:
+        validate(g)
+    else:
+        with pytest.raises(ValidationError, match="version"):
+            validate(g)
+
+
+def test_a_non_numeric_stored_dt_is_a_validation_error():
+    g = _one_if()
+    g.metadata["snnx"]["dt"] = "fast"
+    with pytest.raises(ValidationError, match="snnx.dt"):
+        validate(g)

@@ -105,7 +105,7 @@ def time_major(model: Any) -> Any:
     with ``input_layout`` (see ``snnx.plugins.loihi.slayer``), so it is wrapped.
     """
     layout = getattr(model, "input_layout", None)
-    if layout is None:
+    if layout is None or getattr(model, "time_major", False):  # lava-dl models are time-major now
         return model
 
     def forward(x: Any) -> Any:

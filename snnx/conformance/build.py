@@ -68,8 +68,8 @@ def case(fn: CaseFn) -> CaseFn:
 @case
 def case_if_value(rng):
     g = _chain(("if", nir.IF(r=_f(1.0, 2.0), v_threshold=_f(1.0, 1.0), v_reset=_f(0.0, -0.5))), dt=1.0, in_shape=(2,))
-    x = np.array([[0.5, 0.25], [0.75, 0.25], [0.25, 0.5], [1.5, 0.0], [0.0, 0.5], [0.5, 0.5]])[:, None, :]
-    return g, {"input": x}, "IF, reset to v_reset (0 and -0.5), r scales input", ["IF", "reset:value"]
+    x = np.array([[0.5, 0.25], [0.75, 0.25], [0.25, 0.5], [1.5, 0.25], [0.0, 0.5], [0.5, 0.5]])[:, None, :]
+    return g, {"input": x}, "IF, reset to v_reset (0 and -0.5: n1 fires at t=5, not t=4), r scales input", ["IF", "reset:value"]
 
 
 @case
@@ -92,7 +92,7 @@ def case_lif_value(rng):
     node = lif(2, tau=2.0, r=2.0, v_leak=_f(0.0, 0.5), v_th=1.0, v_reset=_f(0.0, 0.25))
     g = _chain(("lif", node), dt=1.0, in_shape=(2,))
     x = np.array([[1.0, 0.0], [1.0, 0.5], [0.0, 1.0], [2.0, 1.0], [0.5, 0.0], [1.0, 1.0]])[:, None, :]
-    return g, {"input": x}, "LIF dt/tau = 1/2, v_leak, non-zero v_reset", ["LIF", "reset:value", "v_leak"]
+    return g, {"input": x}, "LIF dt/tau = 1/2 (v_leak, v_reset change no spike here: see lif_leak_vreset_vinit)", ["LIF", "reset:value", "v_leak"]
 
 
 @case
@@ -206,9 +206,9 @@ def case_cubalif_vinit(rng):
     n = 4
     node = nir.CubaLIF(tau_syn=np.full(n, 5e-3), tau_mem=np.full(n, 1e-2), r=np.full(n, 10.0), v_leak=np.zeros(n),
                        v_threshold=np.full(n, 0.2), v_reset=np.zeros(n), w_in=np.full(n, 2.0))
-    set_node_contract(node, v_init=rng.uniform(0, 0.1, size=n), i_init=rng.uniform(0, 0.1, size=n))
+    set_node_contract(node, v_init=rng.uniform(0.1, 0.19, size=n), i_init=rng.uniform(-0.3, 0.3, size=n))
     g = _chain(("fc", nir.Linear(weight=rng.normal(size=(n, 3)))), ("cuba", node), dt=1e-3, in_shape=(3,))
-    return g, {"input": spikes(rng, (40, 2, 3))}, "CubaLIF with v_init and i_init", ["Linear", "CubaLIF", "reset:value", "v_init"]
+    return g, {"input": spikes(rng, (40, 2, 3))}, "CubaLIF with v_init and i_init", ["Linear", "CubaLIF", "reset:value", "v_init", "i_init"]
 
 
 @case
@@ -419,6 +419,173 @@ def case_if_chain(rng):
                ("if2", nir.IF(r=np.full(3, 1000.0), v_threshold=np.full(3, 1.0), v_reset=np.zeros(3))),
                dt=1e-3, in_shape=(4,))
     return g, {"input": spikes(rng, (40, 3, 4))}, "two IF layers without biases (Loihi-compatible chain)", ["Linear", "IF", "reset:value", "loihi"]
+
+
+# -- cases that make every rule observable (python -m snnx.conformance.mutants kills a mutant per rule) --
+def _u(rng: np.random.Generator, lo: float, hi: float, n) -> np.ndarray:
+    return rng.uniform(lo, hi, size=n)
+
+
+@case
+def case_if_vreset_vinit(rng):
+    n = 4
+    node = set_node_contract(nir.IF(r=_u(rng, 500, 1500, n), v_threshold=_u(rng, 0.5, 1.0, n),
+                                    v_reset=_f(0.4, -0.3, 0.2, -0.6)), v_init=_u(rng, -0.2, 0.4, n))
+    g = _chain(("fc", nir.Linear(weight=rng.uniform(-0.3, 1.0, size=(n, 3)))), ("if", node), dt=1e-3, in_shape=(3,))
+    return g, {"input": rng.uniform(0, 1, size=(40, 2, 3))}, "IF reset to non-zero v_reset (both signs), v_init, analog input", ["Linear", "IF", "reset:value", "v_init", "v_reset"]
+
+
+@case
+def case_lif_leak_vreset_vinit(rng):
+    n = 4
+    node = set_node_contract(
+        nir.LIF(tau=_u(rng, 4e-3, 2e-2, n), r=_u(rng, 5, 15, n), v_leak=_f(0.3, -0.2, 0.6, 0.1),
+                v_threshold=_u(rng, 0.5, 1.0, n), v_reset=_f(0.25, -0.25, 0.1, -0.5)),
+        v_init=_u(rng, -0.3, 0.5, n))
+    g = _chain(("fc", nir.Linear(weight=rng.uniform(-0.2, 1.0, size=(n, 3)))), ("lif", node), dt=1e-3, in_shape=(3,))
+    return g, {"input": rng.uniform(0, 1, size=(50, 2, 3))}, "LIF with v_leak of both signs, non-zero v_reset, v_init", ["Linear", "LIF", "reset:value", "v_init", "v_reset", "v_leak"]
+
+
+@case
+def case_cubalif_full(rng):
+    n = 4
+    node = nir.CubaLIF(tau_syn=_u(rng, 2e-3, 5e-3, n), tau_mem=_u(rng, 8e-3, 2e-2, n), r=_u(rng, 5, 15, n),
+                       v_leak=_f(0.2, -0.1, 0.4, 0.0), v_threshold=_u(rng, 0.3, 0.6, n),
+                       v_reset=_f(0.1, -0.2, 0.05, -0.4), w_in=_u(rng, 0.5, 2.0, n))
+    set_node_contract(node, v_init=_u(rng, -0.2, 0.3, n), i_init=_u(rng, -0.5, 0.5, n))
+    g = _chain(("fc", nir.Linear(weight=rng.uniform(-0.2, 1.0, size=(n, 3)))), ("cuba", node), dt=1e-3, in_shape=(3,))
+    return g, {"input": rng.uniform(0, 1, size=(50, 2, 3))}, "CubaLIF: v_leak, non-zero v_reset, w_in, v_init and i_init all matter", ["Linear", "CubaLIF", "reset:value", "v_init", "i_init", "v_reset", "v_leak"]
+
+
+@case
+def case_cubali_full(rng):
+    n = 3
+    node = nir.CubaLI(tau_syn=_u(rng, 2e-3, 5e-3, n), tau_mem=_u(rng, 8e-3, 2e-2, n), r=_u(rng, 1, 3, n),
+                      v_leak=_f(0.2, -0.3, 0.1), w_in=_u(rng, 0.5, 2.0, n))
+    set_node_contract(node, v_init=_u(rng, -0.5, 0.5, n), i_init=_u(rng, -0.5, 0.5, n))
+    g = _chain(("fc", nir.Linear(weight=rng.normal(size=(n, 3)))), ("cubali", node), dt=1e-3, in_shape=(3,))
+    return g, {"input": spikes(rng, (30, 2, 3))}, "CubaLI with distinct taus, v_leak, w_in, v_init and i_init", ["Linear", "CubaLI", "v_init", "i_init", "v_leak"]
+
+
+@case
+def case_li_i_vinit(rng):
+    n = 3
+    li = set_node_contract(nir.LI(tau=_u(rng, 5e-3, 2e-2, n), r=_u(rng, 1, 2, n), v_leak=_f(0.1, 0.0, -0.2)),
+                           v_init=_u(rng, -1, 1, n))
+    g = _chain(("fc", nir.Linear(weight=rng.normal(size=(n, 2)))), ("li", li), dt=1e-3, in_shape=(2,))
+    return g, {"input": spikes(rng, (25, 2, 2))}, "LI with v_init (the state before the first step)", ["Linear", "LI", "v_init"]
+
+
+@case
+def case_i_vinit(rng):
+    n = 3
+    node = set_node_contract(nir.I(r=_u(rng, 0.5, 2, n)), v_init=_f(0.5, -1.0, 2.0))
+    g = _chain(("fc", nir.Linear(weight=rng.normal(size=(n, 2)))), ("i", node), dt=1e-3, in_shape=(2,))
+    return g, {"input": spikes(rng, (20, 2, 2))}, "perfect integrator I with v_init", ["Linear", "I", "v_init"]
+
+
+@case
+def case_threshold_node_exact(rng):
+    g = _chain(("thr", nir.Threshold(threshold=_f(0.5, 1.0, -0.25))), dt=1.0, in_shape=(3,))
+    x = np.array([[0.5, 1.0, -0.25], [0.75, 0.5, 0.0], [0.25, 1.0, -0.5], [0.5, 1.25, -0.25]])[:, None, :]
+    return g, {"input": x}, "stateless Threshold with inputs exactly at the threshold: no spike (strict >)", ["Threshold", "exact-threshold"]
+
+
+@case
+def case_sumpool_padded(rng):
+    nodes = {
+        "input": nir.Input(input_type=A([2, 5, 5])),
+        "pool": nir.SumPool2d(kernel_size=A([3, 3]), stride=A([2, 2]), padding=A([1, 1])),
+        "if": set_node_contract(nir.IF(r=np.full((2, 3, 3), 1000.0), v_threshold=np.full((2, 3, 3), 1.5),
+                                       v_reset=np.zeros((2, 3, 3))), reset="subtract"),
+        "output": nir.Output(output_type=A([2, 3, 3])),
+    }
+    g = _graph(nodes, [("input", "pool"), ("pool", "if"), ("if", "output")], dt=1e-3)
+    return g, {"input": spikes(rng, (20, 2, 2, 5, 5))}, "zero-padded 3x3/2 sum pool (padding on both sides) into IF", ["SumPool2d", "IF", "reset:subtract"]
+
+
+@case
+def case_conv_same_even_kernel(rng):
+    shape = (2, 5, 5)
+    nodes = {
+        "input": nir.Input(input_type=A([1, 5, 5])),
+        "conv": nir.Conv2d(input_shape=(5, 5), weight=rng.uniform(-0.2, 1.0, size=(2, 1, 2, 2)), stride=1,
+                           padding="same", dilation=1, groups=1, bias=np.zeros(2)),
+        "if": set_node_contract(nir.IF(r=np.full(shape, 1000.0), v_threshold=np.full(shape, 1.0),
+                                       v_reset=np.zeros(shape)), reset="subtract"),
+        "output": nir.Output(output_type=A(shape)),
+    }
+    g = _graph(nodes, [("input", "conv"), ("conv", "if"), ("if", "output")], dt=1e-3)
+    return g, {"input": spikes(rng, (20, 2, 1, 5, 5))}, "padding='same' with a 2x2 kernel: the odd padding goes after (as torch)", ["Conv2d", "IF", "reset:subtract", "conv-same-even"]
+
+
+@case
+def case_delay_fractional(rng):
+    g = _chain(("delay", nir.Delay(delay=np.array([1.4e-3, 1.6e-3, 2.6e-3, 0.3e-3]))), dt=1e-3, in_shape=(4,))
+    x = np.arange(1.0, 1.0 + 6 * 4).reshape(6, 1, 4)
+    return g, {"input": x}, "delays of 1.4, 1.6, 2.6 and 0.3 steps round to 1, 2, 3 and 0 steps", ["Delay", "delay-rounding"]
+
+
+@case
+def case_cycle_two_entries(rng):
+    n = 3
+    nodes = {
+        "input": nir.Input(input_type=A([2])),
+        "a": lif(n, tau=5e-3, r=5.0, v_th=0.4),
+        "b": lif(n, tau=5e-3, r=5.0, v_th=0.4),
+        "in_a": nir.Linear(weight=rng.uniform(0, 1.5, size=(n, 2))),
+        "in_b": nir.Linear(weight=rng.uniform(0, 1.5, size=(n, 2))),
+        "ab": nir.Linear(weight=rng.uniform(-0.5, 1.0, size=(n, n))),
+        "ba": nir.Linear(weight=rng.uniform(-0.5, 1.0, size=(n, n))),
+        "out_a": nir.Output(output_type=A([n])),
+        "out_b": nir.Output(output_type=A([n])),
+    }
+    edges = [("input", "in_a"), ("input", "in_b"), ("in_a", "a"), ("in_b", "b"), ("a", "ab"), ("ab", "b"),
+             ("b", "ba"), ("ba", "a"), ("a", "out_a"), ("b", "out_b")]
+    g = _graph(nodes, edges, dt=1e-3)
+    return g, {"input": spikes(rng, (30, 2, 2))}, "a cycle entered at two nodes equally far from the input: both ab -> b and ba -> a are delayed", ["Linear", "LIF", "cycle", "reset:value", "multi-output"]
+
+
+@case
+def case_cycle_nearest_entry(rng):
+    n = 3
+    nodes = {
+        "input": nir.Input(input_type=A([2])),
+        "p": nir.Linear(weight=rng.uniform(0, 1.5, size=(n, 2))),
+        "q": lif(n, tau=5e-3, r=5.0, v_th=0.3),
+        "r": nir.Linear(weight=rng.uniform(0, 1.5, size=(n, n))),
+        "x": lif(n, tau=5e-3, r=5.0, v_th=0.4),
+        "y": lif(n, tau=5e-3, r=5.0, v_th=0.4),
+        "w_in": nir.Linear(weight=rng.uniform(0, 1.5, size=(n, 2))),
+        "xy": nir.Linear(weight=rng.uniform(-0.5, 1.0, size=(n, n))),
+        "yx": nir.Linear(weight=rng.uniform(-0.5, 1.0, size=(n, n))),
+        "out_x": nir.Output(output_type=A([n])),
+        "out_y": nir.Output(output_type=A([n])),
+    }
+    # y is 2 edges from the input, x 4 (input -> p -> q -> r -> x): the cycle x -> xy -> y -> yx -> x is
+    # entered at y, so only xy -> y is delayed; a name-ordered DFS (p before w_in) would delay yx -> x.
+    edges = [("input", "p"), ("p", "q"), ("q", "r"), ("r", "x"), ("input", "w_in"), ("w_in", "y"), ("x", "xy"),
+             ("xy", "y"), ("y", "yx"), ("yx", "x"), ("x", "out_x"), ("y", "out_y")]
+    g = _graph(nodes, edges, dt=1e-3)
+    return g, {"input": spikes(rng, (30, 2, 2))}, "a cycle entered at its node nearest the input (only xy -> y is delayed), whatever the names", ["Linear", "LIF", "cycle", "reset:value", "multi-output"]
+
+
+@case
+def case_skip_connection(rng):
+    n = 4
+    nodes = {
+        "input": nir.Input(input_type=A([3])),
+        "fc1": nir.Linear(weight=rng.uniform(-0.2, 1.0, size=(n, 3))),
+        "lif1": lif(n, tau=5e-3, r=5.0, v_th=0.4),
+        "fc2": nir.Linear(weight=rng.uniform(-0.2, 1.0, size=(n, n))),
+        "skip": nir.Linear(weight=rng.uniform(-0.2, 1.0, size=(n, 3))),
+        "lif2": lif(n, tau=5e-3, r=5.0, v_th=0.6),
+        "output": nir.Output(output_type=A([n])),
+    }
+    edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("input", "skip"), ("skip", "lif2"),
+             ("lif2", "output")]
+    g = _graph(nodes, edges, dt=1e-3)
+    return g, {"input": spikes(rng, (30, 2, 3))}, "a skip connection (residual style): no cycle, so no edge is delayed although fc2 is farther from the input than lif2", ["Linear", "LIF", "reset:value", "multi-input"]
 
 
 def build(directory: Path = CASES_DIR) -> list[str]:

@@ -39,12 +39,18 @@ class DelayState(State):
     def __init__(self, node: Any, dt: float, x0: Array, *, spiking: bool = False) -> None:
         super().__init__(node, dt, x0)
         self.steps = np.rint(_f64(node.delay) / dt).astype(np.int64)
-        depth = int(self.steps.max(initial=0)) + 1
-        self.history = np.zeros((depth, *x0.shape))
+        # A ring buffer of max_depth past inputs, grown on demand: a delay far longer than the run
+        # (a damaged file's 1e6 s) costs memory for the steps actually run, not for the delay.
+        self.max_depth = int(self.steps.max(initial=0)) + 1
+        self.history = np.zeros((min(self.max_depth, 16), *x0.shape))
         self.t = 0
 
     def step(self, x: Array) -> Array:
         depth = self.history.shape[0]
+        if self.t >= depth and depth < self.max_depth:  # not wrapped yet: grow by appending zeros
+            grown = min(2 * depth, self.max_depth)
+            self.history = np.concatenate([self.history, np.zeros((grown - depth, *x.shape))])
+            depth = grown
         self.history[self.t % depth] = x
         idx = (self.t - self.steps) % depth
         out = np.take_along_axis(self.history, np.broadcast_to(idx, x.shape)[None], axis=0)[0]

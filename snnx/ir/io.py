@@ -48,10 +48,19 @@ def _build_node(data: dict[str, Any], path: str) -> nir.NIRNode:
     fields = {k: v for k, v in data.items() if k != "type"}
     if type_name == "NIRGraph":
         return _build_graph(fields, path)
+    for key, value in fields.items():
+        if key in ("padding", "metadata") or isinstance(value, dict):
+            continue
+        if isinstance(value, (str, bytes)) or (isinstance(value, np.ndarray) and value.dtype.kind in "SUO"):
+            msg = f"node '{path}.{key}': must be a number or an array of numbers, got text {_as_str(value)[:40]!r}"
+            raise NirFileError(msg)
     fields["type"] = type_name
+    if type_name in ("Conv1d", "Conv2d"):
+        fields.setdefault("input_shape", None)
     try:
-        return nir.dict2NIRNode(fields)
-    except (TypeError, ValueError, KeyError, AssertionError, IndexError) as exc:
+        node = nir.dict2NIRNode(fields)
+        return _regroup(node) if type_name in ("Conv1d", "Conv2d") else node
+    except Exception as exc:  # noqa: BLE001 - nir's constructors fail in many ways on damaged data
         detail = str(exc) or type(exc).__name__
         msg = f"node {path!r} ({type_name}): cannot build it from the file: {detail}"
         raise NirFileError(msg) from exc
@@ -170,6 +179,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise NirFileError(msg) from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file 0600; a written file gets what open() would give it (0666 minus umask),
+    # or keeps the mode of the file it replaces.
+    with contextlib.suppress(OSError):
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -177,6 +191,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
@@ -197,7 +218,89 @@ def save(graph: nir.NIRGraph, path: str | os.PathLike) -> None:
     if not isinstance(graph, nir.NIRGraph):
         msg = f"snnx.save expects a nir.NIRGraph, got {type(graph).__name__}"
         raise TypeError(msg)
-    write_atomic(path, lambda tmp: nir.write(tmp, _writable(graph)))
+    write_atomic(path, lambda tmp: _write_nir(tmp, _writable(graph)))
+
+
+#: node.metadata["snnx"] key marking a grouped conv stored as its dense, block-diagonal equivalent.
+GROUPS_KEY = "groups"
+
+
+def _ungroup(node: Any) -> None:
+    """Store a grouped conv as the equivalent dense conv (zeros off the diagonal blocks), in place.
+
+    nir (up to 1.0.8 at least) infers a conv's input type as ``(weight.shape[1], *input_shape)``,
+    ignoring ``groups``, so ``nir.read``'s type check rejects every file with a grouped conv. The dense
+    form computes the same thing and nir types it right; ``node.metadata["snnx"]["groups"]`` lets
+    :func:`_regroup` restore the grouped form on load (docs/nir-compatibility.md).
+    """
+    groups = int(np.asarray(node.groups))
+    w = np.asarray(node.weight)
+    c_out, c_group = w.shape[:2]
+    out_group = c_out // groups
+    dense = np.zeros((c_out, c_group * groups, *w.shape[2:]), dtype=w.dtype)
+    for g in range(groups):
+        dense[g * out_group : (g + 1) * out_group, g * c_group : (g + 1) * c_group] = w[g * out_group : (g + 1) * out_group]
+    node.weight = dense
+    node.groups = 1
+    meta = dict(node.metadata or {})
+    meta["snnx"] = {**dict(meta.get("snnx", {})), GROUPS_KEY: groups}
+    node.metadata = meta
+
+
+def _regroup(node: Any) -> Any:
+    """Undo :func:`_ungroup` when the node carries the marker and its weight is block-diagonal."""
+    meta = node.metadata if isinstance(node.metadata, dict) else {}
+    entry = meta.get("snnx") if isinstance(meta.get("snnx"), dict) else {}
+    if GROUPS_KEY not in entry:
+        return node
+    entry = dict(entry)
+    try:
+        groups = int(np.asarray(entry.pop(GROUPS_KEY)))
+    except (TypeError, ValueError):
+        groups = 0
+    node.metadata = {**meta, "snnx": entry}
+    if not entry:
+        del node.metadata["snnx"]
+    w = np.asarray(node.weight)
+    if groups < 2 or int(np.asarray(node.groups)) != 1 or w.ndim < 3 or w.shape[0] % groups or w.shape[1] % groups:
+        return node  # not what _ungroup wrote: keep the dense conv, which means the same
+    out_group, c_group = w.shape[0] // groups, w.shape[1] // groups
+    blocks = [w[g * out_group : (g + 1) * out_group, g * c_group : (g + 1) * c_group] for g in range(groups)]
+    mask = np.ones(w.shape[:2], dtype=bool)
+    for g in range(groups):
+        mask[g * out_group : (g + 1) * out_group, g * c_group : (g + 1) * c_group] = False
+    if np.any(w[mask] != 0):
+        return node
+    node.weight = np.concatenate(blocks, axis=0)
+    node.groups = groups
+    return node
+
+
+def _write_nir(path: Path, graph: nir.NIRGraph) -> None:
+    """``nir.write``, except that fields whose value is ``None`` are left out (``nir.write`` cannot store
+    them; ``nir.read`` takes a missing field as ``None``)."""
+    import h5py
+
+    def drop_none(d: dict) -> dict:
+        return {k: drop_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+    def write_recursive(group: Any, node: dict) -> None:
+        for k, v in node.items():
+            if k == "metadata":
+                if v != {}:
+                    write_recursive(group.create_group(k), v)
+            elif isinstance(v, str):
+                group.create_dataset(k, data=v, dtype=h5py.string_dtype())
+            elif isinstance(v, np.ndarray):
+                group.create_dataset(k, data=v, dtype=v.dtype, compression="gzip")
+            elif isinstance(v, dict):
+                write_recursive(group.create_group(str(k)), v)
+            else:
+                group.create_dataset(k, data=v)
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("version", data=nir.version, dtype=h5py.string_dtype())
+        write_recursive(f.create_group("node"), drop_none(graph.to_dict()))
 
 
 def _scalarise(value: Any) -> Any:
@@ -224,6 +327,8 @@ def _writable(graph: nir.NIRGraph) -> nir.NIRGraph:
             for attr, value in list(vars(node).items()):
                 if attr not in ("input_type", "output_type"):
                     setattr(node, attr, _scalarise(value))
+            if isinstance(node, (nir.Conv1d, nir.Conv2d)) and int(np.asarray(node.groups)) > 1:
+                _ungroup(node)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import nir
@@ -28,11 +29,78 @@ class Schedule:
         return bool(self.back_edges)
 
 
+def _depths(succs: dict[str, list[str]], roots: list[str]) -> dict[str, int]:
+    """Fewest edges from any root to each reachable node (breadth-first)."""
+    depth = {r: 0 for r in roots}
+    frontier = list(roots)
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for m in succs[node]:
+                if m not in depth:
+                    depth[m] = depth[node] + 1
+                    nxt.append(m)
+        frontier = nxt
+    return depth
+
+
+def _components(succs: dict[str, list[str]]) -> dict[str, int]:
+    """Strongly connected component id of every node (iterative Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    comp: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    counter = 0
+    for start in sorted(succs):
+        if start in index:
+            continue
+        work = [(start, 0)]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on.add(start)
+        while work:
+            node, i = work[-1]
+            if i < len(succs[node]):
+                work[-1] = (node, i + 1)
+                m = succs[node][i]
+                if m not in index:
+                    index[m] = low[m] = counter
+                    counter += 1
+                    stack.append(m)
+                    on.add(m)
+                    work.append((m, 0))
+                elif m in on:
+                    low[node] = min(low[node], index[m])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    while True:
+                        m = stack.pop()
+                        on.discard(m)
+                        comp[m] = index[node]
+                        if m == node:
+                            break
+    return comp
+
+
+def back_edges(succs: dict[str, list[str]], depth: dict[str, int]) -> set[tuple[str, str]]:
+    """The edges that close a cycle (``specs/semantics.md`` §6): source and target on a common cycle,
+    and the target no farther from the inputs than the source. Names play no part."""
+    comp = _components(succs)
+    return {(u, v) for u, vs in succs.items() for v in vs if comp[u] == comp[v] and depth[v] <= depth[u]}
+
+
 def schedule(graph: nir.NIRGraph) -> Schedule:
     """Compute the deterministic schedule of a flat graph (no nested ``NIRGraph`` nodes).
 
-    DFS from the Input nodes in sorted name order, successors in sorted name order; an edge to a node on
-    the DFS stack is a back edge; the order is the reverse post-order.
+    ``depth`` is the fewest edges from any Input. An edge closes a cycle (is delayed by one step) when
+    its source and target lie on a common cycle and ``depth(target) <= depth(source)``; the order is a
+    topological order of the remaining edges, names breaking ties (which cannot change any value).
     """
     succs: dict[str, list[str]] = {name: [] for name in graph.nodes}
     for src, dst in graph.edges:
@@ -47,32 +115,8 @@ def schedule(graph: nir.NIRGraph) -> Schedule:
         msg = "the graph has no Input node; add one (nir.Input) feeding the first layer"
         raise ValidationError(msg)
 
-    on_stack: set[str] = set()
-    done: set[str] = set()
-    post: list[str] = []
-    back: set[tuple[str, str]] = set()
-    for root in inputs:
-        if root in done:
-            continue
-        stack: list[tuple[str, int]] = [(root, 0)]
-        on_stack.add(root)
-        while stack:
-            node, idx = stack[-1]
-            if idx < len(succs[node]):
-                stack[-1] = (node, idx + 1)
-                nxt = succs[node][idx]
-                if nxt in on_stack:
-                    back.add((node, nxt))
-                elif nxt not in done:
-                    on_stack.add(nxt)
-                    stack.append((nxt, 0))
-            else:
-                stack.pop()
-                on_stack.discard(node)
-                done.add(node)
-                post.append(node)
-
-    unreachable = sorted(set(graph.nodes) - done)
+    depth = _depths(succs, inputs)
+    unreachable = sorted(set(graph.nodes) - set(depth))
     if unreachable:
         msg = (
             f"node {unreachable[0]!r} is not reachable from any Input node"
@@ -81,11 +125,29 @@ def schedule(graph: nir.NIRGraph) -> Schedule:
         )
         raise ValidationError(msg, node=unreachable[0])
 
+    back = back_edges(succs, depth)
+    indegree = {n: 0 for n in graph.nodes}
+    for u, vs in succs.items():
+        for v in vs:
+            if (u, v) not in back:
+                indegree[v] += 1
+    ready = [n for n in graph.nodes if indegree[n] == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        node = heapq.heappop(ready)
+        order.append(node)
+        for v in succs[node]:
+            if (node, v) not in back:
+                indegree[v] -= 1
+                if indegree[v] == 0:
+                    heapq.heappush(ready, v)
+
     preds: dict[str, list[tuple[str, bool]]] = {name: [] for name in graph.nodes}
     for src, dst in graph.edges:
         preds[dst].append((src, (src, dst) in back))
     return Schedule(
-        order=tuple(reversed(post)),
+        order=tuple(order),
         back_edges=frozenset(back),
         preds={k: tuple(v) for k, v in preds.items()},
     )

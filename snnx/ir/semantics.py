@@ -1,6 +1,6 @@
 """The discrete-time contract of ``specs/semantics.md``, as stored in NIR metadata.
 
-``graph.metadata["snnx"] = {"version": 1, "dt": ...}`` and per node
+``graph.metadata["snnx"] = {"version": 2, "dt": ...}`` and per node
 ``node.metadata["snnx"] = {"reset": "value"|"subtract", "v_init": ..., "i_init": ...}``.
 These helpers read the contract with its documented defaults and write it back without touching
 anything else in the metadata.
@@ -15,7 +15,7 @@ import numpy as np
 
 from snnx.errors import ValidationError
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 #: The NIR paper's convention (its braille graphs store r = tau/dt with dt = 1e-4).
 DEFAULT_DT = 1e-4
 NAMESPACE = "snnx"
@@ -40,8 +40,36 @@ def dt_of(graph: nir.NIRGraph, default: float | None = None) -> float:
     """The graph's time step: its stored ``dt``, else ``default``, else :data:`DEFAULT_DT`."""
     stored = _contract(graph).get("dt")
     if stored is not None:
-        return float(np.asarray(stored))
+        msg = f"metadata snnx.dt is {stored!r}; it must be one positive number (seconds), or pass --dt"
+        arr = np.asarray(stored)
+        if arr.dtype.kind not in "fiub" or arr.size != 1:
+            raise ValidationError(msg)
+        return float(arr.astype(np.float64).reshape(()))
     return float(default) if default is not None else DEFAULT_DT
+
+
+def version_of(graph: nir.NIRGraph) -> int:
+    """The contract version a graph was written for (1 when absent).
+
+    :raises ValidationError: the version is not a whole number, or newer than this snnx understands
+        (its meaning may differ: refusing is the only safe answer).
+    """
+    stored = _contract(graph).get("version", CONTRACT_VERSION)
+    try:
+        arr = np.asarray(stored)
+        value = float(arr.reshape(-1)[0]) if arr.size == 1 and arr.dtype.kind in "fiub" else float("nan")
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value) or value != int(value) or value < 1:
+        msg = f"metadata snnx.version is {stored!r}; it must be a whole number >= 1 (this snnx writes {CONTRACT_VERSION})"
+        raise ValidationError(msg)
+    if int(value) > CONTRACT_VERSION:
+        msg = (
+            f"the file was written for snnx semantics version {int(value)}; this snnx implements version "
+            f"{CONTRACT_VERSION} (specs/semantics.md), so it would run the graph with another meaning; upgrade snnx"
+        )
+        raise ValidationError(msg)
+    return int(value)
 
 
 def reset_of(node: nir.NIRNode) -> str:

@@ -22,13 +22,18 @@ def fail(path: str, msg: str) -> NoReturn:
     raise ValidationError(f"node {path!r}: {msg}", node=path)
 
 
-def declared_shape(value: object) -> Shape | None:
-    """A shape stored in a NIR type or attribute, or ``None`` when it is absent or unknown."""
+def declared_shape(value: object, path: str = "?") -> Shape | None:
+    """A shape stored in a NIR type or attribute, or ``None`` when it is absent or unknown.
+
+    :raises ValidationError: naming ``path``, when the stored shape is not a list of positive integers.
+    """
     if value is None:
         return None
     arr = np.asarray(value)
     if arr.dtype == object or arr.size == 0 and arr.ndim == 1:
         return None
+    if arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)) or np.any(arr < 1):
+        fail(path, f"declares the shape {arr.reshape(-1).tolist()!r}, which is not a list of positive whole numbers")
     return tuple(int(v) for v in arr.reshape(-1))
 
 
@@ -88,7 +93,7 @@ def boundary(path: str, node: Any, in_shape: Shape) -> Shape:
     """Input/Output: identity, but a declared shape must match what arrives."""
     is_input = type(node).__name__ == "Input"
     types = node.input_type if is_input else node.output_type
-    declared = declared_shape(types.get("input" if is_input else "output")) if isinstance(types, dict) else None
+    declared = declared_shape(types.get("input" if is_input else "output"), path) if isinstance(types, dict) else None
     if declared is not None and declared != in_shape and not (declared == (1,) and in_shape == ()):
         fix = "fix the declared shape" if is_input else "fix the Output shape"
         fail(path, f"{type(node).__name__} declares shape {declared} but receives {in_shape}; {fix}")
@@ -125,7 +130,7 @@ def conv(nd: int) -> Callable[[str, Any, Shape], Shape]:
             fail(path, f"takes input of shape ({c_in}, {', '.join(['N'] * nd)}), got {in_shape}")
         if w.shape[0] % groups:
             fail(path, f"C_out={w.shape[0]} is not divisible by groups={groups}")
-        declared = declared_shape(node.input_shape)
+        declared = declared_shape(node.input_shape, path)
         if declared is not None and tuple(declared) != tuple(in_shape[1:]):
             fail(path, f"declares input_shape {declared} but receives spatial shape {in_shape[1:]}")
         bias = np.asarray(node.bias)
@@ -173,7 +178,7 @@ def pool(path: str, node: Any, in_shape: Shape) -> Shape:
 
 def flatten(path: str, node: Any, in_shape: Shape) -> Shape:
     """Flatten: merge ``start_dim..end_dim`` of the per-sample shape."""
-    declared = declared_shape(node.input_type.get("input") if node.input_type else None)
+    declared = declared_shape(node.input_type.get("input") if node.input_type else None, path)
     if declared is not None and declared != in_shape:
         fail(path, f"declares input type {declared} but receives {in_shape}")
     try:
@@ -204,6 +209,19 @@ def elementwise(params: tuple[str, ...]) -> Callable[[str, Any, Shape], Shape]:
                 ok = False
             if not ok:
                 fail(path, f"has {int(np.prod(pshape))} neurons of shape {pshape} but receives {in_shape}")
+        # NIR's rule: a parameter is one value, or one value per neuron (the full shape). Any other shape
+        # would broadcast silently along some axis ((C,) against (C, H, W) lines up with W, not C).
+        for p in params:
+            value = getattr(node, p, None)
+            if value is None:
+                continue
+            shape = np.shape(value)
+            if int(np.prod(shape)) != 1 and tuple(shape) != tuple(in_shape):
+                fail(
+                    f"{path}.{p}",
+                    f"has shape {tuple(shape)}; a parameter is one value or one per neuron {tuple(in_shape)} "
+                    f"(expand per-channel values, e.g. np.broadcast_to(v.reshape(-1, 1, 1), {tuple(in_shape)}))",
+                )
         return in_shape
 
     return rule

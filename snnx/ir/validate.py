@@ -16,7 +16,7 @@ from snnx.errors import ValidationError
 from snnx.ir.nodes import kind_of
 from snnx.ir.passes import flatten
 from snnx.ir.schedule import schedule
-from snnx.ir.semantics import RESET_MODES, dt_of, i_init_of, reset_of, v_init_of
+from snnx.ir.semantics import RESET_MODES, dt_of, i_init_of, reset_of, v_init_of, version_of
 from snnx.ir.shapes import conv_padding, declared_shape, fail, flatten_shape, pair
 
 Shape = tuple[int, ...]
@@ -39,21 +39,33 @@ def _check_finite(name: str, node: nir.NIRNode) -> None:
         if value is not None and np.asarray(value).dtype.kind not in "fiub":
             fail(f"{name}.{param}", f"must be a number or an array of numbers, got {np.asarray(value).dtype} data")
     for attr, value in vars(node).items():
-        if attr in ("input_type", "output_type", "metadata") or isinstance(value, (str, bytes)):
+        if attr in ("input_type", "output_type", "metadata") or value is None or isinstance(value, dict):
             continue
-        arr = np.asarray(value) if not isinstance(value, dict) else None
-        if arr is None or arr.dtype.kind not in "fiuc":
+        if attr == "padding" and (isinstance(value, (str, bytes)) or np.asarray(value).dtype.kind in "SU"):
+            continue  # "same" / "valid"
+        arr = np.asarray(value)
+        if arr.dtype.kind in "SUc" or isinstance(value, (str, bytes)):
+            what = "complex" if arr.dtype.kind == "c" else "text"
+            fail(f"{name}.{attr}", f"must be a real number or an array of real numbers, got {what} data")
+        if arr.dtype.kind not in "fiu":
             continue
         if not np.all(np.isfinite(arr)):
             bad = "NaN" if np.any(np.isnan(arr)) else "inf"
             fail(f"{name}.{attr}", f"contains {bad} values; retrain or repair the parameter")
 
 
+def _resolves(graph: nir.NIRGraph, end: str) -> bool:
+    """Whether an edge endpoint names a node, or ``sub.inner`` a node inside a nested subgraph."""
+    if end in graph.nodes:
+        return True
+    head, dot, rest = end.partition(".")
+    return bool(dot) and isinstance(graph.nodes.get(head), nir.NIRGraph) and _resolves(graph.nodes[head], rest)
+
+
 def _check_edges(graph: nir.NIRGraph, prefix: str = "") -> None:
     for src, dst in graph.edges:
         for end in (src, dst):
-            head = end.split(".")[0]
-            if end not in graph.nodes and head not in graph.nodes:
+            if not _resolves(graph, end):
                 known = ", ".join(sorted(graph.nodes)[:12])
                 msg = f"edge ({src!r}, {dst!r}) refers to {prefix}{end!r}, which is not a node (nodes: {known})"
                 raise ValidationError(msg, node=f"{prefix}{end}")
@@ -114,8 +126,31 @@ def _check_contract(name: str, node: nir.NIRNode, dt: float, warnings: list[str]
                 f"node {name!r}: dt/{tau_name} = {float(np.max(dt / tau)):.3g} > 1, forward Euler is "
                 "unstable; use a smaller dt (snnx --dt) or check the producer's time unit"
             )
-    if kind.name == "Delay" and np.any(np.asarray(node.delay, dtype=float) < 0):
-        fail(f"{name}.delay", "delays must be non-negative")
+    if kind.name == "Delay":
+        delay = np.asarray(node.delay, dtype=float)
+        if np.any(delay < 0):
+            fail(f"{name}.delay", "delays must be non-negative")
+        steps = delay / dt
+        off = np.abs(steps - np.rint(steps))
+        if np.any(off > 1e-6 * np.maximum(1.0, steps)):
+            worst = float(steps.reshape(-1)[int(np.argmax(off.reshape(-1)))])
+            warnings.append(
+                f"node {name!r}: delay/dt = {worst:.4g} is not a whole number of steps; it is rounded to "
+                f"{int(np.rint(worst))} (round half to even), as specs/semantics.md §4 says"
+            )
+    if kind.spiking:
+        vth = np.asarray(node.v_threshold, dtype=float)
+        if np.any(vth <= 0):
+            warnings.append(
+                f"node {name!r}: v_threshold <= 0 ({float(vth.min()):.3g}): the neuron fires without input "
+                "whenever v rests above it; check the sign of the threshold"
+            )
+        v_reset = getattr(node, "v_reset", None)
+        if reset_of(node) == "subtract" and v_reset is not None and np.any(np.asarray(v_reset, dtype=float) != 0):
+            warnings.append(
+                f"node {name!r}: reset 'subtract' ignores v_reset (which is non-zero here); "
+                "v_reset only applies to reset 'value'"
+            )
 
 
 def validate(graph: nir.NIRGraph, dt: float | None = None) -> Report:
@@ -134,6 +169,7 @@ def validate(graph: nir.NIRGraph, dt: float | None = None) -> Report:
         msg = "the graph has no Output node; add one (nir.Output) after the last layer"
         raise ValidationError(msg)
     report = Report()
+    version_of(graph)
     dt = check_dt(dt_of(graph) if dt is None else dt)
     for name, node in flat.nodes.items():
         _check_finite(name, node)
@@ -147,7 +183,7 @@ def validate(graph: nir.NIRGraph, dt: float | None = None) -> Report:
         node = flat.nodes[name]
         incoming = [(src, shapes.get(src)) for src, _delayed in sched.preds[name]]
         if isinstance(node, nir.Input) and not incoming:
-            declared = declared_shape(node.input_type.get("input"))
+            declared = declared_shape(node.input_type.get("input"), name)
             if declared is None:
                 fail(name, "Input node has no shape; give it one (nir.Input(input_type=np.array([...])))")
             shapes[name] = declared

@@ -16,7 +16,12 @@ Run it against any installed backend (built-in or from a third-party plugin)::
 ``reference`` is used. A case the backend refuses (through its capabilities / ``refusals``, or by raising
 :class:`snnx.errors.UnsupportedNodeError` from ``lower``/``run``) is reported as a skip whose reason is
 the backend's own; a case it accepts must match the golden traces by the rule
-of ``specs/semantics.md`` §8 (spikes exactly, other outputs within ``1e-5`` relative).
+of ``specs/semantics.md`` §8 (spikes exactly, other outputs within ``1e-5`` relative; NaN/inf is a
+disagreement, and a run in which nothing fired fails as "vacuous" instead of passing).
+
+To check that the suite would catch a wrong fold in your backend, point the mutation harness at it:
+``snnx.conformance.mutants.evaluate(my_mutants, run=snnx.conformance.mutants.backend_runner(NAME))``
+(``specs/plugins.md`` §8).
 """
 
 from __future__ import annotations
@@ -144,6 +149,12 @@ def _refusal_as_skip(backend_name: str, case: Case) -> Iterator[None]:
         pytest.skip(f"{backend_name} refuses {case.name}: {exc}")
 
 
+def _record(case: Case) -> dict:
+    from snnx.ir.reference import simulate
+
+    return simulate(case.graph, case.inputs, record=True)
+
+
 def check_case(backend_name: str, case: Case | str) -> None:
     """Lower ``case`` with the backend, run it, and fail unless it matches the golden traces.
 
@@ -157,7 +168,9 @@ def check_case(backend_name: str, case: Case | str) -> None:
     backend, model = _lower_or_skip(backend_name, case)
     with _refusal_as_skip(backend_name, case):
         outputs = backend.run(model, case.inputs)
-    agreement = compare(case.graph, case.expected, outputs, backend_name)
+    # record: a case in which nothing fires is reported as "vacuous", never as a pass; NaN/inf in an
+    # output is a disagreement (snnx.api.compare).
+    agreement = compare(case.graph, case.expected, outputs, backend_name, record=_record(case))
     if agreement.status == "disagree" and backend.approximate:
         # Declared approximation (fixed-point hardware): it must run and give the right shapes, and
         # its agreement is reported rather than asserted.
@@ -186,7 +199,7 @@ def check_raise_roundtrip(backend_name: str, case: Case | str) -> None:
     if type(backend).raise_ is Backend.raise_:
         pytest.skip(f"backend {backend_name!r} does not export back to NIR (no raise_)")
     raised = backend.raise_(model)
-    agreement = compare(case.graph, case.expected, simulate(raised, case.inputs), backend_name)
+    agreement = compare(case.graph, case.expected, simulate(raised, case.inputs), backend_name, record=_record(case))
     if agreement.status != "agree":
         pytest.fail(
             f"raise_(lower({case.name!r})) on backend {backend_name!r} does not simulate like the original: "

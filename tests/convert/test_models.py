@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from convert_oracle import export, train
+from convert_oracle import assert_nir_reads, export, train
 from torch import nn
 
 from snnx.convert import convert, evaluate
@@ -62,6 +62,7 @@ def _check_accuracy(model: nn.Module, digits, *, keep_bn: bool, epochs: int):
     proto = export(model, xte, keep_bn=keep_bn)
     has_bn = any(n.op_type == "BatchNormalization" for n in proto.graph.node)
     result = convert(proto, xtr[:500])
+    assert_nir_reads(result.graph)
     report = evaluate(result, proto, (xte, yte), STEPS)
     assert report.ann_accuracy > 0.9, "the ANN itself did not train"
     assert report.snn_accuracy[64] >= report.ann_accuracy - 0.01, report.table()

@@ -215,11 +215,10 @@ class LavaDlBackend(Backend):
             msg = f"lava-dl model expects input {chain.input!r}, got {sorted(inputs)}"
             raise SnnxError(msg)
         dtype = next(model.parameters()).dtype
-        x = torch.as_tensor(slayer.to_slayer_layout(inputs[chain.input]), dtype=dtype)
+        x = torch.as_tensor(np.asarray(inputs[chain.input]), dtype=dtype)
         with torch.no_grad():
-            y = model.eval()(model.input_layout(x))
-        y = slayer.from_slayer_layout(y.double().numpy())
-        return {chain.output: y.reshape(*y.shape[:2], *chain.out_shape)}
+            y = model.eval()(x)  # time-major in and out
+        return {chain.output: y.double().numpy()}
 
     def raise_(self, model: Any) -> nir.NIRGraph:
         return chain_to_nir(model.folded_chain())

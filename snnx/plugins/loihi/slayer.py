@@ -187,9 +187,14 @@ def network_class() -> type:
     class SlayerNetwork(torch.nn.Module):
         """A lowered chain: SLAYER blocks plus what ``raise_`` needs to write NIR back.
 
-        ``forward`` takes and returns SLAYER layout ``(batch, *data_shape, time)``, where the data shape
-        of a dense layer is flat; :meth:`LavaDlBackend.run` reshapes from and to NIR shapes.
+        ``forward`` takes ``(T, batch, *input shape)`` and returns ``(T, batch, *output shape)``, like every
+        snnx backend's model. The native SLAYER network (layout ``(batch, *data_shape, time)``, a dense
+        layer's data shape flat) stays reachable: :attr:`slayer` (an ``nn.Sequential`` sharing the blocks'
+        parameters) or :meth:`forward_slayer`.
         """
+
+        #: ``forward`` is time-major (``snnx.bench`` and other callers need not convert layouts).
+        time_major = True
 
         def __init__(self, chain: CubaChain, **block_options: Any) -> None:
             super().__init__()
@@ -197,9 +202,22 @@ def network_class() -> type:
             self.blocks = build_blocks(chain, **block_options)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
+            """``(T, batch, *input shape)`` -> ``(T, batch, *output shape)``, in the blocks' dtype."""
+            x = torch.as_tensor(x).to(next(self.parameters()).dtype)
+            y = self.forward_slayer(self.input_layout(x.movedim(0, -1)))
+            y = y.movedim(-1, 0)
+            return y.reshape(*y.shape[:2], *self.chain.out_shape)
+
+        def forward_slayer(self, x: torch.Tensor) -> torch.Tensor:
+            """The native SLAYER forward: ``(batch, *data_shape, T)`` in and out."""
             for block in self.blocks:
                 x = block(x)
             return x
+
+        @property
+        def slayer(self) -> torch.nn.Sequential:
+            """The native SLAYER network (time last), sharing this model's blocks and parameters."""
+            return torch.nn.Sequential(*self.blocks)
 
         def input_layout(self, x: torch.Tensor) -> torch.Tensor:
             """``(batch, *NIR input shape, T)`` as the first block expects it."""
