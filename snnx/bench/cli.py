@@ -49,7 +49,7 @@ def _seeds(value: str | None) -> int | tuple[int, ...] | None:
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per backend [5; quick 4].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [64].")
 @click.option("--lr", type=float, default=None, help="Adam learning rate [5e-3].")
-@click.option("--seed", default=None, help="Seed for weights and data order, or several comma-separated (0,1,2): every job runs once per seed and the report adds mean ± sample std across seeds [0].")
+@click.option("--seed", default=None, metavar="N[,N...]", help="Seed for weights and data order, or several comma-separated (0,1,2): every job runs once per seed and the report adds mean ± sample std across seeds [0].")
 @click.option("--steps", "-T", type=click.IntRange(min=1), default=None, help="Time steps of the direct-training SNN [8].")
 @click.option("--arch", type=click.Choice(ARCHS), default=None, help="SNN architecture [strided].")
 @click.option("--anns", default=None, help=f"ANNs for the conversion track, comma-separated from {', '.join(ANN_KINDS)}.")
