@@ -23,6 +23,23 @@ def _csv(value: str | None, cast=str) -> tuple | None:
         raise click.BadParameter(f"{value!r}: {exc}") from exc
 
 
+def _seeds(value: str | None) -> int | tuple[int, ...] | None:
+    """``--seed 0`` is one seed, ``--seed 0,1,2`` several; anything else is one line and exit code 2."""
+    if value is None:
+        return None
+    from snnx.errors import SnnxError
+
+    parts = [v.strip() for v in value.split(",")]
+    if not all(p.isascii() and p.isdigit() for p in parts):  # also "", "0,,1", "-1", "a"
+        msg = f"--seed takes integers >= 0 separated by commas (e.g. 0,1,2), got {value!r}"
+        raise SnnxError(msg)
+    seeds = tuple(int(p) for p in parts)
+    if len(set(seeds)) != len(seeds):
+        msg = f"--seed names a seed twice: {value!r}"
+        raise SnnxError(msg)
+    return seeds[0] if len(seeds) == 1 else seeds
+
+
 @click.command(name="bench")
 @click.option("--quick", is_flag=True, help="A few minutes on 2 CPU cores: digits, few epochs, a short T sweep.")
 @click.option("--track", "tracks", type=click.Choice(["all", "direct", "conversion"]), default="all", show_default=True)
@@ -32,7 +49,7 @@ def _csv(value: str | None, cast=str) -> tuple | None:
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per backend [5; quick 4].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [64].")
 @click.option("--lr", type=float, default=None, help="Adam learning rate [5e-3].")
-@click.option("--seed", type=int, default=None, help="Seed for weights and data order [0].")
+@click.option("--seed", default=None, metavar="N[,N...]", help="Seed for weights and data order, or several comma-separated (0,1,2): every job runs once per seed and the report adds mean ± sample std across seeds [0].")
 @click.option("--steps", "-T", type=click.IntRange(min=1), default=None, help="Time steps of the direct-training SNN [8].")
 @click.option("--arch", type=click.Choice(ARCHS), default=None, help="SNN architecture [strided].")
 @click.option("--anns", default=None, help=f"ANNs for the conversion track, comma-separated from {', '.join(ANN_KINDS)}.")
@@ -41,7 +58,7 @@ def _csv(value: str | None, cast=str) -> tuple | None:
 @click.option("--limit-train", type=click.IntRange(min=1), default=None, help="Use only the first N training samples.")
 @click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Use only the first N test samples.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads per worker [1]: more threads spin and slow down badly when other jobs share the cores.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Independent jobs (backends; ANN x percentile sweeps) run at once, each in its own process with --threads torch threads.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Independent jobs (backend x seed; ANN x seed; ANN x seed x percentile sweeps) run at once, each in its own process with --threads torch threads.")
 @device_option
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False), default="bench-results", show_default=True, help="Where bench.json, bench.md, the plots and models go.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the JSON here ('-' prints it).")
@@ -56,7 +73,8 @@ def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_si
     each T: ANN vs SNN accuracy, SOPs vs ANN MACs, energy ratio (specs/metrics.md).
 
     Every job runs in its own process; --jobs N runs N at once (same results as --jobs 1, only the times
-    differ). Peak memory per job: the worker's ru_maxrss growth (CPU) and, on CUDA,
+    differ). --seed 0,1,2 runs every job once per seed: a row per seed, plus mean ± sample std of accuracy
+    and time per epoch per backend. Peak memory per job: the worker's ru_maxrss growth (CPU) and, on CUDA,
     torch.cuda.max_memory_allocated. --device moves direct training to a GPU; conversion stays on the CPU.
     """
     from rich.console import Console
@@ -66,6 +84,7 @@ def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_si
     from snnx.bench.runner import TRACKS, BenchConfig, _json_default, run_bench
     from snnx.device import check_available
 
+    seed = _seeds(seed)  # bad seeds are one line before any work
     check_available(device)  # a missing GPU is one line before any data is loaded
 
     overrides = {

@@ -56,6 +56,8 @@ class ConversionRow:
     #: Peak resident memory of the sweep's worker process above its size when the job started
     #: (``getrusage`` ``ru_maxrss``; the sweep runs the numpy reference, so there is no GPU figure).
     peak_memory_mb: float = 0.0
+    #: The seed of the ANN's initial weights and data order (``snnx bench --seed``).
+    seed: int = 0
 
 
 def train_ann(model: Any, ds: Dataset, epochs: int, batch_size: int, lr: float, seed: int) -> float:

@@ -71,6 +71,8 @@ class DirectRow:
     device: str = "cpu"
     #: ``torch.cuda.max_memory_allocated`` during training and evaluation (0 off CUDA).
     peak_cuda_memory_mb: float = 0.0
+    #: The seed of the initial weights and the data order (``snnx bench --seed``).
+    seed: int = 0
 
 
 def _rss_kb() -> float:
@@ -135,7 +137,7 @@ def _sync(device: Any) -> None:
 
 def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
     """Lower, train and evaluate one backend in this process; errors are returned as a row."""
-    row = DirectRow(job.backend, job.dataset, status="error", device=job.device)
+    row = DirectRow(job.backend, job.dataset, status="error", device=job.device, seed=job.seed)
     try:
         import torch
 
@@ -264,7 +266,7 @@ def run_isolated(job: DirectJob, on_event: Any = None, timeout: float | None = N
             if deadline is not None and time.monotonic() > deadline:
                 proc.kill()
                 proc.join()
-                return DirectRow(job.backend, job.dataset, "error", f"timed out after {timeout:.0f} s")
+                return DirectRow(job.backend, job.dataset, "error", f"timed out after {timeout:.0f} s", seed=job.seed)
             continue
         if event[0] == "row":
             row = event[1]
@@ -272,7 +274,9 @@ def run_isolated(job: DirectJob, on_event: Any = None, timeout: float | None = N
             on_event(event)
     proc.join(timeout=30)
     if row is None:
-        return DirectRow(job.backend, job.dataset, "error", f"worker process died (exit code {proc.exitcode})")
+        return DirectRow(
+            job.backend, job.dataset, "error", f"worker process died (exit code {proc.exitcode})", seed=job.seed
+        )
     return row
 
 

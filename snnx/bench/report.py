@@ -18,10 +18,20 @@ def _si(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _multi_seed(result: BenchResult) -> bool:
+    """Whether the run had several seeds: then the tables get a seed column and a summary."""
+    return len(result.seeds) > 1
+
+
+def _seed_label(result: BenchResult, row: Any) -> str:
+    return f" s{row.seed}" if _multi_seed(result) else ""
+
+
 def direct_rows(result: BenchResult) -> list[list[str]]:
-    """The direct-training table as rows of strings (header first)."""
+    """The direct-training table as rows of strings (header first); a seed column with several seeds."""
+    multi = _multi_seed(result)
     rows = [[
-        "dataset", "backend", "status", "train s/epoch", "last epoch s", "infer ms/sample", "test acc",
+        "dataset", "backend", *(["seed"] if multi else []), "status", "train s/epoch", "last epoch s", "infer ms/sample", "test acc",
         "spikes/sample", "SOPs/sample", "MACs/sample", "peak MB", "detail",
     ]]
     cuda = any(getattr(r, "peak_cuda_memory_mb", 0.0) for r in result.direct)
@@ -32,6 +42,7 @@ def direct_rows(result: BenchResult) -> list[list[str]]:
         rows.append([
             r.dataset,
             r.backend,
+            *([str(r.seed)] if multi else []),
             r.status,
             f"{r.train_seconds_per_epoch:.2f}" if ok else "",
             f"{r.epoch_seconds[-1]:.2f}" if ok and r.epoch_seconds else "",
@@ -47,19 +58,42 @@ def direct_rows(result: BenchResult) -> list[list[str]]:
     return rows
 
 
+def direct_summary_rows(result: BenchResult) -> list[list[str]]:
+    """Mean ± sample std across seeds per backend (header first); only the header for a single seed."""
+    rows = [["dataset", "backend", "seeds ok", "test acc (mean ± std)", "train s/epoch (mean ± std)"]]
+    if not _multi_seed(result):
+        return rows
+
+    def fmt(mean: float | None, std: float | None, scale: float, digits: int, unit: str = "") -> str:
+        if mean is None:
+            return ""
+        text = f"{scale * mean:.{digits}f}"
+        return text + (f" ± {scale * std:.{digits}f}" if std is not None else "") + unit
+
+    for s in result.direct_summary():
+        rows.append([
+            s.dataset, s.backend, f"{s.n}/{s.n + s.failed}",
+            fmt(s.test_accuracy_mean, s.test_accuracy_std, 100, 2, "%"),
+            fmt(s.train_seconds_per_epoch_mean, s.train_seconds_per_epoch_std, 1, 2),
+        ])
+    return rows
+
+
 def conversion_rows(result: BenchResult) -> list[list[str]]:
-    """The conversion table: one row per (ANN, percentile, T)."""
+    """The conversion table: one row per (ANN, seed, percentile, T); a seed column with several seeds."""
+    multi = _multi_seed(result)
     rows = [[
-        "dataset", "ANN", "pct", "T", "ANN acc", "SNN acc", "agree", "spikes", "SOPs", "SNN MACs", "ANN MACs",
+        "dataset", "ANN", *(["seed"] if multi else []), "pct", "T", "ANN acc", "SNN acc", "agree", "spikes", "SOPs", "SNN MACs", "ANN MACs",
         "E_ANN/E_SNN", "peak MB",
     ]]
     for r in result.conversion:
+        seed = [str(r.seed)] if multi else []
         if r.status != "ok":
-            rows.append([r.dataset, r.ann, f"{r.percentile:g}", "", "", "", "", "", "", "", "", "", r.detail])
+            rows.append([r.dataset, r.ann, *seed, f"{r.percentile:g}", "", "", "", "", "", "", "", "", "", r.detail])
             continue
         for p in r.points:
             rows.append([
-                r.dataset, r.ann, f"{r.percentile:g}", str(p.steps), f"{100 * r.ann_accuracy:.2f}%",
+                r.dataset, r.ann, *seed, f"{r.percentile:g}", str(p.steps), f"{100 * r.ann_accuracy:.2f}%",
                 f"{100 * p.snn_accuracy:.2f}%", f"{100 * p.agreement:.1f}%", _si(p.spikes), _si(p.sops),
                 _si(p.macs), _si(r.ann_macs), f"{p.energy_ratio:.3g}", f"{r.peak_memory_mb:.0f}",
             ])
@@ -71,9 +105,14 @@ def rich_tables(result: BenchResult) -> list[Any]:
     tables = []
     if result.direct:
         rows = direct_rows(result)
-        # Colour the status column (the third) by outcome.
-        body = [[*row[:2], f"[{STATUS_STYLE.get(row[2], '')}]{row[2]}[/]", *row[3:]] for row in rows[1:]]
+        # Colour the status column by outcome.
+        i = rows[0].index("status")
+        body = [[*row[:i], f"[{STATUS_STYLE.get(row[i], '')}]{row[i]}[/]", *row[i + 1 :]] for row in rows[1:]]
         tables.append(_rich_table("direct training: one NIR SNN, every backend (per test sample)", rows[0], body))
+        summary = direct_summary_rows(result)
+        if len(summary) > 1:
+            title = f"direct training across {len(result.seeds)} seeds (mean ± sample std of the seeds that finished)"
+            tables.append(_rich_table(title, summary[0], summary[1:]))
     if result.conversion:
         rows = conversion_rows(result)
         title = "conversion: ONNX ANN -> NIR SNN (per test sample, energy cmos45 fp32)"
@@ -95,7 +134,7 @@ def _rich_table(title: str, header: list[str], body: list[list[str]]) -> Any:
 def markdown(result: BenchResult) -> str:
     """Both tables as Markdown (for the README and docs)."""
     parts = []
-    for rows in (direct_rows(result), conversion_rows(result)):
+    for rows in (direct_rows(result), direct_summary_rows(result), conversion_rows(result)):
         if len(rows) < 2:
             continue
         lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
@@ -128,7 +167,7 @@ def write_plots(result: BenchResult, out: Path) -> list[str]:
             color = f"C{i % 10}"
             steps = [p.steps for p in r.points]
             ax.plot(steps, [100 * p.snn_accuracy for p in r.points], "o-", color=color,
-                    label=f"{r.dataset} {r.ann} p{r.percentile:g} (SNN)")
+                    label=f"{r.dataset} {r.ann}{_seed_label(result, r)} p{r.percentile:g} (SNN)")
             ax.axhline(100 * r.ann_accuracy, color=color, ls="--", lw=0.8)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("time steps T")
@@ -139,7 +178,7 @@ def write_plots(result: BenchResult, out: Path) -> list[str]:
         save(fig, "accuracy_vs_T.png")
     if ok_direct:
         fig, ax = plt.subplots(figsize=(7, 4))
-        labels = [f"{r.backend}\n{r.dataset}" for r in ok_direct]
+        labels = [f"{r.backend}\n{r.dataset}{_seed_label(result, r)}" for r in ok_direct]
         bars = ax.bar(labels, [r.train_seconds_per_epoch for r in ok_direct], color=[f"C{i}" for i in range(len(ok_direct))])
         ax.scatter(range(len(ok_direct)), [r.epoch_seconds[-1] if r.epoch_seconds else 0 for r in ok_direct],
                    color="black", zorder=3, label="last epoch (after warm-up)")
@@ -154,11 +193,11 @@ def write_plots(result: BenchResult, out: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for i, r in enumerate(ok_conv):
             ax.plot([p.sops + p.macs for p in r.points], [100 * p.snn_accuracy for p in r.points], "o-",
-                    color=f"C{i % 10}", label=f"{r.dataset} {r.ann} p{r.percentile:g} (T sweep)")
+                    color=f"C{i % 10}", label=f"{r.dataset} {r.ann}{_seed_label(result, r)} p{r.percentile:g} (T sweep)")
             ax.scatter([r.ann_macs], [100 * r.ann_accuracy], marker="*", s=120, color=f"C{i % 10}")
         for j, r in enumerate(ok_direct):
             ax.scatter([r.sops_per_sample + r.macs_per_sample], [100 * r.test_accuracy], marker="s", s=50,
-                       color=f"C{(len(ok_conv) + j) % 10}", label=f"{r.dataset} direct {r.backend}")
+                       color=f"C{(len(ok_conv) + j) % 10}", label=f"{r.dataset} direct {r.backend}{_seed_label(result, r)}")
         ax.set_xscale("log")
         ax.set_xlabel("synaptic operations per sample (SOPs + SNN MACs; ★ = ANN MACs)")
         ax.set_ylabel("test accuracy (%)")

@@ -10,7 +10,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,9 @@ class BenchConfig:
     epochs: int = 5
     batch_size: int = 64
     lr: float = 5e-3
-    seed: int = 0
+    #: Seed of the initial weights and the data order, or several: every job of both tracks runs once per
+    #: seed (rows carry their seed) and the report adds mean ± sample std across seeds per backend.
+    seed: int | tuple[int, ...] = 0
     steps: int = 8
     arch: str = "strided"
     channels: tuple[int, int] = (8, 16)
@@ -73,6 +75,11 @@ class BenchConfig:
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds to run, in order (one for an ``int`` ``seed``)."""
+        return (self.seed,) if isinstance(self.seed, int) else tuple(self.seed)
+
 
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
@@ -104,10 +111,26 @@ def check_datasets(config: BenchConfig) -> None:
         if track not in TRACKS:
             msg = f"unknown track {track!r}; choose from {', '.join(TRACKS)}"
             raise SnnxError(msg)
+    seeds = config.seeds
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        msg = f"seeds must be one or more integers >= 0, got {config.seed!r}"
+        raise SnnxError(msg)
+    if len(set(seeds)) != len(seeds):
+        msg = f"a seed is given twice in {', '.join(map(str, seeds))}"
+        raise SnnxError(msg)
+
+
+def _seed_suffix(config: BenchConfig, seed: int, sep: str) -> str:
+    """``""`` for a single-seed run (names as before seeds were a list), else ``sep`` + the seed."""
+    return f"{sep}{seed}" if len(config.seeds) > 1 else ""
 
 
 def run_bench(config: BenchConfig, out_dir: str | os.PathLike, on_progress: Any = None) -> BenchResult:
-    """Run the configured tracks on every data set; writes ``bench.json`` and plots to ``out_dir``."""
+    """Run the configured tracks on every data set; writes ``bench.json`` and plots to ``out_dir``.
+
+    Direct training is one job per (backend, seed); conversion one per (ANN, seed) to train and one per
+    (ANN, seed, percentile) to sweep. All run ``config.jobs`` at a time; rows come back in that order.
+    """
     import snnx
 
     check_datasets(config)
@@ -119,26 +142,35 @@ def run_bench(config: BenchConfig, out_dir: str | os.PathLike, on_progress: Any 
     for name in config.datasets:
         ds = data_mod.load(name, config.data_root).limit(config.limit_train, config.limit_test)
         if "direct" in config.tracks:
-            spec = SnnSpec(channels=config.channels, arch=config.arch, seed=config.seed)
-            graph = build_snn(spec, ds.shape, ds.classes)
-            graph_path = out / f"snn_{name}_{spec.arch}.nir"
-            snnx.save(graph, str(graph_path))
-            result.files.append(str(graph_path))
+            specs: dict[int, tuple[SnnSpec, Path]] = {}
+            for seed in config.seeds:  # the seed sets the initial weights, stored in the NIR graph
+                spec = SnnSpec(channels=config.channels, arch=config.arch, seed=seed)
+                graph = build_snn(spec, ds.shape, ds.classes)
+                graph_path = out / f"snn_{name}_{spec.arch}{_seed_suffix(config, seed, '_seed')}.nir"
+                snnx.save(graph, str(graph_path))
+                result.files.append(str(graph_path))
+                specs[seed] = (spec, graph_path)
             # Every backend is checked before any worker starts: importing a framework (lava) may set
             # the global multiprocessing start method, which fails once a process has been spawned.
+            # The seeds change weights only, so one graph answers for all of them.
             refused = {backend: availability(backend, graph, config.device) for backend in config.backends}
-            for backend in config.backends:  # every task exists before worker threads report on them
-                progress(f"direct {name}: {backend}", 0, config.epochs)
+            items = [(backend, seed) for backend in config.backends for seed in config.seeds]
+            for backend, seed in items:  # every task exists before worker threads report on them
+                progress(f"direct {name}: {backend}{_seed_suffix(config, seed, ' seed ')}", 0, config.epochs)
 
-            def train_one(backend: str, name: str = name, graph_path: Path = graph_path, spec: SnnSpec = spec,
+            def train_one(item: tuple[str, int], name: str = name, specs: dict = specs,
                           ds: data_mod.Dataset = ds) -> DirectRow:
-                task = f"direct {name}: {backend}"
+                backend, seed = item
+                spec, graph_path = specs[seed]
+                task = f"direct {name}: {backend}{_seed_suffix(config, seed, ' seed ')}"
                 row = refused[backend]
-                if row is None:
+                if row is not None:
+                    row = replace(row)  # one row per seed
+                else:
                     job = DirectJob(
                         backend, str(graph_path), name, ds.x_train, ds.y_train, ds.x_test, ds.y_test,
                         steps=config.steps, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                        seed=config.seed, readout=spec.readout, stats_samples=config.stats_samples,
+                        seed=seed, readout=spec.readout, stats_samples=config.stats_samples,
                         threads=config.threads, device=config.device,
                     )
 
@@ -148,10 +180,11 @@ def run_bench(config: BenchConfig, out_dir: str | os.PathLike, on_progress: Any 
 
                     row = run_isolated(job, on_event, timeout=config.backend_timeout)
                 row.dataset = name
+                row.seed = seed
                 progress(task, None, config.epochs, completed=config.epochs)
                 return row
 
-            result.direct.extend(map_jobs(config.backends, train_one, config.jobs))
+            result.direct.extend(map_jobs(items, train_one, config.jobs))
         if "conversion" in config.tracks:
             result.conversion.extend(_conversion_track(config, name, ds, out, progress, result.files))
     result.seconds = time.perf_counter() - start
@@ -168,49 +201,56 @@ def run_bench(config: BenchConfig, out_dir: str | os.PathLike, on_progress: Any 
 def _conversion_track(
     config: BenchConfig, name: str, ds: data_mod.Dataset, out: Path, progress: Any, files: list[str]
 ) -> list[ConversionRow]:
-    """Train and export every ANN (one job each), then sweep every (ANN, percentile) (one job each).
+    """Train and export every (ANN, seed) (one job each), then sweep every (ANN, seed, percentile) (one job each).
 
     Jobs run in worker processes, ``config.jobs`` at a time (:mod:`snnx.bench.parallel`); rows come back
-    in the order of ``config.anns`` x ``config.percentiles`` whatever order the jobs finish in.
+    in the order of ``config.anns`` x ``config.seeds`` x ``config.percentiles`` whatever order the jobs
+    finish in.
     """
     total = 1 + len(config.percentiles) * len(ds.x_test)
-    for kind in config.anns:  # every task exists before worker threads report on them
-        progress(f"conversion {name}: {kind}", 0, total)
+    pairs = [(kind, seed) for kind in config.anns for seed in config.seeds]
 
-    def train_one(kind: str) -> tuple[str | None, float, str]:
-        path = str(out / f"ann_{name}_{kind}.onnx")
-        args = (kind, ds, config.seed, config.ann_epochs, config.batch_size, config.lr, path)
+    def task(kind: str, seed: int) -> str:
+        return f"conversion {name}: {kind}{_seed_suffix(config, seed, ' seed ')}"
+
+    for kind, seed in pairs:  # every task exists before worker threads report on them
+        progress(task(kind, seed), 0, total)
+
+    def train_one(pair: tuple[str, int]) -> tuple[str | None, float, str]:
+        kind, seed = pair
+        path = str(out / f"ann_{name}_{kind}{_seed_suffix(config, seed, '_seed')}.onnx")
+        args = (kind, ds, seed, config.ann_epochs, config.batch_size, config.lr, path)
         value, error = run_job(train_export_job, args, threads=config.threads, timeout=config.backend_timeout)
-        progress(f"conversion {name}: {kind}", 1, total)
+        progress(task(kind, seed), 1, total)
         return (value[0], value[1], "") if value is not None else (None, 0.0, error)
 
-    trained = dict(zip(config.anns, map_jobs(config.anns, train_one, config.jobs)))
+    trained = dict(zip(pairs, map_jobs(pairs, train_one, config.jobs)))
     files.extend(path for path, _s, _e in trained.values() if path is not None)
 
-    def sweep_one(item: tuple[str, float]) -> ConversionRow:
-        kind, pct = item
-        task = f"conversion {name}: {kind}"
-        path, seconds, _error = trained[kind]
+    def sweep_one(item: tuple[str, int, float]) -> ConversionRow:
+        kind, seed, pct = item
+        path, seconds, _error = trained[(kind, seed)]
         args = (path, ds, kind, pct, config.timesteps, config.calib_samples)
         row, error = run_job(
             sweep_job, args, threads=config.threads, timeout=config.backend_timeout,
-            on_event=lambda event: progress(task, event[1], total),
+            on_event=lambda event: progress(task(kind, seed), event[1], total),
         )
         if row is None:
             row = ConversionRow(name, kind, pct, "error", error, test_samples=len(ds.x_test))
         row.ann_train_seconds = seconds
+        row.seed = seed
         return row
 
-    todo = [(kind, pct) for kind in config.anns if trained[kind][0] is not None for pct in config.percentiles]
+    todo = [(kind, seed, pct) for kind, seed in pairs if trained[(kind, seed)][0] is not None for pct in config.percentiles]
     swept = dict(zip(todo, map_jobs(todo, sweep_one, config.jobs)))
     rows = []
-    for kind in config.anns:
-        path, _seconds, error = trained[kind]
+    for kind, seed in pairs:
+        path, _seconds, error = trained[(kind, seed)]
         if path is None:
-            rows.append(ConversionRow(name, kind, 0.0, "error", error))
+            rows.append(ConversionRow(name, kind, 0.0, "error", error, seed=seed))
         else:
-            rows.extend(swept[(kind, pct)] for pct in config.percentiles)
-        progress(f"conversion {name}: {kind}", None, total, completed=total)
+            rows.extend(swept[(kind, seed, pct)] for pct in config.percentiles)
+        progress(task(kind, seed), None, total, completed=total)
     return rows
 
 
