@@ -107,6 +107,8 @@ class ConversionContext:
     #: Scale nodes inserted by :meth:`feed`, with their (uniform) factor, for the folding pass.
     uniform_scales: dict[str, float] = field(default_factory=dict)
     current: onnx.NodeProto | None = None
+    #: Emit signed IF neurons (``snnx.signed``: -1 spikes take back over-firing; contract version 2).
+    signed: bool = False
 
     # -- reading the ONNX side --------------------------------------------------------------------
     def describe(self, node: onnx.NodeProto | None = None) -> str:
@@ -277,5 +279,7 @@ class ConversionContext:
         name = self.add_node(hint, placeholder)
         common = self.feed(parts, name, absorb=True)
         placeholder.r = np.full(shape, common)
-        set_node_contract(placeholder, reset="subtract", v_init=V_INIT_FRACTION * threshold)
+        set_node_contract(
+            placeholder, reset="subtract", v_init=V_INIT_FRACTION * threshold, signed=self.signed or None
+        )
         return name

@@ -65,6 +65,11 @@ class ConversionResult:
     percentile: float = DEFAULT_PERCENTILE
     calib_samples: int = 0
     seconds: float = 0.0
+    #: ``--steps``: the window the scales were tuned for (None: percentile scales only).
+    steps: int | None = None
+    signed: bool = False
+    #: Extra stages (fine-tuning, integer quantisation) with their wall-clock seconds.
+    stages: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A human summary (printed by ``snnx convert``)."""
@@ -77,9 +82,13 @@ class ConversionResult:
             f"{len(self.graph.edges)} edges, {neurons} IF neurons",
             f"input {self.input_name!r} {self.input_shape} (analog current every step); "
             f"readout {', '.join(repr(o) for o in self.output_names)}: integrator v, logits ≈ v[t]/(t+1); dt = {CONVERSION_DT:g}",
-            f"calibration: {self.calib_samples} samples, percentile {self.percentile:g}; "
-            f"{self.folded_batchnorm} BatchNormalization folded",
+            f"calibration: {self.calib_samples} samples, percentile {self.percentile:g}"
+            + (f", scales tuned for T = {self.steps} steps" if self.steps else "")
+            + f"; {self.folded_batchnorm} BatchNormalization folded",
         ]
+        if self.signed:
+            lines.append("signed spikes: IF neurons also emit -1 to take back over-firing (contract version 2)")
+        lines.extend(f"{stage}: {sec:.1f} s" for stage, sec in self.stages.items())
         if self.layers:
             lines.append("layers (IF, reset subtract, threshold 1, v_init 0.5):")
             for layer in self.layers:
@@ -144,6 +153,8 @@ def convert(
     input_shape: tuple[int, ...] | str | None = None,
     registry: OnnxOpRegistrar | None = None,
     calib_limit: int | None = None,
+    steps: int | None = None,
+    signed: bool = False,
 ) -> ConversionResult:
     """Convert a trained ONNX ANN into a rate-coded spiking NIR graph.
 
@@ -160,6 +171,11 @@ def convert(
         optional) for models whose input has dynamic spatial axes.
     :param registry: op handlers; defaults to the registry filled by all plugins.
     :param calib_limit: use only the first ``calib_limit`` calibration samples.
+    :param steps: tune every activation scale for a window of ``steps`` time steps (layer-wise least
+        squares against the ANN's activations on the calibration samples; ``snnx/convert/lowlatency.py``).
+        The graph still runs at any ``T``.
+    :param signed: emit signed IF neurons (contract version 2), which take back over-firing with -1
+        spikes; only backends with the ``signed_spikes`` capability (the reference) run them.
     :raises ConversionError: a file or shape problem, or a pattern an op handler cannot translate.
     :raises UnsupportedNodeError: an op without a handler (named with node, op and options).
     """
@@ -201,6 +217,9 @@ def convert(
         x = _samples(calib, per_sample, spec.name, calib_limit)
         n_calib = len(x)
         scales, notes = calibrate(prepared, spec.name, spec.shape[0], x, to_calibrate, percentile)
+        if steps:
+            scales, tuned = _tune_for_steps(prepared, spec, x, to_calibrate, scales, steps)
+            notes.extend(tuned)
     elif calib is not None:
         n_calib = len(_samples(calib, per_sample, spec.name, calib_limit))
 
@@ -212,6 +231,7 @@ def convert(
         opset=opset,
         graph_outputs=frozenset(o.name for o in prepared.graph.output),
         uses=dict(uses),
+        signed=signed,
     )
     ctx.notes.extend(notes)
     input_node = ctx.add_node("input", nir.Input(input_type={"input": np.array(per_sample)}))
@@ -262,4 +282,16 @@ def convert(
         percentile=percentile,
         calib_samples=n_calib,
         seconds=time.perf_counter() - start,
+        steps=steps,
+        signed=signed,
     )
+
+
+def _tune_for_steps(prepared, spec, x, tensors, scales, steps):
+    """``--steps``: scales tuned for a ``steps``-step window (see :mod:`snnx.convert.lowlatency`)."""
+    from snnx.convert.lowlatency import clip_ceilings, tune_scales
+
+    if steps < 1:
+        msg = f"--steps must be a positive number of time steps, got {steps}"
+        raise ConversionError(msg)
+    return tune_scales(prepared, spec.name, spec.shape[0], x, tensors, scales, steps, clip_ceilings(prepared))

@@ -1,7 +1,8 @@
 """The discrete-time contract of ``specs/semantics.md``, as stored in NIR metadata.
 
 ``graph.metadata["snnx"] = {"version": 1, "dt": ...}`` and per node
-``node.metadata["snnx"] = {"reset": "value"|"subtract", "v_init": ..., "i_init": ...}``.
+``node.metadata["snnx"] = {"reset": "value"|"subtract", "v_init": ..., "i_init": ..., "signed": bool}``.
+``signed`` (version 2) marks a neuron that also emits -1 spikes to take back over-firing.
 These helpers read the contract with its documented defaults and write it back without touching
 anything else in the metadata.
 """
@@ -15,7 +16,9 @@ import numpy as np
 
 from snnx.errors import ValidationError
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
+#: The first version of the contract that has signed spikes (node key ``signed``).
+SIGNED_VERSION = 2
 #: The NIR paper's convention (its braille graphs store r = tau/dt with dt = 1e-4).
 DEFAULT_DT = 1e-4
 NAMESPACE = "snnx"
@@ -52,6 +55,12 @@ def reset_of(node: nir.NIRNode) -> str:
     return str(mode)
 
 
+def signed_of(node: nir.NIRNode) -> bool:
+    """Whether a spiking node emits signed spikes (``specs/semantics.md`` §4, version 2)."""
+    value = _contract(node).get("signed", False)
+    return bool(np.asarray(value).item()) if not isinstance(value, bool) else value
+
+
 def _state_init(node: nir.NIRNode, key: str) -> np.ndarray:
     value = _contract(node).get(key)
     return np.zeros(()) if value is None else np.asarray(value, dtype=np.float64)
@@ -73,6 +82,7 @@ def set_node_contract(
     reset: str | None = None,
     v_init: Any = None,
     i_init: Any = None,
+    signed: bool | None = None,
 ) -> nir.NIRNode:
     """Write contract entries into ``node.metadata["snnx"]`` (in place) and return the node."""
     if reset is not None and reset not in RESET_MODES:
@@ -84,16 +94,26 @@ def set_node_contract(
     for key, value in (("reset", reset), ("v_init", v_init), ("i_init", i_init)):
         if value is not None:
             entry[key] = value if isinstance(value, str) else np.asarray(value, dtype=np.float64)
+    if signed is not None:
+        if signed:
+            entry["signed"] = True
+        else:
+            entry.pop("signed", None)
     node.metadata[NAMESPACE] = entry
     return node
 
 
 def set_graph_contract(graph: nir.NIRGraph, *, dt: float) -> nir.NIRGraph:
-    """Write ``{"version", "dt"}`` into ``graph.metadata["snnx"]`` (in place) and return the graph."""
+    """Write ``{"version", "dt"}`` into ``graph.metadata["snnx"]`` (in place) and return the graph.
+
+    The version is the lowest one that describes the graph: 2 when a node has signed spikes, else 1,
+    so graphs without the version-2 feature stay readable by version-1 tools.
+    """
     if not isinstance(graph.metadata, dict):
         graph.metadata = {}
     entry = dict(graph.metadata.get(NAMESPACE, {}))
-    entry.update({"version": CONTRACT_VERSION, "dt": float(dt)})
+    version = SIGNED_VERSION if any(signed_of(n) for n in iter_nodes(graph)) else 1
+    entry.update({"version": version, "dt": float(dt)})
     graph.metadata[NAMESPACE] = entry
     return graph
 

@@ -1,0 +1,175 @@
+"""Conversion tuned for a short window of ``T`` steps (``snnx convert --steps T``), from unlabelled data.
+
+After ``T`` steps an IF population with threshold 1, reset "subtract" and ``v_init`` 0.5 that receives
+the accumulated input ``Q`` (in units of its scale λ) has fired ``N = ceil(T·Q + 0.5) − 1`` times when
+its input arrives evenly, and exactly that with signed spikes (``specs/semantics.md`` §4, version 2):
+the SNN at ``T`` is then the ANN with every calibrated activation replaced by the clip-floor-shift
+quantiser of QCFS (Bu et al., ICLR 2022)
+
+    q_T(a; λ) = λ · clip(ceil(T·a/λ + 0.5) − 1, 0, T) / T.
+
+The percentile scale that is right for ``T = 128`` is not right for ``T = 4``: with 5 levels a lower
+λ resolves the bulk of the activations better and clips a few more. :func:`tune_scales` picks λ layer
+by layer, in topological order, as the candidate whose quantised output (with every earlier layer
+already quantised at its chosen λ) is closest in mean square to the float ANN's activation on the
+calibration samples — the layer-wise threshold calibration of Li et al. (ICML 2021) and of the
+"optimal threshold" line of work, done with onnxruntime on a copy of the ANN into which ``q_T`` is
+inserted. No labels are used; the converted graph still runs at any ``T`` (only λ changed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+from onnx import TensorProto, helper
+
+from snnx.convert.calibrate import batches, session
+
+#: Candidate scales, as fractions of the largest activation seen on the calibration data.
+FRACTIONS = tuple(np.round(np.arange(0.15, 1.0001, 0.025), 4))
+
+
+def quantised_model(model: onnx.ModelProto, tensors: list[str], steps: int) -> onnx.ModelProto:
+    """A copy of ``model`` with ``q_T`` applied to each tensor in ``tensors``.
+
+    Each quantiser reads its λ from a new scalar input ``snnx_lambda_<i>``; the quantised tensor is
+    output ``snnx_q_<i>`` and every consumer of the original tensor reads it instead.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    t_const = helper.make_tensor("snnx_T", TensorProto.FLOAT, [], [float(steps)])
+    half = helper.make_tensor("snnx_half", TensorProto.FLOAT, [], [0.5])
+    one = helper.make_tensor("snnx_one", TensorProto.FLOAT, [], [1.0])
+    zero = helper.make_tensor("snnx_zero", TensorProto.FLOAT, [], [0.0])
+    g.initializer.extend([t_const, half, one, zero])
+    renamed = {t: f"snnx_q_{i}" for i, t in enumerate(tensors)}
+    nodes = []
+    for node in g.node:
+        for k, name in enumerate(node.input):
+            if name in renamed:
+                node.input[k] = renamed[name]
+        nodes.append(node)
+        for o in node.output:
+            if o not in renamed:
+                continue
+            i = tensors.index(o)
+            lam, p = f"snnx_lambda_{i}", f"snnx_p{i}_"
+            g.input.append(helper.make_tensor_value_info(lam, TensorProto.FLOAT, []))
+            nodes += [
+                helper.make_node("Div", [o, lam], [p + "a"]),
+                helper.make_node("Mul", [p + "a", "snnx_T"], [p + "b"]),
+                helper.make_node("Add", [p + "b", "snnx_half"], [p + "c"]),
+                helper.make_node("Ceil", [p + "c"], [p + "d"]),
+                helper.make_node("Sub", [p + "d", "snnx_one"], [p + "e"]),
+                helper.make_node("Clip", [p + "e", "snnx_zero", "snnx_T"], [p + "f"]),
+                helper.make_node("Mul", [p + "f", lam], [p + "g"]),
+                helper.make_node("Div", [p + "g", "snnx_T"], [p + "h"]),
+                # on_i = 1 quantises, 0 passes the float value through (the layers not tuned yet).
+                helper.make_node("Sub", [p + "h", o], [p + "i"]),
+                helper.make_node("Mul", [p + "i", f"snnx_on_{i}"], [p + "j"]),
+                helper.make_node("Add", [o, p + "j"], [renamed[o]]),
+            ]
+            g.input.append(helper.make_tensor_value_info(f"snnx_on_{i}", TensorProto.FLOAT, []))
+    for o in g.output:
+        if o.name in renamed:
+            o.name = renamed[o.name]
+    del g.node[:]
+    g.node.extend(nodes)
+    for i, t in enumerate(tensors):
+        g.output.append(helper.make_tensor_value_info(f"snnx_q_{i}", TensorProto.FLOAT, None))
+        g.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
+    return out
+
+
+def _run(sess, input_name: str, batch: int | None, x: np.ndarray, feeds: dict[str, np.ndarray], outputs: list[str]):
+    """Run the quantised model on ``x`` (chunked) with the λ inputs ``feeds``."""
+    parts: list[list[np.ndarray]] = []
+    step = batch or 256
+    for start in range(0, len(x), step):
+        chunk = x[start : start + step]
+        n = len(chunk)
+        if batch and n < batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), chunk.dtype)])
+        res = sess.run(outputs, {input_name: chunk, **feeds})
+        parts.append([np.asarray(r)[:n] for r in res])
+    return [np.concatenate([p[k] for p in parts]) for k in range(len(outputs))]
+
+
+def tune_scales(
+    model: onnx.ModelProto,
+    input_name: str,
+    batch: int | None,
+    x: np.ndarray,
+    tensors: list[str],
+    scales: dict[str, float],
+    steps: int,
+    ceilings: dict[str, float] | None = None,
+    objective: str = "output",
+) -> tuple[dict[str, float], list[str]]:
+    """λ per calibrated tensor for a ``steps``-step window (greedy, layer by layer, least squares).
+
+    :param tensors: the calibrated activations in topological order.
+    :param scales: the percentile scales (also candidates; kept for layers that never fire).
+    :param ceilings: per tensor, the largest meaningful λ (a ReLU6's 6).
+    :param objective: ``"output"``: the error of the model's (first) output with this and every earlier
+        layer quantised and the later ones exact; ``"layer"``: the error of the layer's own activation.
+    :returns: the tuned ``{tensor: λ}`` and one note per layer (old → new λ, error reduction).
+    """
+    if not tensors:
+        return dict(scales), []
+    ceilings = ceilings or {}
+    qmodel = quantised_model(model, tensors, steps)
+    final = model.graph.output[0].name
+    sess = session(qmodel)
+    reference = session(model, tensors)
+    outs: list[list[np.ndarray]] = [[] for _ in (*tensors, final)]
+    for _n, results in batches(reference, input_name, x, batch, [*tensors, final]):
+        for k, r in enumerate(results):
+            outs[k].append(r)
+    floats = {t: np.concatenate(o).astype(np.float64) for t, o in zip((*tensors, final), outs, strict=True)}
+    chosen = dict(scales)
+    notes = []
+    for i, t in enumerate(tensors):
+        a = floats[t]
+        top = float(a.max())
+        if top <= 0:
+            continue
+        cap = ceilings.get(t, np.inf)
+        base = min(scales[t], cap)
+        candidates = sorted({min(c, cap) for c in (*(top * f for f in FRACTIONS), base)})
+        target, fetch = (floats[final], final) if objective == "output" else (a, f"snnx_q_{i}")
+        errors = {}
+        for lam in candidates:
+            feeds = _feeds(tensors, {**chosen, t: lam}, on=i)
+            (q,) = _run(sess, input_name, batch, x, feeds, [fetch])
+            errors[lam] = float(np.mean((q.astype(np.float64).reshape(target.shape) - target) ** 2))
+        best = min(errors, key=errors.__getitem__)
+        chosen[t] = best
+        notes.append(
+            f"--steps {steps}: {t!r} λ {base:.4g} → {best:.4g} "
+            f"({objective} MSE {errors[base]:.3g} → {errors[best]:.3g})"
+        )
+    return chosen, notes
+
+
+def _feeds(tensors: list[str], scales: dict[str, float], on: int) -> dict[str, np.ndarray]:
+    """The λ inputs of the quantised model, quantising tensors ``0..on`` and passing the rest."""
+    feeds = {f"snnx_lambda_{i}": np.array(scales[t], dtype=np.float32) for i, t in enumerate(tensors)}
+    feeds.update({f"snnx_on_{i}": np.array(float(i <= on), dtype=np.float32) for i in range(len(tensors))})
+    return feeds
+
+
+def clip_ceilings(model: onnx.ModelProto) -> dict[str, float]:
+    """``{Clip output: max}`` for constant-bounded Clips (a λ above the clip's max is never useful)."""
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type == "Clip":
+            high = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            if high is None:
+                high = next((a.f for a in node.attribute if a.name == "max"), None)
+            if high is not None:
+                out[node.output[0]] = float(np.asarray(high).reshape(-1)[0])
+    return out
