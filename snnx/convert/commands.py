@@ -8,6 +8,7 @@ import click
 
 from snnx.convert.driver import DEFAULT_PERCENTILE
 from snnx.convert.evaluate import DEFAULT_TIMESTEPS
+from snnx.convert.tuning import apply_tuning, convert_kwargs, tuning_options
 from snnx.errors import ConversionError
 
 
@@ -58,6 +59,7 @@ def _timesteps(text: str) -> tuple[int, ...]:
     "--backend", help="Run the SNN for --evaluate on this backend (default: the reference simulator)."
 )
 @click.option("--limit", type=int, help="Evaluate only the first N samples.")
+@tuning_options
 def convert_command(
     model: str,
     output: str | None,
@@ -69,6 +71,7 @@ def convert_command(
     timesteps: str,
     backend: str | None,
     limit: int | None,
+    **tuning,
 ) -> None:
     """Convert a trained ONNX ANN (MODEL) into a rate-coded spiking NIR graph.
 
@@ -84,8 +87,14 @@ def convert_command(
     if target.resolve() == Path(model).resolve():
         msg = f"output {str(target)!r} would overwrite the input model; pass -o"
         raise ConversionError(msg)
-    result = convert(model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit)
+    result = convert(
+        model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit,
+        **convert_kwargs(tuning),
+    )
+    tuned = apply_tuning(result, tuning, model)
     click.echo(result.summary())
+    for line in tuned:
+        click.echo(line)
     if evaluate_path:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -107,6 +107,8 @@ class ConversionContext:
     #: Scale nodes inserted by :meth:`feed`, with their (uniform) factor, for the folding pass.
     uniform_scales: dict[str, float] = field(default_factory=dict)
     current: onnx.NodeProto | None = None
+    #: The ONNX op type each NIR node was made for (``--finetune`` trains only Conv/Gemm/MatMul weights).
+    origin: dict[str, str] = field(default_factory=dict)
     #: Emit signed IF neurons (``snnx.signed``: -1 spikes take back over-firing; contract version 2).
     signed: bool = False
 
@@ -197,6 +199,8 @@ class ConversionContext:
             i += 1
             name = f"{base}_{i}"
         self.nodes[name] = node
+        if self.current is not None:
+            self.origin[name] = self.current.op_type
         return name
 
     def connect(self, src: str, dst: str) -> None:

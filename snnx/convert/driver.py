@@ -70,6 +70,8 @@ class ConversionResult:
     signed: bool = False
     #: Extra stages (fine-tuning, integer quantisation) with their wall-clock seconds.
     stages: dict[str, float] = field(default_factory=dict)
+    #: ONNX op type per NIR node (what ``--finetune`` may train).
+    origin: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A human summary (printed by ``snnx convert``)."""
@@ -284,6 +286,7 @@ def convert(
         seconds=time.perf_counter() - start,
         steps=steps,
         signed=signed,
+        origin=dict(ctx.origin),
     )
 
 
