@@ -120,10 +120,17 @@ def tune_scales(
     if not tensors:
         return dict(scales), []
     ceilings = ceilings or {}
-    qmodel = quantised_model(model, tensors, steps)
     final = model.graph.output[0].name
-    sess = session(qmodel)
-    reference = session(model, tensors)
+    batched = _free_batch(model)
+    if batched is not None:
+        try:  # one run per chunk of samples instead of one per sample
+            sess, reference = session(quantised_model(batched, tensors, steps)), session(batched, tensors)
+            sess.run([final], {input_name: x[:2], **_feeds(tensors, scales, on=-1)})
+            model, batch = batched, None
+        except Exception:  # noqa: BLE001 - a shape baked into the graph: fall back to the pinned batch
+            batched = None
+    if batched is None:
+        sess, reference = session(quantised_model(model, tensors, steps)), session(model, tensors)
     outs: list[list[np.ndarray]] = [[] for _ in (*tensors, final)]
     for _n, results in batches(reference, input_name, x, batch, [*tensors, final]):
         for k, r in enumerate(results):
@@ -152,6 +159,21 @@ def tune_scales(
             f"({objective} MSE {errors[base]:.3g} → {errors[best]:.3g})"
         )
     return chosen, notes
+
+
+def _free_batch(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """A copy of a batch-pinned model whose batch axis (inputs, outputs, inner shapes) is symbolic."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    inputs = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
+    if len(inputs) != 1 or not inputs[0].type.tensor_type.shape.dim:
+        return None
+    inputs[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    for o in (*graph.value_info, *graph.output):
+        if o.type.tensor_type.shape.dim:
+            o.type.tensor_type.shape.dim[0].dim_param = "N"
+    return out
 
 
 def _feeds(tensors: list[str], scales: dict[str, float], on: int) -> dict[str, np.ndarray]:
