@@ -39,6 +39,7 @@ CONFIGS = [
     ("--steps 8 --signed", {"steps": 8, "signed": True}),
     ("--steps 8 --signed --finetune", {"steps": 8, "signed": True, "finetune": True}),
 ]
+CORE = [CONFIGS[i] for i in (0, 2, 3, 6, 7)]
 INTEGER = [
     (f"--steps 8 --signed --integer {k}", {"steps": 8, "signed": True, "integer": k}) for k in (2, 3, 4, 8)
 ] + [
@@ -52,7 +53,9 @@ def run(kind: str, label: str, cfg: dict, epochs: int) -> dict:
     if kind.endswith("mnist"):
         xte, yte = xte[:500], yte[:500]
     start = time.perf_counter()
-    result = convert(proto, xtr[:500], steps=cfg.get("steps"), signed=cfg.get("signed", False))
+    result = convert(
+        proto, xtr[:500], steps=cfg.get("steps"), signed=cfg.get("signed", False), per_channel=cfg.get("per_channel", False)
+    )
     row = {"kind": kind, "config": label, "convert_s": time.perf_counter() - start}
     if cfg.get("finetune"):
         info = finetune(result, (xtr, ytr), cfg.get("steps") or 8, epochs=epochs, teacher=proto)
@@ -95,7 +98,7 @@ HEADER = [
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kinds", default=",".join(zoo.KINDS))
-    parser.add_argument("--configs", default="all", help="all, main or integer")
+    parser.add_argument("--configs", default="all", help="all, main, core (percentile and --signed rows) or integer")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results/lowlatency")
     args = parser.parse_args()
@@ -105,7 +108,7 @@ def main() -> None:
     rows = []
     print("\n".join(HEADER), flush=True)
     for kind in args.kinds.split(","):
-        configs = CONFIGS if args.configs in ("all", "main") else []
+        configs = {"all": CONFIGS, "main": CONFIGS, "core": CORE}.get(args.configs, [])
         if args.configs in ("all", "integer") and kind in ("mlp", "cnn"):
             configs = configs + INTEGER
         for label, cfg in configs:

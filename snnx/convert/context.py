@@ -109,6 +109,11 @@ class ConversionContext:
     current: onnx.NodeProto | None = None
     #: The ONNX op type each NIR node was made for (``--finetune`` trains only Conv/Gemm/MatMul weights).
     origin: dict[str, str] = field(default_factory=dict)
+    #: Per-channel λ (``--steps``) by tensor: the IF gets per-channel thresholds λ_c/λ and a per-channel
+    #: Scale after it, which :func:`snnx.convert.emit.fold_channel_scales` moves into the consumer.
+    channel_scales: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Per-channel Scale nodes inserted for ``channel_scales``, with their per-channel factor.
+    channel_scale_nodes: dict[str, np.ndarray] = field(default_factory=dict)
     #: Emit signed IF neurons (``snnx.signed``: -1 spikes take back over-firing; contract version 2).
     signed: bool = False
 
@@ -274,12 +279,14 @@ class ConversionContext:
         return Signal(((name, lam),), out_shape, nonneg)
 
     def spiking(
-        self, hint: str, parts: list[tuple[Signal, float]], shape: tuple[int, ...], *, threshold: float = 1.0
+        self, hint: str, parts: list[tuple[Signal, float]], shape: tuple[int, ...], *, threshold: Any = 1.0
     ) -> str:
-        """Add an IF population (reset "subtract", ``v_init`` = half threshold) fed by ``parts``."""
-        placeholder = nir.IF(
-            r=np.ones(shape), v_threshold=np.full(shape, float(threshold)), v_reset=np.zeros(shape)
-        )
+        """Add an IF population (reset "subtract", ``v_init`` = half threshold) fed by ``parts``.
+
+        :param threshold: a scalar, or an array broadcasting to ``shape`` (per-channel thresholds).
+        """
+        threshold = np.broadcast_to(np.asarray(threshold, dtype=np.float64), shape).copy()
+        placeholder = nir.IF(r=np.ones(shape), v_threshold=threshold, v_reset=np.zeros(shape))
         name = self.add_node(hint, placeholder)
         common = self.feed(parts, name, absorb=True)
         placeholder.r = np.full(shape, common)

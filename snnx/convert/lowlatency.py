@@ -56,7 +56,8 @@ def quantised_model(model: onnx.ModelProto, tensors: list[str], steps: int) -> o
                 continue
             i = tensors.index(o)
             lam, p = f"snnx_lambda_{i}", f"snnx_p{i}_"
-            g.input.append(helper.make_tensor_value_info(lam, TensorProto.FLOAT, []))
+            # λ: a scalar, or one per channel ((C, 1, 1) or (features,)) for per-channel scales.
+            g.input.append(helper.make_tensor_value_info(lam, TensorProto.FLOAT, None))
             nodes += [
                 helper.make_node("Div", [o, lam], [p + "a"]),
                 helper.make_node("Mul", [p + "a", "snnx_T"], [p + "b"]),
@@ -107,7 +108,8 @@ def tune_scales(
     steps: int,
     ceilings: dict[str, float] | None = None,
     objective: str = "output",
-) -> tuple[dict[str, float], list[str]]:
+    per_channel: bool = False,
+) -> tuple[dict[str, float | np.ndarray], list[str]]:
     """λ per calibrated tensor for a ``steps``-step window (greedy, layer by layer, least squares).
 
     :param tensors: the calibrated activations in topological order.
@@ -115,7 +117,12 @@ def tune_scales(
     :param ceilings: per tensor, the largest meaningful λ (a ReLU6's 6).
     :param objective: ``"output"``: the error of the model's (first) output with this and every earlier
         layer quantised and the later ones exact; ``"layer"``: the error of the layer's own activation.
-    :returns: the tuned ``{tensor: λ}`` and one note per layer (old → new λ, error reduction).
+    :param per_channel: also try one λ per channel: per channel the fraction of the channel's largest
+        activation whose quantised values are closest to the channel's own (with the layer's other
+        channels and the earlier layers quantised), times a common factor; kept when it lowers the
+        objective. The converter gives such a layer per-channel thresholds (``convert.ops.activations``).
+    :returns: the tuned ``{tensor: λ}`` (a float, or an array with one λ per channel) and one note per
+        layer (old → new λ, error reduction).
     """
     if not tensors:
         return dict(scales), []
@@ -136,7 +143,7 @@ def tune_scales(
         for k, r in enumerate(results):
             outs[k].append(r)
     floats = {t: np.concatenate(o).astype(np.float64) for t, o in zip((*tensors, final), outs, strict=True)}
-    chosen = dict(scales)
+    chosen: dict[str, float | np.ndarray] = dict(scales)
     notes = []
     for i, t in enumerate(tensors):
         a = floats[t]
@@ -145,20 +152,46 @@ def tune_scales(
             continue
         cap = ceilings.get(t, np.inf)
         base = min(scales[t], cap)
-        candidates = sorted({min(c, cap) for c in (*(top * f for f in FRACTIONS), base)})
+        candidates: list[float | np.ndarray] = sorted({min(c, cap) for c in (*(top * f for f in FRACTIONS), base)})
+        base_index = candidates.index(base)
+        if per_channel and a.ndim in (2, 4) and a.shape[1] > 1:
+            candidates += _channel_candidates(sess, input_name, batch, x, tensors, chosen, i, a, cap, base)
         target, fetch = (floats[final], final) if objective == "output" else (a, f"snnx_q_{i}")
-        errors = {}
+        errors = []
         for lam in candidates:
             feeds = _feeds(tensors, {**chosen, t: lam}, on=i)
             (q,) = _run(sess, input_name, batch, x, feeds, [fetch])
-            errors[lam] = float(np.mean((q.astype(np.float64).reshape(target.shape) - target) ** 2))
-        best = min(errors, key=errors.__getitem__)
+            errors.append(float(np.mean((q.astype(np.float64).reshape(target.shape) - target) ** 2)))
+        k = int(np.argmin(errors))
+        best = candidates[k]
         chosen[t] = best
+        shown = f"{best:.4g}" if np.ndim(best) == 0 else f"per channel {np.min(best):.3g}..{np.max(best):.3g}"
         notes.append(
-            f"--steps {steps}: {t!r} λ {base:.4g} → {best:.4g} "
-            f"({objective} MSE {errors[base]:.3g} → {errors[best]:.3g})"
+            f"--steps {steps}: {t!r} λ {base:.4g} → {shown} "
+            f"({objective} MSE {errors[base_index]:.3g} → {errors[k]:.3g})"
         )
     return chosen, notes
+
+
+#: Common factors tried on the per-channel λ vector.
+CHANNEL_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.25)
+
+
+def _channel_candidates(sess, input_name, batch, x, tensors, chosen, i, a, cap, base) -> list[np.ndarray]:
+    """Per-channel λ vectors for tensor ``i``: per channel the best fraction of the channel's maximum."""
+    axes = (0, 2, 3) if a.ndim == 4 else (0,)
+    top_c = a.max(axis=axes)
+    top_c = np.where(top_c > 0, top_c, base)
+    errs = []
+    for f in FRACTIONS:
+        lam = np.minimum(top_c * f, cap)
+        lam_in = lam.reshape(-1, 1, 1) if a.ndim == 4 else lam
+        (q,) = _run(sess, input_name, batch, x, _feeds(tensors, {**chosen, tensors[i]: lam_in}, on=i), [f"snnx_q_{i}"])
+        errs.append(np.mean((q.astype(np.float64) - a) ** 2, axis=axes))
+    best = np.asarray(FRACTIONS)[np.argmin(np.stack(errs), axis=0)]
+    lam = np.minimum(top_c * best, cap)
+    shaped = [np.minimum(lam * c, cap) for c in CHANNEL_FACTORS]
+    return [v.reshape(-1, 1, 1) if a.ndim == 4 else v for v in shaped]
 
 
 def _free_batch(model: onnx.ModelProto) -> onnx.ModelProto | None:
@@ -178,7 +211,7 @@ def _free_batch(model: onnx.ModelProto) -> onnx.ModelProto | None:
 
 def _feeds(tensors: list[str], scales: dict[str, float], on: int) -> dict[str, np.ndarray]:
     """The λ inputs of the quantised model, quantising tensors ``0..on`` and passing the rest."""
-    feeds = {f"snnx_lambda_{i}": np.array(scales[t], dtype=np.float32) for i, t in enumerate(tensors)}
+    feeds = {f"snnx_lambda_{i}": np.asarray(scales[t], dtype=np.float32) for i, t in enumerate(tensors)}
     feeds.update({f"snnx_on_{i}": np.array(float(i <= on), dtype=np.float32) for i in range(len(tensors))})
     return feeds
 
