@@ -131,3 +131,28 @@ def test_finetune_closes_the_gap_on_the_residual_cnn_at_t4(digits):
     report = evaluate(result, proto, (xte, yte), (4, 8, 64), metrics_samples=0)
     assert report.snn_accuracy[4] >= report.ann_accuracy - 0.02, report.table()
     assert report.snn_accuracy[8] >= report.ann_accuracy - 0.01, report.table()
+
+
+def test_per_channel_scales_fold_exactly_into_grouped_convs_and_linear(rng, monkeypatch):
+    from torch import nn
+
+    import snnx.convert.emit as emit
+
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU6(),
+        nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 16, 3),
+    )
+    x = rng.uniform(size=(64, 1, 4, 4)).astype(np.float32)
+    proto = export(model, x, opset=13)
+    folded = convert(proto, x, steps=4, per_channel=True)
+    assert any("per channel" in n for n in folded.notes)
+    assert not any(isinstance(n, nir.Scale) for n in folded.graph.nodes.values())
+    monkeypatch.setattr(emit, "fold_channel_scales", lambda ctx: 0)
+    kept = convert(proto, x, steps=4, per_channel=True)
+    assert any(isinstance(n, nir.Scale) for n in kept.graph.nodes.values())
+    xs = np.broadcast_to(x[:16].astype(np.float64)[None], (16, *x[:16].shape))
+    a = snnx.simulate(folded.graph, {folded.input_name: xs})[folded.output_names[0]]
+    b = snnx.simulate(kept.graph, {kept.input_name: xs})[kept.output_names[0]]
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
