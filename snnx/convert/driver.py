@@ -92,7 +92,11 @@ class ConversionResult:
             lines.append("signed spikes: IF neurons also emit -1 to take back over-firing (contract version 2)")
         lines.extend(f"{stage}: {sec:.1f} s" for stage, sec in self.stages.items())
         if self.layers:
-            lines.append("layers (IF, reset subtract, threshold 1, v_init 0.5):")
+            lines.append(
+                "layers (IF, reset subtract, integer thresholds and v_init = ceil(threshold/2)):"
+                if "integer" in self.stages
+                else "layers (IF, reset subtract, threshold 1, v_init 0.5):"
+            )
             for layer in self.layers:
                 scale = f"λ = {layer.scale:.4g}" if layer.scale is not None else ""
                 pops = f" x{len(layer.neurons)}" if len(layer.neurons) > 1 else ""
