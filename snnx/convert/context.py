@@ -285,8 +285,12 @@ class ConversionContext:
 
         :param threshold: a scalar, or an array broadcasting to ``shape`` (per-channel thresholds).
         """
-        threshold = np.broadcast_to(np.asarray(threshold, dtype=np.float64), shape).copy()
-        placeholder = nir.IF(r=np.ones(shape), v_threshold=threshold, v_reset=np.zeros(shape))
+        given = np.asarray(threshold, dtype=np.float64)
+        placeholder = nir.IF(
+            r=np.ones(shape), v_threshold=np.broadcast_to(given, shape).copy(), v_reset=np.zeros(shape)
+        )
+        # v_init as given: one number for a uniform threshold, per channel otherwise.
+        threshold = float(given) if given.ndim == 0 else given
         name = self.add_node(hint, placeholder)
         common = self.feed(parts, name, absorb=True)
         placeholder.r = np.full(shape, common)
