@@ -111,7 +111,9 @@ def rate_model(graph: nir.NIRGraph, steps: int, trainable: set[str], *, exact: b
                 s = (v > 1).float()
             st["v"] = v - s
             st["n"] = st["n"] + s
-            active = ((st["n"] > 0) | (s != 0)).float()
+            # Active: fired or holding spikes; not saturated (fired and still above threshold: an
+            # input above one spike per step is clipped, like QCFS's clip, so no gradient).
+            active = (((st["n"] > 0) | (s != 0)) & ~((s > 0) & (st["v"] > 1))).float()
             return s + active * (drive - drive.detach())
 
         def forward_once(self, x, state):
