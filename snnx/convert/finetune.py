@@ -3,11 +3,13 @@
 With signed spikes (and, up to the unevenness of spike arrival, without them) an IF population of the
 converted graph fires ``N = clip(ceil((T·r·x̄ + v_init)/θ) − 1, 0, T)`` times in ``T`` steps, where
 ``x̄`` is its mean input per step, a linear function of the upstream populations' rates ``N/T``.
-:class:`RateModel` is that map in torch, built node by node from the NIR graph itself (Conv2d, Affine,
-pools, Flatten, Scale, IF, I): the quantised "hybrid" ANN whose forward pass *is* the SNN at ``T``.
-Its Conv/Gemm/MatMul weights and biases are trained with cross-entropy on labelled data, the
-rounding passing gradients straight through inside ``[0, T]`` (QCFS, Bu et al. 2022), and written
-back into the NIR nodes; structural nodes (max trees, Concat embeddings) and thresholds stay fixed.
+:func:`rate_model` builds, node by node from the NIR graph itself (Conv2d, Affine, pools, Flatten,
+Scale, IF, I), a torch module that either runs the ``T`` steps of the contract exactly (``exact``)
+or evaluates that closed form. :func:`finetune` trains the Conv/Gemm/MatMul weights and biases on the
+exact ``T``-step forward plus the closed form at ``T = 64`` (so the graph stays good at every window),
+with cross-entropy and distillation from the ANN's logits; each IF passes gradients straight through
+where it is active and not saturated (the STE of QCFS, Bu et al. 2022). The weights are written back
+into the NIR nodes; structural nodes (max trees, Concat embeddings) and thresholds stay fixed.
 """
 
 from __future__ import annotations
@@ -128,9 +130,9 @@ def rate_model(graph: nir.NIRGraph, steps: int, trainable: set[str], *, exact: b
                 if isinstance(node, nir.Conv2d):
                     y = F.conv2d(
                         inp, self.get(name, "weight"), self.get(name, "bias"),
-                        stride=tuple(np.atleast_1d(node.stride).tolist()) if np.size(node.stride) > 1 else int(np.asarray(node.stride).reshape(-1)[0]),
+                        stride=_ints(node.stride),
                         padding=_pad(node.padding),
-                        dilation=tuple(np.atleast_1d(node.dilation).tolist()) if np.size(node.dilation) > 1 else int(np.asarray(node.dilation).reshape(-1)[0]),
+                        dilation=_ints(node.dilation),
                         groups=int(node.groups),
                     )
                 elif isinstance(node, nir.Affine):
@@ -176,11 +178,14 @@ def rate_model(graph: nir.NIRGraph, steps: int, trainable: set[str], *, exact: b
     return RateModel()
 
 
-def _pad(padding):
-    if isinstance(padding, str):
-        return padding
-    values = [int(v) for v in np.atleast_1d(padding)]
+def _ints(value):
+    """An int, or a tuple of ints, for torch's conv arguments."""
+    values = [int(v) for v in np.atleast_1d(value)]
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def _pad(padding):
+    return padding if isinstance(padding, str) else _ints(padding)
 
 
 def _loss(logits, labels, soft, idx):
