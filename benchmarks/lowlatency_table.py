@@ -40,6 +40,12 @@ CONFIGS = [
     ("--steps 8 --signed --finetune", {"steps": 8, "signed": True, "finetune": True}),
 ]
 CORE = [CONFIGS[i] for i in (0, 2, 3, 6, 7)]
+PER_CHANNEL = [
+    ("--steps 4 --signed, per-channel", {"steps": 4, "signed": True, "per_channel": True}),
+    ("--steps 4 --signed --finetune, per-channel", {"steps": 4, "signed": True, "finetune": True, "per_channel": True}),
+    ("--steps 8 --signed, per-channel", {"steps": 8, "signed": True, "per_channel": True}),
+    ("--steps 8 --signed --finetune, per-channel", {"steps": 8, "signed": True, "finetune": True, "per_channel": True}),
+]
 INTEGER = [
     (f"--steps 8 --signed --integer {k}", {"steps": 8, "signed": True, "integer": k}) for k in (2, 3, 4, 8)
 ] + [
@@ -98,7 +104,7 @@ HEADER = [
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kinds", default=",".join(zoo.KINDS))
-    parser.add_argument("--configs", default="all", help="all, main, core (percentile and --signed rows) or integer")
+    parser.add_argument("--configs", default="all", help="all, main, core (percentile and --signed rows), per-channel or integer")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results/lowlatency")
     args = parser.parse_args()
@@ -108,7 +114,7 @@ def main() -> None:
     rows = []
     print("\n".join(HEADER), flush=True)
     for kind in args.kinds.split(","):
-        configs = {"all": CONFIGS, "main": CONFIGS, "core": CORE}.get(args.configs, [])
+        configs = {"all": CONFIGS, "main": CONFIGS, "core": CORE, "per-channel": PER_CHANNEL}.get(args.configs, [])
         if args.configs in ("all", "integer") and kind in ("mlp", "cnn"):
             configs = configs + INTEGER
         for label, cfg in configs:

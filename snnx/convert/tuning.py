@@ -19,7 +19,7 @@ DEFAULT_FINETUNE_STEPS = 8
 
 
 def tuning_options(command):
-    """Add ``--steps``, ``--signed``, ``--finetune``, ``--epochs``, ``--integer`` to a click command."""
+    """Add ``--steps``, ``--per-channel``, ``--signed``, ``--finetune``, ``--epochs``, ``--integer`` to a click command."""
     options = [
         click.option(
             "--steps",
@@ -27,6 +27,12 @@ def tuning_options(command):
             help="Tune the conversion for a window of this many time steps (activation scales fitted "
             "layer by layer on --calib data; the graph still runs at any T). Not --timesteps, which "
             "lists the windows --evaluate reports.",
+        ),
+        click.option(
+            "--per-channel",
+            is_flag=True,
+            help="With --steps, also try one scale per channel (per-channel IF thresholds), kept per "
+            "layer where it lowers the calibration error.",
         ),
         click.option(
             "--signed",
@@ -56,7 +62,14 @@ def tuning_options(command):
 
 def convert_kwargs(tuning: dict[str, Any]) -> dict[str, Any]:
     """The arguments of :func:`snnx.convert.convert` among the tuning options."""
-    return {"steps": tuning.get("steps"), "signed": bool(tuning.get("signed"))}
+    if tuning.get("per_channel") and not tuning.get("steps"):
+        msg = "--per-channel only applies with --steps"
+        raise ConversionError(msg)
+    return {
+        "steps": tuning.get("steps"),
+        "signed": bool(tuning.get("signed")),
+        "per_channel": bool(tuning.get("per_channel")),
+    }
 
 
 def apply_tuning(result, tuning: dict[str, Any], model=None) -> list[str]:
