@@ -184,7 +184,8 @@ def convert(
     :param signed: emit signed IF neurons (contract version 2), which take back over-firing with -1
         spikes; only backends with the ``signed_spikes`` capability (the reference) run them.
     :param per_channel: with ``steps``, also try one scale per channel (per-channel IF thresholds);
-        kept per layer where it lowers the calibration error (not better in accuracy on the digits models).
+        kept per layer where it lowers the calibration error (helps conv nets, most the depthwise
+        ReLU6 one; see ``specs/conversion.md`` §10.2).
     :raises ConversionError: a file or shape problem, or a pattern an op handler cannot translate.
     :raises UnsupportedNodeError: an op without a handler (named with node, op and options).
     """
