@@ -185,7 +185,7 @@ def convert(
         spikes; only backends with the ``signed_spikes`` capability (the reference) run them.
     :param per_channel: with ``steps``, also try one scale per channel (per-channel IF thresholds);
         kept per layer where it lowers the calibration error (helps conv nets, most the depthwise
-        ReLU6 one; see ``specs/conversion.md`` §10.2).
+        ReLU6 one; see ``specs/conversion.md`` §9.2).
     :raises ConversionError: a file or shape problem, or a pattern an op handler cannot translate.
     :raises UnsupportedNodeError: an op without a handler (named with node, op and options).
     """
