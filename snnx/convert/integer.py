@@ -112,6 +112,18 @@ def integerise(graph: nir.NIRGraph, bits: int) -> dict[str, float]:
         if not np.allclose(r, r0):
             msg = f"--integer: {name!r} has a per-neuron gain r; only a uniform r is supported"
             raise ConversionError(msg)
+        th0, frac = 1.0, 0.0
+        if isinstance(node, nir.IF):
+            th = np.asarray(node.v_threshold, dtype=np.float64)
+            th0 = float(th.reshape(-1)[0])
+            if not np.allclose(th, th0) or th0 <= 0:
+                msg = (
+                    f"--integer: {name!r} has per-neuron thresholds (--per-channel); integer conversion "
+                    "needs one threshold per population, convert without --per-channel"
+                )
+                raise ConversionError(msg)
+            frac = float(np.broadcast_to(v_init_of(node), shape).reshape(-1)[0]) / th0
+            r0 = r0 / th0  # threshold 1 in units of the old threshold
         weighted, scales, direct = [], [], []
         for src in preds[name]:
             s = graph.nodes[src]
@@ -175,8 +187,6 @@ def integerise(graph: nir.NIRGraph, bits: int) -> dict[str, float]:
         per_neuron = theta.reshape(-1, *([1] * (len(shape) - 1))) if len(shape) > 1 else theta
         node.r = np.ones(shape)
         if isinstance(node, nir.IF):
-            v0 = np.broadcast_to(v_init_of(node), shape)
-            frac = float(v0.reshape(-1)[0])
             node.v_threshold = np.broadcast_to(per_neuron, shape).astype(np.float64).copy()
             set_node_contract(node, v_init=np.ceil(node.v_threshold * frac))
             stats["max_threshold"] = max(stats["max_threshold"], float(theta.max()))

@@ -156,3 +156,14 @@ def test_per_channel_scales_fold_exactly_into_grouped_convs_and_linear(rng, monk
     a = snnx.simulate(folded.graph, {folded.input_name: xs})[folded.output_names[0]]
     b = snnx.simulate(kept.graph, {kept.input_name: xs})[kept.output_names[0]]
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_integer_refuses_per_channel_thresholds(digits_mlp):
+    from snnx.errors import ConversionError
+
+    proto, (xtr, *_rest) = digits_mlp
+    result = convert(proto, xtr[:200], steps=4, per_channel=True)
+    if not any(np.ndim(n.v_threshold) and np.ptp(n.v_threshold) > 0 for n in result.graph.nodes.values() if isinstance(n, nir.IF)):
+        pytest.skip("no layer chose per-channel scales")
+    with pytest.raises(ConversionError, match="per-channel"):
+        integerise(result.graph, 8)
