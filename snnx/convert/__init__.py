@@ -3,7 +3,9 @@
 ``snnx.convert.convert(model, calib)`` is the Python API (re-exported as ``snnx.convert``);
 ``snnx convert model.onnx --calib data.npz`` the command. The algorithm and the op mappings are in
 ``specs/conversion.md``; op handlers live in :mod:`snnx.convert.ops` and are registered through the
-``snnx_register_onnx_ops`` hook by :mod:`snnx.convert.plugin`.
+``snnx_register_onnx_ops`` hook by :mod:`snnx.convert.plugin`. Low latency (``specs/conversion.md`` §9):
+``convert(..., steps=T, signed=True)``, then :func:`snnx.convert.finetune.finetune` and
+:func:`snnx.convert.integer.integerise` on the result.
 """
 
 import sys

@@ -9,6 +9,7 @@ import click
 from snnx.cli import device_option
 from snnx.convert.driver import DEFAULT_PERCENTILE
 from snnx.convert.evaluate import DEFAULT_TIMESTEPS
+from snnx.convert.tuning import apply_tuning, convert_kwargs, tuning_options
 from snnx.errors import ConversionError
 
 
@@ -72,6 +73,7 @@ def _timesteps(text: str) -> tuple[int, ...]:
     help="Samples per simulation for --evaluate [torch backends 256; reference: what fits 300 MB of traces].",
 )
 @device_option
+@tuning_options
 def convert_command(
     model: str,
     output: str | None,
@@ -86,6 +88,7 @@ def convert_command(
     deploy_target: str,
     batch_size: int | None,
     device: str,
+    **tuning,
 ) -> None:
     """Convert a trained ONNX ANN (MODEL) into a rate-coded spiking NIR graph.
 
@@ -107,12 +110,21 @@ def convert_command(
     if target.resolve() == Path(model).resolve():
         msg = f"output {str(target)!r} would overwrite the input model; pass -o"
         raise ConversionError(msg)
-    result = convert(model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit)
+    if deploy_target != "any" and tuning.get("signed"):
+        msg = f"--target {deploy_target} cannot take --signed: signed spikes need reset 'subtract', the target resets to zero"
+        raise ConversionError(msg)
+    result = convert(
+        model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit,
+        **convert_kwargs(tuning),
+    )
+    tuned = apply_tuning(result, tuning, model)
     if deploy_target != "any":
         from snnx.convert.targets import retarget
 
         result = retarget(result, deploy_target)
     click.echo(result.summary())
+    for line in tuned:
+        click.echo(line)
     if evaluate_path:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -107,6 +107,15 @@ class ConversionContext:
     #: Scale nodes inserted by :meth:`feed`, with their (uniform) factor, for the folding pass.
     uniform_scales: dict[str, float] = field(default_factory=dict)
     current: onnx.NodeProto | None = None
+    #: The ONNX op type each NIR node was made for (``--finetune`` trains only Conv/Gemm/MatMul weights).
+    origin: dict[str, str] = field(default_factory=dict)
+    #: Per-channel λ (``--steps``) by tensor: the IF gets per-channel thresholds λ_c/λ and a per-channel
+    #: Scale after it, which :func:`snnx.convert.emit.fold_channel_scales` moves into the consumer.
+    channel_scales: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Per-channel Scale nodes inserted for ``channel_scales``, with their per-channel factor.
+    channel_scale_nodes: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Emit signed IF neurons (``snnx.signed``: -1 spikes take back over-firing; contract version 2).
+    signed: bool = False
 
     # -- reading the ONNX side --------------------------------------------------------------------
     def describe(self, node: onnx.NodeProto | None = None) -> str:
@@ -195,6 +204,8 @@ class ConversionContext:
             i += 1
             name = f"{base}_{i}"
         self.nodes[name] = node
+        if self.current is not None:
+            self.origin[name] = self.current.op_type
         return name
 
     def connect(self, src: str, dst: str) -> None:
@@ -268,14 +279,22 @@ class ConversionContext:
         return Signal(((name, lam),), out_shape, nonneg)
 
     def spiking(
-        self, hint: str, parts: list[tuple[Signal, float]], shape: tuple[int, ...], *, threshold: float = 1.0
+        self, hint: str, parts: list[tuple[Signal, float]], shape: tuple[int, ...], *, threshold: Any = 1.0
     ) -> str:
-        """Add an IF population (reset "subtract", ``v_init`` = half threshold) fed by ``parts``."""
+        """Add an IF population (reset "subtract", ``v_init`` = half threshold) fed by ``parts``.
+
+        :param threshold: a scalar, or an array broadcasting to ``shape`` (per-channel thresholds).
+        """
+        given = np.asarray(threshold, dtype=np.float64)
         placeholder = nir.IF(
-            r=np.ones(shape), v_threshold=np.full(shape, float(threshold)), v_reset=np.zeros(shape)
+            r=np.ones(shape), v_threshold=np.broadcast_to(given, shape).copy(), v_reset=np.zeros(shape)
         )
+        # v_init as given: one number for a uniform threshold, per channel otherwise.
+        threshold = float(given) if given.ndim == 0 else given
         name = self.add_node(hint, placeholder)
         common = self.feed(parts, name, absorb=True)
         placeholder.r = np.full(shape, common)
-        set_node_contract(placeholder, reset="subtract", v_init=V_INIT_FRACTION * threshold)
+        set_node_contract(
+            placeholder, reset="subtract", v_init=V_INIT_FRACTION * threshold, signed=self.signed or None
+        )
         return name

@@ -65,6 +65,13 @@ class ConversionResult:
     percentile: float = DEFAULT_PERCENTILE
     calib_samples: int = 0
     seconds: float = 0.0
+    #: ``--steps``: the window the scales were tuned for (None: percentile scales only).
+    steps: int | None = None
+    signed: bool = False
+    #: Extra stages (fine-tuning, integer quantisation) with their wall-clock seconds.
+    stages: dict[str, float] = field(default_factory=dict)
+    #: ONNX op type per NIR node (what ``--finetune`` may train).
+    origin: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A human summary (printed by ``snnx convert``)."""
@@ -77,11 +84,19 @@ class ConversionResult:
             f"{len(self.graph.edges)} edges, {neurons} IF neurons",
             f"input {self.input_name!r} {self.input_shape} (analog current every step); "
             f"readout {', '.join(repr(o) for o in self.output_names)}: integrator v, logits ≈ v[t]/(t+1); dt = {CONVERSION_DT:g}",
-            f"calibration: {self.calib_samples} samples, percentile {self.percentile:g}; "
-            f"{self.folded_batchnorm} BatchNormalization folded",
+            f"calibration: {self.calib_samples} samples, percentile {self.percentile:g}"
+            + (f", scales tuned for T = {self.steps} steps" if self.steps else "")
+            + f"; {self.folded_batchnorm} BatchNormalization folded",
         ]
+        if self.signed:
+            lines.append("signed spikes: IF neurons also emit -1 to take back over-firing (contract version 2)")
+        lines.extend(f"{stage}: {sec:.1f} s" for stage, sec in self.stages.items())
         if self.layers:
-            lines.append("layers (IF, reset subtract, threshold 1, v_init 0.5):")
+            lines.append(
+                "layers (IF, reset subtract, integer thresholds and v_init = ceil(threshold/2)):"
+                if "integer" in self.stages
+                else "layers (IF, reset subtract, threshold 1, v_init 0.5):"
+            )
             for layer in self.layers:
                 scale = f"λ = {layer.scale:.4g}" if layer.scale is not None else ""
                 pops = f" x{len(layer.neurons)}" if len(layer.neurons) > 1 else ""
@@ -144,6 +159,9 @@ def convert(
     input_shape: tuple[int, ...] | str | None = None,
     registry: OnnxOpRegistrar | None = None,
     calib_limit: int | None = None,
+    steps: int | None = None,
+    signed: bool = False,
+    per_channel: bool = False,
 ) -> ConversionResult:
     """Convert a trained ONNX ANN into a rate-coded spiking NIR graph.
 
@@ -160,6 +178,14 @@ def convert(
         optional) for models whose input has dynamic spatial axes.
     :param registry: op handlers; defaults to the registry filled by all plugins.
     :param calib_limit: use only the first ``calib_limit`` calibration samples.
+    :param steps: tune every activation scale for a window of ``steps`` time steps (layer-wise least
+        squares against the ANN's activations on the calibration samples; ``snnx/convert/lowlatency.py``).
+        The graph still runs at any ``T``.
+    :param signed: emit signed IF neurons (contract version 2), which take back over-firing with -1
+        spikes; only backends with the ``signed_spikes`` capability (the reference) run them.
+    :param per_channel: with ``steps``, also try one scale per channel (per-channel IF thresholds);
+        kept per layer where it lowers the calibration error (helps conv nets, most the depthwise
+        ReLU6 one; see ``specs/conversion.md`` §9.2).
     :raises ConversionError: a file or shape problem, or a pattern an op handler cannot translate.
     :raises UnsupportedNodeError: an op without a handler (named with node, op and options).
     """
@@ -188,6 +214,7 @@ def convert(
         if getattr(entry.handler, "snnx_calibrate", False)
     ]
     scales: dict[str, float] = {}
+    channel_scales: dict[str, np.ndarray] = {}
     notes: list[str] = []
     n_calib = 0
     if to_calibrate:
@@ -201,6 +228,15 @@ def convert(
         x = _samples(calib, per_sample, spec.name, calib_limit)
         n_calib = len(x)
         scales, notes = calibrate(prepared, spec.name, spec.shape[0], x, to_calibrate, percentile)
+        if steps:
+            tuned_scales, tuned = _tune_for_steps(prepared, spec, x, to_calibrate, scales, steps, per_channel)
+            notes.extend(tuned)
+            for name, lam in tuned_scales.items():
+                if np.ndim(lam):  # one λ per channel: the largest is the signal's scale
+                    channel_scales[name] = np.asarray(lam, dtype=np.float64).reshape(-1)
+                    scales[name] = float(channel_scales[name].max())
+                else:
+                    scales[name] = float(lam)
     elif calib is not None:
         n_calib = len(_samples(calib, per_sample, spec.name, calib_limit))
 
@@ -212,6 +248,8 @@ def convert(
         opset=opset,
         graph_outputs=frozenset(o.name for o in prepared.graph.output),
         uses=dict(uses),
+        signed=signed,
+        channel_scales=channel_scales,
     )
     ctx.notes.extend(notes)
     input_node = ctx.add_node("input", nir.Input(input_type={"input": np.array(per_sample)}))
@@ -262,4 +300,19 @@ def convert(
         percentile=percentile,
         calib_samples=n_calib,
         seconds=time.perf_counter() - start,
+        steps=steps,
+        signed=signed,
+        origin=dict(ctx.origin),
+    )
+
+
+def _tune_for_steps(prepared, spec, x, tensors, scales, steps, per_channel=False):
+    """``--steps``: scales tuned for a ``steps``-step window (see :mod:`snnx.convert.lowlatency`)."""
+    from snnx.convert.lowlatency import clip_ceilings, tune_scales
+
+    if steps < 1:
+        msg = f"--steps must be a positive number of time steps, got {steps}"
+        raise ConversionError(msg)
+    return tune_scales(
+        prepared, spec.name, spec.shape[0], x, tensors, scales, steps, clip_ceilings(prepared), per_channel=per_channel
     )

@@ -64,6 +64,8 @@ class Evaluation:
     def samples_per_second(self) -> float:
         """Throughput of the simulation loop."""
         return throughput(self.samples, self.simulate_seconds)
+    #: ``{layer: {T: negative spikes per sample}}`` (signed neurons); ``spikes`` counts both signs.
+    negative: dict[str, dict[int, float]] = field(default_factory=dict)
 
     def table(self) -> str:
         """Accuracy per T and spikes per sample (Markdown table plus a per-layer breakdown)."""
@@ -86,6 +88,10 @@ class Evaluation:
                 f"| {t} | {100 * self.snn_accuracy[t]:.2f}% | {100 * (self.ann_accuracy - self.snn_accuracy[t]):+.2f} "
                 f"| {100 * self.agreement[t]:.1f}% | {f'{total[t]:.0f}' if self.spikes else 'n/a'} |"
             )
+        if self.negative and any(v for per_t in self.negative.values() for v in per_t.values()):
+            from snnx.convert.lowlatency_report import signed_spike_table
+
+            lines += ["", *signed_spike_table(self)]
         if self.spikes and steps:
             t = steps[-1]
             lines += ["", f"spikes per sample by layer at T = {t}:"]
@@ -110,6 +116,9 @@ class Evaluation:
             for t, st in sorted(self.stats.items()):
                 ratios = " | ".join(f"{st.energy[m].ratio:.3g}" for m in models)
                 lines.append(f"| {t} | {st.sops:.4g} | {st.macs:.4g} | {ratios} |")
+            from snnx.convert.lowlatency_report import low_bit_ops_table
+
+            lines += ["", *low_bit_ops_table(self)]
         return "\n".join(lines)
 
 
@@ -168,6 +177,19 @@ def ann_predictions(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
         for n, out in batches(sess, inp.name, x, fixed, [first])
     ]
     return np.concatenate(preds)
+
+
+def ann_logits(model: str | os.PathLike | onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """The first output of the ANN (onnxruntime) for samples ``x``, one row per sample."""
+    proto = load_model(model)
+    inp = data_inputs(proto)[0]
+    dim0 = inp.type.tensor_type.shape.dim[0]
+    fixed = int(dim0.dim_value) if dim0.HasField("dim_value") else None
+    sess = session(proto)
+    first = sess.get_outputs()[0].name
+    return np.concatenate(
+        [np.asarray(out[0]).reshape(n, -1) for n, out in batches(sess, inp.name, x, fixed, [first])]
+    )
 
 
 def evaluate(
@@ -265,6 +287,7 @@ def evaluate(
     chunk = batch_size or trace_chunk(graph, t_max, _TRACE_BUDGET)
     snn_pred = {t: [] for t in steps}
     spikes = {layer: {t: 0.0 for t in steps} for layer in probes}
+    negative = {layer: {t: 0.0 for t in steps} for layer in probes}
     op_stats: dict[int, Stats] = {}
     sim_start = time.perf_counter()
     for start_i in range(0, len(x), chunk):
@@ -275,10 +298,12 @@ def evaluate(
         for t in steps:
             snn_pred[t].append(v[t - 1].reshape(len(xb), -1).argmax(axis=1))
         for layer, names in probes.items():
-            per_step = sum(np.asarray(out[n]).reshape(t_max, len(xb), -1).sum(axis=(1, 2)) for n in names)
-            cum = np.cumsum(per_step)
+            traces = [np.asarray(out[n]).reshape(t_max, len(xb), -1) for n in names]
+            cum = np.cumsum(sum(np.abs(tr).sum(axis=(1, 2)) for tr in traces))
+            cum_neg = np.cumsum(sum((tr < 0).sum(axis=(1, 2)) for tr in traces))
             for t in steps:
                 spikes[layer][t] += float(cum[t - 1])
+                negative[layer][t] += float(cum_neg[t - 1])
         if not op_stats and metrics_samples > 0:
             stats_start = time.perf_counter()
             op_stats = {t: _operation_stats(result, xs, out, probes, metrics_samples, t) for t in steps}
@@ -299,6 +324,7 @@ def evaluate(
         stats=op_stats,
         batch_size=chunk,
         simulate_seconds=simulate_seconds,
+        negative={layer: {t: s / n for t, s in per_t.items()} for layer, per_t in negative.items()},
     )
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from snnx.ir.nodes import ALL_KINDS, kind_of
 from snnx.ir.prepare import PreparedGraph
-from snnx.ir.semantics import RESET_MODES, i_init_of, reset_of, v_init_of
+from snnx.ir.semantics import RESET_MODES, i_init_of, reset_of, signed_of, v_init_of
 
 #: Every node kind a flat graph can hold (nested ``NIRGraph`` nodes are flattened away first).
 ALL_NODE_TYPES: frozenset[str] = ALL_KINDS
@@ -23,12 +23,15 @@ class Capabilities:
     :param reset_modes: reset modes (``"value"``, ``"subtract"``) it reproduces exactly.
     :param cycles: whether recurrent edges (cycles) are supported.
     :param v_init: whether a non-zero initial state is supported.
+    :param signed_spikes: whether neurons marked ``snnx.signed`` (spikes of -1 that take back
+        over-firing, contract version 2) are reproduced; off unless a backend says so.
     """
 
     node_types: frozenset[str]
     reset_modes: frozenset[str] = frozenset(RESET_MODES)
     cycles: bool = False
     v_init: bool = True
+    signed_spikes: bool = False
 
 
 def graph_refusals(prepared: PreparedGraph, caps: Capabilities) -> list[str]:
@@ -37,11 +40,14 @@ def graph_refusals(prepared: PreparedGraph, caps: Capabilities) -> list[str]:
     by_type: dict[str, list[str]] = {}
     bad_reset: dict[str, list[str]] = {}
     bad_init: list[str] = []
+    signed: list[str] = []
     for name, node in prepared.nodes.items():
         kind = kind_of(node, name)
         by_type.setdefault(kind.name, []).append(name)
         if kind.spiking and (mode := reset_of(node)) not in caps.reset_modes:
             bad_reset.setdefault(mode, []).append(name)
+        if kind.spiking and not caps.signed_spikes and signed_of(node):
+            signed.append(name)
         if not caps.v_init and kind.neuron:
             nonzero = np.any(v_init_of(node) != 0) or (kind.cuba and np.any(i_init_of(node) != 0))
             if nonzero:
@@ -53,6 +59,11 @@ def graph_refusals(prepared: PreparedGraph, caps: Capabilities) -> list[str]:
         reasons.append(f"reset mode {mode!r} is not supported (nodes {some(names)})")
     if bad_init:
         reasons.append(f"non-zero initial state v_init/i_init is not supported (nodes {some(bad_init)})")
+    if signed:
+        reasons.append(
+            f"signed spikes (metadata snnx.signed, contract version 2) are not supported (nodes {some(signed)}); "
+            "convert without --signed or run on the reference backend"
+        )
     if not caps.cycles and prepared.schedule.back_edges:
         src, dst = sorted(prepared.schedule.back_edges)[0]
         reasons.append(f"recurrent edge ({src!r} -> {dst!r}): cycles are not supported")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from snnx.ir.semantics import i_init_of, reset_of, v_init_of
+from snnx.ir.semantics import i_init_of, reset_of, signed_of, v_init_of
 
 Array = np.ndarray
 
@@ -75,6 +75,10 @@ class NeuronState(State):
         if self.cuba:
             self.i = np.broadcast_to(i_init_of(node), shape).astype(np.float64).copy()
         self.reset = reset_of(node) if spiking else None
+        # Signed spikes (contract version 2): the net spike count n is state too.
+        self.signed = spiking and signed_of(node)
+        if self.signed:
+            self.n = np.zeros(shape)
 
     def step(self, x: Array) -> Array:
         node, dt = self.node, self.dt
@@ -88,9 +92,21 @@ class NeuronState(State):
         if self.reset is None:
             return self.v.copy()
         vth = _f64(node.v_threshold)
+        if self.signed:
+            return self._signed_spikes(vth)
         spikes = self.v > vth
         if self.reset == "subtract":
             self.v = self.v - vth * spikes
         else:
             self.v = np.where(spikes, _f64(node.v_reset), self.v)
         return spikes.astype(np.float64)
+
+    def _signed_spikes(self, vth: Array) -> Array:
+        """Signed spike and reset (reset "subtract" only): +1 where ``v > v_threshold``, else -1 where
+        ``v <= 0`` and the net count ``n`` is positive; then ``v -= v_threshold * s``, ``n += s``."""
+        pos = self.v > vth
+        neg = ~pos & (self.v <= 0) & (self.n > 0)
+        s = pos.astype(np.float64) - neg.astype(np.float64)
+        self.v = self.v - vth * s
+        self.n = self.n + s
+        return s

@@ -1,7 +1,8 @@
 """The discrete-time contract of ``specs/semantics.md``, as stored in NIR metadata.
 
 ``graph.metadata["snnx"] = {"version": 2, "dt": ...}`` and per node
-``node.metadata["snnx"] = {"reset": "value"|"subtract", "v_init": ..., "i_init": ...}``.
+``node.metadata["snnx"] = {"reset": "value"|"subtract", "v_init": ..., "i_init": ..., "signed": bool}``.
+``signed`` (version 2) marks a neuron that also emits -1 spikes to take back over-firing.
 These helpers read the contract with its documented defaults and write it back without touching
 anything else in the metadata.
 """
@@ -80,6 +81,12 @@ def reset_of(node: nir.NIRNode) -> str:
     return str(mode)
 
 
+def signed_of(node: nir.NIRNode) -> bool:
+    """Whether a spiking node emits signed spikes (``specs/semantics.md`` §4, version 2)."""
+    value = _contract(node).get("signed", False)
+    return bool(np.asarray(value).item()) if not isinstance(value, bool) else value
+
+
 def _state_init(node: nir.NIRNode, key: str) -> np.ndarray:
     value = _contract(node).get(key)
     return np.zeros(()) if value is None else np.asarray(value, dtype=np.float64)
@@ -101,6 +108,7 @@ def set_node_contract(
     reset: str | None = None,
     v_init: Any = None,
     i_init: Any = None,
+    signed: bool | None = None,
 ) -> nir.NIRNode:
     """Write contract entries into ``node.metadata["snnx"]`` (in place) and return the node."""
     if reset is not None and reset not in RESET_MODES:
@@ -112,12 +120,21 @@ def set_node_contract(
     for key, value in (("reset", reset), ("v_init", v_init), ("i_init", i_init)):
         if value is not None:
             entry[key] = value if isinstance(value, str) else np.asarray(value, dtype=np.float64)
+    if signed is not None:
+        if signed:
+            entry["signed"] = True
+        else:
+            entry.pop("signed", None)
     node.metadata[NAMESPACE] = entry
     return node
 
 
 def set_graph_contract(graph: nir.NIRGraph, *, dt: float) -> nir.NIRGraph:
-    """Write ``{"version", "dt"}`` into ``graph.metadata["snnx"]`` (in place) and return the graph."""
+    """Write ``{"version", "dt"}`` into ``graph.metadata["snnx"]`` (in place) and return the graph.
+
+    The version is always :data:`CONTRACT_VERSION`: version 2 changed which cycle edge is delayed in
+    multi-entry cycles (not only added signed spikes), so a graph this snnx wrote means version 2.
+    """
     if not isinstance(graph.metadata, dict):
         graph.metadata = {}
     entry = dict(graph.metadata.get(NAMESPACE, {}))

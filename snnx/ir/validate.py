@@ -16,7 +16,7 @@ from snnx.errors import ValidationError
 from snnx.ir.nodes import kind_of
 from snnx.ir.passes import flatten
 from snnx.ir.schedule import schedule
-from snnx.ir.semantics import RESET_MODES, dt_of, i_init_of, reset_of, v_init_of, version_of
+from snnx.ir.semantics import RESET_MODES, dt_of, i_init_of, reset_of, signed_of, v_init_of, version_of
 from snnx.ir.shapes import conv_padding, declared_shape, fail, flatten_shape, pair
 
 Shape = tuple[int, ...]
@@ -105,6 +105,8 @@ def _check_contract(name: str, node: nir.NIRNode, dt: float, warnings: list[str]
     kind = kind_of(node, name)
     if kind.spiking and reset_of(node) not in RESET_MODES:
         fail(name, f"metadata snnx.reset is {reset_of(node)!r}; use 'value' or 'subtract'")
+    if signed_of(node) and not (kind.spiking and reset_of(node) == "subtract"):
+        fail(name, "metadata snnx.signed needs a spiking node with reset 'subtract' (specs/semantics.md §4)")
     inits = [("v_init", v_init_of)] if kind.neuron else []
     inits += [("i_init", i_init_of)] if kind.cuba else []
     for key, read in inits:

@@ -19,7 +19,7 @@ class ReferenceBackend(Backend):
 
     name = "reference"
     description = "numpy float64 reference simulator (the contract's executable form)"
-    capabilities = Capabilities(node_types=ALL_NODE_TYPES, cycles=True)
+    capabilities = Capabilities(node_types=ALL_NODE_TYPES, cycles=True, signed_spikes=True)
     file_suffix = ".nir"
 
     def lower(self, graph: PreparedGraph, **options: Any) -> nir.NIRGraph:

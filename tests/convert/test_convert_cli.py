@@ -183,7 +183,7 @@ def test_evaluate_reports_operations_per_window(small, capsys):
     assert code == 0, err
     assert "operations per sample (snnx.metrics" in out
     rows = [line for line in out.splitlines() if line.startswith(("| 2 |", "| 8 |"))]
-    assert len(rows) == 4  # the accuracy table and the operations table
+    assert len(rows) == 6  # the accuracy table, the operations table and the MAC = 4 SOPs table
 
 
 def test_written_file_simulates_like_the_converted_graph(small, rng):

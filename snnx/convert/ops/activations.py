@@ -8,6 +8,8 @@ refused by the driver (see ``specs/conversion.md``).
 
 from __future__ import annotations
 
+import nir
+import numpy as np
 import onnx
 
 from snnx.convert.context import ConversionContext, LayerInfo, Signal
@@ -21,9 +23,22 @@ def relu_like(node: onnx.NodeProto, ctx: ConversionContext, ceiling: float | Non
     if ceiling is not None:
         # An IF saturates at one spike per step, so a scale at the ceiling reproduces the clip exactly.
         lam = min(lam, ceiling)
-    neurons = ctx.spiking(node.name or node.op_type, [(x, 1.0 / lam)], x.shape)
+    channel = ctx.channel_scales.get(node.output[0])
+    if channel is not None and len(channel) == x.shape[0]:
+        # One λ_c per channel (--steps): threshold λ_c/λ, and a per-channel Scale after the IF that
+        # gives each spike its channel's value (folded into the consumer's weights by emit).
+        theta = np.minimum(channel, lam) / lam
+        per_neuron = theta.reshape(-1, *([1] * (len(x.shape) - 1)))
+        neurons = ctx.spiking(node.name or node.op_type, [(x, 1.0 / lam)], x.shape, threshold=per_neuron)
+        scale = ctx.add_node(f"{neurons}_channels", nir.Scale(scale=np.broadcast_to(per_neuron, x.shape).copy()))
+        ctx.connect(neurons, scale)
+        ctx.channel_scale_nodes[scale] = theta
+        terms = ((scale, lam),)
+    else:
+        neurons = ctx.spiking(node.name or node.op_type, [(x, 1.0 / lam)], x.shape)
+        terms = ((neurons, lam),)
     ctx.layers.append(LayerInfo(node.name or node.output[0], node.op_type, [neurons], x.shape, lam))
-    ctx.set_signal(node.output[0], Signal(((neurons, lam),), x.shape, nonneg=True))
+    ctx.set_signal(node.output[0], Signal(terms, x.shape, nonneg=True))
 
 
 @onnx_op("Relu", since=11, calibrate=True)

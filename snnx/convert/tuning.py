@@ -1,0 +1,105 @@
+"""The low-latency options of ``snnx convert``: ``--steps``, ``--signed``, ``--finetune``/``--epochs``, ``--integer``.
+
+Kept apart from :mod:`snnx.convert.commands` so that other options can be added there independently:
+:func:`tuning_options` adds the click options, :func:`convert_kwargs` picks what
+:func:`snnx.convert.convert` takes, :func:`apply_tuning` runs the stages after conversion.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from snnx.errors import ConversionError
+
+#: The window ``--finetune`` trains for when ``--steps`` is not given.
+DEFAULT_FINETUNE_STEPS = 8
+
+
+def tuning_options(command):
+    """Add ``--steps``, ``--per-channel``, ``--signed``, ``--finetune``, ``--epochs``, ``--integer`` to a click command."""
+    options = [
+        click.option(
+            "--steps",
+            type=click.IntRange(min=1),
+            help="Tune the conversion for a window of this many time steps (activation scales fitted "
+            "layer by layer on --calib data; the graph still runs at any T). Not --timesteps, which "
+            "lists the windows --evaluate reports.",
+        ),
+        click.option(
+            "--per-channel",
+            is_flag=True,
+            help="With --steps, also try one scale per channel (per-channel IF thresholds), kept per "
+            "layer where it lowers the calibration error.",
+        ),
+        click.option(
+            "--signed",
+            is_flag=True,
+            help="Signed spikes: IF neurons also emit -1 to take back over-firing (contract version 2; "
+            "only backends with signed-spike support, today the reference, run the result).",
+        ),
+        click.option(
+            "--finetune",
+            "finetune_path",
+            type=click.Path(dir_okay=False),
+            help="Labelled .npz ('x', 'y'): quantisation-aware fine-tuning of the converted weights for "
+            "the --steps window (default 8).",
+        ),
+        click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Epochs of --finetune."),
+        click.option(
+            "--integer",
+            "integer_bits",
+            type=click.IntRange(min=2, max=16),
+            help="All-integer graph: BITS-bit weights (2 = ternary), integer thresholds and initial states.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def convert_kwargs(tuning: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of :func:`snnx.convert.convert` among the tuning options."""
+    if tuning.get("per_channel") and not tuning.get("steps"):
+        msg = "--per-channel only applies with --steps"
+        raise ConversionError(msg)
+    return {
+        "steps": tuning.get("steps"),
+        "signed": bool(tuning.get("signed")),
+        "per_channel": bool(tuning.get("per_channel")),
+    }
+
+
+def apply_tuning(result, tuning: dict[str, Any], model=None) -> list[str]:
+    """Run ``--finetune`` then ``--integer`` on a conversion result (in place); lines to print."""
+    lines: list[str] = []
+    path, bits = tuning.get("finetune_path"), tuning.get("integer_bits")
+    if tuning.get("epochs") not in (None, 5) and not path:
+        msg = "--epochs only applies to --finetune"
+        raise ConversionError(msg)
+    if path:
+        from snnx.convert.finetune import finetune
+
+        steps = tuning.get("steps") or DEFAULT_FINETUNE_STEPS
+        info = finetune(result, path, steps, epochs=tuning.get("epochs") or 5, teacher=model)
+        result.stages["fine-tuning"] = info["seconds"]
+        lines.append(
+            f"fine-tuned for T = {steps}: {int(info['epochs'])} epochs in {info['seconds']:.1f} s, loss "
+            f"{info['loss_first']:.3f} → {info['loss_last']:.3f}, training accuracy of the T-step rate model "
+            f"{100 * info['train_accuracy']:.2f}%"
+        )
+    if bits:
+        from snnx.convert.integer import integerise
+        from snnx.ir.validate import validate
+
+        start = time.perf_counter()
+        info = integerise(result.graph, bits)
+        validate(result.graph)
+        result.stages["integer"] = time.perf_counter() - start
+        lines.append(
+            f"integer graph: {bits}-bit weights, thresholds up to {info['max_threshold']:.0f}, biases up to "
+            f"{info['max_bias']:.0f}; readout v is {info['readout_gain']:.4g} × the float graph's"
+        )
+    return lines
