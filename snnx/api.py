@@ -98,12 +98,19 @@ def read_inputs(path: str | os.PathLike, graph: nir.NIRGraph | PreparedGraph) ->
         msg = f"cannot read inputs from '{path}': not a valid .npz file ({exc})"
         raise NirFileError(msg) from exc
     names = input_names(graph.graph if isinstance(graph, PreparedGraph) else graph)
-    if set(names) <= set(arrays):
-        return {n: arrays[n] for n in names}
-    if len(names) == 1 and len(arrays) == 1:
-        return {names[0]: next(iter(arrays.values()))}
-    msg = f"'{path}' holds arrays {sorted(arrays)}; the graph's inputs are {names} (name arrays after them)"
-    raise ValidationError(msg)
+    if set(names) == set(arrays):
+        chosen = {n: arrays[n] for n in names}
+    elif len(names) == 1 and len(arrays) == 1:
+        chosen = {names[0]: next(iter(arrays.values()))}
+    else:
+        # Extra arrays are refused too: a misspelt input name must not be silently ignored.
+        msg = f"'{path}' holds arrays {sorted(arrays)}; the graph's inputs are {names} (one array named after each)"
+        raise ValidationError(msg)
+    for name, value in chosen.items():
+        if value.dtype.kind in "fiub" and not np.all(np.isfinite(value)):
+            msg = f"input {name!r} in '{path}' contains NaN or inf; inputs must be finite"
+            raise ValidationError(msg, node=name)
+    return chosen
 
 
 def run(

@@ -289,6 +289,8 @@ def check(model, backends, source: InputChoice, dt, as_json, device) -> None:
     prepared = prepare_file(model, dt)
     print_warnings(prepared.warnings, err if as_json else out)
     names = sorted(n for n in get_backends() if n != "reference") if backends == "all" else [b.strip() for b in backends.split(",") if b.strip()]
+    if not names:
+        raise click.UsageError("--backends names no backend; give 'all' or comma-separated names (snnx plugins lists them)")
     inputs = resolve_inputs(prepared, source)
     results = check_graph(prepared, names, inputs, device=device)
     if as_json:
@@ -316,6 +318,10 @@ def check(model, backends, source: InputChoice, dt, as_json, device) -> None:
         for traces, who in groups.items():
             out.print(f"compared traces ({', '.join(who)}): {traces}")
     if any(not r.ok for r in results):
+        sys.exit(1)
+    if not any(r.status in ("agree", "approximate") for r in results):
+        # Every backend refused or is missing: nothing was compared, which is not a pass.
+        err.print("snnx: nothing was compared: every backend refused the graph or is not installed")
         sys.exit(1)
 
 
@@ -403,6 +409,8 @@ def lower(model: str, backend: str, output: str | None, dt: float | None, option
 
     b = get_backend(backend)
     target = output or str(Path(model).with_suffix(b.file_suffix))
+    if Path(target).resolve() == Path(model).resolve():
+        raise SnnxError(f"lowering {model!r} to {backend!r} would overwrite the input file; pass -o OTHER{b.file_suffix}")
     check_writable(target)
     prepared = prepare_file(model, dt)
     print_warnings(prepared.warnings)
@@ -467,8 +475,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:  # a command's sys.exit(code): return it, so in-process callers get it too
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except click.UsageError as exc:
+        # One line, like every other error; `--help` shows the usage.
+        where = f"snnx {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else "snnx"
+        click.echo(f"snnx: error: {exc.format_message()} (see `{where} --help`)", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"snnx: error: {exc.format_message()}", err=True)
         return exc.exit_code
     except click.Abort:
         err.print("aborted")

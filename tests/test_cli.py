@@ -264,3 +264,40 @@ def test_bad_files_exit_2_with_one_line_naming_the_node(tmp_path, capfd, edit, n
         code = main([command[0], str(path), *command[1:]])
         err = capfd.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and f"'{names}'" in err[0] and "internal" not in err[0], (command, err)
+
+
+def test_lower_never_overwrites_its_input(tmp_path, small_graph):
+    # The reference backend writes .nir: without -o the default target would be the input itself.
+    path = tmp_path / "g.nir"
+    snnx.save(small_graph, path)
+    before = path.read_bytes()
+    code, _out, err = snnx_cli("lower", path, "--to", "reference")
+    assert code == 2 and "would overwrite the input file" in err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("argv", [["info"], ["run", "{g}"], ["run", "{g}", "--random", "0"], ["check", "{g}", "--backends", ""]])
+def test_usage_errors_are_one_line_with_exit_2(tmp_path, small_graph, argv):
+    snnx.save(small_graph, tmp_path / "g.nir")
+    args = [a.replace("{g}", str(tmp_path / "g.nir")) for a in argv]
+    code, _out, err = snnx_cli(*args)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("snnx: error:"), err
+
+
+def test_input_files_with_nan_or_extra_arrays_are_refused(tmp_path, small_graph):
+    snnx.save(small_graph, tmp_path / "g.nir")
+    np.savez(tmp_path / "nan.npz", input=np.full((3, 1, 3), np.nan))
+    np.savez(tmp_path / "two.npz", input=np.zeros((3, 1, 3)), inptu=np.zeros((3, 1, 3)))
+    code, _out, err = snnx_cli("run", tmp_path / "g.nir", "--input", tmp_path / "nan.npz")
+    assert code == 2 and "NaN or inf" in err
+    code, _out, err = snnx_cli("run", tmp_path / "g.nir", "--input", tmp_path / "two.npz")
+    assert code == 2 and "'inptu'" in err
+
+
+def test_check_with_every_backend_refusing_compared_nothing_and_fails(tmp_path, small_graph):
+    from snnx.ir.semantics import set_node_contract
+
+    set_node_contract(small_graph.nodes["lif"], reset="subtract")  # lava (fixed_pt) refuses subtract reset
+    snnx.save(small_graph, tmp_path / "g.nir")
+    code, _out, err = snnx_cli("check", tmp_path / "g.nir", "--backends", "lava", "--random", "3")
+    assert code == 1 and "nothing was compared" in err

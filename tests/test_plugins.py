@@ -190,7 +190,8 @@ def test_the_table_shows_every_broken_plugin_with_its_error(site):
 
 
 def test_backend_that_crashes_in_lower_gives_one_line_naming_it(site, model):
-    for args in (["run", str(model), "--random", "5", "--backend", "crashy"], ["lower", str(model), "--to", "crashy"]):
+    lowered = str(model.with_name("lowered.nir"))  # crashy writes .nir: without -o it would be the input
+    for args in (["run", str(model), "--random", "5", "--backend", "crashy"], ["lower", str(model), "--to", "crashy", "-o", lowered]):
         result = snnx_cli(site, *args)
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

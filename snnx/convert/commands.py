@@ -43,7 +43,7 @@ def _timesteps(text: str) -> tuple[int, ...]:
     help="Percentile of each activation's positive values that one spike per step stands for.",
 )
 @click.option("--input-shape", help="Concrete input shape for dynamic models, e.g. 1,3,224,224.")
-@click.option("--calib-limit", type=int, help="Use only the first N calibration samples.")
+@click.option("--calib-limit", type=click.IntRange(min=1), help="Use only the first N calibration samples.")
 @click.option(
     "--evaluate",
     "evaluate_path",
@@ -59,7 +59,7 @@ def _timesteps(text: str) -> tuple[int, ...]:
 @click.option(
     "--backend", help="Run the SNN for --evaluate on this backend (default: the reference simulator)."
 )
-@click.option("--limit", type=int, help="Evaluate only the first N samples.")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N samples.")
 @click.option(
     "--target",
     "deploy_target",
@@ -145,3 +145,8 @@ def convert_command(
         click.echo(report.table())
     save(result.graph, target)
     click.echo(f"wrote {target}")
+    check = getattr(report, "check", None) if evaluate_path else None
+    if check is not None and check.status != "agree":
+        # The accuracy table is printed either way; the exit code says the backend did not match.
+        click.echo(f"snnx: the {backend} sample check did not pass ({check.status}); see the line above", err=True)
+        raise SystemExit(1)

@@ -70,6 +70,9 @@ def normalise_inputs(prepared: PreparedGraph, inputs: Array | Mapping[str, Array
                 f"got {tuple(arr.shape)}"
             )
             raise ValidationError(msg, node=name)
+        if not np.all(np.isfinite(arr)):
+            msg = f"input {name!r} contains NaN or inf; inputs must be finite"
+            raise ValidationError(msg, node=name)
         if arr.shape[0] == 0 or arr.shape[1] == 0:
             msg = f"input {name!r} has shape {tuple(arr.shape)}: it needs at least one time step and one sample"
             raise ValidationError(msg, node=name)
