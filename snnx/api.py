@@ -85,19 +85,32 @@ def random_inputs(
 
 
 def read_inputs(path: str | os.PathLike, graph: nir.NIRGraph | PreparedGraph) -> dict[str, np.ndarray]:
-    """Inputs from an ``.npz``: one array per Input name, or a single array for a one-input graph."""
-    from snnx.errors import NirFileError
+    """Inputs from an ``.npz`` (one array per Input name, or a single array for a one-input graph) or
+    from NIRData traces (``.nird``, as the conformance cases store their inputs)."""
+    import zipfile
 
-    try:
-        with np.load(path) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError as exc:
+    import h5py
+
+    from snnx.errors import NirFileError
+    from snnx.ir.io import load_traces
+
+    prepared = prepare_graph(graph)
+    if not os.path.isfile(path):
         msg = f"no such file: '{path}'"
-        raise NirFileError(msg) from exc
-    except (OSError, ValueError) as exc:
-        msg = f"cannot read inputs from '{path}': not a valid .npz file ({exc})"
-        raise NirFileError(msg) from exc
-    names = input_names(graph.graph if isinstance(graph, PreparedGraph) else graph)
+        raise NirFileError(msg)
+    if h5py.is_hdf5(path):
+        arrays, _dt = load_traces(path, prepared.shapes)
+    elif zipfile.is_zipfile(path):
+        try:
+            with np.load(path) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            msg = f"cannot read inputs from '{path}': a damaged .npz file ({exc})"
+            raise NirFileError(msg) from exc
+    else:
+        msg = f"cannot read inputs from '{path}': not an .npz (zip) file nor NIRData (.nird, HDF5)"
+        raise NirFileError(msg)
+    names = prepared.input_names
     if set(names) == set(arrays):
         chosen = {n: arrays[n] for n in names}
     elif len(names) == 1 and len(arrays) == 1:

@@ -301,3 +301,14 @@ def test_check_with_every_backend_refusing_compared_nothing_and_fails(tmp_path, 
     snnx.save(small_graph, tmp_path / "g.nir")
     code, _out, err = snnx_cli("check", tmp_path / "g.nir", "--backends", "lava", "--random", "3")
     assert code == 1 and "nothing was compared" in err
+
+
+def test_inputs_can_be_nirdata_and_a_non_zip_file_is_named(tmp_path):
+    # The conformance cases ship their inputs as NIRData (.nird): run takes them as they are.
+    from snnx.conformance import CASES_DIR
+
+    code, out, err = snnx_cli("run", CASES_DIR / "lif_chain.nir", "--input", CASES_DIR / "lif_chain.input.nird")
+    assert code == 0, err
+    (tmp_path / "x.npz").write_text("not a zip")
+    code, _out, err = snnx_cli("run", CASES_DIR / "lif_chain.nir", "--input", tmp_path / "x.npz")
+    assert code == 2 and "not an .npz (zip) file" in err
