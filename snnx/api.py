@@ -12,7 +12,6 @@ import numpy as np
 from snnx.errors import SnnxError, ValidationError
 from snnx.ir.io import load
 from snnx.ir.nodes import kind_of
-from snnx.ir.passes import input_names
 from snnx.ir.prepare import PreparedGraph
 from snnx.ir.prepare import prepare as prepare_graph
 from snnx.ir.reference import simulate
