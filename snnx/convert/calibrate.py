@@ -54,6 +54,30 @@ def load_npz(
     return x, y
 
 
+def labelled_samples(
+    data: str | os.PathLike | tuple[np.ndarray, np.ndarray],
+    per_sample: tuple[int, ...],
+    input_name: str,
+    option: str,
+    what: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Samples and labels from an ``.npz`` path (arrays ``x``, ``y``) or an ``(x, y)`` pair, checked.
+
+    :param option: the option a path came from, for messages (``"--evaluate"``).
+    :param what: what an in-memory pair is called in messages (``"evaluation data"``).
+    """
+    if isinstance(data, (str, os.PathLike)):
+        x, y = load_npz(data, need_labels=True, what=option)
+        what = f"{option} {str(data)!r}"
+    else:
+        x, y = data
+    x, y = check_samples(x, per_sample, input_name, what), np.asarray(y)
+    if len(y) != len(x):
+        msg = f"{what}: {len(x)} samples but {len(y)} labels"
+        raise ConversionError(msg)
+    return x, y
+
+
 def check_samples(x: np.ndarray, per_sample: tuple[int, ...], input_name: str, what: str) -> np.ndarray:
     """``x`` as float32 samples of the model's per-sample input shape, or a clear error."""
     x = np.asarray(x)
@@ -98,16 +122,24 @@ def session(model: onnx.ModelProto, extra_outputs: list[str] = ()):  # type: ign
 
 
 def batches(
-    sess, input_name: str, x: np.ndarray, batch: int | None, outputs: list[str] | None
+    sess,
+    input_name: str,
+    x: np.ndarray,
+    batch: int | None,
+    outputs: list[str] | None,
+    feeds: dict[str, np.ndarray] | None = None,
 ) -> Iterator[tuple[int, list[np.ndarray]]]:
-    """Run ``sess`` over ``x`` in chunks; a fixed ``batch`` pads the last chunk (padding is dropped)."""
+    """Run ``sess`` over ``x`` in chunks; a fixed ``batch`` pads the last chunk (padding is dropped).
+
+    ``feeds`` are further inputs given unchanged with every chunk.
+    """
     step = batch or 256
     for start in range(0, len(x), step):
         chunk = x[start : start + step]
         n = len(chunk)
         if batch and n < batch:
             chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), chunk.dtype)])
-        results = sess.run(outputs, {input_name: chunk})
+        results = sess.run(outputs, {input_name: chunk, **(feeds or {})})
         yield n, [np.asarray(r)[:n] for r in results]
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from snnx.convert.batched import SampleCheck, describe_run, is_torch_backend, stream_torch, throughput
-from snnx.convert.calibrate import batches, check_samples, load_npz, session
+from snnx.convert.calibrate import batches, labelled_samples, session
 from snnx.convert.driver import ConversionResult
 from snnx.convert.loader import data_inputs, load_model
 from snnx.errors import ConversionError
@@ -230,17 +230,7 @@ def evaluate(
     if not timesteps or min(timesteps) < 1:
         msg = f"--timesteps must be positive integers, got {list(timesteps)}"
         raise ConversionError(msg)
-    if isinstance(data, (str, os.PathLike)):
-        x, y = load_npz(data, need_labels=True, what="--evaluate")
-        what = f"--evaluate {str(data)!r}"
-    else:
-        x, y = data
-        what = "evaluation data"
-    x = check_samples(x, result.input_shape, result.onnx_input, what)
-    y = np.asarray(y)
-    if len(y) != len(x):
-        msg = f"{what}: {len(x)} samples but {len(y)} labels"
-        raise ConversionError(msg)
+    x, y = labelled_samples(data, result.input_shape, result.onnx_input, "--evaluate", "evaluation data")
     if limit:
         x, y = x[:limit], y[:limit]
     proto = load_model(model)

@@ -20,7 +20,7 @@ import time
 import nir
 import numpy as np
 
-from snnx.convert.calibrate import check_samples, load_npz
+from snnx.convert.calibrate import labelled_samples
 from snnx.errors import ConversionError
 from snnx.ir.semantics import v_init_of
 
@@ -225,14 +225,8 @@ def finetune(
     """
     import torch
 
-    if isinstance(data, (str, os.PathLike)):
-        x, y = load_npz(data, need_labels=True, what="--finetune")
-        what = f"--finetune {str(data)!r}"
-    else:
-        x, y = data
-        what = "fine-tuning data"
-    x = check_samples(x, result.input_shape, result.onnx_input, what)
-    y = np.asarray(y).astype(np.int64)
+    x, y = labelled_samples(data, result.input_shape, result.onnx_input, "--finetune", "fine-tuning data")
+    y = y.astype(np.int64)
     trainable = {n for n, op in result.origin.items() if op in TRAINABLE_OPS and n in result.graph.nodes}
     if not trainable:
         msg = "--finetune: the converted graph has no Conv/Gemm/MatMul weights to train"

@@ -86,15 +86,7 @@ def quantised_model(model: onnx.ModelProto, tensors: list[str], steps: int) -> o
 
 def _run(sess, input_name: str, batch: int | None, x: np.ndarray, feeds: dict[str, np.ndarray], outputs: list[str]):
     """Run the quantised model on ``x`` (chunked) with the λ inputs ``feeds``."""
-    parts: list[list[np.ndarray]] = []
-    step = batch or 256
-    for start in range(0, len(x), step):
-        chunk = x[start : start + step]
-        n = len(chunk)
-        if batch and n < batch:
-            chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), chunk.dtype)])
-        res = sess.run(outputs, {input_name: chunk, **feeds})
-        parts.append([np.asarray(r)[:n] for r in res])
+    parts = [res for _n, res in batches(sess, input_name, x, batch, outputs, feeds)]
     return [np.concatenate([p[k] for p in parts]) for k in range(len(outputs))]
 
 
