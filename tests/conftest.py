@@ -1,10 +1,13 @@
 """Shared fixtures: paths to the sample files other tools wrote, and small graphs."""
 
+import textwrap
 from pathlib import Path
 
 import nir
 import numpy as np
 import pytest
+
+import snnx.plugins
 
 from nir_samples import SAMPLES
 
@@ -34,3 +37,21 @@ def small_graph() -> nir.NIRGraph:
         type_check=False,
     )
     return set_graph_contract(g, dt=1e-3)
+
+
+@pytest.fixture
+def install_plugin(tmp_path, monkeypatch):
+    """Load a plugin module written from ``source`` as an extra built-in, then restore the real state.
+
+    Shared by the plugin-API and the interop plugin tests.
+    """
+
+    def install(module_name: str, source: str) -> snnx.plugins.PluginState:
+        (tmp_path / f"{module_name}.py").write_text(textwrap.dedent(source))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setattr(snnx.plugins, "BUILTIN_PLUGINS", (*snnx.plugins.BUILTIN_PLUGINS, module_name))
+        return snnx.plugins.load_plugins(reload=True)
+
+    yield install
+    monkeypatch.undo()
+    snnx.plugins.load_plugins(reload=True)

@@ -12,7 +12,6 @@ import dataclasses
 import inspect
 import re
 import sys
-import textwrap
 from pathlib import Path
 
 import click
@@ -109,19 +108,6 @@ def test_every_environment_variable_is_documented():
 
 
 # -- the hooks themselves ----------------------------------------------------------------------------------
-@pytest.fixture
-def install_plugin(tmp_path, monkeypatch):
-    """Load a plugin module written from ``source`` as an extra built-in, then restore the real state."""
-
-    def install(module_name: str, source: str) -> snnx.plugins.PluginState:
-        (tmp_path / f"{module_name}.py").write_text(textwrap.dedent(source))
-        monkeypatch.syspath_prepend(str(tmp_path))
-        monkeypatch.setattr(snnx.plugins, "BUILTIN_PLUGINS", (*snnx.plugins.BUILTIN_PLUGINS, module_name))
-        return snnx.plugins.load_plugins(reload=True)
-
-    yield install
-    monkeypatch.undo()
-    snnx.plugins.load_plugins(reload=True)
 
 
 def tiny_graph() -> nir.NIRGraph:

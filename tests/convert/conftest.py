@@ -31,3 +31,24 @@ def digits():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def small(tmp_path, rng):
+    """A tiny Conv-ReLU-MaxPool-Linear ONNX model in ``tmp_path`` with ``calib.npz`` and ``test.npz``.
+
+    :returns: ``(tmp_path, model_path)``.
+    """
+    from convert_oracle import export
+    from torch import nn
+
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3)
+    )
+    x = rng.uniform(size=(40, 1, 4, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=40)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(export(model, x).SerializeToString())
+    np.savez(tmp_path / "calib.npz", x=x)
+    np.savez(tmp_path / "test.npz", x=x, y=y)
+    return tmp_path, path

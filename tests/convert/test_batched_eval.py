@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from convert_oracle import export
-from torch import nn
 
 import snnx
 from snnx.cli import main
@@ -16,19 +14,15 @@ torch = pytest.importorskip("torch")
 
 
 @pytest.fixture
-def small(tmp_path, rng):
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3))
-    x = rng.uniform(size=(40, 1, 4, 4)).astype(np.float32)
-    y = rng.integers(0, 3, size=40)
-    path = tmp_path / "model.onnx"
-    path.write_bytes(export(model, x).SerializeToString())
-    np.savez(tmp_path / "calib.npz", x=x)
-    np.savez(tmp_path / "test.npz", x=x, y=y)
-    return tmp_path, path, x, y
+def small_xy(small):
+    """The shared small model (conftest) with its test samples and labels."""
+    tmp, path = small
+    with np.load(tmp / "test.npz") as data:
+        return tmp, path, data["x"], data["y"]
 
 
-def test_streamed_torch_evaluation_matches_the_reference(small):
-    _tmp, model, x, y = small
+def test_streamed_torch_evaluation_matches_the_reference(small_xy):
+    _tmp, model, x, y = small_xy
     result = snnx.convert(str(model), calib=x)
     ref = evaluate(result, model, (x, y), (4, 16))
     assert ref.check is None and ref.samples_per_second > 0
@@ -45,8 +39,8 @@ def test_streamed_torch_evaluation_matches_the_reference(small):
                 assert got.stats[t].sops == pytest.approx(st.sops)
 
 
-def test_cli_reports_throughput_and_the_check(small, capsys):
-    tmp, model, _x, _y = small
+def test_cli_reports_throughput_and_the_check(small_xy, capsys):
+    tmp, model, _x, _y = small_xy
     argv = ["convert", str(model), "-o", str(tmp / "o.nir"), "--calib", str(tmp / "calib.npz"),
             "--evaluate", str(tmp / "test.npz"), "--timesteps", "4,16"]
     assert main([*argv, "--backend", "snntorch", "--batch-size", "16", "--device", "cpu"]) == 0
@@ -58,8 +52,8 @@ def test_cli_reports_throughput_and_the_check(small, capsys):
     assert "SNN on reference (cpu, batch" in out and "sample check" not in out
 
 
-def test_cli_device_errors(small, capsys):
-    tmp, model, _x, _y = small
+def test_cli_device_errors(small_xy, capsys):
+    tmp, model, _x, _y = small_xy
     argv = ["convert", str(model), "-o", str(tmp / "o.nir"), "--calib", str(tmp / "calib.npz")]
     assert main([*argv, "--evaluate", str(tmp / "test.npz"), "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -109,8 +103,8 @@ def test_check_reports_differing_spikes(small_graph):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (torch.cuda.is_available() is False)")
-def test_cuda_streaming_matches_cpu(small):
-    _tmp, model, x, y = small
+def test_cuda_streaming_matches_cpu(small_xy):
+    _tmp, model, x, y = small_xy
     result = snnx.convert(str(model), calib=x)
     cpu = evaluate(result, model, (x, y), (4, 16), backend="snntorch", batch_size=16)
     gpu = evaluate(result, model, (x, y), (4, 16), backend="snntorch", batch_size=16, device="cuda")

@@ -11,19 +11,6 @@ import snnx
 from snnx.cli import main
 
 
-@pytest.fixture
-def small(tmp_path, rng):
-    model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3)
-    )
-    x = rng.uniform(size=(40, 1, 4, 4)).astype(np.float32)
-    y = rng.integers(0, 3, size=40)
-    path = tmp_path / "model.onnx"
-    path.write_bytes(export(model, x).SerializeToString())
-    np.savez(tmp_path / "calib.npz", x=x)
-    np.savez(tmp_path / "test.npz", x=x, y=y)
-    return tmp_path, path
-
 
 def convert_argv(model, target, calib=None, *extra):
     """``snnx convert MODEL -o TARGET [--calib CALIB] EXTRA...`` as an argv list."""

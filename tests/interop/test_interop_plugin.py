@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 
 import nir
 import numpy as np
@@ -15,19 +14,6 @@ from snnx.conformance import CASES_DIR
 from snnx.interop import get_profiles
 
 
-@pytest.fixture
-def install_plugin(tmp_path, monkeypatch):
-    """Load a plugin module written from ``source`` as an extra built-in, then restore the real state."""
-
-    def install(module_name: str, source: str) -> snnx.plugins.PluginState:
-        (tmp_path / f"{module_name}.py").write_text(textwrap.dedent(source))
-        monkeypatch.syspath_prepend(str(tmp_path))
-        monkeypatch.setattr(snnx.plugins, "BUILTIN_PLUGINS", (*snnx.plugins.BUILTIN_PLUGINS, module_name))
-        return snnx.plugins.load_plugins(reload=True)
-
-    yield install
-    monkeypatch.undo()
-    snnx.plugins.load_plugins(reload=True)
 
 
 def test_hook_snnx_register_interop(install_plugin, tmp_path, capsys):
