@@ -331,6 +331,7 @@ def check(
     record = simulate(prepared, inputs, record=True)
     reference = {k: record[k] for k in prepared.output_names}
     with_probes, probes = probed(prepared)
+    spiking_nodes = spiking_outputs(prepared)  # the same for every backend; probes are added per backend
     names = backends if backends is not None else sorted(n for n in get_backends() if n != "reference")
     results = []
     for name in names:
@@ -348,7 +349,7 @@ def check(
             results.append(Agreement(name, "error", str(exc)))
             continue
         expected = dict(reference)
-        spiking = spiking_outputs(prepared)
+        spiking = set(spiking_nodes)
         for probe, node in used.items():
             expected[probe] = record[node]
             spiking.add(probe)

@@ -18,7 +18,6 @@ from snnx.ir.capabilities import ALL_NODE_TYPES, Capabilities, graph_refusals
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
-    import numpy as np
 
     from snnx.ir.prepare import PreparedGraph
 

@@ -17,6 +17,7 @@ import nir
 import numpy as np
 
 from snnx.errors import PluginError, SnnxError
+from snnx.ir.nodes import is_neuron
 from snnx.ir.passes import flatten
 
 
@@ -114,11 +115,10 @@ def copy_graph(graph: nir.NIRGraph) -> nir.NIRGraph:
     return copy.deepcopy(graph)
 
 
-def neurons(
-    graph: nir.NIRGraph, kinds: tuple[type, ...] = (nir.LIF, nir.IF, nir.CubaLIF, nir.LI, nir.CubaLI, nir.I)
-) -> list[tuple[str, nir.NIRNode]]:
-    """``(name, node)`` of every neuron of a flat graph, in name order."""
-    return [(k, n) for k, n in sorted(graph.nodes.items()) if isinstance(n, kinds)]
+def neurons(graph: nir.NIRGraph, kinds: tuple[type, ...] | None = None) -> list[tuple[str, nir.NIRNode]]:
+    """``(name, node)`` of every neuron of a flat graph (or of the NIR classes ``kinds``), in name order."""
+    keep = is_neuron if kinds is None else (lambda n: isinstance(n, kinds))
+    return [(k, n) for k, n in sorted(graph.nodes.items()) if keep(n)]
 
 
 def all_close(value: Any, target: Any, rtol: float = 1e-5) -> bool:

@@ -12,13 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from snnx.ir.ops import f64 as _f64
 from snnx.ir.semantics import i_init_of, reset_of, signed_of, v_init_of
 
 Array = np.ndarray
-
-
-def _f64(value: Any) -> Array:
-    return np.asarray(value, dtype=np.float64)
 
 
 class State:
