@@ -106,6 +106,10 @@ def main() -> None:
     parser.add_argument("--kinds", default=",".join(zoo.KINDS))
     parser.add_argument("--configs", default="all", help="all, main, core (percentile and --signed rows), per-channel or integer")
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument(
+        "--only", action="append", default=None, metavar="LABEL",
+        help="keep only the configs with this exact label (repeatable), e.g. to re-measure single rows",
+    )
     parser.add_argument("--out", default="benchmarks/results/lowlatency")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -117,6 +121,8 @@ def main() -> None:
         configs = {"all": CONFIGS, "main": CONFIGS, "core": CORE, "per-channel": PER_CHANNEL}.get(args.configs, [])
         if args.configs in ("all", "integer") and kind in ("mlp", "cnn"):
             configs = configs + INTEGER
+        if args.only:
+            configs = [(label, cfg) for label, cfg in configs if label in args.only]
         for label, cfg in configs:
             row = run(kind, label, cfg, args.epochs)
             rows.append(row)

@@ -340,37 +340,96 @@ def _first_reason(detail: str) -> str:
 @click.option("--backend", default="reference", show_default=True, help="Record the traces on this backend (a torch backend, or the reference).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int32", "int8"]), default="fp32", show_default=True, help="Bytes per value and energy per operation.")
 @click.option("--analog-input/--spiking-input", "analog", default=None, help="How to count the first layer (default: spikes if the input is all 0/1).")
+@click.option(
+    "--timesteps", default=None, metavar="T1,T2,...",
+    help="One row per time window T: the first T steps of the input (a static (batch, *shape) input is "
+    "repeated for T steps), as `snnx convert --evaluate --timesteps` does.",
+)
+@click.option("--ann", "ann_path", type=click.Path(dir_okay=False), default=None, help="The ONNX ANN to count MACs from (default: the count `snnx convert` stored in the graph, else the graph's topology).")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), default=None, help="Class labels (.npy, or .npz with 'y'), one per sample of the input: adds the accuracy.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @device_option
-def stats(model, source: InputChoice, dt, backend, precision, analog, as_json, device) -> None:
-    """Spikes, firing rates, synaptic operations, memory and energy of a .nir graph on an input.
+def stats(model, source: InputChoice, dt, backend, precision, analog, timesteps, ann_path, labels_path, as_json, device) -> None:
+    """Spikes (+/- per neuron), firing rates, synaptic operations against the ANN's MACs, memory and
+    energy of a .nir graph on an input, for the whole input or per time window (--timesteps).
 
     Counts are per sample, summed over the T steps; definitions and energy sources: specs/metrics.md.
     """
     from snnx.device import resolve_device
-    from snnx.metrics import backend_traces, render, summary_lines
+    from snnx.ir.reference import simulate
+    from snnx.metrics import (
+        Window, accuracy, backend_traces, cut, parse_windows, render, render_windows, summary_lines, window_inputs,
+    )
     from snnx.metrics import stats as graph_stats
 
     source.check()
+    windows = parse_windows(timesteps) if timesteps is not None else None
     resolve_device(device, backend)
     prepared = prepare_file(model, dt)
     print_warnings(prepared.warnings, err if as_json else out)
     inputs = resolve_inputs(prepared, source)
+    if windows:
+        inputs = window_inputs(prepared, inputs, windows[-1])
+    ann = None
+    if ann_path is not None:
+        from snnx.convert.ann_ops import count_ann_ops
+
+        ann = count_ann_ops(ann_path)
+    labels = _read_labels(labels_path) if labels_path is not None else None
     spiking = None if analog is None else not analog
     if backend == "reference":
-        result = graph_stats(prepared, inputs, precision=precision, spiking_inputs=spiking)
+        traces = simulate(prepared, inputs, record=True)
     else:
         traces = backend_traces(prepared, inputs, backend, device=device)
-        result = graph_stats(prepared, traces=traces, precision=precision, spiking_inputs=spiking)
+    t_all = next(iter(traces.values())).shape[0]
+    steps = windows or (t_all,)
+    rows = [
+        Window(
+            t,
+            graph_stats(prepared, traces=cut(traces, t), precision=precision, spiking_inputs=spiking, ann=ann),
+            accuracy(prepared, traces, labels, t) if labels is not None else None,
+        )
+        for t in steps
+    ]
+    where = f"{model} on {backend}" + (f" ({device})" if device != "cpu" else "")
     if as_json:
-        click.echo(json.dumps({"model": model, "backend": backend, "device": device, **result.to_dict()}, indent=2))
+        head = {"model": model, "backend": backend, "device": device}
+        if windows:
+            body = {"windows": [{**w.row(), "stats": w.stats.to_dict()} for w in rows]}
+        else:
+            body = {**rows[0].stats.to_dict(), "accuracy": rows[0].accuracy}
+        click.echo(json.dumps({**head, **body}, indent=2))
         return
     console = Console()
     if not console.is_terminal:  # a log file or a pipe: do not fold the table to 80 columns
         console = Console(width=160)
-    console.print(render(result, title=f"{model} on {backend}" + (f" ({device})" if device != "cpu" else "")))
+    if windows:
+        console.print(render_windows(rows, title=where))
+        return
+    result = rows[0].stats
+    console.print(render(result, title=where))
     for line in summary_lines(result):
         console.print(line)
+    if rows[0].accuracy is not None:
+        console.print(f"accuracy {100 * rows[0].accuracy:.2f}% on {result.batch} samples")
+
+
+def _read_labels(path: str) -> np.ndarray:
+    """Integer class labels from a ``.npy``, or an ``.npz`` holding ``y`` (or a single array)."""
+    if not Path(path).is_file():
+        raise SnnxError(f"--labels: no such file: '{path}'")
+    try:
+        loaded = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise SnnxError(f"--labels: cannot read '{path}' as .npy or .npz ({exc})") from exc
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    with loaded:
+        if "y" in loaded.files:
+            return loaded["y"]
+        if len(loaded.files) == 1:
+            return loaded[loaded.files[0]]
+        raise SnnxError(f"--labels: '{path}' holds arrays {sorted(loaded.files)}; name the labels 'y'")
 
 
 # -- plugins ------------------------------------------------------------------------------------------

@@ -6,11 +6,13 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nir
 import numpy as np
 import onnx
 
+from snnx.convert.ann_ops import count_ann_ops
 from snnx.convert.calibrate import calibrate, check_samples, load_npz
 from snnx.convert.context import ConversionContext, LayerInfo, Signal, sanitize
 from snnx.convert.emit import CONVERSION_DT, build_graph
@@ -18,6 +20,7 @@ from snnx.convert.loader import default_opset, load_model, pin_input, resolve_in
 from snnx.convert.rewrites import prepare
 from snnx.errors import ConversionError, SnnxError, UnsupportedNodeError
 from snnx.ir.semantics import set_node_contract
+from snnx.metrics.ann import store_ann
 from snnx.registry import OnnxOpRegistrar
 
 DEFAULT_PERCENTILE = 99.9
@@ -286,6 +289,9 @@ def convert(
         output_names.append(oname)
 
     graph = build_graph(ctx)
+    # The ANN's own count travels with the graph, so `snnx stats` can compare against it later.
+    source = "" if isinstance(model, onnx.ModelProto) else Path(model).name
+    store_ann(graph, count_ann_ops(proto, shape), model=source)
     validate(graph)
     return ConversionResult(
         graph=graph,

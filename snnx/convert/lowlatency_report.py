@@ -7,8 +7,7 @@
 
 from __future__ import annotations
 
-#: One MAC costs this many low-bit SOPs (Zou et al. 2024).
-MAC_AS_SOPS = 4
+from snnx.metrics.ann import MAC_AS_SOPS
 
 
 def signed_spike_table(ev) -> list[str]:

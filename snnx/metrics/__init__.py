@@ -24,11 +24,14 @@ The package, by concern:
 - :mod:`~snnx.metrics.energy`: energy per operation (with sources) and the energy models.
 - :mod:`~snnx.metrics.stats`: :class:`Stats` of a prepared graph on one input.
 - :mod:`~snnx.metrics.trace`: traces from a lowered torch model (torch imported lazily).
-- :mod:`~snnx.metrics.render`: rich table and summary lines.
+- :mod:`~snnx.metrics.ann`: the ANN's operation count stored by ``snnx convert``, the MAC = 4 SOPs rule.
+- :mod:`~snnx.metrics.windows`: per time window ``T``, from one run: stats, predictions, accuracy.
+- :mod:`~snnx.metrics.render`: rich tables (per layer, per ``T``) and summary lines.
 """
 
 from __future__ import annotations
 
+from snnx.metrics.ann import MAC_AS_SOPS, AnnOps, ann_from_metadata, store_ann
 from snnx.metrics.energy import (
     HOROWITZ_45NM,
     LOIHI_NEURON_UPDATE_PJ,
@@ -39,27 +42,40 @@ from snnx.metrics.energy import (
     OpEnergy,
 )
 from snnx.metrics.geometry import fan_out
-from snnx.metrics.render import render, summary_lines
+from snnx.metrics.render import render, render_windows, summary_lines, windows_table
 from snnx.metrics.stats import LayerStats, Stats, combine, energy, stats
 from snnx.metrics.trace import backend_traces, complete_traces, trace_module
+from snnx.metrics.windows import Window, accuracy, cut, parse_windows, predictions, window_inputs
 
 __all__ = [
     "HOROWITZ_45NM",
     "LOIHI_NEURON_UPDATE_PJ",
     "LOIHI_SOP_PJ",
     "LOIHI_SPIKE_PJ",
+    "MAC_AS_SOPS",
     "PRECISION_BITS",
+    "AnnOps",
     "Energy",
     "LayerStats",
     "OpEnergy",
     "Stats",
+    "Window",
+    "accuracy",
+    "ann_from_metadata",
     "backend_traces",
     "combine",
     "complete_traces",
+    "cut",
     "energy",
     "fan_out",
+    "parse_windows",
+    "predictions",
     "render",
+    "render_windows",
     "stats",
+    "store_ann",
     "summary_lines",
     "trace_module",
+    "window_inputs",
+    "windows_table",
 ]

@@ -1,13 +1,18 @@
-"""A :class:`~snnx.metrics.Stats` as a rich table and a few summary lines (rich is imported lazily)."""
+"""A :class:`~snnx.metrics.Stats` as a rich table and a few summary lines, and the per-T table of
+:mod:`snnx.metrics.windows` (rich is imported lazily)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from snnx.metrics.ann import MAC_AS_SOPS
 from snnx.metrics.stats import Stats
+from snnx.metrics.windows import Window
 
 
-def _fmt(value: float) -> str:
+def number(value: float) -> str:
+    """A count, short: thousands separators, three significant digits when large or tiny."""
     if value == 0:
         return "0"
     if abs(value) >= 1e6 or abs(value) < 1e-2:
@@ -15,7 +20,7 @@ def _fmt(value: float) -> str:
     return f"{value:,.1f}" if value != int(value) else f"{int(value):,}"
 
 
-def _joules(pj: float) -> str:
+def joules(pj: float) -> str:
     """Picojoules in the unit that gives 1-999."""
     for unit, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
         if abs(pj) >= scale:
@@ -37,14 +42,14 @@ def render(s: Stats, title: str = "stats") -> Any:
             layer.name,
             layer.type,
             "x".join(map(str, layer.shape)) or "scalar",
-            _fmt(layer.neurons) if layer.neurons else "",
-            _fmt(layer.spikes) if layer.kind == "spiking" else "",
+            number(layer.neurons) if layer.neurons else "",
+            number(layer.spikes) if layer.kind == "spiking" else "",
             f"{layer.rate:.4f}" if layer.kind == "spiking" else "",
-            _fmt(layer.ops) if layer.kind == "synaptic" else "",
+            number(layer.ops) if layer.kind == "synaptic" else "",
             layer.op_kind,
-            _fmt(layer.fan_out) if layer.kind == "synaptic" else "",
-            _fmt(layer.ann_ops) if layer.kind == "synaptic" else "",
-            _fmt(layer.params) if layer.params else "",
+            number(layer.fan_out) if layer.kind == "synaptic" else "",
+            number(layer.ann_ops) if layer.kind == "synaptic" else "",
+            number(layer.params) if layer.params else "",
         )
     return table
 
@@ -53,16 +58,60 @@ def summary_lines(s: Stats) -> list[str]:
     """The totals and energy estimates as short lines of text."""
     t = s.totals()
     lines = [
-        f"spikes {_fmt(t['spikes'])}   rate {t['rate']:.4f}   SOPs (AC) {_fmt(t['sops'])}   "
-        f"SNN MACs {_fmt(t['macs'])}   neuron updates {_fmt(t['neuron_updates'])}",
-        f"ANN MACs {_fmt(t['ann_macs'])}   ANN adds {_fmt(t['ann_adds'])}   params {_fmt(t['params'])} "
-        f"({_fmt(t['param_bytes'])} B)   state {_fmt(t['state'])} ({_fmt(t['state_bytes'])} B/sample) at {s.precision}",
+        f"spikes {number(t['spikes'])}   rate {t['rate']:.4f}   SOPs (AC) {number(t['sops'])}   "
+        f"SNN MACs {number(t['macs'])}   neuron updates {number(t['neuron_updates'])}",
+        f"ANN MACs {number(t['ann_macs'])}   ANN adds {number(t['ann_adds'])}   params {number(t['params'])} "
+        f"({number(t['param_bytes'])} B)   state {number(t['state'])} ({number(t['state_bytes'])} B/sample) at {s.precision}",
+        f"spikes per neuron +{s.positive_per_neuron:.3f} / -{s.negative_per_neuron:.3f}   "
+        f"SNN ops / ANN MAC {s.sop_mac_ratio:.3g}   ANN/SNN ops with a MAC = {MAC_AS_SOPS} SOPs "
+        f"{s.low_bit_ratio:.3g}x   (ANN MACs from {s.ann_source})",
     ]
     for e in s.energy.values():
         lines.append(
-            f"energy ({e.model}): SNN {_joules(e.snn_pj)}, ANN {_joules(e.ann_pj)} (cmos45), ANN/SNN {e.ratio:.3g}x"
+            f"energy ({e.model}): SNN {joules(e.snn_pj)}, ANN {joules(e.ann_pj)} (cmos45), ANN/SNN {e.ratio:.3g}x"
         )
     return lines
 
 
-__all__ = ["render", "summary_lines"]
+def windows_table(windows: Sequence[Window]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of strings for the per-T table (the accuracy column only with labels)."""
+    labelled = any(w.accuracy is not None for w in windows)
+    header = [
+        "T", *(["accuracy"] if labelled else []), "spikes/neuron +", "spikes/neuron −", "SOPs", "SNN MACs",
+        "SNN ops / ANN MAC", "ANN/SNN ops (MAC=4 SOPs)", "E_SNN (cmos45)", "E_ANN/E_SNN", "E_SNN (loihi)",
+    ]
+    rows = []
+    for w in windows:
+        r = w.row()
+        rows.append([
+            str(w.steps),
+            *([f"{100 * w.accuracy:.2f}%" if w.accuracy is not None else ""] if labelled else []),
+            f"{r['positive_per_neuron']:.3f}",
+            f"{r['negative_per_neuron']:.3f}",
+            number(r["sops"]),
+            number(r["macs"]),
+            f"{r['sop_mac_ratio']:.3g}",
+            f"{r['low_bit_ratio']:.3g}",
+            joules(r["snn_pj"]),
+            f"{r['energy_ratio']:.3g}",
+            joules(r["loihi_pj"]),
+        ])
+    return header, rows
+
+
+def render_windows(windows: Sequence[Window], title: str = "per T") -> Any:
+    """A :class:`rich.table.Table` with one row per window (:func:`windows_table`)."""
+    from rich.table import Table
+
+    header, rows = windows_table(windows)
+    first = windows[0].stats if windows else None
+    note = f" (per sample, batch={first.batch}, ANN MACs {number(first.ann_macs)} from {first.ann_source})" if first else ""
+    table = Table(title=f"{title}{note}", title_justify="left")
+    for col in header:
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+__all__ = ["joules", "number", "render", "render_windows", "summary_lines", "windows_table"]

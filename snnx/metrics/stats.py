@@ -8,6 +8,7 @@ state updates, ``weighted`` (synaptic) nodes count operations through their fan-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -19,6 +20,7 @@ from snnx.errors import SnnxError
 from snnx.ir.nodes import NodeKind, kind_of
 from snnx.ir.prepare import PreparedGraph, prepare
 from snnx.ir.reference import simulate
+from snnx.metrics.ann import MAC_AS_SOPS, AnnOps, ann_from_metadata
 from snnx.metrics.energy import HOROWITZ_45NM, PRECISION_BITS, Energy, estimates
 from snnx.metrics.geometry import POOLS, event_factor, fan_out
 from snnx.metrics.trace import complete_traces
@@ -67,6 +69,7 @@ class LayerStats:
     :ivar ops: synaptic operations of this layer per sample (ACs or MACs as ``op_kind`` says).
     :ivar ann_ops: operations of the same layer in the ANN, one pass per sample (MACs; adds for pools).
     :ivar fan_out: mean exact fan-out of this layer's input elements.
+    :ivar negative: of ``spikes``, the ``-1`` spikes (signed neurons, ``specs/semantics.md`` §4).
     """
 
     name: str
@@ -82,16 +85,22 @@ class LayerStats:
     fan_out: float = 0.0
     params: int = 0
     state: int = 0
+    negative: float = 0.0
 
 
 @dataclass
 class Stats:
-    """Per-layer table and totals for one graph on one input (per sample, T steps)."""
+    """Per-layer table and totals for one graph on one input (per sample, T steps).
+
+    :ivar ann: the ANN's operation count when known (stored by ``snnx convert``, or counted from the
+        ``.onnx``); ``None``: the ANN is this graph's topology with ReLUs for neurons.
+    """
 
     layers: list[LayerStats]
     steps: int
     batch: int
     precision: str
+    ann: AnnOps | None = None
 
     # totals (and the energy estimates) are derived, never stored twice
     @property
@@ -110,9 +119,31 @@ class Stats:
         return sum(layer.neurons for layer in self.layers if layer.kind in ("spiking", "neuron"))
 
     @property
+    def negative_spikes(self) -> float:
+        """Of :attr:`spikes`, the ``-1`` spikes of signed neurons, per sample."""
+        return sum(layer.negative for layer in self.layers)
+
+    @property
+    def spiking_neurons(self) -> int:
+        """Neurons of the spiking layers (the ones that can emit spikes)."""
+        return sum(layer.neurons for layer in self.layers if layer.kind == "spiking")
+
+    @property
+    def positive_per_neuron(self) -> float:
+        """``+1`` spikes per spiking neuron per sample, over the T steps."""
+        n = self.spiking_neurons
+        return (self.spikes - self.negative_spikes) / n if n else 0.0
+
+    @property
+    def negative_per_neuron(self) -> float:
+        """``-1`` spikes per spiking neuron per sample, over the T steps."""
+        n = self.spiking_neurons
+        return self.negative_spikes / n if n else 0.0
+
+    @property
     def rate(self) -> float:
         """Mean firing rate of the spiking neurons (spikes per neuron per step)."""
-        n = sum(layer.neurons for layer in self.layers if layer.kind == "spiking")
+        n = self.spiking_neurons
         return self.spikes / (n * self.steps) if n and self.steps else 0.0
 
     @property
@@ -133,13 +164,34 @@ class Stats:
 
     @property
     def ann_macs(self) -> float:
-        """Multiply-accumulates of the equivalent ANN per sample (weighted layers)."""
+        """Multiply-accumulates of the ANN per sample: :attr:`ann`'s, else the topology's weighted layers."""
+        if self.ann is not None:
+            return self.ann.macs
         return sum(layer.ann_ops for layer in self.layers if layer.type not in POOLS)
 
     @property
     def ann_adds(self) -> float:
-        """Additions of the equivalent ANN per sample (pools)."""
+        """Additions of the ANN per sample: :attr:`ann`'s, else the topology's pools."""
+        if self.ann is not None:
+            return self.ann.adds
         return sum(layer.ann_ops for layer in self.layers if layer.type in POOLS)
+
+    @property
+    def ann_source(self) -> str:
+        """Where :attr:`ann_macs` comes from (``topology``, ``metadata``, ``onnx:<file>``)."""
+        return self.ann.source if self.ann is not None else "topology"
+
+    @property
+    def sop_mac_ratio(self) -> float:
+        """SNN operations (SOPs + SNN MACs) per ANN MAC; below 1 the SNN does fewer operations."""
+        return (self.sops + self.macs) / self.ann_macs if self.ann_macs else math.inf
+
+    @property
+    def low_bit_ratio(self) -> float:
+        """ANN over SNN operations with a MAC counted as :data:`MAC_AS_SOPS` low-bit SOPs (Zou et al.
+        2024): ``4·ANN MACs / (SOPs + 4·SNN MACs)``; above 1 the SNN does fewer."""
+        snn = self.sops + MAC_AS_SOPS * self.macs
+        return MAC_AS_SOPS * self.ann_macs / snn if snn else math.inf
 
     @property
     def params(self) -> int:
@@ -161,19 +213,25 @@ class Stats:
         """Neuron (and delay) state per sample at the chosen precision."""
         return self.state * PRECISION_BITS[self.precision] // 8
 
-    def totals(self) -> dict[str, float]:
+    def totals(self) -> dict[str, float | str]:
         """The totals as a flat dict (per sample)."""
         return {
             "steps": self.steps,
             "batch": self.batch,
             "neurons": self.neurons,
             "spikes": self.spikes,
+            "negative_spikes": self.negative_spikes,
+            "positive_per_neuron": self.positive_per_neuron,
+            "negative_per_neuron": self.negative_per_neuron,
             "rate": self.rate,
             "sops": self.sops,
             "macs": self.macs,
             "neuron_updates": self.neuron_updates,
             "ann_macs": self.ann_macs,
             "ann_adds": self.ann_adds,
+            "ann_source": self.ann_source,
+            "sop_mac_ratio": self.sop_mac_ratio,
+            "low_bit_ratio": self.low_bit_ratio,
             "params": self.params,
             "state": self.state,
             "param_bytes": self.param_bytes,
@@ -239,6 +297,7 @@ def stats(
     dt: float | None = None,
     precision: str = "fp32",
     spiking_inputs: bool | None = None,
+    ann: AnnOps | None = None,
 ) -> Stats:
     """Spikes, firing rates, synaptic operations, memory and energy of ``graph`` on one input.
 
@@ -252,12 +311,16 @@ def stats(
     :param precision: ``fp32``, ``fp16``, ``int32`` or ``int8``: bytes per value and energy per op.
     :param spiking_inputs: treat the Input nodes as spike trains (their layer does ACs) or as analog
         (MACs); ``None`` decides from the data: an input whose values are all 0 or 1 is spikes.
+    :param ann: the ANN's operation count; default: the one ``snnx convert`` stored in the graph's
+        metadata, else the graph's topology with ReLUs for neurons.
     :returns: per-layer :class:`LayerStats` and totals, per sample, summed over the T steps.
     """
     if precision not in HOROWITZ_45NM:
         msg = f"precision must be one of {', '.join(HOROWITZ_45NM)}, got {precision!r}"
         raise SnnxError(msg)
     prepared = prepare(graph, dt=dt)
+    if ann is None:
+        ann = ann_from_metadata(prepared.graph)
     if traces is None:
         if inputs is None:
             msg = "give inputs (to run the reference simulator) or traces (from a backend)"
@@ -286,6 +349,7 @@ def stats(
             layer.kind = "spiking"
             layer.neurons = size
             layer.spikes = float(np.count_nonzero(full[name])) / B
+            layer.negative = float(np.count_nonzero(full[name] < 0)) / B
             layer.rate = layer.spikes / (size * T) if T else 0.0
         elif kind.neuron:
             layer.kind = "neuron"
@@ -309,7 +373,7 @@ def stats(
             layer.ann_ops = float(fo.sum())
             layer.fan_out = float(fo.mean())
         layers.append(layer)
-    return Stats(layers=layers, steps=int(T), batch=int(B), precision=precision)
+    return Stats(layers=layers, steps=int(T), batch=int(B), precision=precision, ann=ann)
 
 
 def combine(parts: list[Stats]) -> Stats:
@@ -332,10 +396,12 @@ def combine(parts: list[Stats]) -> Stats:
         return sum(getattr(p.layers[i], attr) * p.batch for p in parts) / total
 
     layers = [
-        replace(layer, spikes=mean(i, "spikes"), rate=mean(i, "rate"), ops=mean(i, "ops"))
+        replace(
+            layer, spikes=mean(i, "spikes"), negative=mean(i, "negative"), rate=mean(i, "rate"), ops=mean(i, "ops")
+        )
         for i, layer in enumerate(first.layers)
     ]
-    return Stats(layers=layers, steps=first.steps, batch=total, precision=first.precision)
+    return Stats(layers=layers, steps=first.steps, batch=total, precision=first.precision, ann=first.ann)
 
 
 __all__ = ["LayerStats", "Stats", "combine", "energy", "param_count", "state_count", "stats"]
