@@ -172,3 +172,30 @@ def test_quick_bench_end_to_end(tmp_path):
         assert (tmp_path / png).stat().st_size > 1000
     assert "no-such-backend" in (tmp_path / "bench.md").read_text()
     assert any(e.startswith("direct") for e in events) and any(e.startswith("conversion") for e in events)
+
+
+def test_conversion_rows_report_per_t_spikes_and_operations_against_the_anns_macs(tmp_path):
+    # An untrained (seeded) MLP is enough: the ratios and counts do not need a good classifier.
+    pytest.importorskip("torch")
+    from snnx.bench.conversion import export_onnx, sweep
+    from snnx.bench.data import load_digits
+    from snnx.bench.models import build_ann
+    from snnx.bench.report import conversion_rows
+    from snnx.bench.result import BenchResult
+
+    ds = load_digits().limit(64, 16)
+    path = export_onnx(build_ann("mlp", ds.shape, ds.classes, 0), ds.shape, tmp_path / "mlp.onnx")
+    (row,) = sweep(path, ds, "mlp", (99.9,), (2, 4), calib_samples=32)
+    assert row.status == "ok", row.detail
+    # 64 pixels -> 128 -> 64 -> 10: the ANN's MACs by hand (the ONNX count convert stores)
+    assert row.ann_macs == 64 * 128 + 128 * 64 + 64 * 10
+    for p in row.points:
+        assert p.negative_per_neuron == 0 and p.positive_per_neuron > 0  # unsigned conversion
+        assert p.sop_mac_ratio == pytest.approx((p.sops + p.macs) / row.ann_macs)
+        assert p.low_bit_ratio == pytest.approx(4 * row.ann_macs / (p.sops + 4 * p.macs))
+    two, four = row.points
+    # the analog first layer does its 64 x 128 MACs every step (pixels are non-zero: fewer)
+    assert four.macs == pytest.approx(2 * two.macs) and four.macs <= 4 * 64 * 128
+    header, *body = conversion_rows(BenchResult(config={}, environment={}, conversion=[row]))
+    assert len(body) == 2 and all(len(r) == len(header) for r in body)
+    assert body[0][header.index("spk/neuron +/−")] == f"{two.positive_per_neuron:.2f} / 0.00"

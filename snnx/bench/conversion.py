@@ -34,6 +34,12 @@ class ConversionPoint:
     snn_energy_nj: float
     energy_ratio: float  # ANN energy / SNN energy (cmos45, fp32)
     loihi_energy_nj: float
+    #: +1 and -1 spikes per spiking neuron per sample (signed neurons emit -1; specs/semantics.md §4).
+    positive_per_neuron: float = 0.0
+    negative_per_neuron: float = 0.0
+    #: (SOPs + SNN MACs) / ANN MACs, and ANN/SNN operations with a MAC = 4 low-bit SOPs (Zou et al. 2024).
+    sop_mac_ratio: float = 0.0
+    low_bit_ratio: float = 0.0
 
 
 @dataclass
@@ -202,6 +208,10 @@ def _sweep_percentile(
                 snn_energy_nj=cmos.snn_pj / 1000,
                 energy_ratio=cmos.ratio,
                 loihi_energy_nj=s.energy["loihi"].snn_pj / 1000,
+                positive_per_neuron=s.positive_per_neuron,
+                negative_per_neuron=s.negative_per_neuron,
+                sop_mac_ratio=s.sop_mac_ratio,
+                low_bit_ratio=s.low_bit_ratio,
             )
         )
     row.status = "ok"

@@ -83,19 +83,22 @@ def conversion_rows(result: BenchResult) -> list[list[str]]:
     """The conversion table: one row per (ANN, seed, percentile, T); a seed column with several seeds."""
     multi = _multi_seed(result)
     rows = [[
-        "dataset", "ANN", *(["seed"] if multi else []), "pct", "T", "ANN acc", "SNN acc", "agree", "spikes", "SOPs", "SNN MACs", "ANN MACs",
-        "E_ANN/E_SNN", "peak MB",
+        "dataset", "ANN", *(["seed"] if multi else []), "pct", "T", "ANN acc", "SNN acc", "agree", "spikes",
+        "spk/neuron +/−", "SOPs", "SNN MACs", "ANN MACs", "SNN ops/ANN MAC", "ANN/SNN ops (MAC=4 SOPs)",
+        "E_SNN nJ", "E_ANN/E_SNN", "peak MB",
     ]]
     for r in result.conversion:
         seed = [str(r.seed)] if multi else []
         if r.status != "ok":
-            rows.append([r.dataset, r.ann, *seed, f"{r.percentile:g}", "", "", "", "", "", "", "", "", "", r.detail])
+            rows.append([r.dataset, r.ann, *seed, f"{r.percentile:g}", *[""] * 13, r.detail])
             continue
         for p in r.points:
             rows.append([
                 r.dataset, r.ann, *seed, f"{r.percentile:g}", str(p.steps), f"{100 * r.ann_accuracy:.2f}%",
-                f"{100 * p.snn_accuracy:.2f}%", f"{100 * p.agreement:.1f}%", _si(p.spikes), _si(p.sops),
-                _si(p.macs), _si(r.ann_macs), f"{p.energy_ratio:.3g}", f"{r.peak_memory_mb:.0f}",
+                f"{100 * p.snn_accuracy:.2f}%", f"{100 * p.agreement:.1f}%", _si(p.spikes),
+                f"{p.positive_per_neuron:.2f} / {p.negative_per_neuron:.2f}", _si(p.sops), _si(p.macs),
+                _si(r.ann_macs), f"{p.sop_mac_ratio:.3g}", f"{p.low_bit_ratio:.3g}", f"{p.snn_energy_nj:.3g}",
+                f"{p.energy_ratio:.3g}", f"{r.peak_memory_mb:.0f}",
             ])
     return rows
 
