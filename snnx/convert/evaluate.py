@@ -88,7 +88,7 @@ class Evaluation:
                 f"| {t} | {100 * self.snn_accuracy[t]:.2f}% | {100 * (self.ann_accuracy - self.snn_accuracy[t]):+.2f} "
                 f"| {100 * self.agreement[t]:.1f}% | {f'{total[t]:.0f}' if self.spikes else 'n/a'} |"
             )
-        if self.negative and any(v for per_t in self.negative.values() for v in per_t.values()):
+        if self.spikes and self.negative:
             from snnx.convert.lowlatency_report import signed_spike_table
 
             lines += ["", *signed_spike_table(self)]
@@ -106,7 +106,7 @@ class Evaluation:
             lines += [
                 "",
                 f"operations per sample (snnx.metrics on the first {first.batch} samples; the ANN needs "
-                f"{first.ann_macs:.4g} MACs):",
+                f"{first.ann_macs:.4g} MACs, counted from {first.ann_source}):",
                 "",
                 "| T | spike-driven accumulates | MACs (analog input layer) | "
                 + " | ".join(f"ANN/SNN energy ({m})" for m in models)

@@ -1,6 +1,6 @@
 """Extra ``--evaluate`` tables for low-latency and signed conversions (kept out of evaluate.py).
 
-- spikes per neuron per sample, positive and negative, per window ``T``;
+- spikes per neuron per sample, positive and negative (zero unless neurons are signed), per window ``T``;
 - operations against the ANN counted as in Zou et al. (2024): a spike-driven accumulate is one SOP, a
   MAC is 4 low-bit SOPs (so the SNN's analog input layer counts 4 per MAC too).
 """
@@ -15,7 +15,7 @@ def signed_spike_table(ev) -> list[str]:
     neurons = sum(ev.neurons.values()) or 1
     steps = sorted(ev.snn_accuracy)
     lines = [
-        "spikes per neuron per sample (signed neurons):",
+        "spikes per neuron per sample (only signed neurons emit negative ones):",
         "",
         "| T | positive | negative | net |",
         "|---:|---:|---:|---:|",
@@ -38,10 +38,12 @@ def low_bit_ops_table(ev) -> list[str]:
     lines = [
         f"operations with a MAC = {MAC_AS_SOPS} low-bit SOPs (Zou et al. 2024):",
         "",
-        "| T | SNN SOPs | ANN (MACs × 4) | ANN / SNN |",
-        "|---:|---:|---:|---:|",
+        "| T | SNN SOPs | ANN (MACs × 4) | ANN / SNN | SNN ops (SOPs + MACs) per ANN MAC |",
+        "|---:|---:|---:|---:|---:|",
     ]
     for t, st in sorted(ev.stats.items()):
         snn, ann = low_bit_ops(st)
-        lines.append(f"| {t} | {snn:.4g} | {ann:.4g} | {ann / snn if snn else float('inf'):.3g} |")
+        lines.append(
+            f"| {t} | {snn:.4g} | {ann:.4g} | {ann / snn if snn else float('inf'):.3g} | {st.sop_mac_ratio:.3g} |"
+        )
     return lines

@@ -170,7 +170,9 @@ def test_evaluate_reports_operations_per_window(small, capsys):
     assert code == 0, err
     assert "operations per sample (snnx.metrics" in out
     rows = [line for line in out.splitlines() if line.startswith(("| 2 |", "| 8 |"))]
-    assert len(rows) == 6  # the accuracy table, the operations table and the MAC = 4 SOPs table
+    # the accuracy, spikes per neuron (+/-), operations and MAC = 4 SOPs tables
+    assert len(rows) == 8
+    assert "the ANN needs 448 MACs, counted from metadata" in out  # the hand count of tests/convert/test_ann_ops.py
 
 
 def test_written_file_simulates_like_the_converted_graph(small, rng):
