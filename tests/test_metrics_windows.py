@@ -165,3 +165,15 @@ def test_predictions_follow_the_readout_kind():
     traces = simulate(spiking, {"in": x}, record=True)
     assert traces["out"][:, 0].tolist() == [[1, 0], [1, 0], [0, 1]]
     assert int(M.predictions(spiking, traces, "out", 3)[0]) == 0
+
+
+def test_a_malformed_ann_entry_is_one_error(tmp_path, capfd):
+    g = _dense_graph()
+    g.metadata["snnx"]["ann"] = {"macs": "many", "adds": 0}
+    path = tmp_path / "g.nir"
+    snnx.save(g, str(path))
+    assert main(["stats", str(path), "--random", "2"]) == 2
+    err = capfd.readouterr().err
+    assert "snnx.ann" in err and "--ann model.onnx" in err and "Traceback" not in err
+    g.metadata["snnx"]["ann"] = {"macs": 30, "adds": 2, "model": "m.onnx"}
+    assert M.ann_from_metadata(g) == M.AnnOps(macs=30, adds=2, source="metadata")
