@@ -336,14 +336,17 @@ def _first_reason(detail: str) -> str:
 # -- stats --------------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@input_options(rate=True)
+@input_options(
+    rate=True,
+    input_help=".npz with one (T, batch, *shape) array per Input; with --timesteps also a static (batch, *shape) one.",
+)
 @click.option("--backend", default="reference", show_default=True, help="Record the traces on this backend (a torch backend, or the reference).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int32", "int8"]), default="fp32", show_default=True, help="Bytes per value and energy per operation.")
 @click.option("--analog-input/--spiking-input", "analog", default=None, help="How to count the first layer (default: spikes if the input is all 0/1).")
 @click.option(
     "--timesteps", default=None, metavar="T1,T2,...",
     help="One row per time window T: the first T steps of the input (a static (batch, *shape) input is "
-    "repeated for T steps), as `snnx convert --evaluate --timesteps` does.",
+    "repeated for T steps; --random needs at least the largest T), as `snnx convert --evaluate --timesteps` does.",
 )
 @click.option("--ann", "ann_path", type=click.Path(dir_okay=False), default=None, help="The ONNX ANN to count MACs from (default: the count `snnx convert` stored in the graph, else the graph's topology).")
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False), default=None, help="Class labels (.npy, or .npz with 'y'), one per sample of the input: adds the accuracy.")
