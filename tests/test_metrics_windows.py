@@ -177,3 +177,23 @@ def test_a_malformed_ann_entry_is_one_error(tmp_path, capfd):
     assert "snnx.ann" in err and "--ann model.onnx" in err and "Traceback" not in err
     g.metadata["snnx"]["ann"] = {"macs": 30, "adds": 2, "model": "m.onnx"}
     assert M.ann_from_metadata(g) == M.AnnOps(macs=30, adds=2, source="metadata")
+
+
+def test_windows_on_a_torch_backend_match_the_reference(tmp_path, capsys):
+    # A backend records the stateful nodes only; the stateless readout (head, out) is recomputed.
+    pytest.importorskip("torch")
+    backend = next((b for b in ("snntorch", "norse", "spikingjelly") if b in snnx.get_backends()), None)
+    if backend is None:
+        pytest.skip("no torch backend")
+    path = tmp_path / "g.nir"
+    snnx.save(_dense_graph(), str(path))
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "x.npz", x=(rng.random((6, 5, 2)) < 0.5).astype(float))
+    np.save(tmp_path / "y.npy", rng.integers(0, 4, 5))
+    argv = ["stats", str(path), "--input", str(tmp_path / "x.npz"), "--labels", str(tmp_path / "y.npy"),
+            "--timesteps", "3,6", "--json"]
+    rows = {}
+    for b in ("reference", backend):
+        assert main([*argv, "--backend", b]) == 0
+        rows[b] = [{k: v for k, v in r.items() if k != "stats"} for r in json.loads(capsys.readouterr().out)["windows"]]
+    assert rows["reference"] == rows[backend] and rows[backend][0]["accuracy"] is not None

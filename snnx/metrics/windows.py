@@ -18,6 +18,7 @@ from snnx.errors import ValidationError
 from snnx.ir.nodes import kind_of
 from snnx.ir.prepare import PreparedGraph
 from snnx.metrics.stats import Stats
+from snnx.metrics.trace import complete_traces
 
 Array = np.ndarray
 
@@ -76,10 +77,13 @@ def predictions(prepared: PreparedGraph, traces: Mapping[str, Array], output: st
 
     An integrating readout (a stateful, non-spiking node such as the ``I`` of a converted graph)
     holds the evidence in its value at the last step; spikes, or a stateless readout, are summed
-    over the window. The class is the argmax over the flattened per-sample output.
+    over the window. The class is the argmax over the flattened per-sample output. Missing stateless
+    nodes (a backend's traces) are recomputed (:func:`~snnx.metrics.trace.complete_traces`).
     """
     (src,) = [s for s, _delayed in prepared.schedule.preds[output]] or [output]
     kind = kind_of(prepared.nodes[src], src)
+    if output not in traces:  # a backend records the stateful nodes; the readout may be stateless
+        traces = complete_traces(prepared, traces)
     y = np.asarray(traces[output])[:steps]
     evidence = y[-1] if kind.stateful and not kind.spike_output else y.sum(axis=0)
     return evidence.reshape(evidence.shape[0], -1).argmax(axis=1)
