@@ -359,6 +359,7 @@ def stats(model, source: InputChoice, dt, backend, precision, analog, timesteps,
     Counts are per sample, summed over the T steps; definitions and energy sources: specs/metrics.md.
     """
     from snnx.device import resolve_device
+    from snnx.errors import ValidationError
     from snnx.ir.reference import simulate
     from snnx.metrics import (
         Window, accuracy, backend_traces, cut, parse_windows, render, render_windows, summary_lines, window_inputs,
@@ -373,6 +374,14 @@ def stats(model, source: InputChoice, dt, backend, precision, analog, timesteps,
     inputs = resolve_inputs(prepared, source)
     if windows:
         inputs = window_inputs(prepared, inputs, windows[-1])
+    else:
+        for name, x in inputs.items():
+            if np.ndim(x) == len(prepared.shapes[name]) + 1:
+                raise ValidationError(
+                    f"input {name!r} has shape {np.shape(x)}, a static (batch, *shape) input: pass --timesteps T "
+                    "to present it for T steps, or give a time-major (T, batch, *shape) array",
+                    node=name,
+                )
     ann = None
     if ann_path is not None:
         from snnx.convert.ann_ops import count_ann_ops

@@ -123,6 +123,9 @@ def test_static_input_is_repeated_and_short_inputs_are_refused(tmp_path, capfd):
     code = main(["stats", str(path), "--input", str(tmp_path / "short.npz"), "--timesteps", "2,8"])
     err = capfd.readouterr().err
     assert code == 2 and "'in' has 3 steps" in err and "Traceback" not in err
+    np.savez(tmp_path / "static.npz", x=static)
+    assert main(["stats", str(path), "--input", str(tmp_path / "static.npz")]) == 2
+    assert "pass --timesteps" in capfd.readouterr().err
     assert main(["stats", str(path), "--random", "4", "--timesteps", "4,x"]) == 2
     assert "positive integers" in capfd.readouterr().err
     assert main(["stats", str(path), "--random", "4", "--timesteps", "2,4", "--json"]) == 0
