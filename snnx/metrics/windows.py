@@ -80,12 +80,13 @@ def predictions(prepared: PreparedGraph, traces: Mapping[str, Array], output: st
     over the window. The class is the argmax over the flattened per-sample output. Missing stateless
     nodes (a backend's traces) are recomputed (:func:`~snnx.metrics.trace.complete_traces`).
     """
-    (src,) = [s for s, _delayed in prepared.schedule.preds[output]] or [output]
-    kind = kind_of(prepared.nodes[src], src)
+    srcs = [s for s, _delayed in prepared.schedule.preds[output]] or [output]
+    kinds = [kind_of(prepared.nodes[s], s) for s in srcs]
+    integrating = all(k.stateful and not k.spike_output for k in kinds)
     if output not in traces:  # a backend records the stateful nodes; the readout may be stateless
         traces = complete_traces(prepared, traces)
     y = np.asarray(traces[output])[:steps]
-    evidence = y[-1] if kind.stateful and not kind.spike_output else y.sum(axis=0)
+    evidence = y[-1] if integrating else y.sum(axis=0)
     return evidence.reshape(evidence.shape[0], -1).argmax(axis=1)
 
 
@@ -98,7 +99,7 @@ class Window:
     accuracy: float | None = None
 
     def row(self) -> dict[str, Any]:
-        """The per-T numbers (per sample) as a flat dict; the same keys as the table's columns."""
+        """The per-T numbers (per sample) as a flat dict: what the table's columns show, unrounded."""
         s = self.stats
         cmos, loihi = s.energy["cmos45"], s.energy["loihi"]
         return {
