@@ -125,7 +125,8 @@ class _SJNeuron(ContractNeuron):
         if is_uniform(values):
             setattr(owner, attr, float(values.flat[0]))
         else:
-            delattr(owner, attr)
+            if hasattr(owner, attr):  # a SpikingJelly node's float setting; a signed node's v_threshold is new
+                delattr(owner, attr)
             owner.register_buffer(attr, torch.as_tensor(values, dtype=torch.float64))
         self.remember(key, original, torch.as_tensor(values, dtype=torch.float64))
         self._settings[key] = (path, unit)
