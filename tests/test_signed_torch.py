@@ -7,13 +7,15 @@ and from the reference run on the same input; gradients are checked for being fi
 
 from __future__ import annotations
 
+import json
+
 import nir
 import numpy as np
 import pytest
 import torch
 
 import snnx
-from snnx.conformance import case_names, load_case
+from snnx.conformance import CASES_DIR, load_case
 from snnx.ir.capabilities import graph_refusals
 from snnx.ir.prepare import prepare
 from snnx.ir.semantics import set_graph_contract, set_node_contract
@@ -21,7 +23,9 @@ from snnx.plugins import get_backend
 from snnx.torch.signed import signed_step
 
 BACKENDS = ("snntorch", "norse", "spikingjelly")
-SIGNED_CASES = [n for n in case_names() if "signed" in load_case(n).features]
+# from the index, not load_case: collection should not read every case's files
+SIGNED_CASES = sorted(n for n, meta in json.loads((CASES_DIR / "index.json").read_text()).items()
+                      if "signed" in meta["features"])
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -152,3 +156,35 @@ def test_signed_step_by_hand():
     # ds/dv = spike'(v - 1) + gate * spike'(v): 1 everywhere, plus 1 where the -1 branch is open (n > 0 and
     # no +1), whether or not it fired: a neuron in the rest band learns towards taking a spike back
     assert v.grad.tolist() == [1, 2, 2, 1, 2]
+
+
+def test_spikingjelly_takes_a_signed_lif_with_tau_equal_to_dt():
+    # LIFNode needs tau/dt > 1 and unsigned LIF nodes with tau = dt are refused; a signed one charges
+    # through NonSpikingLIFNode (section 2a of specs/backends/spikingjelly.md), which has no such limit.
+    node = nir.LIF(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2), v_reset=np.zeros(2))
+    set_node_contract(node, reset="subtract", v_init=np.full(2, 0.5), signed=True)
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([2])), "lif": node, "output": nir.Output(output_type=np.array([2]))},
+        edges=[("input", "lif"), ("lif", "output")],
+        metadata={},
+    )
+    g = set_graph_contract(g, dt=1.0)
+    backend = get_backend("spikingjelly")
+    assert not backend.refusals(prepare(g))
+    assert backend.refusals(prepare(_with_signed(g, False)))
+    x = np.array([[1.5, 0.25], [-0.5, 2.0], [0.25, -1.0], [-1.0, 0.5]])[:, None, :]
+    want = snnx.simulate(g, x)["output"]
+    assert (want < 0).sum() > 0
+    with torch.no_grad():
+        got = snnx.lower(g, to="spikingjelly")(torch.as_tensor(x, dtype=torch.float32)).double().numpy()
+    np.testing.assert_array_equal(got, want)
+
+
+def _with_signed(graph: nir.NIRGraph, signed: bool) -> nir.NIRGraph:
+    import copy
+
+    g = copy.deepcopy(graph)
+    for node in g.nodes.values():
+        if isinstance(node, nir.LIF):
+            set_node_contract(node, signed=signed)
+    return g
