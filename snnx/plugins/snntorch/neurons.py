@@ -139,7 +139,8 @@ class _SnnTorchNeuron(TorchNeuron):
         return copy.deepcopy(self.node)
 
     def extra_repr(self) -> str:
-        return f"node={self.node_name!r} ({type(self.node).__name__}), dt={self.dt:g}"
+        signed = ", signed" if signed_of(self.node) else ""
+        return f"node={self.node_name!r} ({type(self.node).__name__}), dt={self.dt:g}{signed}"
 
 
 class SnnTorchLeaky(_SnnTorchNeuron):
