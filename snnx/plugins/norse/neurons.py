@@ -5,7 +5,9 @@ Every class wraps Norse's own cell (``LIFBoxCell``, ``IAFCell``, ``LIBoxCell``, 
 gradients. What the wrapper adds is an input scale (``r``, ``dt·r``, ``dt/τ_syn·w_in·r``), the
 contract's initial state (Norse starts at ``v_leak``), and, where Norse has no subtract reset (IAF,
 LIF with current), Norse's own ``threshold`` + ``reset_subtract`` functions applied to the cell's
-subthreshold update. The numpy side of the folds is :mod:`snnx.plugins.norse.fold`.
+subthreshold update. A signed node (contract version 2) runs the same subthreshold update and fires
+through :func:`snnx.torch.signed.signed_step` with Norse's ``threshold``. The numpy side of the folds
+is :mod:`snnx.plugins.norse.fold`.
 
 Imports torch and Norse; :mod:`snnx.plugins.norse.plugin` imports this module lazily.
 """

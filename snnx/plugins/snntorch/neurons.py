@@ -3,7 +3,8 @@
 ``LIF``/``IF``/``LI``/``I`` nodes become :class:`snntorch.Leaky` with snnTorch's own reset mechanism
 (:class:`SnnTorchLeaky`); ``CubaLIF``/``CubaLI`` nodes become :class:`snntorch.Synaptic` whose reset
 this wrapper applies (:class:`SnnTorchSynaptic`), because Synaptic's own "zero" reset also drops the
-input of the step after a spike (see ``specs/backends/snntorch.md``). Each neuron receives its table
+input of the step after a spike (see ``specs/backends/snntorch.md``). A signed node (contract version
+2) runs its neuron without reset and fires through :func:`snnx.torch.signed.signed_step`. Each neuron receives its table
 already folded: :func:`neuron_factory` folds every node exactly once.
 
 Imports torch and snnTorch; :mod:`snnx.plugins.snntorch.plugin` imports this module lazily.

@@ -12,7 +12,9 @@ charge equations from an explicit initial state. Three folds make them equal the
   ``v_leak``: the difference enters as an input bias ``v_leak − V_reset``.
 - ``τ_SJ = τ/dt`` (SpikingJelly's step is 1), and the input carries ``r`` (``dt·r`` for IF/I).
 
-What cannot be folded is refused by :mod:`snnx.plugins.spikingjelly.fold`. Imports torch and
+Signed spikes (contract version 2) charge through the non-spiking nodes and fire through
+:func:`snnx.torch.signed.signed_step` (see :class:`_SJSpiking`). What cannot be folded is refused by
+:mod:`snnx.plugins.spikingjelly.fold`. Imports torch and
 SpikingJelly; :mod:`snnx.plugins.spikingjelly.plugin` imports this module lazily.
 """
 
