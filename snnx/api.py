@@ -237,8 +237,11 @@ def compare(
         if name in spiking:
             mism = int(np.sum(~(got == ref)))  # NaN != anything
             result.spike_mismatches += mism
-            result.spikes_total += int(ref.sum())
-            result.per_output[name] = {"spike_mismatches": mism, "spikes": float(ref.sum())}
+            # both signs count (a signed neuron's -1 is a spike too, §4): ref.sum() would be the net count,
+            # zero for a neuron that took back every spike it fired
+            count = float(np.abs(ref).sum())
+            result.spikes_total += int(count)
+            result.per_output[name] = {"spike_mismatches": mism, "spikes": count}
             if not ref.any():
                 result.silent.append(name)
             if mism:

@@ -31,6 +31,10 @@ HAND = {
     "threshold_node_exact": [[0, 0, 0], [1, 0, 1], [0, 0, 0], [0, 1, 0]],
     # delays 1.4, 1.6, 2.6, 0.3 steps -> 1, 2, 3, 0 steps; x[t] = 4t + (1, 2, 3, 4)
     "delay_fractional": [[0, 0, 0, 4], [1, 0, 0, 8], [5, 2, 0, 12], [9, 6, 3, 16], [13, 10, 7, 20], [17, 14, 11, 24]],
+    # signed IF (derivation in case_if_signed): -1 at v <= 0 (0.0 included) only while the net count is > 0
+    "if_signed": [[1, 0], [1, 1], [-1, 1], [-1, -1], [0, -1], [0, 0], [0, 0], [0, 0]],
+    # signed LIF (case_lif_signed): n1's leak takes it below 0 at t=1 with no input, so it takes its spike back
+    "lif_signed": [[1, 1], [1, -1], [-1, 0], [-1, 0], [0, 0], [0, 0]],
     # LI: n0 v <- v/2 + x/2 ; n1 v <- 3v/4 + 1/4 + x/2
     "li": [[0.5, 0.25], [0.25, 0.9375], [1.125, 0.953125], [0.5625, 0.96484375]],
 }

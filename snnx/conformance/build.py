@@ -588,6 +588,60 @@ def case_skip_connection(rng):
     return g, {"input": spikes(rng, (30, 2, 3))}, "a skip connection (residual style): no cycle, so no edge is delayed although fc2 is farther from the input than lif2", ["Linear", "LIF", "reset:value", "multi-input"]
 
 
+# -- signed spikes (contract version 2, section 4): every number below is a dyadic rational, so the
+# float32 backends compute exactly what the float64 reference does -----------------------------------
+@case
+def case_if_signed(rng):
+    # n0 (thr 1, v_init 0.5): v = 1.5 +1, 1.5 +1, -0.5 -1, 0.0 -1 (v <= 0 is not strict), 0.0 nothing
+    #    (n = 0), -1, -0.5, -0.5 nothing (n = 0: never takes back more than it fired).
+    # n1 (thr 0.5, v_init 0): 0.5 at threshold: nothing (v > 0 too), 0.75 +1, 0.75 +1, -0.5 -1, -0.5 -1,
+    #    0.25, 0.0 (n = 0), 0.5 at threshold again.
+    node = nir.IF(r=_f(1.0, 1.0), v_threshold=_f(1.0, 0.5), v_reset=_f(0.0, 0.0))
+    set_node_contract(node, reset="subtract", v_init=_f(0.5, 0.0), signed=True)
+    g = _chain(("if", node), dt=1.0, in_shape=(2,))
+    x = np.array([[1.0, 0.5], [1.0, 0.25], [-1.0, 0.5], [-0.5, -0.75], [-1.0, -0.5], [-1.0, 0.25], [0.5, -0.25],
+                  [0.0, 0.5]])[:, None, :]
+    return g, {"input": x}, "signed IF: -1 where v <= 0 and the net count is positive (hand values in the source)", ["IF", "reset:subtract", "signed"]
+
+
+@case
+def case_lif_signed(rng):
+    # n0: v <- v/2 + x (dt/tau = 1/2, r = 2): 1.25 +1, 1.125 +1, -0.9375 -1, -0.96875 -1, 0.515625, -0.7421875.
+    # n1: v <- v/2 - 1/4 + x: 0.625 +1, then with no input -0.1875 -1 (the leak took it below 0), -0.09375
+    #     nothing (n = 0), 0.203125, 0.3515625, -0.07421875.
+    node = lif(2, tau=2.0, r=2.0, v_leak=_f(0.0, -0.5), v_th=_f(1.0, 0.5), reset="subtract", v_init=_f(0.5, 0.25),
+               signed=True)
+    g = _chain(("lif", node), dt=1.0, in_shape=(2,))
+    x = np.array([[1.0, 0.75], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.5], [0.5, 0.5], [-1.0, 0.0]])[:, None, :]
+    return g, {"input": x}, "signed LIF (v_leak leaks a neuron below 0: it takes back a spike without negative input)", ["LIF", "reset:subtract", "v_leak", "signed"]
+
+
+@case
+def case_cubalif_signed(rng):
+    node = nir.CubaLIF(tau_syn=_f(2.0, 2.0), tau_mem=_f(2.0, 4.0), r=_f(2.0, 2.0), v_leak=_f(0.0, 0.0),
+                       v_threshold=_f(0.5, 0.25), v_reset=_f(0.0, 0.0), w_in=_f(1.0, 2.0))
+    g = _chain(("cuba", set_node_contract(node, reset="subtract", signed=True)), dt=1.0, in_shape=(2,))
+    x = np.array([[2.0, 1.0], [1.0, 0.0], [-2.0, -1.0], [-1.0, 0.0], [0.0, -1.0], [1.0, 0.0], [0.0, 0.0],
+                  [-1.0, -1.0]])[:, None, :]
+    return g, {"input": x}, "signed CubaLIF: the current keeps driving the membrane below 0 after the input turns", ["CubaLIF", "reset:subtract", "signed"]
+
+
+@case
+def case_mlp_signed(rng):
+    # Weights in eighths, inputs in quarters: the sums are exact in float32 too. The hidden layer's -1
+    # spikes subtract their weights downstream (section 4: consumers receive s like any spike).
+    def signed_if(n: int, thr: float) -> nir.IF:
+        node = nir.IF(r=np.ones(n), v_threshold=np.full(n, thr), v_reset=np.zeros(n))
+        return set_node_contract(node, reset="subtract", v_init=np.full(n, thr / 2), signed=True)
+
+    g = _chain(("fc1", nir.Affine(weight=rng.integers(-8, 9, size=(6, 4)) / 8, bias=rng.integers(-2, 3, size=6) / 8)),
+               ("if1", signed_if(6, 1.0)),
+               ("fc2", nir.Linear(weight=rng.integers(-8, 9, size=(3, 6)) / 8)),
+               ("if2", signed_if(3, 0.5)), dt=1.0, in_shape=(4,))
+    x = rng.integers(-4, 5, size=(24, 3, 4)) / 4
+    return g, {"input": x}, "two signed IF layers (convert --signed style, v_init = thr/2); -1 spikes travel to the next layer", ["Affine", "Linear", "IF", "reset:subtract", "signed"]
+
+
 def build(directory: Path = CASES_DIR) -> list[str]:
     """Write every case to ``directory``; returns the case names."""
     directory.mkdir(parents=True, exist_ok=True)

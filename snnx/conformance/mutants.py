@@ -125,6 +125,8 @@ def _mutated_step(self: NeuronState, x: np.ndarray, knobs: frozenset[str]) -> np
     if self.reset is None:
         return (v_old if "stale-output" in knobs else self.v).copy()
     vth = _f(node.v_threshold)
+    if self.signed:  # the signed rule has mutants of its own (_signed_mutant)
+        return self._signed_spikes(vth)
     probe = v_old if "spike-before-update" in knobs else self.v
     spikes = probe >= vth if "ge" in knobs else probe > vth
     mode = self.reset
@@ -153,6 +155,22 @@ def neuron(knob: str, kinds: Iterable[str]) -> Callable[[], contextlib.AbstractC
         return _ORIGINAL_STEP(self, x)
 
     return lambda: patched(NeuronState, "step", step)
+
+
+def _signed_mutant(knob: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """A patch of the signed spike rule (§4, version 2) that breaks one of its parts."""
+
+    def signed(self: NeuronState, vth: np.ndarray) -> np.ndarray:
+        pos = self.v > vth
+        below = self.v < 0 if knob == "strict-zero" else self.v <= 0
+        guard = True if knob == "no-count-guard" else self.n > 0
+        neg = ~pos & below & guard if knob != "unsigned" else np.zeros_like(pos)
+        s = pos.astype(np.float64) - neg.astype(np.float64)
+        self.v = self.v - vth * (pos if knob == "no-take-back-reset" else s)
+        self.n = self.n + s
+        return s
+
+    return lambda: patched(NeuronState, "_signed_spikes", signed)
 
 
 def _no_init(reader: str, kinds: Iterable[str]) -> Callable[[], contextlib.AbstractContextManager]:
@@ -366,6 +384,12 @@ def all_mutants() -> list[Mutant]:
     m += _per_kind("voltage updated with the old current", "§4 Cuba update order", "old-current", CUBA)
     m += _per_kind("tau_syn and tau_mem swapped", "§4 Cuba time constants", "swap-taus", CUBA)
     m += [Mutant("synaptic current reset on a spike (CubaLIF)", "§4 i is not reset", neuron("reset-current", ["CubaLIF"]))]
+    m += [
+        Mutant("signed flag ignored (no -1 spikes)", "§4 signed spikes", _signed_mutant("unsigned")),
+        Mutant("signed: -1 only where v < 0 (strict)", "§4 signed spikes v <= 0", _signed_mutant("strict-zero")),
+        Mutant("signed: takes back spikes it never fired", "§4 signed spikes n > 0", _signed_mutant("no-count-guard")),
+        Mutant("signed: a -1 spike leaves v unchanged", "§4 signed spikes v -= v_threshold*s", _signed_mutant("no-take-back-reset")),
+    ]
     m += [Mutant(f"v_init ignored ({k})", "§5 initial state v_init", _no_init("v_init_of", [k])) for k in NEURONS]
     m += [Mutant(f"i_init ignored ({k})", "§5 initial state i_init", _no_init("i_init_of", [k])) for k in CUBA]
     m += [

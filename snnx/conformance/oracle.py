@@ -263,8 +263,11 @@ class _Neuron:
         self.tau_syn = get("tau_syn", 1.0)
         contract = _contract(node)
         self.reset = _text(contract.get("reset", "value"))
+        # §4 signed spikes: a flag (stored by HDF5 as a numpy bool) and a net count per neuron.
+        self.signed = _text(contract.get("signed", False)) in ("True", "1")
         self.v = _per_element(contract.get("v_init"), shape)
         self.i = _per_element(contract.get("i_init"), shape)
+        self.count = [0] * len(self.v)
 
     def step(self, x: np.ndarray) -> np.ndarray:
         flat = x.reshape(-1)
@@ -282,6 +285,9 @@ class _Neuron:
             if self.kind not in SPIKING:
                 out.append(self.v[n])
                 continue
+            if self.signed:
+                out.append(self._signed(n))
+                continue
             spike = self.v[n] > self.v_threshold[n]
             if spike and self.reset == "subtract":
                 self.v[n] = self.v[n] - self.v_threshold[n]
@@ -289,6 +295,18 @@ class _Neuron:
                 self.v[n] = self.v_reset[n]
             out.append(1.0 if spike else 0.0)
         return np.array(out).reshape(x.shape)
+
+    def _signed(self, n: int) -> float:
+        """§4: +1 above threshold, else -1 at or below 0 while the net count is positive; subtract."""
+        if self.v[n] > self.v_threshold[n]:
+            s = 1
+        elif self.v[n] <= 0.0 and self.count[n] > 0:
+            s = -1
+        else:
+            s = 0
+        self.v[n] = self.v[n] - self.v_threshold[n] * s
+        self.count[n] += s
+        return float(s)
 
 
 class _Delay:

@@ -63,7 +63,10 @@ class Streamed:
     """What a streamed evaluation returns to :func:`snnx.convert.evaluate.evaluate`."""
 
     predictions: dict[int, np.ndarray]
+    #: ``{layer: {T: spikes}}`` summed over the samples, both signs counted.
     spikes: dict[str, dict[int, float]]
+    #: ``{layer: {T: -1 spikes}}`` summed over the samples (signed neurons; zero otherwise).
+    negative: dict[str, dict[int, float]]
     first_inputs: np.ndarray
     first_outputs: dict[str, np.ndarray]
     seconds: float
@@ -165,6 +168,7 @@ def stream_torch(
     at = torch.as_tensor([t - 1 for t in steps], device=dev)
     preds: dict[int, list[np.ndarray]] = {t: [] for t in steps}
     per_step = {layer: torch.zeros(t_max, dtype=torch.float64, device=dev) for layer in probes}
+    per_step_neg = {layer: torch.zeros(t_max, dtype=torch.float64, device=dev) for layer in probes}
     first_parts: dict[str, list[np.ndarray]] = {}
     m = min(metrics_samples, len(x))
     kept = 0
@@ -180,7 +184,10 @@ def stream_torch(
             for k, t in enumerate(steps):
                 preds[t].append(chosen[k])
             for layer, names in probes.items():
-                per_step[layer] += sum(out[n].reshape(t_max, len(xb), -1).sum(dim=(1, 2)).double() for n in names)
+                # both signs count as spikes, as in the reference path (a signed neuron's -1 is a spike)
+                traces = [out[n].reshape(t_max, len(xb), -1) for n in names]
+                per_step[layer] += sum(tr.abs().sum(dim=(1, 2)).double() for tr in traces)
+                per_step_neg[layer] += sum((tr < 0).sum(dim=(1, 2)).double() for tr in traces)
             if kept < m:  # the first m samples' traces (over batches), for snnx.metrics (operations, energy)
                 for n in (readout, *(p for names in probes.values() for p in names)):
                     first_parts.setdefault(n, []).append(out[n][:, : m - kept].detach().cpu().double().numpy())
@@ -191,10 +198,12 @@ def stream_torch(
             torch.cuda.synchronize(dev)  # the clock stops when the GPU is done, not when work is queued
     seconds = time.perf_counter() - start
     cum = {layer: np.cumsum(s.cpu().numpy()) for layer, s in per_step.items()}
+    cum_neg = {layer: np.cumsum(s.cpu().numpy()) for layer, s in per_step_neg.items()}
     xm = x[:m].astype(np.float64)
     return Streamed(
         predictions={t: np.concatenate(p) for t, p in preds.items()},
         spikes={layer: {t: float(c[t - 1]) for t in steps} for layer, c in cum.items()},
+        negative={layer: {t: float(c[t - 1]) for t in steps} for layer, c in cum_neg.items()},
         first_inputs=np.broadcast_to(xm[None], (t_max, *xm.shape)),
         first_outputs={n: np.concatenate(parts, axis=1) for n, parts in first_parts.items()},
         seconds=seconds,

@@ -185,7 +185,8 @@ def convert(
         squares against the ANN's activations on the calibration samples; ``snnx/convert/lowlatency.py``).
         The graph still runs at any ``T``.
     :param signed: emit signed IF neurons (contract version 2), which take back over-firing with -1
-        spikes; only backends with the ``signed_spikes`` capability (the reference) run them.
+        spikes; only backends with the ``signed_spikes`` capability (reference, snntorch, norse,
+        spikingjelly) run them.
     :param per_channel: with ``steps``, also try one scale per channel (per-channel IF thresholds);
         kept per layer where it lowers the calibration error (helps conv nets, most the depthwise
         ReLU6 one; see ``specs/conversion.md`` §9.2).

@@ -263,6 +263,7 @@ def evaluate(
             snn_accuracy={t: float(np.mean(preds[t] == y)) for t in steps},
             agreement={t: float(np.mean(preds[t] == ann)) for t in steps},
             spikes={layer: {t: s / n for t, s in per_t.items()} for layer, per_t in streamed.spikes.items()},
+            negative={layer: {t: s / n for t, s in per_t.items()} for layer, per_t in streamed.negative.items()},
             neurons={layer.onnx_node: int(np.prod(layer.shape)) * len(layer.neurons) for layer in result.layers},
             samples=n,
             backend=backend,

@@ -38,7 +38,7 @@ def tuning_options(command):
             "--signed",
             is_flag=True,
             help="Signed spikes: IF neurons also emit -1 to take back over-firing (contract version 2; "
-            "only backends with signed-spike support, today the reference, run the result).",
+            "runs on the reference, snntorch, norse and spikingjelly; the Lava backends refuse it).",
         ),
         click.option(
             "--finetune",

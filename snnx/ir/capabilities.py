@@ -62,7 +62,7 @@ def graph_refusals(prepared: PreparedGraph, caps: Capabilities) -> list[str]:
     if signed:
         reasons.append(
             f"signed spikes (metadata snnx.signed, contract version 2) are not supported (nodes {some(signed)}); "
-            "convert without --signed or run on the reference backend"
+            "convert without --signed or run on a backend that declares signed_spikes (snnx plugins)"
         )
     if not caps.cycles and prepared.schedule.back_edges:
         src, dst = sorted(prepared.schedule.back_edges)[0]

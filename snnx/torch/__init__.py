@@ -7,6 +7,8 @@
 - :mod:`snnx.torch.backend`: :class:`~snnx.torch.backend.TorchGraphBackend` and ``TORCH_NODE_TYPES``;
   no torch import.
 - :mod:`snnx.torch.params`: reading NIR parameters as float64; numpy only, for backends' ``fold.py``.
+- :mod:`snnx.torch.signed`: the signed spike rule (contract version 2) on a framework neuron's membrane,
+  with the framework's own surrogate on both branches.
 
 Importing this package imports none of them; ``graph`` and ``neuron`` need torch, and the plugins import
 them lazily, inside their methods.

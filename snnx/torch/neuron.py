@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from snnx.errors import UnsupportedNodeError
 from snnx.ir.nodes import find_kind
-from snnx.ir.semantics import i_init_of, reset_of, v_init_of
+from snnx.ir.semantics import i_init_of, reset_of, signed_of, v_init_of
 from snnx.torch.params import f64, is_uniform
 
 __all__ = [
@@ -147,6 +147,8 @@ class ContractNeuron(TorchNeuron):
         self.dt = float(dt)
         kind = find_kind(node)
         self.reset_mode = reset_of(node) if kind is not None and kind.spiking else None
+        #: signed spikes (contract version 2): the subclass applies :func:`snnx.torch.signed.signed_step`.
+        self.signed = kind is not None and kind.spiking and signed_of(node)
         # The float64 values the node came with, and the tensors they were folded into:
         # an untrained parameter raises back to its original float64 value, not a rounded one.
         self._original: dict[str, np.ndarray] = {}
@@ -199,10 +201,12 @@ class ContractNeuron(TorchNeuron):
         return self.recover(key, current)
 
     def contract_metadata(self) -> dict[str, Any]:
-        """``metadata["snnx"]`` for :meth:`to_nir`: reset mode and initial state."""
+        """``metadata["snnx"]`` for :meth:`to_nir`: reset mode, signed spikes and initial state."""
         meta: dict[str, Any] = {}
         if self.reset_mode is not None:
             meta["reset"] = self.reset_mode
+        if self.signed:
+            meta["signed"] = True
         for key in ("v_init", "i_init"):
             if key in self._original:
                 meta[key] = self.recover(key, getattr(self, key))
@@ -215,6 +219,7 @@ class ContractNeuron(TorchNeuron):
 
     def extra_repr(self) -> str:
         reset = f", reset={self.reset_mode!r}" if self.reset_mode else ""
+        reset += ", signed" if self.signed else ""
         return f"node={self.node_name!r}, type={self.nir_type}, dt={self.dt!r}{reset}"
 
 

@@ -111,14 +111,23 @@ def test_cli_low_latency_options(tmp_path, digits_mlp, capsys):
     assert snnx.load(tmp_path / "o.nir").metadata["snnx"]["version"] == 2
 
 
-def test_signed_graph_is_refused_by_a_torch_backend(digits_mlp):
-    pytest.importorskip("snntorch")
-    from snnx.errors import UnsupportedNodeError
+def test_signed_graph_runs_on_snntorch_and_is_refused_by_lava_dl(digits_mlp):
+    # snntorch declares signed_spikes (tests/test_signed_torch.py has the spike-for-spike checks); the
+    # Lava backends cannot emit -1 and must refuse with the reason, naming the nodes.
+    torch = pytest.importorskip("torch")
+    from snnx.ir.prepare import prepare
+    from snnx.plugins import get_backend
 
     proto, (xtr, *_rest) = digits_mlp
     result = convert(proto, xtr[:100], signed=True)
-    with pytest.raises(UnsupportedNodeError, match="signed spikes"):
-        snnx.lower(result.graph, "snntorch")
+    xs = np.broadcast_to(xtr[:4][None].astype(np.float64), (8, 4, *xtr.shape[1:]))
+    want = snnx.simulate(result.graph, {result.input_name: xs})[result.output_names[0]]
+    model = snnx.lower(result.graph, "snntorch", dtype="float64")
+    with torch.no_grad():
+        got = model(torch.as_tensor(np.ascontiguousarray(xs))).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    reasons = get_backend("lava-dl").refusals(prepare(result.graph))
+    assert any("signed spikes" in r and "not supported" in r for r in reasons), reasons
 
 
 @pytest.mark.slow

@@ -5,7 +5,9 @@ Every class wraps Norse's own cell (``LIFBoxCell``, ``IAFCell``, ``LIBoxCell``, 
 gradients. What the wrapper adds is an input scale (``r``, ``dt·r``, ``dt/τ_syn·w_in·r``), the
 contract's initial state (Norse starts at ``v_leak``), and, where Norse has no subtract reset (IAF,
 LIF with current), Norse's own ``threshold`` + ``reset_subtract`` functions applied to the cell's
-subthreshold update. The numpy side of the folds is :mod:`snnx.plugins.norse.fold`.
+subthreshold update. A signed node (contract version 2) runs the same subthreshold update and fires
+through :func:`snnx.torch.signed.signed_step` with Norse's ``threshold``. The numpy side of the folds
+is :mod:`snnx.plugins.norse.fold`.
 
 Imports torch and Norse; :mod:`snnx.plugins.norse.plugin` imports this module lazily.
 """
@@ -32,7 +34,7 @@ from norse.torch import (
 )
 from norse.torch.functional.iaf import IAFFeedForwardState
 from norse.torch.functional.leaky_integrator import LIState, li_feed_forward_step
-from norse.torch.functional.leaky_integrator_box import LIBoxState
+from norse.torch.functional.leaky_integrator_box import LIBoxState, li_box_feed_forward_step
 from norse.torch.functional.lif import LIFFeedForwardState
 from norse.torch.functional.lif_box import LIFBoxFeedForwardState
 from norse.torch.functional.reset import reset_subtract, reset_value
@@ -41,6 +43,7 @@ from norse.torch.functional.threshold import threshold
 from snnx.plugins.norse.fold import DEFAULT_ALPHA, DEFAULT_METHOD, inverse
 from snnx.plugins.norse.fold import rate as rate64
 from snnx.torch.neuron import ContractNeuron, affine, f64, neuron_class
+from snnx.torch.signed import SignedState, signed_step, zeros_count
 
 
 def rate(dt: float, tau: np.ndarray) -> torch.Tensor:
@@ -98,8 +101,30 @@ class NorseNeuron(ContractNeuron):
         """One Norse step on the already-scaled input ``u``."""
         return self.cell(u, state)
 
+    def _charge(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """A spiking cell's subthreshold update on ``u``: the membrane ``v`` and the state without reset.
+
+        Only signed nodes call it (:meth:`_signed_advance`); the spiking classes implement it.
+        """
+        msg = f"{type(self).__name__} has no signed variant"
+        raise NotImplementedError(msg)
+
+    def _signed_advance(self, u: torch.Tensor, state: SignedState) -> tuple[torch.Tensor, SignedState]:
+        """Norse's subthreshold update, then the signed spike and reset with Norse's own ``threshold``
+        (the reset is not detached, as in Norse's ``reset_subtract``)."""
+        p = self.cell.p
+        v, inner = self._charge(u, state.inner)
+        s, v, n = signed_step(v, p.v_th, state.n, lambda x: threshold(x, p.method, p.alpha), detach_reset=False)
+        return s, SignedState(inner._replace(v=v), n)
+
+    def init_state(self, x: torch.Tensor) -> Any:
+        state = self._initial_state(x)
+        return SignedState(state, zeros_count(x)) if self.signed else state
+
     def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         # TorchNeuron.forward loops this: the input scale per (batch, *shape) slice stays in cache.
+        if self.signed:
+            return self._signed_advance(self._input(x), state)
         return self._advance(self._input(x), state)
 
 
@@ -129,8 +154,15 @@ class NorseLIF(NorseNeuron):
         self.remember("v_threshold", node.v_threshold, p.v_th)
         self.remember("v_reset", node.v_reset, p.v_reset)
 
-    def init_state(self, x: torch.Tensor) -> LIFBoxFeedForwardState:
+    def _initial_state(self, x: torch.Tensor) -> LIFBoxFeedForwardState:
         return LIFBoxFeedForwardState(v=self.initial("v_init", x))
+
+    def _charge(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        # LIFBoxCell's own step fires and resets; its subthreshold part is Norse's LI box step.
+        p = self.cell.p
+        li = LIBoxParameters(tau_mem_inv=p.tau_mem_inv, v_leak=p.v_leak)
+        v, _ = li_box_feed_forward_step(u, LIBoxState(v=state.v), li, self.dt)
+        return v, state
 
     def to_nir(self) -> nir.LIF:
         p = self.cell.p
@@ -167,16 +199,19 @@ class NorseIF(NorseNeuron):
         self.remember("v_threshold", node.v_threshold, p.v_th)
         self.remember("v_reset", node.v_reset, p.v_reset)
 
-    def init_state(self, x: torch.Tensor) -> IAFFeedForwardState:
+    def _initial_state(self, x: torch.Tensor) -> IAFFeedForwardState:
         return IAFFeedForwardState(v=self.initial("v_init", x))
+
+    def _charge(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return state.v + u, state
 
     def _advance(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         if self.reset_mode != "subtract":
             return self.cell(u, state)
         p = self.cell.p
-        v = state.v + u
+        v, state = self._charge(u, state)
         z = threshold(v - p.v_th, p.method, p.alpha)
-        return z, IAFFeedForwardState(v=reset_subtract(z, v, p.v_reset, p.v_th))
+        return z, state._replace(v=reset_subtract(z, v, p.v_reset, p.v_th))
 
     def to_nir(self) -> nir.IF:
         p = self.cell.p
@@ -202,7 +237,7 @@ class NorseLI(NorseNeuron):
         self.remember("tau", node.tau, p.tau_mem_inv)
         self.remember("v_leak", node.v_leak, p.v_leak)
 
-    def init_state(self, x: torch.Tensor) -> LIBoxState:
+    def _initial_state(self, x: torch.Tensor) -> LIBoxState:
         return LIBoxState(v=self.initial("v_init", x))
 
     def to_nir(self) -> nir.LI:
@@ -297,17 +332,22 @@ class NorseCubaLIF(_NorseCuba):
         ):
             self.remember(key, value, folded)
 
-    def init_state(self, x: torch.Tensor) -> LIFFeedForwardState:
+    def _initial_state(self, x: torch.Tensor) -> LIFFeedForwardState:
         return LIFFeedForwardState(v=self.initial("v_init", x), i=self.initial("i_state_init", x))
+
+    def _charge(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        p = self.cell.p
+        li = LIParameters(tau_syn_inv=p.tau_syn_inv, tau_mem_inv=p.tau_mem_inv, v_leak=p.v_leak)
+        v, li_state = li_feed_forward_step(u, LIState(v=state.v, i=state.i), li, self.dt)
+        return v, LIFFeedForwardState(v=v, i=li_state.i)
 
     def _advance(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         if self.reset_mode != "subtract":
             return self.cell(u, state)
         p = self.cell.p
-        li = LIParameters(tau_syn_inv=p.tau_syn_inv, tau_mem_inv=p.tau_mem_inv, v_leak=p.v_leak)
-        v, li_state = li_feed_forward_step(u, LIState(v=state.v, i=state.i), li, self.dt)
+        v, state = self._charge(u, state)
         z = threshold(v - p.v_th, p.method, p.alpha)
-        return z, LIFFeedForwardState(v=reset_subtract(z, v, p.v_reset, p.v_th), i=li_state.i)
+        return z, state._replace(v=reset_subtract(z, v, p.v_reset, p.v_th))
 
     def to_nir(self) -> nir.CubaLIF:
         p = self.cell.p
@@ -339,7 +379,7 @@ class NorseCubaLI(_NorseCuba):
         self.remember("tau_mem", node.tau_mem, p.tau_mem_inv)
         self.remember("v_leak", node.v_leak, p.v_leak)
 
-    def init_state(self, x: torch.Tensor) -> LIState:
+    def _initial_state(self, x: torch.Tensor) -> LIState:
         return LIState(v=self.initial("v_init", x), i=self.initial("i_state_init", x))
 
     def to_nir(self) -> nir.CubaLI:

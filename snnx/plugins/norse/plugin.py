@@ -29,7 +29,7 @@ class NorseBackend(TorchGraphBackend):
     description = "Norse cells (LIFBoxCell, IAFCell, LIBoxCell, LIFCell, LICell) in a torch module"
     # Norse's cells take per-neuron tensors for every parameter and an explicit state, so every
     # node type, both reset modes, v_init/i_init and (through the executor) cycles are exact.
-    capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True)
+    capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True, signed_spikes=True)
     requires = ("torch", "norse")
 
     def lower(self, graph: PreparedGraph, method: str = DEFAULT_METHOD, alpha: float = DEFAULT_ALPHA,

@@ -19,7 +19,7 @@ import numpy as np
 
 from snnx.errors import UnsupportedNodeError
 from snnx.ir.nodes import find_kind
-from snnx.ir.semantics import i_init_of, reset_of, v_init_of
+from snnx.ir.semantics import i_init_of, reset_of, signed_of, v_init_of
 from snnx.torch.params import f64
 
 #: Node kinds lowered to ``snntorch.Leaky`` (:func:`leaky_table`).
@@ -61,6 +61,8 @@ class LeakyTable:
     first: np.ndarray
     mechanism: str  # "zero" | "subtract" | "none"
     spiking: bool
+    #: signed spikes (contract v2): ``mechanism`` is "none" and the wrapper applies the signed reset.
+    signed: bool = False
 
 
 def leaky_table(name: str, node: nir.NIRNode, dt: float) -> LeakyTable:
@@ -80,8 +82,11 @@ def leaky_table(name: str, node: nir.NIRNode, dt: float) -> LeakyTable:
         bias = np.zeros_like(scale)
     v_init = v_init_of(node)
     spiking = kind.spiking
-    if not spiking:
-        threshold = np.ones(())
+    signed = spiking and signed_of(node)
+    if not spiking or signed:
+        # Signed spikes: Leaky only integrates (no reset, threshold v_threshold, so mem is the
+        # contract's v after the update); the wrapper emits the signed spikes and subtracts.
+        threshold = f64(node.v_threshold) if signed else np.ones(())
         mechanism = "none"
         first = beta * v_init
     elif reset_of(node) == "subtract":
@@ -109,6 +114,7 @@ def leaky_table(name: str, node: nir.NIRNode, dt: float) -> LeakyTable:
         first=first.copy(),
         mechanism=mechanism,
         spiking=spiking,
+        signed=signed,
     )
 
 
@@ -130,6 +136,8 @@ class SynapticTable:
     syn_init: np.ndarray
     v_init: np.ndarray
     reset: str | None
+    #: signed spikes (contract v2, reset "subtract"): the wrapper applies the signed rule.
+    signed: bool = False
 
 
 def synaptic_table(name: str, node: nir.NIRNode, dt: float) -> SynapticTable:
@@ -154,6 +162,7 @@ def synaptic_table(name: str, node: nir.NIRNode, dt: float) -> SynapticTable:
     return SynapticTable(
         alpha=alpha, beta=beta, threshold=threshold, v_reset=v_reset, scale=scale, bias=bias,
         syn_init=syn_init, v_init=v_init, reset=reset_of(node) if spiking else None,
+        signed=spiking and signed_of(node),
     )
 
 

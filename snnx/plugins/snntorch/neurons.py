@@ -3,7 +3,8 @@
 ``LIF``/``IF``/``LI``/``I`` nodes become :class:`snntorch.Leaky` with snnTorch's own reset mechanism
 (:class:`SnnTorchLeaky`); ``CubaLIF``/``CubaLI`` nodes become :class:`snntorch.Synaptic` whose reset
 this wrapper applies (:class:`SnnTorchSynaptic`), because Synaptic's own "zero" reset also drops the
-input of the step after a spike (see ``specs/backends/snntorch.md``). Each neuron receives its table
+input of the step after a spike (see ``specs/backends/snntorch.md``). A signed node (contract version
+2) runs its neuron without reset and fires through :func:`snnx.torch.signed.signed_step`. Each neuron receives its table
 already folded: :func:`neuron_factory` folds every node exactly once.
 
 Imports torch and snnTorch; :mod:`snnx.plugins.snntorch.plugin` imports this module lazily.
@@ -22,10 +23,11 @@ from torch import Tensor
 
 from snnx.errors import SnnxError
 from snnx.ir.nodes import kind_of
-from snnx.ir.semantics import i_init_of, reset_of, set_node_contract, v_init_of
+from snnx.ir.semantics import i_init_of, reset_of, set_node_contract, signed_of, v_init_of
 from snnx.plugins.snntorch.fold import LeakyTable, SynapticTable, fold
 from snnx.torch.graph import as_tensor
 from snnx.torch.neuron import TorchNeuron, affine, f64, is_uniform
+from snnx.torch.signed import SignedState, signed_step, zeros_count
 
 
 class Surrogate:
@@ -119,6 +121,7 @@ def _contract_node(node: nir.NIRNode) -> nir.NIRNode:
     kwargs: dict[str, Any] = {"v_init": v_init_of(node)}
     if kind.spiking:
         kwargs["reset"] = reset_of(node)
+        kwargs["signed"] = signed_of(node) or None
     if kind.cuba:
         kwargs["i_init"] = i_init_of(node)
     return set_node_contract(out, **kwargs)
@@ -137,7 +140,8 @@ class _SnnTorchNeuron(TorchNeuron):
         return copy.deepcopy(self.node)
 
     def extra_repr(self) -> str:
-        return f"node={self.node_name!r} ({type(self.node).__name__}), dt={self.dt:g}"
+        signed = ", signed" if signed_of(self.node) else ""
+        return f"node={self.node_name!r} ({type(self.node).__name__}), dt={self.dt:g}{signed}"
 
 
 class SnnTorchLeaky(_SnnTorchNeuron):
@@ -146,6 +150,9 @@ class SnnTorchLeaky(_SnnTorchNeuron):
     :param table: the node's :func:`~snnx.plugins.snntorch.fold.leaky_table` at ``dt``.
     :ivar neuron: the snnTorch ``Leaky`` doing the work (its ``beta``/``threshold`` are the folded ones).
     Neuron parameters are fixed buffers; the trainable parameters are the surrounding layers' weights.
+
+    A signed node (``table.signed``) runs ``Leaky`` without reset as its voltage update and applies
+    :func:`snnx.torch.signed.signed_step` with ``Leaky``'s own surrogate (reset detached, as snnTorch's).
     """
 
     def __init__(
@@ -155,6 +162,7 @@ class SnnTorchLeaky(_SnnTorchNeuron):
 
         super().__init__(name, node, dt)
         self.spiking = table.spiking
+        self.signed = table.signed
         self.neuron = snntorch.Leaky(
             beta=_t(table.beta),
             threshold=_t(table.threshold),
@@ -169,19 +177,25 @@ class SnnTorchLeaky(_SnnTorchNeuron):
         self.register_buffer("bias", _unless(table.bias, 0.0))
         self.register_buffer("first", _unless(table.first, 0.0))
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, bool]:
-        return torch.zeros_like(x), True
+    def init_state(self, x: Tensor) -> tuple[Tensor, bool] | SignedState:
+        state = torch.zeros_like(x), True
+        return SignedState(state, zeros_count(x)) if self.signed else state
 
-    def step(self, x: Tensor, state: tuple[Tensor, bool]) -> tuple[Tensor, tuple[Tensor, bool]]:
-        mem, at_start = state
+    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        mem, at_start = state.inner if self.signed else state
         drive = affine(x, self.scale, self.bias)
         if at_start and self.first is not None:
             drive = drive + self.first
         spk, mem = self.neuron(drive, mem)
         _forget(self.neuron)
+        if self.signed:
+            s, mem, n = signed_step(mem, self.neuron.threshold, state.n, self.neuron.spike_grad)
+            return s.to(x.dtype), SignedState((mem, False), n)
         return (spk.to(x.dtype) if self.spiking else mem), (mem, False)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.signed:  # the net count is one more state: the generic step loop carries it
+            return super().forward(x)
         mem: Tensor | None = None
         outputs = []
         # Per step, as a hand-written loop: the input scale/bias on one (batch, *shape) slice stays in
@@ -205,6 +219,7 @@ class SnnTorchSynaptic(_SnnTorchNeuron):
     This wrapper applies the contract's reset to the membrane it passes back in: snnTorch's own
     "zero" reset discards the whole membrane update of the step after a spike, input included,
     which is not the contract's ``v = v_reset``. The reset signal is detached, as in snnTorch.
+    A signed node applies :func:`snnx.torch.signed.signed_step` instead (with ``Synaptic``'s surrogate).
 
     :param table: the node's :func:`~snnx.plugins.snntorch.fold.synaptic_table` at ``dt``.
     """
@@ -216,6 +231,7 @@ class SnnTorchSynaptic(_SnnTorchNeuron):
 
         super().__init__(name, node, dt)
         self.reset = table.reset
+        self.signed = table.signed
         self.neuron = snntorch.Synaptic(
             alpha=_t(table.alpha),
             beta=_t(table.beta),
@@ -230,17 +246,21 @@ class SnnTorchSynaptic(_SnnTorchNeuron):
         self.register_buffer("v_init", _t(table.v_init))
         self.register_buffer("v_reset", _t(table.v_reset))
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor] | SignedState:
         zeros = torch.zeros_like(x)
-        return zeros + self.syn_init, zeros + self.v_init
+        state = zeros + self.syn_init, zeros + self.v_init
+        return SignedState(state, zeros_count(x)) if self.signed else state
 
-    def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        syn, v = state
+    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        syn, v = state.inner if self.signed else state
         drive = affine(x, self.scale, self.bias)
         spk, syn, mem = self.neuron(drive, syn, v)
         _forget(self.neuron)
         if self.reset is None:
             return mem, (syn, mem)
+        if self.signed:
+            s, v, n = signed_step(mem, self.neuron.threshold, state.n, self.neuron.spike_grad)
+            return s.to(x.dtype), SignedState((syn, v), n)
         s = spk.detach().to(mem.dtype)
         if self.reset == "subtract":
             v = mem - s * self.neuron.threshold

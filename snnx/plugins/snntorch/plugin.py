@@ -32,7 +32,7 @@ class SnnTorchBackend(TorchGraphBackend):
 
     name = "snntorch"
     description = "snnTorch Leaky/Synaptic neurons + torch layers (train with snnTorch surrogate gradients)"
-    capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True)
+    capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True, signed_spikes=True)
     requires = ("torch", "snntorch")
     file_suffix = ".pt"
 

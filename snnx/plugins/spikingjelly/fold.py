@@ -11,6 +11,7 @@ import nir
 import numpy as np
 
 from snnx.ir.nodes import find_kind
+from snnx.ir.semantics import signed_of
 from snnx.torch.params import f64
 
 NAME = "spikingjelly"
@@ -31,7 +32,8 @@ def node_refusals(name: str, node: nir.NIRNode, dt: float) -> list[str]:
     """Why SpikingJelly cannot reproduce neuron ``node`` exactly at time step ``dt``; empty when it can."""
     kind = find_kind(node)
     reasons = []
-    if kind is not None and kind.name in LIFNODE_TAU:
+    # A signed node charges through NonSpikingLIFNode (as LI does), which has no tau > 1 limit.
+    if kind is not None and kind.name in LIFNODE_TAU and not signed_of(node):
         key = LIFNODE_TAU[kind.name]
         tau = f64(getattr(node, key))
         if tau.size and not np.all(tau / dt > 1.0):

@@ -12,7 +12,9 @@ charge equations from an explicit initial state. Three folds make them equal the
   ``v_leak``: the difference enters as an input bias ``v_leak − V_reset``.
 - ``τ_SJ = τ/dt`` (SpikingJelly's step is 1), and the input carries ``r`` (``dt·r`` for IF/I).
 
-What cannot be folded is refused by :mod:`snnx.plugins.spikingjelly.fold`. Imports torch and
+Signed spikes (contract version 2) charge through the non-spiking nodes and fire through
+:func:`snnx.torch.signed.signed_step` (see :class:`_SJSpiking`). What cannot be folded is refused by
+:mod:`snnx.plugins.spikingjelly.fold`. Imports torch and
 SpikingJelly; :mod:`snnx.plugins.spikingjelly.plugin` imports this module lazily.
 """
 
@@ -32,6 +34,7 @@ from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.plugins.spikingjelly.fold import HEAVISIDE_SURROGATES, node_refusals
 from snnx.plugins.spikingjelly.fold import NAME as BACKEND
 from snnx.torch.neuron import ContractNeuron, affine, bias_buffer, f64, is_uniform, neuron_class
+from snnx.torch.signed import SignedState, signed_step, zeros_count
 
 
 def check_surrogate(surrogate: Any) -> None:
@@ -112,15 +115,20 @@ class _SJNeuron(ContractNeuron):
         super().__init__(name, node, dt)
         self._settings: dict[str, tuple[str, float]] = {}  # NIR key -> (attribute path, unit)
 
+    def _owner(self, path: str) -> tuple[torch.nn.Module, str]:
+        """The module and attribute of a setting: ``"node.tau"`` on ``self.node``, ``"v_threshold"`` on self."""
+        owner_name, _, attr = path.rpartition(".")
+        return self.get_submodule(owner_name), attr
+
     def _setting(self, path: str, key: str, values: np.ndarray, original: object, unit: float = 1.0) -> None:
         """Store ``values`` at ``path`` (``"node.v_threshold"``); NIR ``key`` = ``values · unit``."""
-        owner_name, attr = path.rsplit(".", 1)
-        owner = self.get_submodule(owner_name)
+        owner, attr = self._owner(path)
         values = f64(values)
         if is_uniform(values):
             setattr(owner, attr, float(values.flat[0]))
         else:
-            delattr(owner, attr)
+            if hasattr(owner, attr):  # a SpikingJelly node's float setting; a signed node's v_threshold is new
+                delattr(owner, attr)
             owner.register_buffer(attr, torch.as_tensor(values, dtype=torch.float64))
         self.remember(key, original, torch.as_tensor(values, dtype=torch.float64))
         self._settings[key] = (path, unit)
@@ -128,8 +136,8 @@ class _SJNeuron(ContractNeuron):
     def _nir(self, key: str) -> np.ndarray:
         """The NIR value of ``key`` from the current SpikingJelly setting."""
         path, unit = self._settings[key]
-        owner_name, attr = path.rsplit(".", 1)
-        value = getattr(self.get_submodule(owner_name), attr)
+        owner, attr = self._owner(path)
+        value = getattr(owner, attr)
         if isinstance(value, torch.Tensor):
             return self.recover(key, value, lambda v: v * unit)
         original = self._original[key]
@@ -152,13 +160,27 @@ class _SJNeuron(ContractNeuron):
 
 
 class _SJSpiking(_SJNeuron):
-    """Shared multi-step run of an ``IFNode``/``LIFNode`` from the contract's ``v_init``."""
+    """Shared multi-step run of an ``IFNode``/``LIFNode`` from the contract's ``v_init``.
+
+    A signed node (contract version 2) cannot run ``IFNode``/``LIFNode``, which only emit 0/1: its
+    ``self.node`` is the matching ``NonSpikingIFNode``/``NonSpikingLIFNode`` (the same charge equation
+    with a soft reset's leak target 0), stepped from an explicit state, and
+    :func:`snnx.torch.signed.signed_step` fires with the :class:`StrictSpike` surrogate ``self.spike``
+    against ``self.v_threshold`` (reset not detached: SpikingJelly's ``detach_reset=False`` default).
+    """
 
     node: sj_neuron.BaseNode
 
     def _spiking_node(self, node: nir.NIRNode, node_cls: type, surrogate: torch.nn.Module | None,
                       **kwargs: Any) -> None:
         """Build ``self.node`` (multi-step, strict spikes) and set its threshold and reset from ``node``."""
+        if self.signed:  # validation guarantees reset "subtract"
+            leaky = node_cls is sj_neuron.LIFNode
+            self.node = sj_neuron.NonSpikingLIFNode(tau=kwargs["tau"]) if leaky else sj_neuron.NonSpikingIFNode()
+            self.spike = StrictSpike(surrogate)
+            self._setting("v_threshold", "v_threshold", node.v_threshold, node.v_threshold)
+            self._v_reset64 = f64(node.v_reset)
+            return
         self.node = node_cls(
             v_reset=_sj_reset(self.reset_mode), surrogate_function=StrictSpike(surrogate), step_mode="m", **kwargs
         )
@@ -175,7 +197,18 @@ class _SJSpiking(_SJNeuron):
     def _reset_back(self) -> np.ndarray:
         return self._nir("v_reset") if self.reset_mode == "value" else self._v_reset64.copy()
 
+    def _membrane(self, x: torch.Tensor) -> torch.Tensor | SignedState:
+        """The membrane's initial state: ``v_init``, with the net spike count when signed."""
+        v = self.initial("v_init", x)
+        return SignedState(v, zeros_count(x)) if self.signed else v
+
     def _run_node(self, u: torch.Tensor) -> torch.Tensor:
+        if self.signed:  # one more state (the net count): step by step
+            state, out = self._membrane(u[0]), []
+            for u_t in u.unbind(0):
+                spike, state = self._step_node(u_t, state)
+                out.append(spike)
+            return torch.stack(out)
         node = self.node
         node.reset()
         node.v = self.initial("v_init", u[0])
@@ -184,7 +217,11 @@ class _SJSpiking(_SJNeuron):
         finally:
             node.reset()  # no state (or autograd graph) outlives the call
 
-    def _step_node(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step_node(self, u: torch.Tensor, v: Any) -> tuple[torch.Tensor, Any]:
+        if self.signed:
+            h = _charge_step(self.node, u, v.inner)
+            spike, h, n = signed_step(h, self.v_threshold, v.n, self.spike, detach_reset=False)
+            return spike, SignedState(h, n)
         (spike,), (v,) = self.node.single_step_functional_forward((u,), (v,))
         return spike, v
 
@@ -199,8 +236,8 @@ class SJIF(_SJSpiking):
         self.remember("r", node.r, self.in_scale)
         self._spiking_node(node, sj_neuron.IFNode, surrogate)
 
-    def init_state(self, x: torch.Tensor) -> torch.Tensor:
-        return self.initial("v_init", x)
+    def init_state(self, x: torch.Tensor) -> torch.Tensor | SignedState:
+        return self._membrane(x)
 
     def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._step_node(x * self.in_scale, state)
@@ -235,8 +272,8 @@ class SJLIF(_SJSpiking):
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return affine(x, self.in_scale, self.in_bias)
 
-    def init_state(self, x: torch.Tensor) -> torch.Tensor:
-        return self.initial("v_init", x)
+    def init_state(self, x: torch.Tensor) -> torch.Tensor | SignedState:
+        return self._membrane(x)
 
     def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._step_node(self._input(x), state)
@@ -368,8 +405,8 @@ class SJCubaLIF(_SJCuba, _SJSpiking):
         self._spiking_node(node, sj_neuron.LIFNode, surrogate, tau=2.0, decay_input=True)
         self._setting("node.tau", "tau_mem", f64(node.tau_mem) / dt, node.tau_mem, unit=dt)
 
-    def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.initial("i_init", x), self.initial("v_init", x)
+    def init_state(self, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return self.initial("i_init", x), self._membrane(x)
 
     def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         i, v = state

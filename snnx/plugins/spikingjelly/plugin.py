@@ -30,7 +30,7 @@ class SpikingJellyBackend(TorchGraphBackend):
 
     name = NAME
     description = "SpikingJelly IFNode/LIFNode (step_mode='m') and non-spiking nodes in a torch module"
-    capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True)
+    capabilities = Capabilities(node_types=TORCH_NODE_TYPES, cycles=True, v_init=True, signed_spikes=True)
     requires = ("torch", "spikingjelly")
 
     def node_refusals(self, name: str, node: nir.NIRNode, dt: float) -> list[str]:
