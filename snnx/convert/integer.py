@@ -77,6 +77,13 @@ def best_threshold(
     return best
 
 
+def _drive(rows: list[np.ndarray], bias: np.ndarray, extra: list[float], gain: float, levels: int) -> float:
+    """The largest per-step input ``Σ|w| + |b|`` of a readout at ``gain`` (spike inputs of 1)."""
+    total = sum(np.abs(np.clip(np.rint(r * gain), -levels, levels)).sum(axis=1) for r in rows)
+    total = total + sum(abs(round(e * gain)) for e in extra) + float(np.max(np.abs(np.rint(bias * gain))))
+    return float(np.max(total))
+
+
 def _avgpools_to_sumpools(graph: nir.NIRGraph, preds, succs) -> None:
     """AvgPool2d → SumPool2d, the ``1/k²`` folded into the weighted node(s) it feeds (via Flatten)."""
     for name, node in list(graph.nodes.items()):
@@ -106,8 +113,9 @@ def integerise(
     """Make ``graph`` (a converted graph) all-integer in place, ``bits``-bit weights.
 
     :param per_channel: one integer threshold per output channel; False: one per population.
-    :param limits: per IF/I population, the largest threshold and the largest bias magnitude the
-        target holds (:func:`snnx.convert.targets.loihi_integer_limits`); populations not named are free.
+    :param limits: per IF/I population, the largest threshold, the largest bias magnitude and (for a
+        readout) the largest per-step input ``Σ|w| + |b|`` the target holds
+        (:func:`snnx.convert.targets.loihi_integer_limits`); populations not named are free.
     :returns: statistics: the largest threshold, the largest bias magnitude, and the readout gain (the
         readout's ``v`` is ``gain`` times the float graph's).
     """
@@ -170,7 +178,7 @@ def integerise(
             r0 * np.asarray(graph.nodes[w].bias, dtype=np.float64).reshape(-1)
             for w in weighted if getattr(graph.nodes[w], "bias", None) is not None
         ] + [np.zeros(1)])
-        max_th, max_bias = (limits or {}).get(name, (math.inf, math.inf))
+        max_th, max_bias, max_drive = (limits or {}).get(name, (math.inf, math.inf, math.inf))
         bias_top = float(np.max(np.abs(bias)))
 
         def fits(theta: int, *, max_th=max_th, max_bias=max_bias, bias=bias) -> bool:
@@ -180,7 +188,10 @@ def integerise(
             # One gain for the whole readout: argmax is invariant to it, not to per-class gains.
             rows = [r0 * _rows(graph.nodes[w].weight) for w in weighted]
             top = max([float(np.max(np.abs(x))) for x in rows] + [abs(e) for e in extra] + [1e-12])
-            theta = np.full(n_ch, min(levels / top, max_bias / bias_top if bias_top else math.inf))
+            gain = min(levels / top, max_bias / bias_top if bias_top else math.inf)
+            while gain > 0 and _drive(rows, bias, extra, gain, levels) > max_drive:
+                gain *= 0.99
+            theta = np.full(n_ch, gain)
             stats["readout_gain"] = float(theta[0])
         else:
             one = not per_channel or direct or scales

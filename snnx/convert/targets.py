@@ -37,6 +37,10 @@ LOIHI_WEIGHT_BITS = 8
 LOIHI_VTH_MAX = (1 << 17) - 1
 LOIHI_BIAS_MAX = (1 << 12) - 1
 LOIHI_INPUT_FRACTION_BITS = 8
+#: A readout's voltage must stay in Loihi's 24 bits (6 of them fractional) for this many steps; lava's
+#: own bound for a readout when the run length is unknown (``snnx lower``), so the report says exact.
+LOIHI_READOUT_STEPS = 64
+LOIHI_STATE_MAX = (1 << 23) - 1
 
 
 def input_fraction_bits(x: np.ndarray, most: int = LOIHI_INPUT_FRACTION_BITS) -> int | None:
@@ -68,20 +72,24 @@ def _reads_input(graph: nir.NIRGraph, name: str) -> bool:
     return False
 
 
-def loihi_integer_limits(graph: nir.NIRGraph, fraction_bits: int) -> dict[str, tuple[float, float]]:
-    """Per IF/I population, the largest threshold and bias Loihi holds at scale 1.
+def loihi_integer_limits(graph: nir.NIRGraph, fraction_bits: int) -> dict[str, tuple[float, float, float]]:
+    """Per IF/I population, the largest threshold, bias and (readout) per-step input Loihi holds at scale 1.
 
     The population that reads the analog input counts it in units of ``2**-fraction_bits`` on Loihi
     (graded spikes), so its threshold and bias mantissas are ``2**fraction_bits`` times larger there.
-    A readout (``I``) never fires: only its bias is bounded.
+    A readout (``I``) never fires, and its probed voltage sums its input for the whole window: its
+    per-step input is bounded so that ``LOIHI_READOUT_STEPS`` steps stay in the 24-bit voltage.
     """
     limits = {}
+    inf = float("inf")
     for name, node in graph.nodes.items():
         if not isinstance(node, (nir.IF, nir.I)):
             continue
         shift = fraction_bits if _reads_input(graph, name) else 0
-        max_th = float(LOIHI_VTH_MAX >> shift) if isinstance(node, nir.IF) else float("inf")
-        limits[name] = (max_th, float(LOIHI_BIAS_MAX >> shift))
+        readout = isinstance(node, nir.I)
+        max_th = inf if readout else float(LOIHI_VTH_MAX >> shift)
+        drive = float((LOIHI_STATE_MAX >> 6) // LOIHI_READOUT_STEPS >> shift) if readout else inf
+        limits[name] = (max_th, float(LOIHI_BIAS_MAX >> shift), drive)
     return limits
 
 
