@@ -107,8 +107,9 @@ def integer_options(graph: nir.NIRGraph, target: str, bits: int, samples: np.nda
     e = input_fraction_bits(samples) if samples is not None else None
     if e is None:
         e = LOIHI_INPUT_FRACTION_BITS
+        what = "no calibration inputs were given" if samples is None else f"the calibration inputs are not multiples of 2^-{e}"
         note = (
-            f"target loihi: the calibration inputs are not multiples of 2^-{e}; backend lava sends inputs as "
+            f"target loihi: {what}; backend lava sends inputs as "
             f"graded spikes rounded to 2^-{e}, so quantise the inputs to multiples of 2^-{e} for runs "
             "spike-identical to the reference"
         )

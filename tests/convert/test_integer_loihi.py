@@ -71,6 +71,19 @@ def test_integer_loihi_refuses_more_than_8_bits_and_signed(digits_files, capsys)
     assert code == 2 and "no negative spikes" in err and not target.exists()
 
 
+def test_integer_loihi_leaves_room_for_8_input_bits_when_the_inputs_are_not_dyadic(digits_files, capsys):
+    tmp, path, _x = digits_files
+    x = np.load(tmp / "calib.npz")["x"]
+    np.savez(tmp / "calib255.npz", x=np.round(x * 255) / 255 + 1e-3)
+    target = tmp / "m255.nir"
+    code, out, err = run(convert_argv(path, target, tmp / "calib255.npz", "--integer", "8", "--target", "loihi"), capsys)
+    assert code == 0, err
+    assert "not multiples of 2^-8" in out and "quantise the inputs" in out
+    graph = snnx.load(target)
+    first = next(n for n in prepare(graph).schedule.order if isinstance(graph.nodes[n], nir.IF))
+    assert graph.nodes[first].v_threshold.max() <= LOIHI_VTH_MAX >> 8
+
+
 def test_input_fraction_bits():
     assert input_fraction_bits(np.arange(17) / 16) == 4
     assert input_fraction_bits(np.array([0.0, 1.0, 3.0])) == 0
