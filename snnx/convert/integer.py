@@ -108,7 +108,8 @@ def _avgpools_to_sumpools(graph: nir.NIRGraph, preds, succs) -> None:
 
 
 def integerise(
-    graph: nir.NIRGraph, bits: int, *, per_channel: bool = True, limits: dict[str, tuple[int, int]] | None = None
+    graph: nir.NIRGraph, bits: int, *, per_channel: bool = True,
+    limits: dict[str, tuple[float, float, float]] | None = None,
 ) -> dict[str, float]:
     """Make ``graph`` (a converted graph) all-integer in place, ``bits``-bit weights.
 
@@ -207,7 +208,8 @@ def integerise(
             if np.any(theta == 0):
                 msg = (
                     f"--integer: no integer threshold of {name!r} keeps its biases within {max_bias:g} and itself "
-                    f"within {max_th:g} (the target's number formats); use fewer --integer bits"
+                    f"within {max_th:g} (the target's number formats): its biases are too large against its "
+                    "weights; retrain with smaller biases, or convert for --target any"
                 )
                 raise ConversionError(msg)
         for w in weighted:

@@ -25,7 +25,7 @@ import numpy as np
 
 from snnx.convert.driver import ConversionResult
 from snnx.errors import ConversionError
-from snnx.ir.nodes import is_spiking
+from snnx.ir.nodes import is_neuron, is_spiking
 from snnx.ir.semantics import set_node_contract
 
 TARGETS = ("any", "loihi")
@@ -67,7 +67,7 @@ def _reads_input(graph: nir.NIRGraph, name: str) -> bool:
         node = graph.nodes[cur]
         if isinstance(node, nir.Input):
             return True
-        if not isinstance(node, (nir.IF, nir.I, nir.LIF, nir.LI, nir.CubaLIF, nir.CubaLI)):
+        if not is_neuron(node):
             frontier += preds.get(cur, [])
     return False
 
@@ -93,7 +93,9 @@ def loihi_integer_limits(graph: nir.NIRGraph, fraction_bits: int) -> dict[str, t
     return limits
 
 
-def integer_options(graph: nir.NIRGraph, target: str, bits: int, samples: np.ndarray | None) -> tuple[dict[str, Any], list[str]]:
+def integer_options(
+    graph: nir.NIRGraph, target: str, bits: int, samples: np.ndarray | None
+) -> tuple[dict[str, Any], list[str]]:
     """The :func:`snnx.convert.integer.integerise` options for ``target``, and notes to print.
 
     :param samples: the calibration inputs: their fractional bits size the first layer's room.
@@ -102,12 +104,18 @@ def integer_options(graph: nir.NIRGraph, target: str, bits: int, samples: np.nda
     if target != "loihi":
         return {}, []
     if bits > LOIHI_WEIGHT_BITS:
-        msg = f"--integer {bits} --target loihi: Loihi's weights are {LOIHI_WEIGHT_BITS}-bit signed; use --integer {LOIHI_WEIGHT_BITS} or fewer"
+        msg = (
+            f"--integer {bits} --target loihi: Loihi's weights are {LOIHI_WEIGHT_BITS}-bit signed; "
+            f"use --integer {LOIHI_WEIGHT_BITS} or fewer"
+        )
         raise ConversionError(msg)
     e = input_fraction_bits(samples) if samples is not None else None
     if e is None:
         e = LOIHI_INPUT_FRACTION_BITS
-        what = "no calibration inputs were given" if samples is None else f"the calibration inputs are not multiples of 2^-{e}"
+        what = (
+            "no calibration inputs were given" if samples is None
+            else f"the calibration inputs are not multiples of 2^-{e}"
+        )
         note = (
             f"target loihi: {what}; backend lava sends inputs as "
             f"graded spikes rounded to 2^-{e}, so quantise the inputs to multiples of 2^-{e} for runs "

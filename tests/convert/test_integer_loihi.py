@@ -84,6 +84,25 @@ def test_integer_loihi_leaves_room_for_8_input_bits_when_the_inputs_are_not_dyad
     assert graph.nodes[first].v_threshold.max() <= LOIHI_VTH_MAX >> 8
 
 
+def test_integer_refuses_a_population_whose_biases_fit_no_threshold(digits_files):
+    from snnx.convert import convert
+    from snnx.convert.integer import integerise
+    from snnx.errors import ConversionError
+
+    tmp, path, _x = digits_files
+    result = convert(str(path), np.load(tmp / "calib.npz")["x"])
+    graph = result.graph
+    first = next(n for n in prepare(graph).schedule.order if isinstance(graph.nodes[n], nir.IF))
+    biased = next(a for a, b in graph.edges if b == first)
+    node = graph.nodes[biased]
+    # Two thresholds' worth of bias per step rounds to at least 2 at every integer threshold: a target
+    # whose bias mantissa holds 0 cannot take it (one error naming the node); one holding 4095 can.
+    node.bias = np.full(np.shape(node.bias), 2.0) / float(np.max(graph.nodes[first].r))
+    with pytest.raises(ConversionError, match=f"{first}.*biases are too large"):
+        integerise(graph, 8, per_channel=False, limits={first: (LOIHI_VTH_MAX, 0.0, np.inf)})
+    integerise(graph, 8, per_channel=False, limits={first: (LOIHI_VTH_MAX, LOIHI_BIAS_MAX, np.inf)})
+
+
 def test_input_fraction_bits():
     assert input_fraction_bits(np.arange(17) / 16) == 4
     assert input_fraction_bits(np.array([0.0, 1.0, 3.0])) == 0
