@@ -51,15 +51,18 @@ def test_integer_loihi_graph_is_integer_within_loihi_formats(digits_files, capsy
                 assert np.array_equal(np.asarray(value), np.rint(np.asarray(value))), (name, attr)
         if isinstance(node, (nir.Affine, nir.Linear)):
             assert np.abs(node.weight).max() <= 127
-            # Loihi's bias mantissa has 13 bits; the first layer's grows by 2**4 for the graded input.
-            assert np.abs(node.bias).max() <= LOIHI_BIAS_MAX
     ifs = {k: n for k, n in graph.nodes.items() if isinstance(n, nir.IF)}
     assert len(ifs) == 2
     for node in ifs.values():
         assert np.ptp(node.v_threshold) == 0  # Loihi's threshold is one per layer
         assert reset_of(node) == "value" and not np.any(v_init_of(node))
     first = next(n for n in prepare(graph).schedule.order if n in ifs)
-    assert ifs[first].v_threshold.max() <= LOIHI_VTH_MAX >> 4
+    # Loihi's threshold has 17 bits and its bias 13; the first layer's grow by 2**4 for the graded input.
+    for name, node in ifs.items():
+        shift = 4 if name == first else 0
+        (synapse,) = [a for a, b in graph.edges if b == name]
+        assert node.v_threshold.max() <= LOIHI_VTH_MAX >> shift
+        assert np.abs(graph.nodes[synapse].bias).max() <= LOIHI_BIAS_MAX >> shift
 
 
 def test_integer_loihi_refuses_more_than_8_bits_and_signed(digits_files, capsys):
