@@ -361,7 +361,7 @@ def check(
         result.silent = sorted(used.get(k, k) for k in result.silent)
         result.per_output = {used.get(k, k): v for k, v in result.per_output.items()}
         if probes and not used and result.status not in ("error",):
-            note = "internal layers not compared (the backend cannot run the graph with extra outputs)"
+            note = "internal layers not compared (the backend cannot run the graph with extra outputs, nor their prefixes)"
             result.detail = f"{result.detail}; {note}" if result.detail else note
         if backend.approximate and result.status == "disagree":
             result.status = "approximate"
@@ -370,10 +370,34 @@ def check(
     return results
 
 
+def prefix(prepared: PreparedGraph, node: str) -> PreparedGraph:
+    """The part of the graph that ``node`` depends on, with one ``Output`` on ``node``.
+
+    A node's trace depends only on its ancestors, so this graph gives the same trace; a backend that
+    runs only chains (no fan-out for a probe) can still run the prefix of each hidden layer.
+    """
+    graph = prepared.graph
+    preds: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        preds.setdefault(b, []).append(a)
+    keep, frontier = {node}, [node]
+    while frontier:
+        for src in preds.get(frontier.pop(), []):
+            if src not in keep:
+                keep.add(src)
+                frontier.append(src)
+    out = PROBE + "out"
+    nodes = {k: v for k, v in graph.nodes.items() if k in keep}
+    nodes[out] = nir.Output(output_type=np.array(prepared.shapes[node]))
+    edges = [(a, b) for a, b in graph.edges if a in keep and b in keep] + [(node, out)]
+    g = nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(graph.metadata), type_check=False)
+    return prepare_graph(g, dt=prepared.dt)
+
+
 def _run_with_probes(backend: Any, prepared: PreparedGraph, with_probes: PreparedGraph, probes: dict[str, str],
                      inputs: dict[str, np.ndarray], target: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Run the probed graph when the backend takes it, else the graph itself, on device ``target``;
-    returns the probes used."""
+    """Run the probed graph when the backend takes it, else the graph itself and the prefix of every
+    probed node it takes (:func:`prefix`), on device ``target``; returns the probes used."""
     from snnx.device import move
 
     if probes and not backend.refusals(with_probes):
@@ -381,6 +405,16 @@ def _run_with_probes(backend: Any, prepared: PreparedGraph, with_probes: Prepare
             outputs = backend.run(move(backend.lower(with_probes), target), inputs)
             if all(p in outputs for p in probes):
                 return outputs, probes
-        except Exception:  # noqa: BLE001 - a backend that cannot take extra outputs: compare outputs only
+        except Exception:  # noqa: BLE001 - a backend that cannot take extra outputs: try the prefixes
             pass
-    return backend.run(move(backend.lower(prepared), target), inputs), {}
+    outputs = backend.run(move(backend.lower(prepared), target), inputs)
+    used = {}
+    for probe, node in probes.items():
+        part = prefix(prepared, node)
+        feeds = {k: v for k, v in inputs.items() if k in part.input_names}
+        if backend.refusals(part) or set(feeds) != set(part.input_names):
+            continue
+        (out,) = part.output_names
+        outputs[probe] = backend.run(move(backend.lower(part), target), feeds)[out]
+        used[probe] = node
+    return outputs, used

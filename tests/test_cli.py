@@ -312,3 +312,61 @@ def test_inputs_can_be_nirdata_and_a_non_zip_file_is_named(tmp_path):
     (tmp_path / "x.npz").write_text("not a zip")
     code, _out, err = snnx_cli("run", CASES_DIR / "lif_chain.nir", "--input", tmp_path / "x.npz")
     assert code == 2 and "not an .npz (zip) file" in err
+
+
+def _two_layer_graph():
+    import nir
+
+    from snnx.ir.semantics import set_graph_contract
+
+    def lif(n: int) -> nir.LIF:
+        return nir.LIF(tau=np.full(n, 0.01), r=np.full(n, 10.0), v_leak=np.zeros(n),
+                       v_threshold=np.full(n, 0.5), v_reset=np.zeros(n))
+
+    rng = np.random.default_rng(1)
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([3])),
+            "fc1": nir.Affine(weight=rng.uniform(0, 1, (4, 3)), bias=np.zeros(4)),
+            "lif1": lif(4),
+            "fc2": nir.Affine(weight=rng.uniform(0, 1, (2, 4)), bias=np.zeros(2)),
+            "lif2": lif(2),
+            "output": nir.Output(output_type=np.array([2])),
+        },
+        edges=[("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")],
+        metadata={},
+        type_check=False,
+    )
+    return set_graph_contract(g, dt=1e-3)
+
+
+@pytest.mark.parametrize("hidden_error", [False, True])
+def test_check_compares_a_chain_backends_hidden_layers_through_prefix_graphs(monkeypatch, hidden_error):
+    # A backend that runs one chain only (no fan-out for a probe Output): check runs the graph up to the
+    # hidden layer instead, and a wrong hidden layer is caught there.
+    from snnx import api
+    from snnx.plugins.reference import ReferenceBackend
+
+    class Chain(ReferenceBackend):
+        name = "chain"
+
+        def refusals(self, graph):
+            fan_out = [a for a, _b in graph.edges if sum(e[0] == a for e in graph.edges) > 1]
+            return [f"node {fan_out[0]!r} fans out"] if fan_out else []
+
+        def run(self, model, inputs):
+            out = super().run(model, inputs)
+            if hidden_error and "lif2" not in model.nodes:  # the prefix graph of lif1: corrupt its spikes
+                out = {k: np.roll(v, 1, axis=0) for k, v in out.items()}
+            return out
+
+    backend = Chain()
+    monkeypatch.setattr(api, "get_backend", lambda name: backend)
+    x = np.random.default_rng(0).random((40, 2, 3)) * 3
+    (result,) = api.check(_two_layer_graph(), ["chain"], {"input": x})
+    assert "lif1" in result.compared and result.per_output["lif1"]["spikes"] > 0
+    if hidden_error:
+        assert result.status == "disagree" and result.per_output["lif1"]["spike_mismatches"] > 0
+        assert result.per_output["output"]["spike_mismatches"] == 0
+    else:
+        assert result.status == "agree" and result.spike_mismatches == 0

@@ -111,13 +111,16 @@ def convert_command(
         msg = f"output {str(target)!r} would overwrite the input model; pass -o"
         raise ConversionError(msg)
     if deploy_target != "any" and tuning.get("signed"):
-        msg = f"--target {deploy_target} cannot take --signed: signed spikes need reset 'subtract', the target resets to zero"
+        msg = (
+            f"--target {deploy_target} cannot take --signed: Loihi's CUBA neuron sends no negative spikes, and "
+            "signed spikes need reset 'subtract' where the target resets to zero"
+        )
         raise ConversionError(msg)
     result = convert(
         model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit,
         **convert_kwargs(tuning),
     )
-    tuned = apply_tuning(result, tuning, model)
+    tuned = apply_tuning(result, tuning, model, target=deploy_target, calib=calib)
     if deploy_target != "any":
         from snnx.convert.targets import retarget
 

@@ -19,7 +19,7 @@ from snnx.convert.emit import CONVERSION_DT, build_graph
 from snnx.convert.loader import default_opset, load_model, pin_input, resolve_input, tensor_shapes
 from snnx.convert.rewrites import prepare
 from snnx.errors import ConversionError, SnnxError, UnsupportedNodeError
-from snnx.ir.semantics import set_node_contract
+from snnx.ir.semantics import reset_of, set_node_contract
 from snnx.metrics.ann import store_ann
 from snnx.registry import OnnxOpRegistrar
 
@@ -95,9 +95,17 @@ class ConversionResult:
             lines.append("signed spikes: IF neurons also emit -1 to take back over-firing (contract version 2)")
         lines.extend(f"{stage}: {sec:.1f} s" for stage, sec in self.stages.items())
         if self.layers:
+            # --target loihi rewrites every IF to reset to zero from zero state after the conversion.
+            to_zero = any(
+                isinstance(n, nir.IF) and reset_of(n) == "value" for n in self.graph.nodes.values()
+            )
+            integer = "integer" in self.stages
             lines.append(
-                "layers (IF, reset subtract, integer thresholds and v_init = ceil(threshold/2)):"
-                if "integer" in self.stages
+                "layers (IF, reset to zero, v_init 0, "
+                + ("integer thresholds, one per population):" if integer else "threshold 1):")
+                if to_zero
+                else "layers (IF, reset subtract, integer thresholds and v_init = ceil(threshold/2)):"
+                if integer
                 else "layers (IF, reset subtract, threshold 1, v_init 0.5):"
             )
             for layer in self.layers:

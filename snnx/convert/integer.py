@@ -12,6 +12,10 @@ not depend on it). Spike trains stay 0/1 (±1 when signed), so every synaptic op
 analog input layer is an integer addition, and a graph whose numbers are all integer-valued floats
 lowers to fixed-point hardware without a further quantisation step.
 
+A target whose threshold is shared by a layer (Loihi: one ``vThMant`` per layer) asks for one threshold
+per population (``per_channel=False``) and bounds the threshold and the bias mantissas (``limits``):
+the threshold is then the best integer among those whose biases and itself fit.
+
 Supported: each IF/I fed by Conv2d/Affine nodes that feed only it, by Scale nodes of integer scale,
 and by other IF populations directly (max trees); AvgPool2d between spikes and a weighted node
 becomes a SumPool2d with ``1/k²`` folded into the weights. Anything else is refused with the node.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 
 import nir
 import numpy as np
@@ -46,24 +51,37 @@ def _rows(w: np.ndarray) -> np.ndarray:
     return np.asarray(w, dtype=np.float64).reshape(w.shape[0], -1)
 
 
-def best_threshold(rows: list[np.ndarray], levels: int, extra: list[float] = ()) -> int:
+def best_threshold(
+    rows: list[np.ndarray], levels: int, extra: list[float] = (), fits: Callable[[int], bool] | None = None
+) -> int:
     """The integer threshold θ ≥ 1 minimising the relative rounding error of ``rows`` at ``levels``.
 
     :param rows: the float weights (times ``r``) feeding one output channel, threshold 1.
     :param extra: scalar per-spike weights (direct spike edges, Scale nodes) that must round too.
+    :param fits: only thresholds for which it is true are candidates (a target's number formats);
+        0 when none is.
     """
     w = np.concatenate([r.reshape(-1) for r in rows] + [np.asarray(extra, dtype=np.float64)])
     top = float(np.max(np.abs(w))) if w.size else 0.0
     if top == 0.0:
-        return 1
+        return 1 if fits is None or fits(1) else 0
     hi = max(1, math.ceil(2 * levels / top) + 1)
-    best, best_err = 1, np.inf
+    best, best_err = 0, np.inf
     for theta in range(1, hi + 1):
+        if fits is not None and not fits(theta):
+            continue
         q = np.clip(np.rint(w * theta), -levels, levels) / theta
         err = float(np.sum((w - q) ** 2))
         if err < best_err - 1e-15:
             best, best_err = theta, err
     return best
+
+
+def _drive(rows: list[np.ndarray], bias: np.ndarray, extra: list[float], gain: float, levels: int) -> float:
+    """The largest per-step input ``Σ|w| + |b|`` of a readout at ``gain`` (spike inputs of 1)."""
+    total = sum(np.abs(np.clip(np.rint(r * gain), -levels, levels)).sum(axis=1) for r in rows)
+    total = total + sum(abs(round(e * gain)) for e in extra) + float(np.max(np.abs(np.rint(bias * gain))))
+    return float(np.max(total))
 
 
 def _avgpools_to_sumpools(graph: nir.NIRGraph, preds, succs) -> None:
@@ -89,9 +107,16 @@ def _avgpools_to_sumpools(graph: nir.NIRGraph, preds, succs) -> None:
         )
 
 
-def integerise(graph: nir.NIRGraph, bits: int) -> dict[str, float]:
+def integerise(
+    graph: nir.NIRGraph, bits: int, *, per_channel: bool = True,
+    limits: dict[str, tuple[float, float, float]] | None = None,
+) -> dict[str, float]:
     """Make ``graph`` (a converted graph) all-integer in place, ``bits``-bit weights.
 
+    :param per_channel: one integer threshold per output channel; False: one per population.
+    :param limits: per IF/I population, the largest threshold, the largest bias magnitude and (for a
+        readout) the largest per-step input ``Σ|w| + |b|`` the target holds
+        (:func:`snnx.convert.targets.loihi_integer_limits`); populations not named are free.
     :returns: statistics: the largest threshold, the largest bias magnitude, and the readout gain (the
         readout's ``v`` is ``gain`` times the float graph's).
     """
@@ -150,21 +175,43 @@ def integerise(graph: nir.NIRGraph, bits: int) -> dict[str, float]:
             msg = f"--integer: the weighted inputs of {name!r} disagree on the channel count {sorted(channels)}"
             raise ConversionError(msg)
         n_ch = channels.pop() if channels else 1
+        bias = np.concatenate([
+            r0 * np.asarray(graph.nodes[w].bias, dtype=np.float64).reshape(-1)
+            for w in weighted if getattr(graph.nodes[w], "bias", None) is not None
+        ] + [np.zeros(1)])
+        max_th, max_bias, max_drive = (limits or {}).get(name, (math.inf, math.inf, math.inf))
+        bias_top = float(np.max(np.abs(bias)))
+
+        def fits(theta: int, *, max_th=max_th, max_bias=max_bias, bias=bias) -> bool:
+            return theta <= max_th and float(np.max(np.abs(np.rint(bias * theta)))) <= max_bias
+
         if isinstance(node, nir.I):
             # One gain for the whole readout: argmax is invariant to it, not to per-class gains.
             rows = [r0 * _rows(graph.nodes[w].weight) for w in weighted]
             top = max([float(np.max(np.abs(x))) for x in rows] + [abs(e) for e in extra] + [1e-12])
-            theta = np.full(n_ch, levels / top)
+            gain = min(levels / top, max_bias / bias_top if bias_top else math.inf)
+            while gain > 0 and _drive(rows, bias, extra, gain, levels) > max_drive:
+                gain *= 0.99
+            theta = np.full(n_ch, gain)
             stats["readout_gain"] = float(theta[0])
         else:
+            one = not per_channel or direct or scales
             theta = np.array([
-                best_threshold([r0 * _rows(graph.nodes[w].weight)[c] for w in weighted], levels, extra)
+                best_threshold([r0 * _rows(graph.nodes[w].weight)[c] for w in weighted], levels, extra, fits)
                 for c in range(n_ch)
             ], dtype=np.float64)
-            if (direct or scales) and len(set(theta.tolist())) > 1:
-                # Spike edges and Scale nodes carry one weight for every channel: one threshold.
+            if one and len(set(theta.tolist())) > 1:
+                # Spike edges and Scale nodes carry one weight for every channel, and some targets
+                # share one threshold per layer: one threshold for the population.
                 theta = np.full(n_ch, float(best_threshold(
-                    [r0 * _rows(graph.nodes[w].weight) for w in weighted], levels, extra)))
+                    [r0 * _rows(graph.nodes[w].weight) for w in weighted], levels, extra, fits)))
+            if np.any(theta == 0):
+                msg = (
+                    f"--integer: no integer threshold of {name!r} keeps its biases within {max_bias:g} and itself "
+                    f"within {max_th:g} (the target's number formats): its biases are too large against its "
+                    "weights; retrain with smaller biases, or convert for --target any"
+                )
+                raise ConversionError(msg)
         for w in weighted:
             wn = graph.nodes[w]
             wt = np.asarray(wn.weight, dtype=np.float64)

@@ -6,19 +6,127 @@ the threshold, which any exact backend runs. ``loihi`` makes the graph one that 
 state (Loihi's state starts at 0); the readout stays the integrator, whose voltage ``lava`` probes.
 Reset to zero discards the charge above the threshold at every spike, so a rate-coded layer fires a
 little less than its ReLU asks for; ``specs/conversion.md`` gives the measured cost.
+
+With ``--integer`` the target also fixes how the graph is made integer (:func:`integer_options`): one
+threshold per population (Loihi's ``vThMant`` is per layer), weights of at most 8 bits, thresholds in
+17 bits and biases in 13 (Loihi's mantissas), the first layer's shifted left by the input's fractional
+bits, which enter as graded spikes. The ``lava`` backend then deploys the graph at scale 1, without
+re-quantising, and runs it spike for spike like the reference.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Any
+
+import nir
+import numpy as np
 
 from snnx.convert.driver import ConversionResult
 from snnx.errors import ConversionError
-from snnx.ir.nodes import is_spiking
+from snnx.ir.nodes import is_neuron, is_spiking
 from snnx.ir.semantics import set_node_contract
 
 TARGETS = ("any", "loihi")
+
+#: Loihi 2's number formats as netx writes them (``snnx.plugins.loihi.quantise``; not imported, so that
+#: converting never loads a backend): 8-bit signed weights, 17-bit threshold and 13-bit bias mantissas,
+#: at most 8 fractional bits of a graded input.
+LOIHI_WEIGHT_BITS = 8
+LOIHI_VTH_MAX = (1 << 17) - 1
+LOIHI_BIAS_MAX = (1 << 12) - 1
+LOIHI_INPUT_FRACTION_BITS = 8
+#: A readout's voltage must stay in Loihi's 24 bits (6 of them fractional) for this many steps; lava's
+#: own bound for a readout when the run length is unknown (``snnx lower``), so the report says exact.
+LOIHI_READOUT_STEPS = 64
+LOIHI_STATE_MAX = (1 << 23) - 1
+
+
+def input_fraction_bits(x: np.ndarray, most: int = LOIHI_INPUT_FRACTION_BITS) -> int | None:
+    """The fewest fractional bits ``e <= most`` for which every ``x * 2**e`` is an integer, or None."""
+    x = np.asarray(x, dtype=np.float64)
+    for e in range(most + 1):
+        scaled = x * 2.0**e
+        if np.all(scaled == np.round(scaled)):
+            return e
+    return None
+
+
+def _reads_input(graph: nir.NIRGraph, name: str) -> bool:
+    """Whether population ``name`` receives the graph's Input through stateless nodes only."""
+    preds: dict[str, list[str]] = {}
+    for src, dst in graph.edges:
+        preds.setdefault(dst, []).append(src)
+    frontier, seen = list(preds.get(name, [])), set()
+    while frontier:
+        cur = frontier.pop()
+        if cur in seen:
+            continue
+        seen.add(cur)
+        node = graph.nodes[cur]
+        if isinstance(node, nir.Input):
+            return True
+        if not is_neuron(node):
+            frontier += preds.get(cur, [])
+    return False
+
+
+def loihi_integer_limits(graph: nir.NIRGraph, fraction_bits: int) -> dict[str, tuple[float, float, float]]:
+    """Per IF/I population, the largest threshold, bias and (readout) per-step input Loihi holds at scale 1.
+
+    The population that reads the analog input counts it in units of ``2**-fraction_bits`` on Loihi
+    (graded spikes), so its threshold and bias mantissas are ``2**fraction_bits`` times larger there.
+    A readout (``I``) never fires, and its probed voltage sums its input for the whole window: its
+    per-step input is bounded so that ``LOIHI_READOUT_STEPS`` steps stay in the 24-bit voltage.
+    """
+    limits = {}
+    inf = float("inf")
+    for name, node in graph.nodes.items():
+        if not isinstance(node, (nir.IF, nir.I)):
+            continue
+        shift = fraction_bits if _reads_input(graph, name) else 0
+        readout = isinstance(node, nir.I)
+        max_th = inf if readout else float(LOIHI_VTH_MAX >> shift)
+        drive = float((LOIHI_STATE_MAX >> 6) // LOIHI_READOUT_STEPS >> shift) if readout else inf
+        limits[name] = (max_th, float(LOIHI_BIAS_MAX >> shift), drive)
+    return limits
+
+
+def integer_options(
+    graph: nir.NIRGraph, target: str, bits: int, samples: np.ndarray | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The :func:`snnx.convert.integer.integerise` options for ``target``, and notes to print.
+
+    :param samples: the calibration inputs: their fractional bits size the first layer's room.
+    :raises ConversionError: ``bits`` exceed the target's weights.
+    """
+    if target != "loihi":
+        return {}, []
+    if bits > LOIHI_WEIGHT_BITS:
+        msg = (
+            f"--integer {bits} --target loihi: Loihi's weights are {LOIHI_WEIGHT_BITS}-bit signed; "
+            f"use --integer {LOIHI_WEIGHT_BITS} or fewer"
+        )
+        raise ConversionError(msg)
+    e = input_fraction_bits(samples) if samples is not None else None
+    if e is None:
+        e = LOIHI_INPUT_FRACTION_BITS
+        what = (
+            "no calibration inputs were given" if samples is None
+            else f"the calibration inputs are not multiples of 2^-{e}"
+        )
+        note = (
+            f"target loihi: {what}; backend lava sends inputs as "
+            f"graded spikes rounded to 2^-{e}, so quantise the inputs to multiples of 2^-{e} for runs "
+            "spike-identical to the reference"
+        )
+    else:
+        note = (
+            f"target loihi: the calibration inputs are multiples of 2^-{e}: backend lava sends such inputs "
+            "exactly (graded spikes), and the first layer's threshold and bias leave room for them"
+        )
+    return {"per_channel": False, "limits": loihi_integer_limits(graph, e)}, [note]
 
 
 def retarget(result: ConversionResult, target: str = "any") -> ConversionResult:

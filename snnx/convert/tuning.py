@@ -72,8 +72,13 @@ def convert_kwargs(tuning: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def apply_tuning(result, tuning: dict[str, Any], model=None) -> list[str]:
-    """Run ``--finetune`` then ``--integer`` on a conversion result (in place); lines to print."""
+def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "any", calib=None) -> list[str]:
+    """Run ``--finetune`` then ``--integer`` on a conversion result (in place); lines to print.
+
+    :param target: the ``--target`` the graph is for: it bounds the integer graph's numbers
+        (:func:`snnx.convert.targets.integer_options`).
+    :param calib: the ``--calib`` samples (path or array), whose precision the target may need.
+    """
     lines: list[str] = []
     path, bits = tuning.get("finetune_path"), tuning.get("integer_bits")
     if tuning.get("epochs") not in (None, 5) and not path:
@@ -94,12 +99,22 @@ def apply_tuning(result, tuning: dict[str, Any], model=None) -> list[str]:
         from snnx.convert.integer import integerise
         from snnx.ir.validate import validate
 
+        from snnx.convert.targets import integer_options
+
+        samples = None
+        if target != "any" and calib is not None:
+            from snnx.convert.calibrate import load_npz
+
+            samples = load_npz(calib, need_labels=False, what="--calib")[0] if not hasattr(calib, "shape") else calib
+        options, notes = integer_options(result.graph, target, bits, samples)
         start = time.perf_counter()
-        info = integerise(result.graph, bits)
+        info = integerise(result.graph, bits, **options)
         validate(result.graph)
         result.stages["integer"] = time.perf_counter() - start
         lines.append(
             f"integer graph: {bits}-bit weights, thresholds up to {info['max_threshold']:.0f}, biases up to "
             f"{info['max_bias']:.0f}; readout v is {info['readout_gain']:.4g} × the float graph's"
+            + ("; one threshold per population" if options.get("per_channel") is False else "")
         )
+        lines.extend(f"note: {n}" for n in notes)
     return lines

@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Integer graphs on Loihi: ``snnx convert --integer K --target loihi`` on the reference and on ``lava``.
+
+Two digits models (1,400 train / 397 test): the MLP 64-64-32-10 of ``lowlatency_models.py`` and a CNN
+``Conv(1→8, 3×3) BN ReLU AvgPool2 Conv(8→16, 3×3) BN ReLU Flatten Linear`` (the ``cnn`` kind with
+average instead of max pooling, which a Loihi chain cannot hold), both trained there (cached in
+``$SNNX_BENCH_CACHE``). Each is converted with ``--steps 8`` (500 calibration samples) four ways: float
+and ``--integer K`` for target ``any`` (reset subtract, ``v_init`` at half the threshold) and for target
+``loihi`` (reset to zero from zero state), exactly as ``snnx convert`` does it (``apply_tuning`` then
+``retarget``). The integer Loihi graph also runs on ``lava`` (Lava's bit-accurate Loihi 2 model,
+fixed_pt) for the whole test set at the longest ``T``; accuracy at a shorter ``T`` is read from the same
+run (each sample's window starts from zero state, so the first ``t`` steps of a longer window are the
+run at ``T = t``). Every hidden IF layer is compared spike for spike with the reference by running its
+prefix graph (``snnx.api.prefix``: the layers up to it) on ``lava``, as ``snnx check`` does.
+
+    PYTHONPATH=. python benchmarks/loihi_integer.py [--kinds mlp,cnn_avgpool] [--bits 8] [--timesteps 8,16,32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+import lowlatency_models as zoo  # noqa: E402
+
+from snnx.api import prefix, prepare  # noqa: E402
+from snnx.convert import convert  # noqa: E402
+from snnx.convert.targets import retarget  # noqa: E402
+from snnx.convert.tuning import apply_tuning  # noqa: E402
+from snnx.ir.reference import simulate  # noqa: E402
+from snnx.plugins import get_backend  # noqa: E402
+
+
+def cnn_avgpool() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten(), nn.Linear(256, 10),
+    )
+
+
+def load(kind: str):
+    """``(onnx model, digits splits)``; ``cnn_avgpool`` is trained here like ``lowlatency_models``' cnn."""
+    if kind != "cnn_avgpool":
+        return zoo.load(kind)
+    ds = zoo.digits()
+    path = zoo.CACHE / f"{kind}.onnx"
+    if not path.exists():
+        model = zoo.train(cnn_avgpool(), ds[0], ds[1], zoo.EPOCHS["cnn"])
+        zoo.CACHE.mkdir(parents=True, exist_ok=True)
+        onnx.save(zoo.export(model, ds[2]), path)
+    return onnx.load(path), ds
+
+
+def ann_accuracy(proto: onnx.ModelProto, x: np.ndarray, y: np.ndarray) -> float:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (logits,) = sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})
+    return float(np.mean(logits.argmax(1) == y))
+
+
+def converted(proto, calib, target: str, bits: int | None):
+    """What ``snnx convert --steps 8 [--integer bits] --target target`` writes."""
+    result = convert(proto, calib, steps=8)
+    lines = apply_tuning(result, {"integer_bits": bits}, proto, target=target, calib=calib)
+    return (retarget(result, target) if target != "any" else result), lines
+
+
+def accuracies(trace: np.ndarray, y: np.ndarray, steps: list[int]) -> list[float]:
+    return [float(np.mean(trace[t - 1].reshape(len(y), -1).argmax(1) == y)) for t in steps]
+
+
+def integer_check(graph) -> bool:
+    """Every weight, bias, threshold and initial state of the graph is an integer."""
+    for node in graph.nodes.values():
+        for attr in ("weight", "bias", "v_threshold", "r", "scale"):
+            value = getattr(node, attr, None)
+            if value is not None and not np.array_equal(np.asarray(value), np.rint(np.asarray(value))):
+                return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kinds", default="mlp,cnn_avgpool")
+    parser.add_argument("--bits", type=int, default=8)
+    parser.add_argument("--timesteps", default="8,16,32")
+    parser.add_argument("--samples", type=int, default=None, help="test images (default: all 397)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    steps = sorted(int(t) for t in args.timesteps.split(","))
+    lava = get_backend("lava")
+    rows = []
+    for kind in args.kinds.split(","):
+        proto, (xtr, _ytr, xte, yte) = load(kind)
+        if args.samples:
+            xte, yte = xte[: args.samples], yte[: args.samples]
+        calib = xtr[:500]
+        xs = np.broadcast_to(xte.astype(np.float64)[None], (steps[-1], *xte.shape))
+        ann = ann_accuracy(proto, xte, yte)
+        row = {"model": kind, "ANN": ann}
+        for label, target, bits in (
+            ("float, any", "any", None), (f"int{args.bits}, any", "any", args.bits),
+            ("float, loihi", "loihi", None), (f"int{args.bits}, loihi", "loihi", args.bits),
+        ):
+            result, lines = converted(proto, calib, target, bits)
+            prepared = prepare(result.graph)
+            (inp,) = prepared.input_names
+            (out,) = prepared.output_names
+            record = simulate(prepared, {inp: xs}, record=True)
+            row[label] = accuracies(record[out], yte, steps)
+            print(f"{kind} {label}: reference {row[label]}  {'; '.join(lines)}", flush=True)
+        assert integer_check(result.graph), "the integer Loihi graph has a non-integer parameter"
+        model = lava.lower(prepared, exact=True)  # refuses unless every layer is exact at its scale
+        print(model.report(), flush=True)
+        start = time.perf_counter()
+        v = lava.run(model, {inp: xs})[out]
+        seconds = time.perf_counter() - start
+        row["lava"] = accuracies(v, yte, steps)
+        row["readout max |dv|"] = float(np.max(np.abs(v - record[out])))
+        row["same class"] = [
+            float(np.mean(v[t - 1].reshape(len(yte), -1).argmax(1) == record[out][t - 1].reshape(len(yte), -1).argmax(1)))
+            for t in steps
+        ]
+        row["lava steps/s"] = steps[-1] * len(xte) / seconds
+        layers = {}
+        for name in prepared.schedule.order:
+            if type(prepared.nodes[name]).__name__ != "IF":
+                continue
+            part = prefix(prepared, name)
+            (pout,) = part.output_names
+            got = lava.run(lava.lower(part, exact=True), {inp: xs})[pout]
+            layers[name] = (int(np.sum(got != record[name])), int(record[name].sum()), int(record[name].size))
+            print(f"  {name}: {layers[name][0]} mismatches / {layers[name][1]} spikes ({layers[name][2]} neuron-steps)", flush=True)
+        row["layers"] = layers
+        rows.append(row)
+        print(row, flush=True)
+    print()
+    head = "| model | ANN | float --steps 8, any | int, any | float, loihi | int, loihi: reference | int, loihi: `lava` | same class | spikes equal (mismatches / spikes per IF layer) | readout max \\|Δv\\| | `lava` steps/s |"
+    print(head)
+    print("|---|---:|---|---|---|---|---|---|---|---:|---:|")
+    for r in rows:
+        fmt = lambda a: " / ".join(f"{100 * x:.1f}" for x in a)  # noqa: E731
+        layers = ", ".join(f"{m} / {s}" for m, s, _n in r["layers"].values())
+        keys = [k for k in r if k.startswith("int")]
+        print(
+            f"| {r['model']} | {100 * r['ANN']:.1f} | {fmt(r['float, any'])} | {fmt(r[keys[0]])} | {fmt(r['float, loihi'])} "
+            f"| {fmt(r[keys[1]])} | {fmt(r['lava'])} | {fmt(r['same class'])} | {layers} | {r['readout max |dv|']:.1e} "
+            f"| {r['lava steps/s']:.0f} |"
+        )
+    print(f"\naccuracies in % at T = {' / '.join(map(str, steps))}; {len(yte)} test images")
+
+
+if __name__ == "__main__":
+    main()
