@@ -61,7 +61,7 @@ def test_cli_check_and_evaluate_a_signed_graph(signed_small, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "sample check vs the reference (first 8 samples, T = 8): spikes equal" in out
-    assert "spikes per neuron per sample (signed neurons)" in out
+    assert "spikes per neuron per sample (only signed neurons emit negative ones)" in out
     assert main(["check", str(target), "--backends", ",".join(BACKENDS)]) == 0
     out = capsys.readouterr().out
     assert out.count("agree") == len(BACKENDS) and "disagree" not in out
