@@ -62,6 +62,8 @@ class LayeredGraph:
 
     graph: nir.NIRGraph
     layers: list[list[Member]] = field(default_factory=list)
+    #: The neuron node of each layer in :attr:`graph` (a population's own name, or ``layer<d>``).
+    nodes: list[str] = field(default_factory=list)
     changed: bool = False  # False: the graph was a chain already (returned as it is)
 
     @property
@@ -376,6 +378,7 @@ class _Plan:
         nodes: dict[str, nir.NIRNode] = {self.input_name: copy.deepcopy(g.nodes[self.input_name])}
         edges: list[tuple[str, str]] = []
         layers: list[list[Member]] = []
+        names: list[str] = []
         reasons: list[str] = []
         prev_name = self.input_name
         prev_members = [Member(self.input_name, 0, int(np.prod(shapes[self.input_name])))]
@@ -393,6 +396,7 @@ class _Plan:
                 chain = [*run, lone]
                 nodes.update((n, copy.deepcopy(g.nodes[n])) for n in chain)
                 edges += list(zip([prev_name, *chain[:-1]], chain, strict=True))
+                names.append(lone)
                 prev_name, prev_members = lone, members
                 continue
             size = members[-1].stop
@@ -406,6 +410,7 @@ class _Plan:
             nodes[name] = _merge_neurons(pieces, self.prepared.dt)
             edges += [(source, f"{name}_synapse"), (f"{name}_synapse", name)]
             shapes[name] = (size,)
+            names.append(name)
             prev_name, prev_members, kept = name, members, False
         if readout:
             size = int(np.prod(shapes[drives.preds[self.out_name][0]]))
@@ -422,7 +427,7 @@ class _Plan:
         edges.append((prev_name, self.out_name))
         graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
         set_graph_contract(graph, dt=self.prepared.dt)
-        return LayeredGraph(graph=graph, layers=layers, changed=True), []
+        return LayeredGraph(graph=graph, layers=layers, nodes=names, changed=True), []
 
     def _synapse(self, members: list[Member], prev: list[Member], size: int, reasons: list[str]) -> nir.NIRNode | None:
         """The dense synapse (``Affine``/``Linear``) from the previous layer into ``members``."""
