@@ -403,12 +403,13 @@ class _Plan:
             synapse = self._synapse(members, prev_members, size, reasons)
             if synapse is None:
                 return None, reasons
-            name = lone or f"layer{d}"
+            name = lone or _fresh(g, nodes, f"layer{d}")
+            syn = _fresh(g, nodes, f"{name}_synapse")
             pieces = [(None if m.relay_of else g.nodes[m.name], m.stop - m.start) for m in members]
-            source = _flat_source(nodes, edges, prev_name, shapes[prev_name])
-            nodes[f"{name}_synapse"] = synapse
+            source = _flat_source(nodes, edges, prev_name, shapes[prev_name], g)
+            nodes[syn] = synapse
             nodes[name] = _merge_neurons(pieces, self.prepared.dt)
-            edges += [(source, f"{name}_synapse"), (f"{name}_synapse", name)]
+            edges += [(source, syn), (syn, name)]
             shapes[name] = (size,)
             names.append(name)
             prev_name, prev_members, kept = name, members, False
@@ -417,10 +418,11 @@ class _Plan:
             synapse = self._synapse([Member(self.out_name, 0, size)], prev_members, size, reasons)
             if synapse is None:
                 return None, reasons
-            source = _flat_source(nodes, edges, prev_name, shapes[prev_name])
-            nodes["readout_synapse"] = synapse
-            edges.append((source, "readout_synapse"))
-            prev_name, out_shape = "readout_synapse", (size,)
+            source = _flat_source(nodes, edges, prev_name, shapes[prev_name], g)
+            syn = _fresh(g, nodes, "readout_synapse")
+            nodes[syn] = synapse
+            edges.append((source, syn))
+            prev_name, out_shape = syn, (size,)
         else:
             out_shape = shapes[prev_name]
         nodes[self.out_name] = nir.Output(output_type={"output": np.array(out_shape)})
@@ -454,11 +456,22 @@ class _Plan:
         return nir.Affine(weight=weight, bias=bias) if np.any(bias) else nir.Linear(weight=weight)
 
 
-def _flat_source(nodes: dict[str, nir.NIRNode], edges: list[tuple[str, str]], name: str, shape: tuple[int, ...] | None) -> str:
+def _fresh(graph: nir.NIRGraph, nodes: dict[str, nir.NIRNode], base: str) -> str:
+    """``base``, or ``base_2``, ``base_3``, ... when the original graph or the new one has that name."""
+    name, k = base, 1
+    while name in graph.nodes or name in nodes:
+        k += 1
+        name = f"{base}_{k}"
+    return name
+
+
+def _flat_source(
+    nodes: dict[str, nir.NIRNode], edges: list[tuple[str, str]], name: str, shape: tuple[int, ...], graph: nir.NIRGraph,
+) -> str:
     """``name``, or a Flatten after it when its output is not flat (a dense synapse reads a vector)."""
-    if shape is None or len(shape) <= 1:
+    if len(shape) <= 1:
         return name
-    flat = f"{name}_flat"
+    flat = _fresh(graph, nodes, f"{name}_flat")
     nodes[flat] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
     edges.append((name, flat))
     return flat
