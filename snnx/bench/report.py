@@ -95,10 +95,11 @@ def conversion_rows(result: BenchResult) -> list[list[str]]:
         if r.backend != "reference":
             # Measured on few images, without spike counts: the row says what was run.
             for p in r.points:
+                speed = r.test_samples * p.steps / r.simulate_seconds if r.simulate_seconds else 0.0
                 rows.append([
                     r.dataset, label, *seed, f"{r.percentile:g}", str(p.steps),
                     f"{100 * r.ann_accuracy:.2f}%", f"{100 * p.snn_accuracy:.2f}%", f"{100 * p.agreement:.1f}%",
-                    "", "", "", "", "", r.detail,
+                    "", "", "", "", "", f"{r.detail}; {speed:.0f} steps/s (lowering included)",
                 ])
             continue
         for p in r.points:
