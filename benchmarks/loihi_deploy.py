@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Loihi 2 deployment rows: converted digits models on the reference, ``lava-float`` and ``lava`` (fixed_pt).
 
-Trains two small ANNs on scikit-learn digits (an MLP 64-64-32-10 and a CNN
-``Conv(8,3x3)-ReLU-AvgPool(2)-Conv(16,3x3)-ReLU-Linear``; torch, one thread, 15 epochs), exports them to
+Trains small ANNs on scikit-learn digits (an MLP 64-64-32-10, a CNN
+``Conv(8,3x3)-ReLU-AvgPool(2)-Conv(16,3x3)-ReLU-Linear`` and ``examples/train_digits_cnn.py``'s
+``Conv(16)-BN-ReLU-AvgPool-Conv(32)-ReLU-MaxPool-Linear(64)-ReLU-Linear``, whose MaxPool tree ``lava``
+deploys through the layering pass; torch, one thread, 15 epochs), exports them to
 ONNX and converts them with ``snnx.convert`` retargeted to Loihi (``--target loihi``: IF reset to zero
 from zero state), then runs the test images for ``T`` steps on each backend and reports accuracy,
 agreement with the reference simulation of the same graph, and simulation speed (time steps per second
@@ -10,6 +12,7 @@ of the whole batch streamed as one Lava run, lowering and Lava's compile include
 
     .venv/bin/python benchmarks/loihi_deploy.py                # 200 test images, T = 16, 32, 64
     .venv/bin/python benchmarks/loihi_deploy.py --samples 50   # a smoke run
+    .venv/bin/python benchmarks/loihi_deploy.py --models cnn_maxpool --timesteps 32
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ def _models():
         nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
         nn.Flatten(), nn.Linear(16 * 16, 10),
     )
-    return {"mlp": mlp, "cnn": cnn}
+    cnn_maxpool = nn.Sequential(  # examples/train_digits_cnn.py
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 2 * 2, 64), nn.ReLU(), nn.Linear(64, 10),
+    )
+    return {"mlp": mlp, "cnn": cnn, "cnn_maxpool": cnn_maxpool}
 
 
 def _train(model, x, y, epochs: int = 15):
@@ -65,6 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--timesteps", default="16,32,64")
+    parser.add_argument("--models", default="mlp,cnn,cnn_maxpool", help="comma-separated: mlp, cnn, cnn_maxpool")
     args = parser.parse_args()
     import torch
     from sklearn.datasets import load_digits
@@ -84,7 +93,9 @@ def main() -> None:
     xtr, ytr, xte, yte = x[:1400], y[:1400], x[1400 : 1400 + args.samples], y[1400 : 1400 + args.samples]
     print("| model | backend | T | ANN acc | SNN acc | agrees with reference | steps/s |")
     print("|---|---|---:|---:|---:|---:|---:|")
-    for name, model in _models().items():
+    models = _models()
+    for name in args.models.split(","):
+        model = models[name]
         proto = _onnx(_train(model, xtr, ytr), xte)
         with torch.no_grad():
             ann = model(torch.as_tensor(xte)).argmax(1).numpy()

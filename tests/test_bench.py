@@ -153,6 +153,8 @@ def test_quick_bench_end_to_end(tmp_path):
         percentiles=(100.0,),
         calib_samples=64,
         stats_samples=32,
+        lava_samples=4,
+        lava_steps=4,
     )
     events = []
     result = run_bench(config, tmp_path, lambda *a, **k: events.append(a[0]))
@@ -162,8 +164,15 @@ def test_quick_bench_end_to_end(tmp_path):
     assert 0.0 <= ok.test_accuracy <= 1.0 and ok.train_seconds_per_epoch > 0 and ok.sops_per_sample > 0
     assert ok.macs_per_sample > 0  # the first layer sees analog pixels
     assert by_backend["no-such-backend"].status == "unavailable"
-    (conv,) = result.conversion
+    conv, lava = result.conversion
     assert conv.status == "ok", conv.detail
+    # The Lava row: --target loihi on Loihi 2 fixed point, saying what was run.
+    assert lava.backend == "lava" and "first 4 test images, T=4" in lava.detail
+    if lava.status == "ok":
+        assert [p.steps for p in lava.points] == [4] and 0.0 <= lava.points[0].snn_accuracy <= 1.0
+        assert lava.points[0].sops is None  # not measured on Lava
+    else:
+        assert lava.status == "unavailable" and "snnx install lava" in lava.detail
     assert [p.steps for p in conv.points] == [2, 8]
     assert conv.points[1].sops > conv.points[0].sops  # more steps, more spikes
     saved = json.loads((tmp_path / "bench.json").read_text())
@@ -171,6 +180,7 @@ def test_quick_bench_end_to_end(tmp_path):
     for png in ("accuracy_vs_T.png", "train_time_per_backend.png", "accuracy_vs_sops.png"):
         assert (tmp_path / png).stat().st_size > 1000
     assert "no-such-backend" in (tmp_path / "bench.md").read_text()
+    assert "mlp on lava" in (tmp_path / "bench.md").read_text()
     assert any(e.startswith("direct") for e in events) and any(e.startswith("conversion") for e in events)
 
 

@@ -33,7 +33,7 @@ def test_jobs_2_gives_the_same_table_as_jobs_1(tmp_path):
     args = [
         "bench", "--quick", "--backends", ",".join([*backends, "no-such-backend"]), "--epochs", "1",
         "--limit-train", "192", "--limit-test", "96", "--anns", "mlp,cnn", "--timesteps", "2,8",
-        "--percentiles", "99.9,100",
+        "--percentiles", "99.9,100", "--lava-samples", "0",  # the Lava row: tests/test_bench.py
     ]
     tables = {}
     for jobs in (1, 2):

@@ -55,6 +55,7 @@ def _seeds(value: str | None) -> int | tuple[int, ...] | None:
 @click.option("--anns", default=None, help=f"ANNs for the conversion track, comma-separated from {', '.join(ANN_KINDS)}.")
 @click.option("--timesteps", default=None, help="Conversion T sweep, comma-separated [1,2,4,...,64; quick up to 32].")
 @click.option("--percentiles", default=None, help="Calibration percentiles, comma-separated [99,99.9,100; quick 99.9,100].")
+@click.option("--lava-samples", type=click.IntRange(min=0), default=None, help="Test images for each ANN's Lava row (--target loihi on Loihi 2 fixed_pt, T = 32; quick 8 images, T = 16); 0: no Lava row [100].")
 @click.option("--limit-train", type=click.IntRange(min=1), default=None, help="Use only the first N training samples.")
 @click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Use only the first N test samples.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads per worker [1]: more threads spin and slow down badly when other jobs share the cores.")
@@ -63,14 +64,15 @@ def _seeds(value: str | None) -> int | tuple[int, ...] | None:
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False), default="bench-results", show_default=True, help="Where bench.json, bench.md, the plots and models go.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the JSON here ('-' prints it).")
 def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_size, lr, seed, steps, arch, anns,
-                  timesteps, percentiles, limit_train, limit_test, threads, jobs, device, output_dir, json_path) -> None:
+                  timesteps, percentiles, lava_samples, limit_train, limit_test, threads, jobs, device, output_dir, json_path) -> None:
     """Compare training frameworks on one NIR SNN, and sweep ANN→SNN conversion over T and percentiles.
 
     Direct training: the same NIR model lowered to every training backend, trained with the same Adam,
     seed, epochs, batch size and loss; per backend: time per epoch, inference time, test accuracy,
     spikes and SOPs per sample, peak memory. A backend that is not installed or refuses the model is a
     row with its reason. Conversion: ANNs trained here, exported to ONNX, converted and evaluated at
-    each T: ANN vs SNN accuracy, SOPs vs ANN MACs, energy ratio (specs/metrics.md).
+    each T: ANN vs SNN accuracy, SOPs vs ANN MACs, energy ratio (specs/metrics.md); and per ANN a Lava
+    row: converted with --target loihi and run on backend lava (Loihi 2 fixed point) for a few images.
 
     Every job runs in its own process; --jobs N runs N at once (same results as --jobs 1, only the times
     differ). --seed 0,1,2 runs every job once per seed: a row per seed, plus mean ± sample std of accuracy
@@ -101,6 +103,7 @@ def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_si
         "anns": _csv(anns),
         "timesteps": _csv(timesteps, int),
         "percentiles": _csv(percentiles, float),
+        "lava_samples": lava_samples,
         "limit_train": limit_train,
         "limit_test": limit_test,
         "threads": threads,

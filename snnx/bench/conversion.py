@@ -28,18 +28,19 @@ class ConversionPoint:
     steps: int
     snn_accuracy: float
     agreement: float
-    spikes: float
-    sops: float
-    macs: float
-    snn_energy_nj: float
-    energy_ratio: float  # ANN energy / SNN energy (cmos45, fp32)
-    loihi_energy_nj: float
+    # None where not measured (the Lava row: Lava reports no spike counts through the chain).
+    spikes: float | None
+    sops: float | None
+    macs: float | None
+    snn_energy_nj: float | None
+    energy_ratio: float | None  # ANN energy / SNN energy (cmos45, fp32)
+    loihi_energy_nj: float | None
     #: +1 and -1 spikes per spiking neuron per sample (signed neurons emit -1; specs/semantics.md §4).
-    positive_per_neuron: float = 0.0
-    negative_per_neuron: float = 0.0
+    positive_per_neuron: float | None = 0.0
+    negative_per_neuron: float | None = 0.0
     #: (SOPs + SNN MACs) / ANN MACs, and ANN/SNN operations with a MAC = 4 low-bit SOPs (Zou et al. 2024).
-    sop_mac_ratio: float = 0.0
-    low_bit_ratio: float = 0.0
+    sop_mac_ratio: float | None = 0.0
+    low_bit_ratio: float | None = 0.0
 
 
 @dataclass
@@ -64,6 +65,9 @@ class ConversionRow:
     peak_memory_mb: float = 0.0
     #: The seed of the ANN's initial weights and data order (``snnx bench --seed``).
     seed: int = 0
+    #: Where the SNN ran: ``reference`` (the sweep), or ``lava`` (:func:`lava_row`: ``--target loihi`` on
+    #: Loihi 2 fixed point, a few test images, one T; ``detail`` says what was run).
+    backend: str = "reference"
 
 
 def train_ann(model: Any, ds: Dataset, epochs: int, batch_size: int, lr: float, seed: int) -> float:
@@ -218,6 +222,60 @@ def _sweep_percentile(
     return row
 
 
+def lava_row(
+    onnx_path: Path, ds: Dataset, ann_name: str, percentile: float, steps: int, samples: int, calib_samples: int,
+) -> ConversionRow:
+    """The ANN converted with ``--target loihi`` and run on backend ``lava`` (Loihi 2, Lava's bit-accurate
+    ``fixed_pt``) for ``steps`` steps on the first ``samples`` test images; also how often it picks the
+    reference simulator's class for the same graph. Spike and operation counts are not measured there."""
+    import snnx
+    from snnx.api import prepare
+    from snnx.convert.evaluate import ann_predictions
+    from snnx.convert.loader import load_model
+    from snnx.convert.targets import retarget
+    from snnx.errors import SnnxError
+    from snnx.ir.reference import simulate
+    from snnx.plugins import get_backend
+
+    x = ds.x_test[:samples].astype(np.float64)
+    y = ds.y_test[:samples]
+    what = f"--target loihi on lava (Loihi 2 fixed_pt), first {len(x)} test images, T={steps}"
+    row = ConversionRow(ds.name, ann_name, percentile, "error", what, test_samples=len(x), backend="lava")
+    backend = get_backend("lava")
+    missing = backend.missing_requirements()
+    if missing:
+        row.status, row.detail = "unavailable", f"{what}: not installed ({backend.install_hint})"
+        return row
+    try:
+        ann = ann_predictions(load_model(str(onnx_path)), x.astype(np.float32))
+        start = time.perf_counter()
+        result = retarget(snnx.convert(str(onnx_path), calib=ds.x_train[:calib_samples], percentile=percentile), "loihi")
+        row.convert_seconds = time.perf_counter() - start
+        graph = prepare(result.graph)
+        reasons = backend.refusals(graph)
+        if reasons:
+            row.status, row.detail = "refused", f"{what}: " + "; ".join(reasons)
+            return row
+        xs = {result.input_name: np.broadcast_to(x[None], (steps, *x.shape))}
+        out = result.output_names[0]
+        start = time.perf_counter()
+        v = backend.run(backend.lower(graph), xs)[out]
+        row.simulate_seconds = time.perf_counter() - start
+        ref = simulate(graph, xs)[out][steps - 1].reshape(len(x), -1).argmax(axis=1)
+    except SnnxError as exc:
+        row.detail = f"{what}: {exc}"
+        return row
+    pred = v[steps - 1].reshape(len(x), -1).argmax(axis=1)
+    row.ann_accuracy = float(np.mean(ann == y))
+    row.points.append(
+        ConversionPoint(steps, float(np.mean(pred == y)), float(np.mean(pred == ann)), None, None, None, None, None, None)
+    )
+    # No timing in the detail: rows must compare equal across runs apart from the measured fields.
+    row.detail = f"{what}; same class as the reference {np.mean(pred == ref):.0%}"
+    row.status = "ok"
+    return row
+
+
 # -- jobs for worker processes (snnx bench --jobs N; see snnx.bench.parallel) ---------------------------
 def train_export_job(
     kind: str, ds: Dataset, seed: int, epochs: int, batch_size: int, lr: float, path: str, progress: Any = None
@@ -253,3 +311,11 @@ def sweep_job(
     )
     row.peak_memory_mb = max(0.0, peak_rss_kb() - base) / 1024
     return row
+
+
+def lava_job(
+    onnx_path: str, ds: Dataset, ann_name: str, percentile: float, steps: int, samples: int, calib_samples: int,
+    progress: Any = None,
+) -> ConversionRow:
+    """:func:`lava_row` in a worker."""
+    return lava_row(Path(onnx_path), ds, ann_name, percentile, steps, samples, calib_samples)

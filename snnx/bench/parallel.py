@@ -66,15 +66,15 @@ def map_jobs(items: Iterable[T], run_one: Callable[[T], R], jobs: int = 1) -> li
         return list(pool.map(run_one, items))
 
 
-def start_spawned(target: Callable[..., Any], args: tuple, threads: int) -> Any:
-    """Start ``target(*args)`` in a spawned daemon process whose native thread pools have ``threads`` threads.
+def start_spawned(target: Callable[..., Any], args: tuple, threads: int, daemon: bool = True) -> Any:
+    """Start ``target(*args)`` in a spawned (daemon) process whose native thread pools have ``threads`` threads.
 
     The environment is inherited at start, so the thread variables are set around ``start()`` (under a
     lock: several driver threads start processes at once) and restored afterwards.
     """
     import multiprocessing as mp
 
-    proc = mp.get_context("spawn").Process(target=target, args=args, daemon=True)
+    proc = mp.get_context("spawn").Process(target=target, args=args, daemon=daemon)
     with _env_lock:
         saved = {k: os.environ.get(k) for k in THREAD_VARS}
         os.environ.update({k: str(threads) for k in THREAD_VARS})
@@ -131,18 +131,19 @@ def run_isolated(
     threads: int = 1,
     on_event: Callable[[Any], None] | None = None,
     timeout: float | None = None,
+    daemon: bool = True,
 ) -> tuple[R | None, str]:
     """Run ``fn(*args, progress=callback)`` in a fresh spawned process and return ``(result, error)``.
 
     ``fn`` must be importable at module level (it is pickled). Whatever it passes to ``progress`` comes
     back to ``on_event`` in this process. A raised exception, a dead process or a timeout gives
-    ``(None, "what happened")``.
+    ``(None, "what happened")``. ``daemon=False`` for a job that starts processes itself (Lava's runtime).
     """
     import multiprocessing as mp
     import queue as queue_mod
 
     q = mp.get_context("spawn").Queue()
-    proc = start_spawned(_entry, (fn, args, q, threads), threads)
+    proc = start_spawned(_entry, (fn, args, q, threads), threads, daemon)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:

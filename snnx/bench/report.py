@@ -89,8 +89,19 @@ def conversion_rows(result: BenchResult) -> list[list[str]]:
     ]]
     for r in result.conversion:
         seed = [str(r.seed)] if multi else []
+        label = r.ann if r.backend == "reference" else f"{r.ann} on {r.backend}"
         if r.status != "ok":
-            rows.append([r.dataset, r.ann, *seed, f"{r.percentile:g}", *[""] * 13, r.detail])
+            rows.append([r.dataset, label, *seed, f"{r.percentile:g}", *[""] * 13, r.detail])
+            continue
+        if r.backend != "reference":
+            # Measured on few images, without spike counts: the row says what was run.
+            for p in r.points:
+                speed = r.test_samples * p.steps / r.simulate_seconds if r.simulate_seconds else 0.0
+                rows.append([
+                    r.dataset, label, *seed, f"{r.percentile:g}", str(p.steps),
+                    f"{100 * r.ann_accuracy:.2f}%", f"{100 * p.snn_accuracy:.2f}%", f"{100 * p.agreement:.1f}%",
+                    *[""] * 9, f"{r.detail}; {speed:.0f} steps/s (lowering included)",
+                ])
             continue
         for p in r.points:
             rows.append([
@@ -162,7 +173,7 @@ def write_plots(result: BenchResult, out: Path) -> list[str]:
         plt.close(fig)
         written.append(str(path))
 
-    ok_conv = [r for r in result.conversion if r.status == "ok" and r.points]
+    ok_conv = [r for r in result.conversion if r.status == "ok" and r.points and r.backend == "reference"]
     ok_direct = [r for r in result.direct if r.status == "ok"]
     if ok_conv:
         fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from snnx.bench import data as data_mod
-from snnx.bench.conversion import ConversionRow, sweep_job, train_export_job
+from snnx.bench.conversion import ConversionRow, lava_job, sweep_job, train_export_job
 from snnx.bench.direct import TRAINING_BACKENDS, DirectJob, DirectRow, availability, run_isolated
 from snnx.bench.models import ANN_KINDS, SnnSpec, build_snn
 from snnx.bench.parallel import map_jobs
@@ -50,6 +50,9 @@ class BenchConfig:
     timesteps: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     percentiles: tuple[float, ...] = (99.0, 99.9, 100.0)
     calib_samples: int = 500
+    #: The Lava row per ANN (``--target loihi`` on Loihi 2 fixed point): test images and T; 0 images: none.
+    lava_samples: int = 100
+    lava_steps: int = 32
     stats_samples: int = 256
     # One thread per worker: with two, torch's OpenMP barriers spin, and any other job on a 2-core
     # machine made epochs 15-20x slower in our runs; one thread costs ~20 % on an idle machine.
@@ -71,6 +74,9 @@ class BenchConfig:
             "timesteps": (1, 2, 4, 8, 16, 32),
             "percentiles": (99.9, 100.0),
             "limit_test": None,
+            # Lava's Python model of the chip runs ~100-200 steps/s here: a handful of images.
+            "lava_samples": 8,
+            "lava_steps": 16,
         }
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
@@ -241,8 +247,23 @@ def _conversion_track(
         row.seed = seed
         return row
 
+    # The Lava row converts at the sweep's percentile closest to the conversion default.
+    lava_pct = min(config.percentiles, key=lambda p: abs(p - 99.9))
+
+    def lava_one(item: tuple[str, int, float]) -> ConversionRow:
+        kind, seed, _ = item
+        args = (trained[(kind, seed)][0], ds, kind, lava_pct, config.lava_steps, config.lava_samples, config.calib_samples)
+        # Not a daemon: Lava's runtime starts processes of its own, which a daemon process may not have.
+        row, error = run_job(lava_job, args, threads=config.threads, timeout=config.backend_timeout, daemon=False)
+        if row is None:
+            row = ConversionRow(name, kind, lava_pct, "error", error, backend="lava")
+        row.seed = seed
+        return row
+
     todo = [(kind, seed, pct) for kind, seed in pairs if trained[(kind, seed)][0] is not None for pct in config.percentiles]
     swept = dict(zip(todo, map_jobs(todo, sweep_one, config.jobs)))
+    lava_todo = [(kind, seed, -1.0) for kind, seed in pairs if trained[(kind, seed)][0] is not None] if config.lava_samples else []
+    swept.update(zip(lava_todo, map_jobs(lava_todo, lava_one, config.jobs)))
     rows = []
     for kind, seed in pairs:
         path, _seconds, error = trained[(kind, seed)]
@@ -250,6 +271,7 @@ def _conversion_track(
             rows.append(ConversionRow(name, kind, 0.0, "error", error, seed=seed))
         else:
             rows.extend(swept[(kind, seed, pct)] for pct in config.percentiles)
+            rows.extend([swept[(kind, seed, -1.0)]] if (kind, seed, -1.0) in swept else [])
         progress(task(kind, seed), None, total, completed=total)
     return rows
 

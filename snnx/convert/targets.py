@@ -12,6 +12,12 @@ threshold per population (Loihi's ``vThMant`` is per layer), weights of at most 
 17 bits and biases in 13 (Loihi's mantissas), the first layer's shifted left by the input's fractional
 bits, which enter as graded spikes. The ``lava`` backend then deploys the graph at scale 1, without
 re-quantising, and runs it spike for spike like the reference.
+
+The IF populations of a MaxPool tree (``max(a, b) = b + relu(a - b)``) see only sums of ±1 spikes, so
+their voltage is a whole number of thresholds: from zero state ``v > 1`` would wait for a second unit
+(half the rate a steady ``a - b = 1`` stands for), whereas ``target any``'s ``v_init = 1/2`` fires at
+the first. ``loihi`` doubles their input gain ``r`` instead, which on whole numbers is the rule of a
+threshold 1/2 (and keeps an integer graph's thresholds integers).
 """
 
 from __future__ import annotations
@@ -140,8 +146,20 @@ def retarget(result: ConversionResult, target: str = "any") -> ConversionResult:
     spiking = [name for name, node in graph.nodes.items() if is_spiking(node)]
     for name in spiking:
         set_node_contract(graph.nodes[name], reset="value", v_init=0.0)
+    # Only where one ±1 spike is one threshold of charge (r = v_threshold, dt = 1 in converted graphs).
+    max_tree = [
+        n for layer in result.layers if layer.op_type == "MaxPool" for n in layer.neurons
+        if n in graph.nodes and np.allclose(graph.nodes[n].v_threshold, graph.nodes[n].r)
+    ]
+    for name in max_tree:
+        # Doubling the input gain is the same rule as halving the threshold, and keeps an --integer
+        # graph's thresholds integers.
+        node = graph.nodes[name]
+        node.r = 2 * np.asarray(node.r, dtype=np.float64)
     note = (
         f"target loihi: {len(spiking)} IF populations reset to zero with zero initial state "
         "(Loihi's CUBA neuron has no subtract reset and starts from 0); run it with --backend lava"
     )
+    if max_tree:
+        note += f"; the {len(max_tree)} MaxPool-tree populations (whole-number inputs) fire at one unit of input (input gain r doubled: the rule of threshold 1/2)"
     return dataclasses.replace(result, graph=graph, notes=[*result.notes, note])

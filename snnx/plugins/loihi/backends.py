@@ -28,6 +28,7 @@ from snnx.plugins.loihi.cuba import (
     loihi_refusals,
 )
 from snnx.plugins.loihi.export import chain_to_nir
+from snnx.plugins.loihi.layering import layer_graph
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
 from snnx.plugins.loihi.quantise import quantisation_refusals, quantise_layer
@@ -46,6 +47,20 @@ class _LavaBackendBase(Backend):
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
         """The chain this backend deploys, or every reason it cannot (used by refusals and lower)."""
         raise NotImplementedError
+
+    def _fold(self, graph: PreparedGraph, **options: Any) -> tuple[CubaChain | None, list[str]]:
+        """``extract_chain`` of the graph made a chain of layers (:mod:`snnx.plugins.loihi.layering`)."""
+        layered, reasons = layer_graph(graph)
+        if layered is None:
+            return None, reasons
+        chain, reasons = extract_chain(layered.graph, **options)
+        if chain is not None and layered.changed:
+            # A merged last layer is flat; the graph's output keeps its own shape.
+            last = chain.layers[-1]
+            shape = tuple(int(d) for d in graph.shapes[chain.output])
+            if last.kind == "dense" and int(np.prod(shape)) == int(np.prod(last.out_shape)):
+                last.out_shape = shape
+        return chain, reasons
 
     def refusals(self, graph: PreparedGraph) -> list[str]:
         """Node-type and cycle refusals plus every Loihi-specific reason, so one check lists them all."""
@@ -80,7 +95,7 @@ class LavaBackend(_LavaBackendBase):
     approximate: ClassVar[bool] = True
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        chain, reasons = extract_chain(graph, readout=True, shift_reset=True)
+        chain, reasons = self._fold(graph, readout=True, shift_reset=True)
         if chain is None:
             return None, reasons
         chain = initial_state_pulses(chain)
@@ -142,7 +157,7 @@ class LavaFloatBackend(_LavaBackendBase):
     tag = "floating_pt"
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        return extract_chain(graph, readout=True, shared_decays=False, recurrent=True)
+        return self._fold(graph, readout=True, shared_decays=False, recurrent=True)
 
     def lower(self, graph: PreparedGraph, **options: Any) -> LavaModel:
         if options:
