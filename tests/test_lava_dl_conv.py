@@ -55,8 +55,19 @@ def test_untrained_conv_snn_on_lava_dl_is_the_reference_spike_for_spike() -> Non
     np.testing.assert_array_equal(np.moveaxis(conv_spikes.numpy(), -1, 0), expected["lif1"])
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Training on one thread: on 2 shared cores, two threads slow every step down many times over."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_conv_snn_trained_in_lava_dl_keeps_its_accuracy_on_loihi2_fixed_point(tmp_path) -> None:
+def test_conv_snn_trained_in_lava_dl_keeps_its_accuracy_on_loihi2_fixed_point(tmp_path, one_torch_thread) -> None:
     x_train, y_train, x_test, y_test = _digits()
     net = snnx.lower(conv_digits_graph(), to="lava-dl", dtype="float32")
     losses = train_spike_counts(net, x_train, y_train, epochs=8)

@@ -166,3 +166,50 @@ def train_spike_counts(
             total += float(loss.detach()) * len(batch)
         losses.append(total / len(target))
     return losses
+
+
+@dataclass
+class LavaSpeed:
+    """How fast a Lava backend simulates a batch streamed as one run of consecutive windows."""
+
+    backend: str
+    samples: int
+    steps: int
+    #: ``snnx.lower`` (fold, quantisation; no Lava compile: that happens when the run starts).
+    lower_seconds: float
+    #: One run of the first sample alone: Lava's compile and process start-up plus ``steps`` steps.
+    one_sample_seconds: float
+    #: One run of the whole batch (``samples · steps`` steps plus the chain's latency).
+    run_seconds: float
+
+    @property
+    def steps_per_second_total(self) -> float:
+        """Time steps per second of the batch, lowering and Lava's compile included."""
+        return self.samples * self.steps / (self.lower_seconds + self.run_seconds)
+
+    @property
+    def steps_per_second_marginal(self) -> float:
+        """Time steps per second with lowering and compile excluded: the extra ``samples − 1`` windows
+        over the extra time they took compared with the one-sample run."""
+        extra = self.run_seconds - self.one_sample_seconds
+        return (self.samples - 1) * self.steps / extra if extra > 0 else float("nan")
+
+
+def measure_speed(graph: Any, x: np.ndarray, backend: str = DEPLOY_BACKEND) -> LavaSpeed:
+    """Time ``backend`` (``lava`` or ``lava-float``) on time-major ``x``: lowering, a one-sample run
+    (to separate Lava's compile and start-up from the steps) and the whole batch as one run."""
+    import snnx
+    from snnx.api import prepare
+    from snnx.plugins import get_backend
+
+    prepared = prepare(graph)
+    (inp,) = prepared.input_names
+    impl = get_backend(backend)
+    start = time.perf_counter()
+    model = snnx.lower(prepared, to=backend)
+    lowered = time.perf_counter()
+    impl.run(model, {inp: x[:, :1]})
+    one = time.perf_counter()
+    impl.run(model, {inp: x})
+    done = time.perf_counter()
+    return LavaSpeed(backend, int(x.shape[1]), int(x.shape[0]), lowered - start, one - lowered, done - one)
