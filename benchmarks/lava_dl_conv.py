@@ -52,7 +52,7 @@ def main() -> None:
         trained = get_backend("lava-dl").raise_(net)
         x_test = rate_code(images[test], args.steps)
         d = deploy(trained, x_test, labels[test])
-        speed = measure_speed(trained, x_test)
+        speed, _ = measure_speed(trained, x_test)
         print(f"| {seed} | {len(train)} / {len(test)} | {args.epochs} | {train_s:.1f} | {d.reference_accuracy:.2%} | "
               f"{d.loihi_accuracy:.2%} | {100 * (d.loihi_accuracy - d.reference_accuracy):+.2f} | "
               f"{d.spike_agreement:.2%} | {d.prediction_agreement:.2%} | {d.top_class_agreement:.2%} | "

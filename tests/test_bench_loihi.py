@@ -52,6 +52,10 @@ def test_deploy_of_an_exact_network_agrees_everywhere() -> None:
     assert result.reference_accuracy == result.loihi_accuracy == accuracy
     assert result.spike_agreement == result.prediction_agreement == result.top_class_agreement == 1.0
     assert result.run_seconds > 0 and result.steps_per_second > result.steps_per_second_total > 0
+    speed, out = bench_loihi.measure_speed(graph, x)
+    np.testing.assert_array_equal(out, expected)
+    assert (speed.backend, speed.samples, speed.steps) == ("lava", 6, 12)
+    assert speed.run_seconds > 0 and speed.one_sample_seconds > 0 and speed.steps_per_second_total > 0
 
 
 def _job(x: np.ndarray, y: np.ndarray, graph_path: str, deploy_samples: int) -> DirectJob:

@@ -195,21 +195,25 @@ class LavaSpeed:
         return (self.samples - 1) * self.steps / extra if extra > 0 else float("nan")
 
 
-def measure_speed(graph: Any, x: np.ndarray, backend: str = DEPLOY_BACKEND) -> LavaSpeed:
+def measure_speed(graph: Any, x: np.ndarray, backend: str = DEPLOY_BACKEND) -> tuple[LavaSpeed, np.ndarray]:
     """Time ``backend`` (``lava`` or ``lava-float``) on time-major ``x``: lowering, a one-sample run
-    (to separate Lava's compile and start-up from the steps) and the whole batch as one run."""
+    (to separate Lava's compile and start-up from the steps) and the whole batch as one run.
+
+    :returns: the timings and the batch's output ``(T, batch, *output shape)``.
+    """
     import snnx
     from snnx.api import prepare
     from snnx.plugins import get_backend
 
     prepared = prepare(graph)
     (inp,) = prepared.input_names
+    (out,) = prepared.output_names
     impl = get_backend(backend)
     start = time.perf_counter()
     model = snnx.lower(prepared, to=backend)
     lowered = time.perf_counter()
     impl.run(model, {inp: x[:, :1]})
     one = time.perf_counter()
-    impl.run(model, {inp: x})
+    y = impl.run(model, {inp: x})[out]
     done = time.perf_counter()
-    return LavaSpeed(backend, int(x.shape[1]), int(x.shape[0]), lowered - start, one - lowered, done - one)
+    return LavaSpeed(backend, int(x.shape[1]), int(x.shape[0]), lowered - start, one - lowered, done - one), y
