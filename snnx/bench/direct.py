@@ -259,6 +259,8 @@ def deploy_on_loihi(row: DirectRow, graph: Any, job: DirectJob) -> None:
         result = deploy(graph, np.ascontiguousarray(x), np.asarray(job.y_test[:n]), readout=job.readout)
     except Exception as exc:  # a deployment failure is a reason in the row, whatever it is
         row.loihi_detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if os.environ.get("SNNX_BENCH_TRACE"):
+            row.loihi_detail += "\n" + traceback.format_exc()
         return
     row.loihi_samples = n
     row.loihi_accuracy = result.loihi_accuracy
@@ -274,7 +276,7 @@ def _worker(job: DirectJob, queue: Any) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Lava calls multiprocessing.set_start_method('fork') when imported, which raises in a spawned
-    # process (its start method is already set). This worker spawns nothing, so let Lava set its own.
+    # process (its start method is already set). Only Lava starts processes here, so let it set its own.
     import multiprocessing.context
 
     multiprocessing.context._default_context._actual_context = None
@@ -294,7 +296,9 @@ def run_isolated(job: DirectJob, on_event: Any = None, timeout: float | None = N
     from snnx.bench.parallel import start_spawned
 
     q = mp.get_context("spawn").Queue()
-    proc = start_spawned(_worker, (job, q), job.threads)
+    deploys = job.backend in LOIHI_DEPLOYED and job.deploy_samples > 0
+    # Lava's runtime forks its actors: a daemon worker may not have children. Joined or killed below.
+    proc = start_spawned(_worker, (job, q), job.threads, daemon=not deploys)
     deadline = None if timeout is None else time.monotonic() + timeout
     row: DirectRow | None = None
     while row is None:
