@@ -9,7 +9,7 @@ import pytest
 import snnx
 from snnx.api import prepare
 from snnx.bench import loihi as bench_loihi
-from snnx.bench.direct import DirectJob, DirectRow, deploy_on_loihi, train_and_evaluate
+from snnx.bench.direct import DirectJob, DirectRow, deploy_on_loihi, run_isolated
 from snnx.bench.models import SnnSpec, build_snn
 from snnx.bench.report import direct_rows
 from snnx.bench.result import BenchResult
@@ -91,7 +91,8 @@ def test_lava_dl_row_is_deployed_on_loihi_next_to_its_trained_accuracy(tmp_path)
     snnx.save(graph, str(tmp_path / "snn.nir"))
     job = _job(ds.x_train, ds.y_train, str(tmp_path / "snn.nir"), 16)
     job.x_test, job.y_test = ds.x_test, ds.y_test
-    row = train_and_evaluate(job)
+    # In its own spawned worker, as `snnx bench` runs it: Lava must be able to start its processes there.
+    row = run_isolated(job, timeout=300)
     assert row.status == "ok", row.detail
     assert row.loihi_samples == 16, row.loihi_detail
     assert 0.0 <= row.loihi_accuracy <= 1.0 and 0.0 <= row.loihi_trained_accuracy <= 1.0
