@@ -78,12 +78,14 @@ class DirectRow:
     #: The seed of the initial weights and the data order (``snnx bench --seed``).
     seed: int = 0
     #: After deployment on Loihi 2 (``lava`` fixed_pt) of the first ``loihi_samples`` test samples: its
-    #: accuracy, the trained (float) model's accuracy on the same samples, and the fraction of samples
-    #: classified alike; ``loihi_detail`` says why there is none (not a lava-dl row, lava missing, refused).
+    #: accuracy, the trained (float) model's accuracy on the same samples, the fraction of samples
+    #: classified alike and of output values equal; ``loihi_detail`` says why there is none (not a lava-dl row, lava missing, refused).
     loihi_samples: int = 0
     loihi_accuracy: float | None = None
     loihi_trained_accuracy: float | None = None
     loihi_agreement: float | None = None
+    #: Fraction of equal output values (spikes) over all steps, samples and output neurons.
+    loihi_spike_agreement: float | None = None
     loihi_steps_per_second: float = 0.0
     loihi_detail: str = ""
 
@@ -266,6 +268,7 @@ def deploy_on_loihi(row: DirectRow, graph: Any, job: DirectJob) -> None:
     row.loihi_accuracy = result.loihi_accuracy
     row.loihi_trained_accuracy = result.reference_accuracy
     row.loihi_agreement = result.prediction_agreement
+    row.loihi_spike_agreement = result.spike_agreement
     row.loihi_steps_per_second = result.steps_per_second_total
 
 
