@@ -100,4 +100,4 @@ def test_lava_dl_row_is_deployed_on_loihi_next_to_its_trained_accuracy(tmp_path)
     assert row.loihi_steps_per_second > 0
     header, cells = direct_rows(BenchResult(config={}, environment={}, direct=[row]))
     assert cells[header.index("Loihi acc")] == f"{100 * row.loihi_accuracy:.2f}%"
-    assert "same outputs (n=16)" in cells[header.index("Loihi vs trained")]
+    assert "same spikes (n=16)" in cells[header.index("Loihi vs trained")]

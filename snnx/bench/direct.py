@@ -79,12 +79,12 @@ class DirectRow:
     seed: int = 0
     #: After deployment on Loihi 2 (``lava`` fixed_pt) of the first ``loihi_samples`` test samples: its
     #: accuracy, the trained (float) model's accuracy on the same samples, the fraction of samples
-    #: classified alike and of output values equal; ``loihi_detail`` says why there is none (not a lava-dl row, lava missing, refused).
+    #: classified alike and of output spikes equal; ``loihi_detail`` says why there is none (not a lava-dl row, lava missing, refused).
     loihi_samples: int = 0
     loihi_accuracy: float | None = None
     loihi_trained_accuracy: float | None = None
     loihi_agreement: float | None = None
-    #: Fraction of equal output values (spikes) over all steps, samples and output neurons.
+    #: Fraction of equal output spikes over all steps, samples and output neurons (``None``: voltage readout).
     loihi_spike_agreement: float | None = None
     loihi_steps_per_second: float = 0.0
     loihi_detail: str = ""

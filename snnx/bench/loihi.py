@@ -29,8 +29,9 @@ class Deployment:
     steps: int
     reference_accuracy: float
     loihi_accuracy: float
-    #: Fraction of equal output values (spikes) over all steps, samples and neurons.
-    spike_agreement: float
+    #: Fraction of equal output spikes over all steps, samples and neurons (``None`` for a voltage readout,
+    #: whose quantised values are never equal to the float ones).
+    spike_agreement: float | None
     #: Fraction of samples whose predicted class (argmax of the spike counts) is the reference's.
     prediction_agreement: float
     #: Fraction of samples whose Loihi class has the reference's highest count (counts tie often at small T).
@@ -94,7 +95,7 @@ def deploy(graph: nir.NIRGraph, x: np.ndarray, labels: np.ndarray, *, readout: s
         samples=int(x.shape[1]), steps=int(x.shape[0]),
         reference_accuracy=float(np.mean(ref_pred == labels)),
         loihi_accuracy=float(np.mean(loihi_pred == labels)),
-        spike_agreement=float(np.mean(loihi == reference)),
+        spike_agreement=float(np.mean(loihi == reference)) if readout == "spikes" else None,
         prediction_agreement=float(np.mean(loihi_pred == ref_pred)),
         top_class_agreement=float(np.mean(top)),
         lower_seconds=lowered - start, run_seconds=done - lowered,

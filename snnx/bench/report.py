@@ -63,7 +63,7 @@ def direct_rows(result: BenchResult) -> list[list[str]]:
 def _loihi_cells(row: Any) -> list[str]:
     """"Loihi acc" and "Loihi vs trained": the deployed accuracy, or why there is none; then the change
     against the trained model on the same samples, how many samples are classified alike and how many
-    output values (spikes, or readout voltages) are equal."""
+    output spikes are equal."""
     if row.status != "ok":
         return ["", ""]
     if not row.loihi_samples:
@@ -71,8 +71,9 @@ def _loihi_cells(row: Any) -> list[str]:
     delta = 100 * (row.loihi_accuracy - row.loihi_trained_accuracy)
     return [
         f"{100 * row.loihi_accuracy:.2f}%",
-        f"{delta:+.2f} pp, {100 * row.loihi_agreement:.1f}% same class, "
-        f"{100 * row.loihi_spike_agreement:.1f}% same outputs (n={row.loihi_samples})",
+        f"{delta:+.2f} pp, {100 * row.loihi_agreement:.1f}% same class"
+        + ("" if row.loihi_spike_agreement is None else f", {100 * row.loihi_spike_agreement:.1f}% same spikes")
+        + f" (n={row.loihi_samples})",
     ]
 
 
