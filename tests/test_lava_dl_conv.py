@@ -17,6 +17,7 @@ from snnx.bench.loihi import conv_digits_graph, deploy, rate_code, train_spike_c
 from snnx.ir.reference import simulate
 from snnx.plugins import get_backend
 from snnx.plugins.loihi import compat as lava_compat
+from snnx.plugins.loihi.slayer import grid_scale, loihi_grid
 
 LAVA_REASON = lava_compat.lava_available()
 pytestmark = [
@@ -86,3 +87,42 @@ def test_conv_snn_trained_in_lava_dl_keeps_its_accuracy_on_loihi2_fixed_point(tm
     assert result.prediction_agreement >= 0.97
     assert result.top_class_agreement >= 0.98
     assert result.spike_agreement >= 0.99
+
+    # Two epochs of fine-tuning on Loihi's weight grid remove the weight and threshold rounding: only
+    # the voltage's rounding at each decay step is left.
+    with loihi_grid(net):
+        train_spike_counts(net, x_train, y_train, epochs=2, lr=1e-3, seed=100)
+    tuned = get_backend("lava-dl").raise_(net)
+    model = snnx.lower(tuned, to="lava")
+    assert all(q.weight_error == q.threshold_error == q.bias_error == 0.0 for q in model.quantisation), model.report()
+    grid = deploy(tuned, x_test, y_test)
+    print(f"after fine-tuning on Loihi's grid: {grid}")
+    assert grid.reference_accuracy > 0.85
+    assert abs(grid.loihi_accuracy - grid.reference_accuracy) <= 0.01
+    assert grid.prediction_agreement >= 0.99
+    assert grid.spike_agreement >= 0.999
+
+
+def test_loihi_grid_trains_and_leaves_loihi_exact_weights(one_torch_thread) -> None:
+    import torch
+
+    graph = conv_digits_graph(seed=5)
+    rng = np.random.default_rng(5)
+    graph.nodes["conv"].bias = rng.normal(0, 0.05, 8)  # biases too go on the grid (13-bit mantissas)
+    graph.nodes["fc"].bias = rng.normal(0, 0.05, 10)
+    net = snnx.lower(graph, to="lava-dl", dtype="float32")
+    before = [b.synapse.weight.detach().clone() for b in net.blocks if hasattr(b, "synapse")]
+    x = rate_code(np.random.default_rng(0).random((32, 1, 8, 8)), STEPS)
+    with loihi_grid(net):
+        train_spike_counts(net, x, np.arange(32) % 10, epochs=2, lr=1e-2)
+    synapses = [b.synapse for b in net.blocks if hasattr(b, "synapse")]
+    assert all(type(s.weight) is torch.nn.Parameter for s in synapses)  # baked: no parametrization left
+    for syn, old in zip(synapses, before):
+        w, scale = syn.weight.detach().double(), grid_scale(syn.weight)
+        assert not torch.equal(w, old.double()), "the straight-through gradient did not train the weights"
+        assert torch.equal(w * scale, torch.round(w * scale)) and float((w * scale).abs().max()) <= 127
+        b = syn.bias.detach().double() * scale
+        assert torch.equal(b, torch.round(b)) and b.abs().max() > 0
+    model = snnx.lower(get_backend("lava-dl").raise_(net), to="lava")
+    assert all(q.weight_error == q.threshold_error == q.bias_error == 0.0 for q in model.quantisation), model.report()
+    assert all(q.scale == 2.0 ** round(np.log2(q.scale)) for q in model.quantisation)
