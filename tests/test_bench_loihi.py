@@ -67,7 +67,7 @@ def test_deploy_column_says_why_when_lava_is_missing(monkeypatch, tmp_path) -> N
     monkeypatch.setattr(bench_loihi, "lava_missing", lambda: "lava not installed (lava.magma.core; snnx install lava)")
     row = DirectRow("lava-dl", "digits", "ok", test_accuracy=0.5)
     x, y = np.zeros((4, 1, 8, 8)), np.zeros(4, dtype=int)
-    deploy_on_loihi(row, _if_chain(), _job(x, y, str(tmp_path / "g.nir"), 4))
+    deploy_on_loihi(row, object(), _job(x, y, str(tmp_path / "g.nir"), 4))  # stops before exporting the model
     assert (row.loihi_samples, row.loihi_accuracy) == (0, None)
     header, cells = direct_rows(BenchResult(config={}, environment={}, direct=[row]))
     assert cells[header.index("Loihi acc")] == "lava not installed (lava.magma.core; snnx install lava)"
@@ -101,3 +101,12 @@ def test_lava_dl_row_is_deployed_on_loihi_next_to_its_trained_accuracy(tmp_path)
     header, cells = direct_rows(BenchResult(config={}, environment={}, direct=[row]))
     assert cells[header.index("Loihi acc")] == f"{100 * row.loihi_accuracy:.2f}%"
     assert "same spikes (n=16)" in cells[header.index("Loihi vs trained")]
+
+
+@needs_lava
+def test_a_deployment_that_fails_is_a_reason_not_an_error_row(tmp_path) -> None:
+    row = DirectRow("lava-dl", "digits", "ok", test_accuracy=0.5)
+    x, y = np.zeros((4, 1, 8, 8)), np.zeros(4, dtype=int)
+    deploy_on_loihi(row, object(), _job(x, y, str(tmp_path / "g.nir"), 4))  # not a lava-dl model: no export
+    assert row.status == "ok" and row.loihi_samples == 0 and row.loihi_accuracy is None
+    assert row.loihi_detail and "\n" not in row.loihi_detail

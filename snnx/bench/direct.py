@@ -79,7 +79,8 @@ class DirectRow:
     seed: int = 0
     #: After deployment on Loihi 2 (``lava`` fixed_pt) of the first ``loihi_samples`` test samples: its
     #: accuracy, the trained (float) model's accuracy on the same samples, the fraction of samples
-    #: classified alike and of output spikes equal; ``loihi_detail`` says why there is none (not a lava-dl row, lava missing, refused).
+    #: classified alike and of output spikes equal; ``loihi_detail`` says why there is none (lava missing,
+    #: refused, failed; empty on rows that are not deployed).
     loihi_samples: int = 0
     loihi_accuracy: float | None = None
     loihi_trained_accuracy: float | None = None
@@ -236,7 +237,7 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
             row.peak_cuda_memory_mb = torch.cuda.max_memory_allocated(dev) / 2**20
         row.status = "ok"
         if job.backend in LOIHI_DEPLOYED and job.deploy_samples > 0:
-            deploy_on_loihi(row, snnx.raise_(model, backend=job.backend), job)
+            deploy_on_loihi(row, model, job)
     except Exception as exc:  # a backend's failure is a row, whatever it is
         row.detail = f"{type(exc).__name__}: {exc}"
         if os.environ.get("SNNX_BENCH_TRACE"):
@@ -244,11 +245,12 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
     return row
 
 
-def deploy_on_loihi(row: DirectRow, graph: Any, job: DirectJob) -> None:
-    """Fill ``row``'s ``loihi_*`` fields: the exported model on the first ``job.deploy_samples`` test
-    samples on ``lava`` (fixed_pt) against the exported graph's reference simulation (the trained model
-    in float64). Whatever stops it (lava missing, a refusal, a Lava error) becomes ``loihi_detail``: the
-    trained row stays ``ok``."""
+def deploy_on_loihi(row: DirectRow, model: Any, job: DirectJob) -> None:
+    """Fill ``row``'s ``loihi_*`` fields: the trained ``model`` exported (``snnx.raise_``) and run on the
+    first ``job.deploy_samples`` test samples on ``lava`` (fixed_pt), against the exported graph's
+    reference simulation (the trained model in float64). Whatever stops it (lava missing, the export, a
+    refusal, a Lava error) becomes ``loihi_detail``: the trained row stays ``ok``."""
+    import snnx
     from snnx.bench.loihi import deploy, lava_missing
 
     missing = lava_missing()
@@ -258,6 +260,7 @@ def deploy_on_loihi(row: DirectRow, graph: Any, job: DirectJob) -> None:
     n = min(job.deploy_samples, len(job.x_test))
     x = np.broadcast_to(np.asarray(job.x_test[:n], dtype=np.float64)[None], (job.steps, n, *job.x_test.shape[1:]))
     try:
+        graph = snnx.raise_(model, backend=job.backend)
         result = deploy(graph, np.ascontiguousarray(x), np.asarray(job.y_test[:n]), readout=job.readout)
     except Exception as exc:  # a deployment failure is a reason in the row, whatever it is
         row.loihi_detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
