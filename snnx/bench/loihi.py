@@ -1,9 +1,10 @@
 """lava-dl → Loihi 2: a network trained with the ``lava-dl`` backend, exported and run on ``lava`` (fixed_pt).
 
-:func:`deploy` is the measurement: the trained model is raised back to NIR (``lava-dl``'s export),
-lowered to ``lava`` (snnx's per-layer quantisation, a netx network) and run on Lava's bit-accurate
-Loihi 2 model; its accuracy is compared with the reference simulation of the same exported graph (the
-float model that was trained), together with spike and prediction agreement and Lava's speed.
+:func:`deploy` is the measurement: a trained model exported to NIR (``snnx.raise_``) is lowered to
+``lava`` (snnx's per-layer quantisation, a netx network) and run on Lava's bit-accurate Loihi 2 model;
+its accuracy is compared with the reference simulation of the same graph (the float model that was
+trained), with spike and prediction agreement. :func:`measure_speed` times a Lava backend with
+lowering and Lava's compile separated from the steps.
 :func:`conv_digits_graph`, :func:`rate_code` and :func:`train_spike_counts` are the small convolutional
 SNN on scikit-learn digits that ``tests/test_lava_dl_conv.py`` and ``benchmarks/lava_dl_conv.py`` train.
 """
@@ -17,7 +18,7 @@ from typing import Any
 import nir
 import numpy as np
 
-#: Backends a deployment needs: ``lava`` (fixed_pt) to run, the exported graph's reference as yardstick.
+#: The backend a deployment runs on (Loihi 2 fixed point); the yardstick is the reference simulator.
 DEPLOY_BACKEND = "lava"
 
 
