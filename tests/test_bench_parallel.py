@@ -11,7 +11,7 @@ import pytest
 #: Fields that measure time or memory: the only ones allowed to differ between --jobs 1 and --jobs 2.
 MEASURED = {
     "train_seconds_per_epoch", "epoch_seconds", "infer_ms_per_sample", "peak_memory_mb", "peak_cuda_memory_mb",
-    "ann_train_seconds", "convert_seconds", "simulate_seconds",
+    "ann_train_seconds", "convert_seconds", "simulate_seconds", "loihi_steps_per_second",
 }
 
 

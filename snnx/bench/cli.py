@@ -60,11 +60,13 @@ def _seeds(value: str | None) -> int | tuple[int, ...] | None:
 @click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Use only the first N test samples.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads per worker [1]: more threads spin and slow down badly when other jobs share the cores.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Independent jobs (backend x seed; ANN x seed; ANN x seed x percentile sweeps) run at once, each in its own process with --threads torch threads.")
+@click.option("--deploy-samples", type=click.IntRange(min=0), default=None, help="Test samples a lava-dl model runs on Loihi 2 (lava fixed_pt) after training, reported next to its trained accuracy; 0: none [200].")
 @device_option
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False), default="bench-results", show_default=True, help="Where bench.json, bench.md, the plots and models go.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the JSON here ('-' prints it).")
 def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_size, lr, seed, steps, arch, anns,
-                  timesteps, percentiles, lava_samples, limit_train, limit_test, threads, jobs, device, output_dir, json_path) -> None:
+                  timesteps, percentiles, lava_samples, limit_train, limit_test, threads, jobs, deploy_samples, device,
+                  output_dir, json_path) -> None:
     """Compare training frameworks on one NIR SNN, and sweep ANN→SNN conversion over T and percentiles.
 
     Direct training: the same NIR model lowered to every training backend, trained with the same Adam,
@@ -78,6 +80,7 @@ def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_si
     differ). --seed 0,1,2 runs every job once per seed: a row per seed, plus mean ± sample std of accuracy
     and time per epoch per backend. Peak memory per job: the worker's ru_maxrss growth (CPU) and, on CUDA,
     torch.cuda.max_memory_allocated. --device moves direct training to a GPU; conversion stays on the CPU.
+    A model trained with lava-dl is also exported and run on Loihi 2 (lava fixed_pt; --deploy-samples).
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -109,6 +112,7 @@ def bench_command(quick, tracks, datasets, data_root, backends, epochs, batch_si
         "threads": threads,
         "jobs": jobs,
         "device": device,
+        "deploy_samples": deploy_samples,
     }
     if quick:
         config = BenchConfig.quick(**overrides)

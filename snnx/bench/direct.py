@@ -23,6 +23,8 @@ import numpy as np
 
 #: The backends the track tries by default (plus any other registered backend named with --backends).
 TRAINING_BACKENDS = ("snntorch", "norse", "spikingjelly", "lava-dl")
+#: Training backends whose trained model is also deployed on Loihi 2 (exported, run on ``lava`` fixed_pt).
+LOIHI_DEPLOYED = ("lava-dl",)
 
 
 @dataclass
@@ -45,6 +47,8 @@ class DirectJob:
     stats_samples: int = 256
     threads: int = 1
     device: str = "cpu"
+    #: Test samples run on Loihi 2 (``lava`` fixed_pt) after training, for :data:`LOIHI_DEPLOYED` backends.
+    deploy_samples: int = 0
 
 
 @dataclass
@@ -73,6 +77,18 @@ class DirectRow:
     peak_cuda_memory_mb: float = 0.0
     #: The seed of the initial weights and the data order (``snnx bench --seed``).
     seed: int = 0
+    #: After deployment on Loihi 2 (``lava`` fixed_pt) of the first ``loihi_samples`` test samples: its
+    #: accuracy, the trained (float) model's accuracy on the same samples, the fraction of samples
+    #: classified alike and of output spikes equal; ``loihi_detail`` says why there is none (lava missing,
+    #: refused, failed; empty on rows that are not deployed).
+    loihi_samples: int = 0
+    loihi_accuracy: float | None = None
+    loihi_trained_accuracy: float | None = None
+    loihi_agreement: float | None = None
+    #: Fraction of equal output spikes over all steps, samples and output neurons (``None``: voltage readout).
+    loihi_spike_agreement: float | None = None
+    loihi_steps_per_second: float = 0.0
+    loihi_detail: str = ""
 
 
 def _rss_kb() -> float:
@@ -220,11 +236,43 @@ def train_and_evaluate(job: DirectJob, progress: Any = None) -> DirectRow:
         if dev.type == "cuda":
             row.peak_cuda_memory_mb = torch.cuda.max_memory_allocated(dev) / 2**20
         row.status = "ok"
+        if job.backend in LOIHI_DEPLOYED and job.deploy_samples > 0:
+            deploy_on_loihi(row, model, job)
     except Exception as exc:  # a backend's failure is a row, whatever it is
         row.detail = f"{type(exc).__name__}: {exc}"
         if os.environ.get("SNNX_BENCH_TRACE"):
             row.detail += "\n" + traceback.format_exc()
     return row
+
+
+def deploy_on_loihi(row: DirectRow, model: Any, job: DirectJob) -> None:
+    """Fill ``row``'s ``loihi_*`` fields: the trained ``model`` exported (``snnx.raise_``) and run on the
+    first ``job.deploy_samples`` test samples on ``lava`` (fixed_pt), against the exported graph's
+    reference simulation (the trained model in float64). Whatever stops it (lava missing, the export, a
+    refusal, a Lava error) becomes ``loihi_detail``: the trained row stays ``ok``."""
+    import snnx
+    from snnx.bench.loihi import deploy, lava_missing
+
+    missing = lava_missing()
+    if missing is not None:
+        row.loihi_detail = missing
+        return
+    n = min(job.deploy_samples, len(job.x_test))
+    x = np.broadcast_to(np.asarray(job.x_test[:n], dtype=np.float64)[None], (job.steps, n, *job.x_test.shape[1:]))
+    try:
+        graph = snnx.raise_(model, backend=job.backend)
+        result = deploy(graph, np.ascontiguousarray(x), np.asarray(job.y_test[:n]), readout=job.readout)
+    except Exception as exc:  # a deployment failure is a reason in the row, whatever it is
+        row.loihi_detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if os.environ.get("SNNX_BENCH_TRACE"):
+            row.loihi_detail += "\n" + traceback.format_exc()
+        return
+    row.loihi_samples = n
+    row.loihi_accuracy = result.loihi_accuracy
+    row.loihi_trained_accuracy = result.reference_accuracy
+    row.loihi_agreement = result.prediction_agreement
+    row.loihi_spike_agreement = result.spike_agreement
+    row.loihi_steps_per_second = result.steps_per_second_total
 
 
 def _worker(job: DirectJob, queue: Any) -> None:
@@ -234,7 +282,7 @@ def _worker(job: DirectJob, queue: Any) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Lava calls multiprocessing.set_start_method('fork') when imported, which raises in a spawned
-    # process (its start method is already set). This worker spawns nothing, so let Lava set its own.
+    # process (its start method is already set). Only Lava starts processes here, so let it set its own.
     import multiprocessing.context
 
     multiprocessing.context._default_context._actual_context = None
@@ -254,7 +302,9 @@ def run_isolated(job: DirectJob, on_event: Any = None, timeout: float | None = N
     from snnx.bench.parallel import start_spawned
 
     q = mp.get_context("spawn").Queue()
-    proc = start_spawned(_worker, (job, q), job.threads)
+    deploys = job.backend in LOIHI_DEPLOYED and job.deploy_samples > 0
+    # Lava's runtime forks its actors: a daemon worker may not have children. Joined or killed below.
+    proc = start_spawned(_worker, (job, q), job.threads, daemon=not deploys)
     deadline = None if timeout is None else time.monotonic() + timeout
     row: DirectRow | None = None
     while row is None:

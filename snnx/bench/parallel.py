@@ -66,8 +66,11 @@ def map_jobs(items: Iterable[T], run_one: Callable[[T], R], jobs: int = 1) -> li
         return list(pool.map(run_one, items))
 
 
-def start_spawned(target: Callable[..., Any], args: tuple, threads: int, daemon: bool = True) -> Any:
-    """Start ``target(*args)`` in a spawned (daemon) process whose native thread pools have ``threads`` threads.
+def start_spawned(target: Callable[..., Any], args: tuple, threads: int, *, daemon: bool = True) -> Any:
+    """Start ``target(*args)`` in a spawned process whose native thread pools have ``threads`` threads.
+
+    ``daemon=False`` for a worker that starts processes of its own (Lava runs every process model in a
+    child process, which a daemon may not have); the caller joins or kills it.
 
     The environment is inherited at start, so the thread variables are set around ``start()`` (under a
     lock: several driver threads start processes at once) and restored afterwards.
@@ -96,7 +99,7 @@ def quiet_worker() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     # Lava calls multiprocessing.set_start_method('fork') when imported, which raises in a spawned
-    # process (its start method is already set). Workers spawn nothing, so let Lava set its own.
+    # process (its start method is already set). Only Lava starts processes in a worker, so let it set its own.
     import multiprocessing.context
 
     multiprocessing.context._default_context._actual_context = None

@@ -30,9 +30,10 @@ def _seed_label(result: BenchResult, row: Any) -> str:
 def direct_rows(result: BenchResult) -> list[list[str]]:
     """The direct-training table as rows of strings (header first); a seed column with several seeds."""
     multi = _multi_seed(result)
+    loihi = any(getattr(r, "loihi_samples", 0) or getattr(r, "loihi_detail", "") for r in result.direct)
     rows = [[
         "dataset", "backend", *(["seed"] if multi else []), "status", "train s/epoch", "last epoch s", "infer ms/sample", "test acc",
-        "spikes/sample", "SOPs/sample", "MACs/sample", "peak MB", "detail",
+        *(["Loihi acc", "Loihi vs trained"] if loihi else []), "spikes/sample", "SOPs/sample", "MACs/sample", "peak MB", "detail",
     ]]
     cuda = any(getattr(r, "peak_cuda_memory_mb", 0.0) for r in result.direct)
     if cuda:  # only on a GPU run: the column would be all zeros on the CPU
@@ -48,6 +49,7 @@ def direct_rows(result: BenchResult) -> list[list[str]]:
             f"{r.epoch_seconds[-1]:.2f}" if ok and r.epoch_seconds else "",
             f"{r.infer_ms_per_sample:.3f}" if ok else "",
             f"{100 * r.test_accuracy:.2f}%" if ok else "",
+            *(_loihi_cells(r) if loihi else []),
             _si(r.spikes_per_sample) if ok else "",
             _si(r.sops_per_sample) if ok else "",
             _si(r.macs_per_sample) if ok else "",
@@ -56,6 +58,23 @@ def direct_rows(result: BenchResult) -> list[list[str]]:
             r.detail.splitlines()[0] if r.detail else "",
         ])
     return rows
+
+
+def _loihi_cells(row: Any) -> list[str]:
+    """"Loihi acc" and "Loihi vs trained": the deployed accuracy, or why there is none; then the change
+    against the trained model on the same samples, how many samples are classified alike and how many
+    output spikes are equal."""
+    if row.status != "ok":
+        return ["", ""]
+    if not row.loihi_samples:
+        return [row.loihi_detail, ""]
+    delta = 100 * (row.loihi_accuracy - row.loihi_trained_accuracy)
+    return [
+        f"{100 * row.loihi_accuracy:.2f}%",
+        f"{delta:+.2f} pp, {100 * row.loihi_agreement:.1f}% same class"
+        + ("" if row.loihi_spike_agreement is None else f", {100 * row.loihi_spike_agreement:.1f}% same spikes")
+        + f" (n={row.loihi_samples})",
+    ]
 
 
 def direct_summary_rows(result: BenchResult) -> list[list[str]]:

@@ -63,6 +63,8 @@ class BenchConfig:
     #: Where the direct track trains (``cpu``, ``cuda``, ``cuda:N``, ``mps``); conversion sweeps run on
     #: the numpy reference, on the CPU.
     device: str = "cpu"
+    #: Test samples a lava-dl model runs on Loihi 2 (``lava`` fixed_pt) after training; 0: no deployment.
+    deploy_samples: int = 200
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
@@ -177,7 +179,7 @@ def run_bench(config: BenchConfig, out_dir: str | os.PathLike, on_progress: Any 
                         backend, str(graph_path), name, ds.x_train, ds.y_train, ds.x_test, ds.y_test,
                         steps=config.steps, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                         seed=seed, readout=spec.readout, stats_samples=config.stats_samples,
-                        threads=config.threads, device=config.device,
+                        threads=config.threads, device=config.device, deploy_samples=config.deploy_samples,
                     )
 
                     def on_event(event: tuple) -> None:

@@ -13,14 +13,18 @@ converts from and to snnx's time-major ``(T, batch, *shape)`` with :func:`to_sla
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.cuba import CubaChain, CubaLayer
+from snnx.plugins.loihi.quantise import BIAS_MAX, BIAS_MIN, WEIGHT_MAX
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -238,6 +242,63 @@ def network_class() -> type:
 
     _make_importable(SlayerNetwork)
     return SlayerNetwork
+
+
+def grid_scale(weight: torch.Tensor) -> float:
+    """``2**e`` with ``e = floor(log2(127 / max|w|))``: the finest power-of-two grid on which every weight
+    of the layer is an 8-bit Loihi mantissa (the scale the ``lava`` backend picks for dyadic weights)."""
+    peak = float(weight.detach().abs().max())
+    return 2.0 ** math.floor(math.log2(WEIGHT_MAX / peak)) if peak > 0 else 1.0
+
+
+@functools.cache
+def _grid_class() -> type:
+    import torch
+
+    class LoihiGrid(torch.nn.Module):
+        """Parametrization: values rounded to multiples of ``1/k`` (``k`` from the layer's weights), in
+        ``[lo/k, hi/k]``, with a straight-through gradient (the rounding's derivative taken as 1)."""
+
+        def __init__(self, lo: int, hi: int, scale_of: Any = None) -> None:
+            super().__init__()
+            self.lo, self.hi = lo, hi
+            self._scale_of = [scale_of]  # a list: not registered as a submodule (that would recurse)
+
+        def forward(self, value: torch.Tensor) -> torch.Tensor:
+            scale = grid_scale(value if self._scale_of[0] is None else self._scale_of[0]())
+            grid = torch.clamp(torch.round(value * scale), self.lo, self.hi) / scale
+            return value + (grid - value).detach()
+
+    return LoihiGrid
+
+
+@contextlib.contextmanager
+def loihi_grid(net: Any) -> Iterator[Any]:
+    """Train a lava-dl model with its weights and biases on Loihi 2's fixed-point grid (quantisation-aware).
+
+    Inside the ``with`` block every synapse's weights are rounded to the power-of-two grid of
+    :func:`grid_scale` (at most 127 in magnitude) and its bias to the same grid (13-bit mantissa) in
+    the forward pass, with a straight-through gradient; on exit the rounded values become the
+    parameters. A layer whose threshold is a multiple of ``1/k`` then deploys on ``lava`` with exactly
+    these numbers (snnx's quantisation picks that power of two), so only the voltage state's rounding
+    at a decay differs from the reference. Used for fine-tuning after float training.
+    """
+    from torch.nn.utils import parametrize
+
+    grid = _grid_class()
+    synapses = [b.synapse for b in net.blocks if hasattr(b, "synapse")]
+    for syn in synapses:
+        parametrize.register_parametrization(syn, "weight", grid(-WEIGHT_MAX, WEIGHT_MAX))
+        if syn.bias is not None:
+            original = syn.parametrizations.weight.original
+            parametrize.register_parametrization(syn, "bias", grid(BIAS_MIN, BIAS_MAX, lambda w=original: w))
+    try:
+        yield net
+    finally:
+        for syn in synapses:
+            for name in ("bias", "weight"):  # the bias's grid reads the weight: bake it first
+                if parametrize.is_parametrized(syn, name):
+                    parametrize.remove_parametrizations(syn, name, leave_parametrized=True)
 
 
 def to_slayer_layout(x: np.ndarray) -> np.ndarray:
