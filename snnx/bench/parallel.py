@@ -146,7 +146,7 @@ def run_isolated(
     import queue as queue_mod
 
     q = mp.get_context("spawn").Queue()
-    proc = start_spawned(_entry, (fn, args, q, threads), threads, daemon)
+    proc = start_spawned(_entry, (fn, args, q, threads), threads, daemon=daemon)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:

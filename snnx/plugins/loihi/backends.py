@@ -53,7 +53,8 @@ class _LavaBackendBase(Backend):
         layered, reasons = layer_graph(graph)
         if layered is None:
             return None, reasons
-        chain, reasons = extract_chain(layered.graph, **options)
+        # An unchanged graph keeps its preparation: validating it again would only repeat the work.
+        chain, reasons = extract_chain(layered.graph if layered.changed else graph, **options)
         if chain is not None and layered.changed:
             # A merged last layer is flat; the graph's output keeps its own shape.
             last = chain.layers[-1]
