@@ -18,7 +18,7 @@ import numpy as np
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.capabilities import Capabilities
 from snnx.ir.prepare import PreparedGraph
-from snnx.plugins.loihi import runner, slayer
+from snnx.plugins.loihi import populations, runner, slayer
 from snnx.plugins.loihi.cuba import (
     CHAIN_NODE_TYPES,
     CubaChain,
@@ -60,7 +60,12 @@ class _LavaBackendBase(Backend):
             msg = f"Lava model expects input {chain.input!r}, got {sorted(inputs)}"
             raise SnnxError(msg)
         x = np.asarray(inputs[chain.input], dtype=np.float64)
-        y = runner.run_fixed(model, x) if model.tag == "fixed_pt" else runner.run_float(model, x)
+        if model.tag != "fixed_pt":
+            y = runner.run_float(model, x)
+        elif model.populations:
+            y = populations.run_fixed_populations(model, x)
+        else:
+            y = runner.run_fixed(model, x)
         return {chain.output: y}
 
 
@@ -80,11 +85,12 @@ class LavaBackend(_LavaBackendBase):
     approximate: ClassVar[bool] = True
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        chain, reasons = extract_chain(graph, readout=True, shift_reset=True)
+        # Decays that differ between neurons are split into one Loihi population per decay (populations.py).
+        chain, reasons = extract_chain(graph, readout=True, shift_reset=True, shared_decays=False)
         if chain is None:
             return None, reasons
         chain = initial_state_pulses(chain)
-        reasons = loihi_refusals(chain)
+        reasons = loihi_refusals(chain) + populations.population_refusals(chain)
         return (None, reasons) if reasons else (chain, [])
 
     def lower(self, graph: PreparedGraph, *, exact: bool | str = False, **options: Any) -> LavaModel:
@@ -99,17 +105,19 @@ class LavaBackend(_LavaBackendBase):
             msg = f"Backend 'lava' got unknown options {sorted(options)}; it takes exact"
             raise SnnxError(msg)
         chain = chain_or_raise(graph, self.name, self._chain_refusals)
-        quant = [quantise_layer(layer) for layer in chain.layers]
+        pops = populations.split_chain(chain) if populations.needs_populations(chain) else []
+        quant = [p.quantisation for layer in pops for p in layer] if pops else [quantise_layer(l) for l in chain.layers]
         if _truthy(exact):
             reasons = quantisation_refusals(quant)
             if reasons:
                 msg = "Backend 'lava' cannot take this graph exactly: " + "; ".join(reasons)
                 raise UnsupportedNodeError(msg)
-        return LavaModel(chain=chain, tag=self.tag, quantisation=quant)
+        return LavaModel(chain=chain, tag=self.tag, quantisation=[] if pops else quant, populations=pops)
 
     def save(self, model: LavaModel, path: str) -> None:
         from snnx.ir.io import write_atomic
 
+        populations.check_savable(model)
         write_atomic(path, lambda tmp: write_netx(model, tmp))
 
     def describe(self, model: LavaModel) -> str:
@@ -120,13 +128,18 @@ class LavaBackend(_LavaBackendBase):
             n = int(np.prod(chain.in_shape))
             axons = " and ".join(f"{n + k} at step {k}" for k in range(chain.pulses))
             notes += f"; the first layer's initial state: spike input axon {axons} of every window"
+        last = [p.quantisation for p in model.populations[-1]] if model.populations else model.quantisation[-1:]
         if not chain.layers[-1].spiking:
             notes += (
                 "; the last layer never fires: read its voltage (probe v, divide by "
-                f"{model.quantisation[-1].scale * 64:.6g})"
+                f"{', '.join(f'{q.scale * 64:.6g}' for q in last)})"
             )
+        split = [len(p) for p in model.populations]
+        what = "netx network of CUBA layers" if not any(n > 1 for n in split) else (
+            f"Lava Dense + LIFReset processes (populations per layer: {split}, one per decay; not a netx chain)"
+        )
         return (
-            f"netx network of CUBA layers ({kinds}), latency {model.latency} steps{notes}; "
+            f"{what} ({kinds}), latency {model.latency} steps{notes}; "
             f"run with Loihi2SimCfg(select_tag='fixed_pt'); quantisation per layer:\n{model.report()}"
         )
 

@@ -483,10 +483,13 @@ def initial_state_pulses(chain: CubaChain) -> CubaChain:
     u_init = np.asarray(first.u_init, dtype=np.float64) * np.ones(first.data_shape)
     if first.kind != "dense" or not (np.any(v_init) or np.any(u_init)):
         return chain
-    kick = (1 - first.voltage_decay) * v_init
-    columns = [(1 - first.current_decay) * u_init + kick]
-    if first.current_decay != 1.0 and np.any(kick):
-        columns.append(-(1 - first.current_decay) * kick)
+    # Per-neuron decays when they differ (the layer is then split into populations, one per decay).
+    du, dv = first.neuron_decays or (first.current_decay, first.voltage_decay)
+    du, dv = np.asarray(du).reshape(-1) * np.ones(v_init.shape), np.asarray(dv).reshape(-1) * np.ones(v_init.shape)
+    kick = (1 - dv) * v_init
+    columns = [(1 - du) * u_init + kick]
+    if np.any((du != 1.0) & (kick != 0)):
+        columns.append(-(1 - du) * kick)
     chain = copy.deepcopy(chain)
     first = chain.layers[0]
     first.weight = np.concatenate([first.weight, np.stack(columns, axis=1)], axis=1)
