@@ -21,6 +21,7 @@ from snnx.ir.prepare import PreparedGraph
 from snnx.plugins.loihi import populations, runner, slayer
 from snnx.plugins.loihi.cuba import (
     CHAIN_NODE_TYPES,
+    THRESHOLD_CHAIN_NODE_TYPES,
     CubaChain,
     chain_or_raise,
     extract_chain,
@@ -75,7 +76,7 @@ class LavaBackend(_LavaBackendBase):
     name = "lava"
     description = "Loihi 2: netx HDF5 network quantised by snnx, run bit-accurately by Lava (fixed_pt)"
     # Reset modes and initial state are checked by loihi_refusals, whose reasons say what Loihi does.
-    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=False, v_init=True)
+    capabilities = Capabilities(node_types=THRESHOLD_CHAIN_NODE_TYPES, cycles=False, v_init=True)
     file_suffix = ".net"
     tag = "fixed_pt"
     #: Fixed point approximates the float contract by design: the quantisation is reported per layer,
@@ -86,7 +87,7 @@ class LavaBackend(_LavaBackendBase):
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
         # Decays that differ between neurons are split into one Loihi population per decay (populations.py).
-        chain, reasons = extract_chain(graph, readout=True, shift_reset=True, shared_decays=False)
+        chain, reasons = extract_chain(graph, readout=True, shift_reset=True, shared_decays=False, threshold=True)
         if chain is None:
             return None, reasons
         chain = initial_state_pulses(chain)
@@ -150,12 +151,12 @@ class LavaFloatBackend(_LavaBackendBase):
     name = "lava-float"
     description = "Lava processes (Dense/Conv + LIF or snnx's contract CUBA neuron) in floating point (floating_pt)"
     # Cycles: a spiking layer's own spikes fed back through stateless nodes (extract_chain decides).
-    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=True, v_init=True)
+    capabilities = Capabilities(node_types=THRESHOLD_CHAIN_NODE_TYPES, cycles=True, v_init=True)
     file_suffix = ".pkl"
     tag = "floating_pt"
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        return extract_chain(graph, readout=True, shared_decays=False, recurrent=True)
+        return extract_chain(graph, readout=True, shared_decays=False, recurrent=True, threshold=True)
 
     def lower(self, graph: PreparedGraph, **options: Any) -> LavaModel:
         if options:
