@@ -7,8 +7,6 @@ pixel per step; N-MNIST itself is not available here). ``specs/backends/lava.md`
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,6 +15,8 @@ from snnx.ir.reference import simulate
 from snnx.plugins import get_backend
 from snnx.plugins.loihi import compat as lava_compat
 
+from nir_samples import SAMPLES
+
 LAVA_REASON = lava_compat.lava_available()
 pytestmark = [
     pytest.mark.lava,
@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(LAVA_REASON is not None, reason=f"Lava not importable: {LAVA_REASON} (snnx install lava)"),
 ]
 
-CNN = Path(__file__).parent / "data" / "nir-samples" / "cnn_sinabs.nir"
+CNN = SAMPLES / "cnn_sinabs.nir"
 #: Loihi's 8-bit weights against IF neurons, which integrate every rounding error without leak: measured
 #: 98.4 % of the output spike trains equal on this input (specs/backends/lava.md), short of 99 %.
 LAVA_MIN_AGREEMENT = 0.98
