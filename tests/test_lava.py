@@ -306,7 +306,7 @@ def test_unsupported_graphs_are_refused_with_a_reason(backend: str, make, needle
 
 
 @pytest.mark.parametrize("bias", [False, True])
-def test_lava_float_recurrent_layer_over_a_batch(bias: bool) -> None:
+def test_lava_float_recurrent_layer_over_a_batch(tmp_path, bias: bool) -> None:
     """A spiking layer's spikes fed back through a Linear (or an Affine, whose bias arrives over the back
     edge from a window's second step): Lava's Dense delivers the previous step (the contract's back
     edge), and the fed-back spikes are cut at each window's last step, so consecutive samples of a batch
@@ -320,8 +320,18 @@ def test_lava_float_recurrent_layer_over_a_batch(bias: bool) -> None:
     out, ref = _run("lava-float", graph, x)
     assert ref.sum() > 20 and ref[-1].sum() > 0, "the last steps spike: a leak into the next sample would show"
     np.testing.assert_array_equal(out, ref)
-    for name in ("lava", "lava-dl"):
-        assert any("recurrent edge" in r for r in get_backend(name).refusals(prepare(graph)))
+    assert any("recurrent edge" in r for r in get_backend("lava-dl").refusals(prepare(graph)))
+    lava = get_backend("lava")
+    if bias:
+        assert any("the recurrent run has a bias" in r for r in lava.refusals(prepare(graph)))
+        return
+    # Loihi fixed point: a recurrent Lava Dense into the same LIFReset, one Lava run per sample.
+    model = lava.lower(prepare(graph))
+    fixed = lava.run(model, {"in": x})["out"]
+    with pytest.raises(SnnxError, match=r"layers \['lif'\] are recurrent"):
+        lava.save(model, str(tmp_path / "model.net"))
+    assert (fixed == ref).mean() >= 0.97
+    assert (fixed[:2] == ref[:2]).mean() >= 0.97, "each sample starts from zero state and an empty synapse"
 
 
 def test_lava_float_per_neuron_decays(spikes: np.ndarray) -> None:
@@ -430,7 +440,7 @@ def test_populations_are_refused_for_conv_layers() -> None:
     graph = load_case("conv_lif_sumpool_affine").graph
     graph.nodes["lif1"].tau = np.asarray(graph.nodes["lif1"].tau) * np.arange(1, 5).reshape(4, 1, 1)
     reasons = get_backend("lava").refusals(prepare(graph))
-    assert any("node 'lif1': a conv layer" in r and "one Loihi population per decay" in r for r in reasons), reasons
+    assert any("node 'lif1': a conv layer" in r and "Loihi populations of dense layers" in r for r in reasons), reasons
 
 
 #: The approximate conformance cases on ``lava`` that count as deployed (specs/backends/lava.md): at

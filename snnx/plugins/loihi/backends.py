@@ -76,7 +76,8 @@ class LavaBackend(_LavaBackendBase):
     name = "lava"
     description = "Loihi 2: netx HDF5 network quantised by snnx, run bit-accurately by Lava (fixed_pt)"
     # Reset modes and initial state are checked by loihi_refusals, whose reasons say what Loihi does.
-    capabilities = Capabilities(node_types=THRESHOLD_CHAIN_NODE_TYPES, cycles=False, v_init=True)
+    # Cycles: a spiking layer's own spikes fed back through stateless nodes (extract_chain decides).
+    capabilities = Capabilities(node_types=THRESHOLD_CHAIN_NODE_TYPES, cycles=True, v_init=True)
     file_suffix = ".net"
     tag = "fixed_pt"
     #: Fixed point approximates the float contract by design: the quantisation is reported per layer,
@@ -86,8 +87,11 @@ class LavaBackend(_LavaBackendBase):
     approximate: ClassVar[bool] = True
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        # Decays that differ between neurons are split into one Loihi population per decay (populations.py).
-        chain, reasons = extract_chain(graph, readout=True, shift_reset=True, shared_decays=False, threshold=True)
+        # Decays that differ between neurons are split into one Loihi population per decay, and a layer's own
+        # spikes fed back become a recurrent synapse (populations.py).
+        chain, reasons = extract_chain(
+            graph, readout=True, shift_reset=True, shared_decays=False, recurrent=True, threshold=True
+        )
         if chain is None:
             return None, reasons
         chain = initial_state_pulses(chain)
@@ -136,8 +140,9 @@ class LavaBackend(_LavaBackendBase):
                 f"{', '.join(f'{q.scale * 64:.6g}' for q in last)})"
             )
         split = [len(p) for p in model.populations]
-        what = "netx network of CUBA layers" if not any(n > 1 for n in split) else (
-            f"Lava Dense + LIFReset processes (populations per layer: {split}, one per decay; not a netx chain)"
+        what = "netx network of CUBA layers" if not model.populations else (
+            f"Lava Dense + LIFReset processes (populations per layer: {split}, one per decay; recurrent "
+            f"layers: {sum(layer.recurrent is not None for layer in chain.layers)}; not a netx chain)"
         )
         return (
             f"{what} ({kinds}), latency {model.latency} steps{notes}; "

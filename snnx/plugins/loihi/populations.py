@@ -34,23 +34,41 @@ class Population:
     index: np.ndarray
     layer: CubaLayer
     quantisation: LayerQuantisation
+    #: Integer weights ``(len(index), N)`` from the layer's own spikes (all ``N`` neurons, the previous
+    #: step's), at the population's scale, for a recurrent layer; else None.
+    recurrent: np.ndarray | None = None
 
 
 def needs_populations(chain: CubaChain) -> bool:
-    """Whether some layer's decays differ between its neurons."""
-    return any(layer.neuron_decays is not None for layer in chain.layers)
+    """Whether some layer's decays differ between its neurons, or a layer is recurrent (both are built
+    as Lava processes here: a netx file would carry a window's last spikes into the next sample)."""
+    return any(layer.neuron_decays is not None or layer.recurrent is not None for layer in chain.layers)
 
 
 def population_refusals(chain: CubaChain) -> list[str]:
     """Why the chain's per-neuron decays cannot be split into populations (empty when they can)."""
     if not needs_populations(chain):
         return []
-    return [
-        f"node {layer.nodes[-1]!r}: a conv layer in a chain whose decays differ between neurons; snnx splits "
-        "such layers into one Loihi population per decay only in chains of dense layers (Loihi's CUBA neuron "
-        "shares one decay per layer)"
+    reasons = [
+        f"node {layer.nodes[-1]!r}: a conv layer in a chain whose decays differ between neurons or that has "
+        "a recurrent layer; snnx builds such chains as Loihi populations of dense layers only (Loihi's CUBA "
+        "neuron shares one decay per layer)"
         for layer in chain.layers if layer.kind != "dense"
     ]
+    for layer in chain.layers:
+        if layer.recurrent is None:
+            continue
+        if layer.recurrent_bias is not None:
+            reasons.append(
+                f"node {layer.nodes[-1]!r}: the recurrent run has a bias, which acts from each window's second "
+                "step on; Loihi's neuron bias acts on every step (drop the bias or use backend 'lava-float')"
+            )
+        if np.any(layer.voltage_bias()):
+            reasons.append(
+                f"node {layer.nodes[-1]!r}: a recurrent layer with a neuron bias (v_leak or synapse bias): the "
+                "bias could fire it before its first window, and the recurrent synapse would carry that spike in"
+            )
+    return reasons
 
 
 def _rows(value: Any, index: np.ndarray, size: int) -> Any:
@@ -70,18 +88,27 @@ def split_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: float
         pairs = sorted(set(zip(du.tolist(), dv.tolist())))
         groups = [np.flatnonzero((du == a) & (dv == b)) for a, b in pairs]
     out = []
+    n_in = layer.weight.shape[1]
     for index, (du_g, dv_g) in zip(groups, pairs):
         sub = copy.copy(layer)
         sub.weight = layer.weight[index]
+        if layer.recurrent is not None:
+            # One scale for both synapses into the neuron: they add into the same current.
+            sub.weight = np.hstack([sub.weight, layer.recurrent[index]])
         sub.bias = None if layer.bias is None else np.asarray(layer.bias).reshape(-1)[index]
         sub.out_shape = (len(index),)
         sub.current_decay, sub.voltage_decay, sub.neuron_decays = du_g, dv_g, None
         for key in ("v_reset", "v_bias", "v_init", "u_init"):
             setattr(sub, key, _rows(getattr(layer, key), index, n))
         q = quantise_layer(sub, steps=steps, input_peak=input_peak)
+        rec = None
+        if layer.recurrent is not None:
+            rec = q.weight[:, n_in:]
+            q.weight = q.weight[:, :n_in]
+            sub.weight = sub.weight[:, :n_in]
         if len(groups) > 1:
             q.layer = f"{layer.nodes[-1]}[du={du_g:.4g},dv={dv_g:.4g}]"
-        out.append(Population(index=index, layer=sub, quantisation=q))
+        out.append(Population(index=index, layer=sub, quantisation=q, recurrent=rec))
     return out
 
 
@@ -96,7 +123,9 @@ def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np
     bias mantissas ``<< e``; ``e`` is limited by the population with the least room."""
     room = min(runner.fraction_bits_room(p.layer, p.quantisation) for p in pops)
     e, _exact = runner.graded_input(x, room)
-    pops = [Population(p.index, p.layer, runner.graded_quantisation(p.layer, p.quantisation, e)) for p in pops]
+    pops = [
+        Population(p.index, p.layer, runner.graded_quantisation(p.layer, p.quantisation, e), p.recurrent) for p in pops
+    ]
     return pops, np.round(x * 2.0**e), 2.0**e
 
 
@@ -108,6 +137,10 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     lif = import_lava("lava.proc.lif.process")
     netx_utils = import_lava("lava.lib.dl.netx.utils")
     chain = model.chain
+    if x.shape[1] > 1 and any(layer.recurrent is not None for layer in chain.layers):
+        # A recurrent synapse would carry a window's last spikes into the next sample's first step; on the
+        # chip the state is reset between samples: one Lava run per sample.
+        return np.concatenate([run_fixed_populations(model, x[:, b : b + 1]) for b in range(x.shape[1])], axis=1)
     layers = [list(p) for p in model.populations]
     last = chain.layers[-1]
     if not last.spiking:
@@ -123,7 +156,7 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     inputs = []
     neurons = []
     for j, pops in enumerate(layers, start=1):
-        current = []
+        current, layer_neurons = [], []
         for pop in pops:
             q = pop.quantisation
             bias = None if q.bias is None else q.bias.astype(np.int32)
@@ -143,7 +176,17 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
                     port.connect(syn.s_in)
                 syn.a_out.connect(neuron.a_in)
             current.append((neuron.s_out, pop.index))
+            layer_neurons.append(neuron)
             neurons.append(neuron)
+        for pop, neuron in zip(pops, layer_neurons):
+            if pop.recurrent is None:
+                continue
+            # Lava's Dense delivers the previous step's spikes: the contract's back edge.
+            for (port, cols) in current:
+                w, n_bits, w_exp, _sign = netx_utils.optimize_weight_bits(pop.recurrent[:, cols])
+                syn = dense.Dense(weights=w, weight_exp=w_exp, num_weight_bits=n_bits, num_message_bits=0)
+                port.connect(syn.s_in)
+                syn.a_out.connect(neuron.a_in)
         sources = current
     outs = [port for port, _index in sources]
     probes = None if last.spiking else [n.v for n in neurons[-len(layers[-1]):]]
@@ -155,12 +198,21 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
 
 
 def check_savable(model: LavaModel) -> None:
-    """Refuse to write a model with split layers as netx HDF5 (one chain of layers, one decay each)."""
+    """Refuse to write a model with split or recurrent layers as netx HDF5 (what snnx writes is one chain
+    of feed-forward layers with one decay each)."""
     if model.populations and any(len(p) > 1 for p in model.populations):
         names = [pops[0].layer.nodes[-1] for pops in model.populations if len(pops) > 1]
         msg = (
             f"layers {names} run as several Loihi populations (one per decay); a netx HDF5 file holds one "
             "chain of layers with one decay each, so this model cannot be saved as .net (run it with "
             "`snnx run`/`snnx check --backends lava`)"
+        )
+        raise SnnxError(msg)
+    recurrent = [layer.nodes[-1] for layer in model.chain.layers if layer.recurrent is not None]
+    if recurrent:
+        msg = (
+            f"layers {recurrent} are recurrent; snnx runs them as Lava processes, one sample per run, and "
+            "does not write them as netx (whose streamed windows would carry a sample's last spikes into the "
+            "next): run it with `snnx run`/`snnx check --backends lava`"
         )
         raise SnnxError(msg)
