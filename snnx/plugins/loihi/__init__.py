@@ -9,7 +9,7 @@
 ``netx``        the netx HDF5 writer (the file Lava loads for Loihi 2)
 ``processes``   the ``lava-float`` Lava process graph and snnx's ``ContractCuba`` Lava process
 ``runner``      running a model in Lava (batches as windows, latency removed, graded input, probes)
-``populations`` layers whose decays differ between neurons as one Loihi population per decay (fixed_pt)
+``populations`` per-neuron decays as one Loihi population per decay, recurrent layers (fixed_pt)
 ``slayer``      lava-dl's SLAYER network classes (the ``lava-dl`` model)
 ``export``      a folded chain back to NIR (``raise_``)
 ``backends``    the three ``Backend`` classes

@@ -7,6 +7,11 @@ for chains of dense layers: it splits such layers, quantises every population on
 scale and threshold mantissa: each is its own Loihi layer) and runs the result as Lava's bit-accurate
 ``Dense`` and ``LIFReset`` processes under ``fixed_pt`` (the processes netx builds for a netx layer,
 wired here because a netx file is one chain of layers and cannot hold parallel populations).
+
+A recurrent layer (its own spikes fed back through stateless nodes) is built here too: a ``Dense`` from
+each population's spikes back into the layer, which Lava delivers one step later, as the contract's back
+edge. Loihi's stock neuron cannot silence that synapse at a window's end, so such a chain runs one
+sample per Lava run rather than as streamed windows.
 See ``specs/backends/lava.md``. Lava is imported only inside the functions.
 """
 
