@@ -122,7 +122,7 @@ def split_chain(chain: CubaChain) -> list[list[Population]]:
     return [split_layer(layer) for layer in chain.layers]
 
 
-def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np.ndarray, int]:
+def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np.ndarray, float]:
     """The first layer's populations and the input for graded (non-binary) input, as
     :func:`snnx.plugins.loihi.runner.run_fixed` sends it: ``round(x * 2**e)`` with the threshold and
     bias mantissas ``<< e``; ``e`` is limited by the population with the least room."""
@@ -134,13 +134,21 @@ def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np
     return pops, np.round(x * 2.0**e), 2.0**e
 
 
+def _synapse(weight: np.ndarray, message_bits: int) -> Any:
+    """A Lava ``Dense`` with netx's encoding of 8-bit integer weights (``optimize_weight_bits``, which
+    cannot take an all-zero block: that one keeps Lava's defaults)."""
+    dense = import_lava("lava.proc.dense.process")
+    if not np.any(weight):
+        return dense.Dense(weights=np.zeros(weight.shape), num_message_bits=message_bits)
+    w, n_bits, w_exp, _sign = import_lava("lava.lib.dl.netx.utils").optimize_weight_bits(weight)
+    return dense.Dense(weights=w, weight_exp=w_exp, num_weight_bits=n_bits, num_message_bits=message_bits)
+
+
 def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     """Run a chain with split layers on Lava's bit-accurate Loihi 2 model (``fixed_pt``): per population
     a ``LIFReset`` (netx's CUBA neuron: ``du = iDecay - 1``, ``bias_exp = 6``) and, from every population
     of the layer before, a ``Dense`` synapse with netx's weight encoding."""
-    dense = import_lava("lava.proc.dense.process")
     lif = import_lava("lava.proc.lif.process")
-    netx_utils = import_lava("lava.lib.dl.netx.utils")
     chain = model.chain
     if x.shape[1] > 1 and any(layer.recurrent is not None for layer in chain.layers):
         # A recurrent synapse would carry a window's last spikes into the next sample's first step; on the
@@ -171,10 +179,7 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
             )
             blocks = [(None, np.arange(q.weight.shape[1]))] if j == 1 else sources
             for port, cols in blocks:
-                w, n_bits, w_exp, _sign = netx_utils.optimize_weight_bits(q.weight[:, cols])
-                syn = dense.Dense(
-                    weights=w, weight_exp=w_exp, num_weight_bits=n_bits, num_message_bits=bits if j == 1 else 0,
-                )
+                syn = _synapse(q.weight[:, cols], bits if j == 1 else 0)
                 if port is None:
                     inputs.append(syn.s_in)
                 else:
@@ -187,9 +192,8 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
             if pop.recurrent is None:
                 continue
             # Lava's Dense delivers the previous step's spikes: the contract's back edge.
-            for (port, cols) in current:
-                w, n_bits, w_exp, _sign = netx_utils.optimize_weight_bits(pop.recurrent[:, cols])
-                syn = dense.Dense(weights=w, weight_exp=w_exp, num_weight_bits=n_bits, num_message_bits=0)
+            for port, cols in current:
+                syn = _synapse(pop.recurrent[:, cols], 0)
                 port.connect(syn.s_in)
                 syn.a_out.connect(neuron.a_in)
         sources = current
