@@ -111,7 +111,10 @@ class LavaBackend(_LavaBackendBase):
             raise SnnxError(msg)
         chain = chain_or_raise(graph, self.name, self._chain_refusals)
         pops = populations.split_chain(chain) if populations.needs_populations(chain) else []
-        quant = [p.quantisation for layer in pops for p in layer] if pops else [quantise_layer(l) for l in chain.layers]
+        if pops:
+            quant = [p.quantisation for layer in pops for p in layer]
+        else:
+            quant = [quantise_layer(layer) for layer in chain.layers]
         if _truthy(exact):
             reasons = quantisation_refusals(quant)
             if reasons:
