@@ -177,7 +177,10 @@ def test_fixed_point_quantisation_is_reported_and_close(spikes: np.ndarray) -> N
     rows = model.report().splitlines()
     assert [r.split()[0] for r in rows] == ["n1", "n2"]
     q1 = model.quantisation[0]
-    assert np.max(np.abs(q1.weight)) == 127, "the largest weight uses the whole 8-bit range"
+    # The scale is rounded so that the threshold mantissa is exact (vth / scale = 0.3): the largest
+    # weight gives up less than 127/vth of the 8-bit range for it.
+    assert q1.threshold_error < 1e-12
+    assert 127 * (1 - 1 / q1.vth) - 0.5 <= np.max(np.abs(q1.weight)) <= 127
     assert q1.i_decay == 4096 and q1.v_decay == round(0.1 * 4096)
     assert 0 < q1.weight_error <= 0.5 / q1.scale / 0.3 + 1e-12
     out = backend.run(model, {"in": spikes})["out"]
@@ -293,8 +296,8 @@ def _recurrent_graph() -> nir.NIRGraph:
 )
 @pytest.mark.parametrize("backend", ["lava-dl", "lava", "lava-float"])
 def test_unsupported_graphs_are_refused_with_a_reason(backend: str, make, needle: str) -> None:
-    if backend == "lava-float" and needle == "differs between neurons":
-        pytest.skip("lava-float's ContractCuba takes per-neuron decays (test_lava_float_per_neuron_decays)")
+    if backend in ("lava-float", "lava") and needle == "differs between neurons":
+        pytest.skip("lava-float's ContractCuba takes per-neuron decays, lava splits them into populations")
     flat = prepare(make())
     reasons = get_backend(backend).refusals(flat)
     assert any(needle in r for r in reasons), reasons
@@ -303,7 +306,7 @@ def test_unsupported_graphs_are_refused_with_a_reason(backend: str, make, needle
 
 
 @pytest.mark.parametrize("bias", [False, True])
-def test_lava_float_recurrent_layer_over_a_batch(bias: bool) -> None:
+def test_lava_float_recurrent_layer_over_a_batch(tmp_path, bias: bool) -> None:
     """A spiking layer's spikes fed back through a Linear (or an Affine, whose bias arrives over the back
     edge from a window's second step): Lava's Dense delivers the previous step (the contract's back
     edge), and the fed-back spikes are cut at each window's last step, so consecutive samples of a batch
@@ -317,8 +320,18 @@ def test_lava_float_recurrent_layer_over_a_batch(bias: bool) -> None:
     out, ref = _run("lava-float", graph, x)
     assert ref.sum() > 20 and ref[-1].sum() > 0, "the last steps spike: a leak into the next sample would show"
     np.testing.assert_array_equal(out, ref)
-    for name in ("lava", "lava-dl"):
-        assert any("recurrent edge" in r for r in get_backend(name).refusals(prepare(graph)))
+    assert any("recurrent edge" in r for r in get_backend("lava-dl").refusals(prepare(graph)))
+    lava = get_backend("lava")
+    if bias:
+        assert any("the recurrent run has a bias" in r for r in lava.refusals(prepare(graph)))
+        return
+    # Loihi fixed point: a recurrent Lava Dense into the same LIFReset, one Lava run per sample.
+    model = lava.lower(prepare(graph))
+    fixed = lava.run(model, {"in": x})["out"]
+    with pytest.raises(SnnxError, match=r"layers \['lif'\] are recurrent"):
+        lava.save(model, str(tmp_path / "model.net"))
+    assert (fixed == ref).mean() >= 0.97
+    assert (fixed[:2] == ref[:2]).mean() >= 0.97, "each sample starts from zero state and an empty synapse"
 
 
 def test_lava_float_per_neuron_decays(spikes: np.ndarray) -> None:
@@ -386,6 +399,67 @@ def _with_tau(tau) -> nir.NIRGraph:
     graph = chain_graph("lif", *_weights())
     graph.nodes["n1"].tau = np.broadcast_to(np.asarray(tau, dtype=float), (20,)).copy()
     return graph
+
+
+def test_fixed_point_per_neuron_decays_run_as_populations(tmp_path, spikes: np.ndarray) -> None:
+    """Differing decays: one Loihi population per decay, each with its own scale and threshold mantissa,
+    run as Lava Dense + LIFReset processes; no netx file can hold them, so save refuses."""
+    graph = _with_tau(np.where(np.arange(20) % 2, 1e-2, 2e-2))
+    # One population of n1 does not reach n2 at all: an all-zero synapse block between populations.
+    graph.nodes["fc2"].weight = graph.nodes["fc2"].weight * (np.arange(20) % 2 == 0)
+    backend = get_backend("lava")
+    model = backend.lower(prepare(graph))
+    assert [len(p) for p in model.populations] == [2, 1]
+    assert sorted(len(p.index) for p in model.populations[0]) == [10, 10]
+    assert len(model.report().splitlines()) == 3 and "populations per layer: [2, 1]" in backend.describe(model)
+    out, ref = _run("lava", graph, spikes)
+    assert ref.sum() > 20
+    assert (out == ref).mean() > 0.97
+    with pytest.raises(SnnxError, match=r"layers \['n1'\] run as several Loihi populations"):
+        backend.save(model, str(tmp_path / "model.net"))
+
+
+def test_populations_wire_what_netx_builds(spikes: np.ndarray) -> None:
+    """With shared decays, the population processes (one population per layer) give netx's network's
+    output bit for bit: same weight encoding, neuron parameters, reset offsets and latency."""
+    from snnx.plugins.loihi import populations, runner
+    from snnx.plugins.loihi.model import LavaModel
+
+    w1, w2 = _weights()
+    graph = chain_graph("cuba", w1, w2)
+    graph.nodes["n1"].v_leak = np.full(20, 0.05)
+    model = get_backend("lava").lower(prepare(graph))
+    split = LavaModel(chain=model.chain, tag=model.tag, populations=populations.split_chain(model.chain))
+    x = spikes * np.random.default_rng(4).integers(1, 4, spikes.shape)  # graded input too
+    netx = runner.run_fixed(model, x)
+    assert netx.sum() > 20
+    np.testing.assert_array_equal(populations.run_fixed_populations(split, x), netx)
+
+
+def test_populations_are_refused_for_conv_layers() -> None:
+    from snnx.conformance import load_case
+
+    graph = load_case("conv_lif_sumpool_affine").graph
+    graph.nodes["lif1"].tau = np.asarray(graph.nodes["lif1"].tau) * np.arange(1, 5).reshape(4, 1, 1)
+    reasons = get_backend("lava").refusals(prepare(graph))
+    assert any("node 'lif1': a conv layer" in r and "Loihi populations of dense layers" in r for r in reasons), reasons
+
+
+#: The approximate conformance cases on ``lava`` that count as deployed (specs/backends/lava.md): at
+#: least 99 % of the golden spikes equal (the conformance suite reports them as xfail).
+APPROXIMATE_SPIKES = {"affine_lif": 0.99, "lif_chain": 0.99, "conv_lif_sumpool_affine": 0.99}
+
+
+@pytest.mark.parametrize("case", sorted(APPROXIMATE_SPIKES))
+def test_lava_approximate_conformance_cases_keep_99_percent(case: str) -> None:
+    from snnx.conformance import load_case
+
+    c = load_case(case)
+    backend = get_backend("lava")
+    (out,) = backend.run(backend.lower(prepare(c.graph)), c.inputs).values()
+    (golden,) = c.expected.values()
+    assert golden.sum() > 0
+    assert (out == golden).mean() >= APPROXIMATE_SPIKES[case]
 
 
 def test_loihi_refuses_what_its_neuron_cannot_do() -> None:

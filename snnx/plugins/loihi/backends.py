@@ -18,9 +18,10 @@ import numpy as np
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.capabilities import Capabilities
 from snnx.ir.prepare import PreparedGraph
-from snnx.plugins.loihi import runner, slayer
+from snnx.plugins.loihi import populations, runner, slayer
 from snnx.plugins.loihi.cuba import (
     CHAIN_NODE_TYPES,
+    THRESHOLD_CHAIN_NODE_TYPES,
     CubaChain,
     chain_or_raise,
     extract_chain,
@@ -76,7 +77,12 @@ class _LavaBackendBase(Backend):
             msg = f"Lava model expects input {chain.input!r}, got {sorted(inputs)}"
             raise SnnxError(msg)
         x = np.asarray(inputs[chain.input], dtype=np.float64)
-        y = runner.run_fixed(model, x) if model.tag == "fixed_pt" else runner.run_float(model, x)
+        if model.tag != "fixed_pt":
+            y = runner.run_float(model, x)
+        elif model.populations:
+            y = populations.run_fixed_populations(model, x)
+        else:
+            y = runner.run_fixed(model, x)
         return {chain.output: y}
 
 
@@ -86,7 +92,8 @@ class LavaBackend(_LavaBackendBase):
     name = "lava"
     description = "Loihi 2: netx HDF5 network quantised by snnx, run bit-accurately by Lava (fixed_pt)"
     # Reset modes and initial state are checked by loihi_refusals, whose reasons say what Loihi does.
-    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=False, v_init=True)
+    # Cycles: a spiking layer's own spikes fed back through stateless nodes (extract_chain decides).
+    capabilities = Capabilities(node_types=THRESHOLD_CHAIN_NODE_TYPES, cycles=True, v_init=True)
     file_suffix = ".net"
     tag = "fixed_pt"
     #: Fixed point approximates the float contract by design: the quantisation is reported per layer,
@@ -96,11 +103,15 @@ class LavaBackend(_LavaBackendBase):
     approximate: ClassVar[bool] = True
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        chain, reasons = self._fold(graph, readout=True, shift_reset=True)
+        # Decays that differ between neurons are split into one Loihi population per decay, and a layer's own
+        # spikes fed back become a recurrent synapse (populations.py).
+        chain, reasons = self._fold(
+            graph, readout=True, shift_reset=True, shared_decays=False, recurrent=True, threshold=True
+        )
         if chain is None:
             return None, reasons
         chain = initial_state_pulses(chain)
-        reasons = loihi_refusals(chain)
+        reasons = loihi_refusals(chain) + populations.population_refusals(chain)
         return (None, reasons) if reasons else (chain, [])
 
     def lower(self, graph: PreparedGraph, *, exact: bool | str = False, **options: Any) -> LavaModel:
@@ -115,17 +126,22 @@ class LavaBackend(_LavaBackendBase):
             msg = f"Backend 'lava' got unknown options {sorted(options)}; it takes exact"
             raise SnnxError(msg)
         chain = chain_or_raise(graph, self.name, self._chain_refusals)
-        quant = [quantise_layer(layer) for layer in chain.layers]
+        pops = populations.split_chain(chain) if populations.needs_populations(chain) else []
+        if pops:
+            quant = [p.quantisation for layer in pops for p in layer]
+        else:
+            quant = [quantise_layer(layer) for layer in chain.layers]
         if _truthy(exact):
             reasons = quantisation_refusals(quant)
             if reasons:
                 msg = "Backend 'lava' cannot take this graph exactly: " + "; ".join(reasons)
                 raise UnsupportedNodeError(msg)
-        return LavaModel(chain=chain, tag=self.tag, quantisation=quant)
+        return LavaModel(chain=chain, tag=self.tag, quantisation=[] if pops else quant, populations=pops)
 
     def save(self, model: LavaModel, path: str) -> None:
         from snnx.ir.io import write_atomic
 
+        populations.check_savable(model)
         write_atomic(path, lambda tmp: write_netx(model, tmp))
 
     def describe(self, model: LavaModel) -> str:
@@ -136,13 +152,19 @@ class LavaBackend(_LavaBackendBase):
             n = int(np.prod(chain.in_shape))
             axons = " and ".join(f"{n + k} at step {k}" for k in range(chain.pulses))
             notes += f"; the first layer's initial state: spike input axon {axons} of every window"
+        last = [p.quantisation for p in model.populations[-1]] if model.populations else model.quantisation[-1:]
         if not chain.layers[-1].spiking:
             notes += (
                 "; the last layer never fires: read its voltage (probe v, divide by "
-                f"{model.quantisation[-1].scale * 64:.6g})"
+                f"{', '.join(f'{q.scale * 64:.6g}' for q in last)})"
             )
+        split = [len(p) for p in model.populations]
+        what = "netx network of CUBA layers" if not model.populations else (
+            f"Lava Dense + LIFReset processes (populations per layer: {split}, one per decay; recurrent "
+            f"layers: {sum(layer.recurrent is not None for layer in chain.layers)}; not a netx chain)"
+        )
         return (
-            f"netx network of CUBA layers ({kinds}), latency {model.latency} steps{notes}; "
+            f"{what} ({kinds}), latency {model.latency} steps{notes}; "
             f"run with Loihi2SimCfg(select_tag='fixed_pt'); quantisation per layer:\n{model.report()}"
         )
 
@@ -153,12 +175,12 @@ class LavaFloatBackend(_LavaBackendBase):
     name = "lava-float"
     description = "Lava processes (Dense/Conv + LIF or snnx's contract CUBA neuron) in floating point (floating_pt)"
     # Cycles: a spiking layer's own spikes fed back through stateless nodes (extract_chain decides).
-    capabilities = Capabilities(node_types=CHAIN_NODE_TYPES, cycles=True, v_init=True)
+    capabilities = Capabilities(node_types=THRESHOLD_CHAIN_NODE_TYPES, cycles=True, v_init=True)
     file_suffix = ".pkl"
     tag = "floating_pt"
 
     def _chain_refusals(self, graph: PreparedGraph) -> tuple[CubaChain | None, list[str]]:
-        return self._fold(graph, readout=True, shared_decays=False, recurrent=True)
+        return self._fold(graph, readout=True, shared_decays=False, recurrent=True, threshold=True)
 
     def lower(self, graph: PreparedGraph, **options: Any) -> LavaModel:
         if options:

@@ -52,6 +52,9 @@ STATELESS_TYPES = (nir.Affine, nir.Linear, nir.Scale, nir.Flatten, nir.Conv1d, n
 CHAIN_NODE_TYPES = frozenset(
     {"Input", "Output", *(t.__name__ for t in NEURON_TYPES), *(t.__name__ for t in STATELESS_TYPES)}
 )
+#: With a stateless ``Threshold`` node as a neuron (``extract_chain(..., threshold=True)``: Loihi's CUBA
+#: neuron with ``du = dv = 1`` keeps nothing from the step before, so ``v = z`` and it fires on ``z > theta``).
+THRESHOLD_CHAIN_NODE_TYPES = CHAIN_NODE_TYPES | {"Threshold"}
 #: A composed dense synapse larger than this (inputs x outputs) is refused rather than built.
 MAX_DENSE_ENTRIES = 1 << 22
 
@@ -249,6 +252,8 @@ def _neuron_fold(
     """
     reasons: list[str] = []
     ones = np.ones(shape)
+    if isinstance(node, nir.Threshold):
+        return _threshold_fold(name, node, shape)
     r = _arr(node.r, shape)
     if isinstance(node, (nir.LIF, nir.LI)):
         du, dv = ones, dt / _arr(node.tau, shape)
@@ -300,6 +305,21 @@ def _neuron_fold(
     return fold, reasons
 
 
+def _threshold_fold(name: str, node: nir.Threshold, shape: tuple[int, ...]) -> tuple[dict[str, Any], list[str]]:
+    """A stateless ``Threshold`` (``y = z > theta``) as a CUBA neuron with ``du = dv = 1`` (``v = z``
+    every step; its reset is overwritten by the next step's input)."""
+    theta = _arr(node.threshold, shape)
+    if np.any(theta <= 0):
+        return {}, [f"node {name!r}: a Threshold's threshold must be > 0 on Loihi (it fires upwards from v = 0)"]
+    shared = _shared_threshold(theta)
+    zero = np.zeros(shape)
+    fold = {
+        "gain": shared / theta, "current_decay": 1.0, "voltage_decay": 1.0, "decays": None, "threshold": shared,
+        "v_bias": zero, "v_init": zero, "u_init": zero, "reset": "value", "v_reset": zero,
+    }
+    return fold, []
+
+
 def _compose_dense(graph: nir.NIRGraph, run: list[str], in_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """The run of stateless nodes as ``y = M x_flat + b`` (pushes an identity basis through them)."""
     from snnx.ir.reference import apply_stateless
@@ -327,7 +347,7 @@ def _without_bias(node: nir.NIRNode) -> nir.NIRNode:
 
 def extract_chain(
     prepared: PreparedGraph | nir.NIRGraph, *, readout: bool = False, shift_reset: bool = False,
-    shared_decays: bool = True, recurrent: bool = False,
+    shared_decays: bool = True, recurrent: bool = False, threshold: bool = False,
 ) -> tuple[CubaChain | None, list[str]]:
     """Fold a prepared graph into CUBA layers; ``(None, reasons)`` when impossible.
 
@@ -339,6 +359,7 @@ def extract_chain(
         one); with False they are kept per neuron (:attr:`CubaLayer.neuron_decays`).
     :param recurrent: accept a spiking neuron whose spikes come back to it through stateless nodes
         (the back edge into the neuron): a recurrent dense layer (:attr:`CubaLayer.recurrent`).
+    :param threshold: fold a stateless ``Threshold`` node as a neuron layer (:func:`_threshold_fold`).
     """
     prepared = prepare(prepared)
     graph = prepared.graph
@@ -361,7 +382,7 @@ def extract_chain(
         if isinstance(node, STATELESS_TYPES):
             run.append(name)
             continue
-        if not isinstance(node, NEURON_TYPES):
+        if not isinstance(node, NEURON_TYPES) and not (threshold and isinstance(node, nir.Threshold)):
             if isinstance(node, nir.Delay):
                 reasons.append(
                     f"node {name!r}: Delay is not folded into Loihi's synaptic delays by snnx (SLAYER's delays are "
@@ -483,10 +504,13 @@ def initial_state_pulses(chain: CubaChain) -> CubaChain:
     u_init = np.asarray(first.u_init, dtype=np.float64) * np.ones(first.data_shape)
     if first.kind != "dense" or not (np.any(v_init) or np.any(u_init)):
         return chain
-    kick = (1 - first.voltage_decay) * v_init
-    columns = [(1 - first.current_decay) * u_init + kick]
-    if first.current_decay != 1.0 and np.any(kick):
-        columns.append(-(1 - first.current_decay) * kick)
+    # Per-neuron decays when they differ (the layer is then split into populations, one per decay).
+    du, dv = first.neuron_decays or (first.current_decay, first.voltage_decay)
+    du, dv = np.asarray(du).reshape(-1) * np.ones(v_init.shape), np.asarray(dv).reshape(-1) * np.ones(v_init.shape)
+    kick = (1 - dv) * v_init
+    columns = [(1 - du) * u_init + kick]
+    if np.any((du != 1.0) & (kick != 0)):
+        columns.append(-(1 - du) * kick)
     chain = copy.deepcopy(chain)
     first = chain.layers[0]
     first.weight = np.concatenate([first.weight, np.stack(columns, axis=1)], axis=1)

@@ -19,7 +19,8 @@ from snnx.errors import UnsupportedNodeError
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
-from snnx.plugins.loihi.quantise import BIAS_MAX, STATE_SHIFT, VTH_MAX, quantise_layer
+from snnx.plugins.loihi.cuba import CubaLayer
+from snnx.plugins.loihi.quantise import BIAS_MAX, STATE_SHIFT, VTH_MAX, LayerQuantisation, quantise_layer
 
 
 def _lava_layout(model: LavaModel) -> bool:
@@ -27,7 +28,7 @@ def _lava_layout(model: LavaModel) -> bool:
     return model.chain.layers[0].kind == "conv"
 
 
-def _stream(model: LavaModel, x: np.ndarray, *, pulse: float = 1.0) -> tuple[np.ndarray, int, int]:
+def stream(model: LavaModel, x: np.ndarray, *, pulse: float = 1.0) -> tuple[np.ndarray, int, int]:
     """Time-major ``(T, B, *shape)`` inputs as one ``(*lava_shape, B*T + L)`` stream of consecutive windows.
 
     A chain with initial-state pulses gets its extra channels: ``pulse`` at step ``k`` of every window
@@ -51,8 +52,8 @@ def _stream(model: LavaModel, x: np.ndarray, *, pulse: float = 1.0) -> tuple[np.
     return data, steps, batch
 
 
-def _unstream(model: LavaModel, out: np.ndarray, steps: int, batch: int) -> np.ndarray:
-    """The inverse of :func:`_stream` on the output ``(*lava_shape, steps)``, latency removed."""
+def unstream(model: LavaModel, out: np.ndarray, steps: int, batch: int) -> np.ndarray:
+    """The inverse of :func:`stream` on the output ``(*lava_shape, steps)``, latency removed."""
     lat = model.latency
     y = out[..., lat : lat + batch * steps]
     y = np.moveaxis(y.reshape(*y.shape[:-1], batch, steps), (-1, -2), (0, 1))  # (T, B, *lava_shape)
@@ -64,40 +65,51 @@ def _unstream(model: LavaModel, out: np.ndarray, steps: int, batch: int) -> np.n
 def run_process(
     net: Any, inp: Any, out: Any, data: np.ndarray, tag: str, exceptions: dict[Any, type] | None = None,
     probe: Any = None,
-) -> np.ndarray:
+) -> Any:
     """Feed ``data`` into port ``inp`` and record port ``out`` for every step of one Lava run.
 
     ``exceptions`` maps snnx's own Lava process instances to their process models (Lava finds its own
     models by scanning its package; snnx's are named explicitly). With ``probe`` (a Lava ``Var``), the
     Var's value after every step is returned instead of ``out`` (Lava's ``Monitor``: how a voltage is
-    read out of Loihi).
+    read out of Loihi). ``inp`` may be a list of ports (the data goes to each), ``out`` and ``probe``
+    lists (then a list of arrays is returned, one per port or Var).
     """
     source = import_lava("lava.proc.io.source")
     sink = import_lava("lava.proc.io.sink")
     run_configs = import_lava("lava.magma.core.run_configs")
     run_conditions = import_lava("lava.magma.core.run_conditions")
     steps = data.shape[-1]
+    single = not isinstance(out, list)
+    outs = [out] if single else out
+    probes = None if probe is None else [probe] if single else probe
     src = source.RingBuffer(data=data)
-    snk = sink.RingBuffer(shape=tuple(int(d) for d in out.shape), buffer=steps)
-    src.s_out.connect(inp)
-    out.connect(snk.a_in)
-    monitor = None
-    if probe is not None:
-        monitor = import_lava("lava.proc.monitor.process").Monitor()
-        monitor.probe(target=probe, num_steps=steps)
+    for port in inp if isinstance(inp, list) else [inp]:
+        src.s_out.connect(port)
+    sinks = []
+    for port in outs:
+        sinks.append(sink.RingBuffer(shape=tuple(int(d) for d in port.shape), buffer=steps))
+        port.connect(sinks[-1].a_in)
+    monitors = []
+    for var in probes or []:
+        # One Monitor per Var: a Monitor's data are keyed by process, and populations share names.
+        monitors.append(import_lava("lava.proc.monitor.process").Monitor())
+        monitors[-1].probe(target=var, num_steps=steps)
     try:
         net.run(
             condition=run_conditions.RunSteps(num_steps=steps),
             run_cfg=run_configs.Loihi2SimCfg(select_tag=tag, exception_proc_model_map=exceptions or {}),
         )
-        if monitor is None:
-            result = snk.data.get()
+        if probes is None:
+            results = [snk.data.get() for snk in sinks]
         else:
-            (recorded,) = monitor.get_data().values()
-            result = np.moveaxis(np.asarray(recorded[probe.name], dtype=np.float64), 0, -1)  # time last
+            results = []
+            for monitor, var in zip(monitors, probes):
+                (recorded,) = monitor.get_data().values()
+                results.append(np.moveaxis(np.asarray(recorded[var.name], dtype=np.float64), 0, -1))  # time last
     finally:
         net.stop()
-    return np.asarray(result, dtype=np.float64)
+    results = [np.asarray(r, dtype=np.float64) for r in results]
+    return results[0] if single else results
 
 
 #: Largest number of fractional bits a graded input is sent with (Loihi 2 graded spikes are integers).
@@ -106,12 +118,11 @@ INPUT_FRACTION_BITS = 8
 INPUT_MESSAGE_BITS = 16
 
 
-def _fraction_bits_room(model: LavaModel) -> int:
-    """How many fractional input bits the first layer's threshold and bias mantissas can absorb
+def fraction_bits_room(layer: CubaLayer, q: LayerQuantisation) -> int:
+    """How many fractional input bits a first layer's threshold and bias mantissas can absorb
     (they grow by ``2**e``; Loihi's threshold has 17 bits, its bias 13)."""
-    q = model.quantisation[0]
     room = INPUT_FRACTION_BITS
-    if model.chain.layers[0].spiking and q.vth > 0:
+    if layer.spiking and q.vth > 0:
         room = min(room, int(np.floor(np.log2(VTH_MAX / q.vth))))
     if q.bias is not None and np.any(q.bias):
         room = min(room, int(np.floor(np.log2(BIAS_MAX / np.max(np.abs(q.bias))))))
@@ -131,17 +142,23 @@ def graded_input(x: np.ndarray, room: int = INPUT_FRACTION_BITS) -> tuple[int, b
 def _for_graded_input(model: LavaModel, e: int) -> LavaModel:
     """The model whose first layer counts input in units of ``2**-e``: its threshold and bias mantissas
     (and its probed voltage's scale) grow by ``2**e``."""
-    q = copy.copy(model.quantisation[0])
+    q = graded_quantisation(model.chain.layers[0], model.quantisation[0], e)
+    return LavaModel(chain=model.chain, tag=model.tag, quantisation=[q, *model.quantisation[1:]])
+
+
+def graded_quantisation(layer: CubaLayer, q: LayerQuantisation, e: int) -> LayerQuantisation:
+    """``q`` of a first layer that counts its input in units of ``2**-e`` (mantissas and scale ``<< e``)."""
+    q = copy.copy(q)
     if e < 0:
         msg = (
             f"node {q.layer!r}: graded input does not fit: the threshold/bias mantissas of the first layer "
             "leave no room for the input's fractional bits in Loihi's 17-bit threshold / 13-bit bias"
         )
         raise UnsupportedNodeError(msg)
-    q.vth = q.vth << e if model.chain.layers[0].spiking else q.vth
+    q.vth = q.vth << e if layer.spiking else q.vth
     q.bias = None if q.bias is None else q.bias << e
     q.scale = q.scale * (1 << e)
-    return LavaModel(chain=model.chain, tag=model.tag, quantisation=[q, *model.quantisation[1:]])
+    return q
 
 
 def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
@@ -162,11 +179,11 @@ def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
         model = LavaModel(chain=model.chain, tag=model.tag, quantisation=[*model.quantisation[:-1], q])
     if not binary:
         # not exact: the input is rounded to 2**-e (measured, like the weights)
-        e, _exact = graded_input(x, _fraction_bits_room(model))
+        e, _exact = graded_input(x, fraction_bits_room(model.chain.layers[0], model.quantisation[0]))
         model = _for_graded_input(model, e)
         x = np.round(x * 2.0**e)
         bits, pulse = INPUT_MESSAGE_BITS, 2.0**e
-    data, steps, batch = _stream(model, x, pulse=pulse)
+    data, steps, batch = stream(model, x, pulse=pulse)
     with tempfile.TemporaryDirectory(prefix="snnx-lava-") as tmp:
         path = os.path.join(tmp, "model.net")
         write_netx(model, path)
@@ -180,14 +197,14 @@ def run_fixed(model: LavaModel, x: np.ndarray) -> np.ndarray:
             # probed, in Loihi's units (mantissa << 6), and scaled back to the folded float units.
             out = run_process(net, net.inp, net.out, data, "fixed_pt", probe=net.layers[-1].neuron.v)
             out = out / (model.quantisation[-1].scale * (1 << STATE_SHIFT))
-    return _unstream(model, out, steps, batch)
+    return unstream(model, out, steps, batch)
 
 
 def run_float(model: LavaModel, x: np.ndarray) -> np.ndarray:
     """Run the chain as Lava processes in floating point (:mod:`snnx.plugins.loihi.processes`)."""
     from snnx.plugins.loihi.processes import build_float
 
-    data, steps, batch = _stream(model, x)
+    data, steps, batch = stream(model, x)
     net = build_float(model.chain, steps)
     out = run_process(net.first, net.inp, net.out, data, "floating_pt", net.exceptions)
-    return _unstream(model, out, steps, batch)
+    return unstream(model, out, steps, batch)

@@ -1,0 +1,227 @@
+"""Layers whose decays differ between neurons, deployed on Loihi 2 as one population per decay.
+
+Loihi's CUBA neuron shares one current and one voltage decay per compartment group, so a Loihi compiler
+places a layer whose neurons decay differently as several groups, one per distinct ``(du, dv)``, each
+a stock CUBA layer with its own synapses from every group of the layer before. This module does that
+for chains of dense layers: it splits such layers, quantises every population on its own (its own
+scale and threshold mantissa: each is its own Loihi layer) and runs the result as Lava's bit-accurate
+``Dense`` and ``LIFReset`` processes under ``fixed_pt`` (the processes netx builds for a netx layer,
+wired here because a netx file is one chain of layers and cannot hold parallel populations).
+
+A recurrent layer (its own spikes fed back through stateless nodes) is built here too: a ``Dense`` from
+each population's spikes back into the layer, which Lava delivers one step later, as the contract's back
+edge. Loihi's stock neuron cannot silence that synapse at a window's end, so such a chain runs one
+sample per Lava run rather than as streamed windows.
+See ``specs/backends/lava.md``. Lava is imported only inside the functions.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from snnx.errors import SnnxError
+from snnx.plugins.loihi import runner
+from snnx.plugins.loihi.compat import import_lava
+from snnx.plugins.loihi.cuba import CubaChain, CubaLayer
+from snnx.plugins.loihi.model import LavaModel
+from snnx.plugins.loihi.quantise import STATE_SHIFT, LayerQuantisation, quantise_layer
+
+
+@dataclass
+class Population:
+    """Neurons ``index`` (flat, in the layer's order) of one layer, sharing one decay pair: their own
+    sub-layer (scalar decays) and its quantisation."""
+
+    index: np.ndarray
+    layer: CubaLayer
+    quantisation: LayerQuantisation
+    #: Integer weights ``(len(index), N)`` from the layer's own spikes (all ``N`` neurons, the previous
+    #: step's), at the population's scale, for a recurrent layer; else None.
+    recurrent: np.ndarray | None = None
+
+
+def needs_populations(chain: CubaChain) -> bool:
+    """Whether some layer's decays differ between its neurons, or a layer is recurrent (both are built
+    as Lava processes here: a netx file would carry a window's last spikes into the next sample)."""
+    return any(layer.neuron_decays is not None or layer.recurrent is not None for layer in chain.layers)
+
+
+def population_refusals(chain: CubaChain) -> list[str]:
+    """Why the chain's per-neuron decays cannot be split into populations (empty when they can)."""
+    if not needs_populations(chain):
+        return []
+    reasons = [
+        f"node {layer.nodes[-1]!r}: a conv layer in a chain whose decays differ between neurons or that has "
+        "a recurrent layer; snnx builds such chains as Loihi populations of dense layers only (Loihi's CUBA "
+        "neuron shares one decay per layer)"
+        for layer in chain.layers if layer.kind != "dense"
+    ]
+    for layer in chain.layers:
+        if layer.recurrent is None:
+            continue
+        if layer.recurrent_bias is not None:
+            reasons.append(
+                f"node {layer.nodes[-1]!r}: the recurrent run has a bias, which acts from each window's second "
+                "step on; Loihi's neuron bias acts on every step (drop the bias or use backend 'lava-float')"
+            )
+        if np.any(layer.voltage_bias()):
+            reasons.append(
+                f"node {layer.nodes[-1]!r}: a recurrent layer with a neuron bias (v_leak or synapse bias): the "
+                "bias could fire it before its first window, and the recurrent synapse would carry that spike in"
+            )
+    return reasons
+
+
+def _rows(value: Any, index: np.ndarray, size: int) -> Any:
+    """``value`` (a scalar or a per-neuron array) restricted to neurons ``index``."""
+    arr = np.asarray(value, dtype=np.float64)
+    return arr if arr.ndim == 0 else (arr * np.ones(size)).reshape(-1)[index]
+
+
+def split_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: float = 1.0) -> list[Population]:
+    """The layer as populations of equal ``(du, dv)``, each quantised on its own."""
+    n = layer.weight.shape[0]
+    if layer.neuron_decays is None:
+        groups = [np.arange(n)]
+        pairs = [(layer.current_decay, layer.voltage_decay)]
+    else:
+        du, dv = (np.asarray(d, dtype=np.float64).reshape(-1) for d in layer.neuron_decays)
+        pairs = sorted(set(zip(du.tolist(), dv.tolist())))
+        groups = [np.flatnonzero((du == a) & (dv == b)) for a, b in pairs]
+    out = []
+    n_in = layer.weight.shape[1]
+    for index, (du_g, dv_g) in zip(groups, pairs):
+        sub = copy.copy(layer)
+        sub.weight = layer.weight[index]
+        if layer.recurrent is not None:
+            # One scale for both synapses into the neuron: they add into the same current.
+            sub.weight = np.hstack([sub.weight, layer.recurrent[index]])
+        sub.bias = None if layer.bias is None else np.asarray(layer.bias).reshape(-1)[index]
+        sub.out_shape = (len(index),)
+        sub.current_decay, sub.voltage_decay, sub.neuron_decays = du_g, dv_g, None
+        for key in ("v_reset", "v_bias", "v_init", "u_init"):
+            setattr(sub, key, _rows(getattr(layer, key), index, n))
+        q = quantise_layer(sub, steps=steps, input_peak=input_peak)
+        rec = None
+        if layer.recurrent is not None:
+            rec = q.weight[:, n_in:]
+            q.weight = q.weight[:, :n_in]
+            sub.weight = sub.weight[:, :n_in]
+        if len(groups) > 1:
+            q.layer = f"{layer.nodes[-1]}[du={du_g:.4g},dv={dv_g:.4g}]"
+        out.append(Population(index=index, layer=sub, quantisation=q, recurrent=rec))
+    return out
+
+
+def split_chain(chain: CubaChain) -> list[list[Population]]:
+    """Every layer of a dense chain as populations (a layer with shared decays is one population)."""
+    return [split_layer(layer) for layer in chain.layers]
+
+
+def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np.ndarray, float]:
+    """The first layer's populations and the input for graded (non-binary) input, as
+    :func:`snnx.plugins.loihi.runner.run_fixed` sends it: ``round(x * 2**e)`` with the threshold and
+    bias mantissas ``<< e``; ``e`` is limited by the population with the least room."""
+    room = min(runner.fraction_bits_room(p.layer, p.quantisation) for p in pops)
+    e, _exact = runner.graded_input(x, room)
+    pops = [
+        Population(p.index, p.layer, runner.graded_quantisation(p.layer, p.quantisation, e), p.recurrent) for p in pops
+    ]
+    return pops, np.round(x * 2.0**e), 2.0**e
+
+
+def _synapse(weight: np.ndarray, message_bits: int) -> Any:
+    """A Lava ``Dense`` with netx's encoding of 8-bit integer weights (``optimize_weight_bits``, which
+    cannot take an all-zero block: that one keeps Lava's defaults)."""
+    dense = import_lava("lava.proc.dense.process")
+    if not np.any(weight):
+        return dense.Dense(weights=np.zeros(weight.shape), num_message_bits=message_bits)
+    w, n_bits, w_exp, _sign = import_lava("lava.lib.dl.netx.utils").optimize_weight_bits(weight)
+    return dense.Dense(weights=w, weight_exp=w_exp, num_weight_bits=n_bits, num_message_bits=message_bits)
+
+
+def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
+    """Run a chain with split layers on Lava's bit-accurate Loihi 2 model (``fixed_pt``): per population
+    a ``LIFReset`` (netx's CUBA neuron: ``du = iDecay - 1``, ``bias_exp = 6``) and, from every population
+    of the layer before, a ``Dense`` synapse with netx's weight encoding."""
+    lif = import_lava("lava.proc.lif.process")
+    chain = model.chain
+    if x.shape[1] > 1 and any(layer.recurrent is not None for layer in chain.layers):
+        # A recurrent synapse would carry a window's last spikes into the next sample's first step; on the
+        # chip the state is reset between samples: one Lava run per sample.
+        return np.concatenate([run_fixed_populations(model, x[:, b : b + 1]) for b in range(x.shape[1])], axis=1)
+    layers = [list(p) for p in model.populations]
+    last = chain.layers[-1]
+    if not last.spiking:
+        peak = float(np.max(np.abs(x))) if len(chain.layers) == 1 and x.size else 1.0
+        layers[-1] = split_layer(last, steps=x.shape[0], input_peak=peak)
+    binary = bool(np.all((x == 0) | (x == 1)))
+    bits, pulse = 0, 1.0
+    if not binary:
+        layers[0], x, pulse = _graded(layers[0], x)
+        bits = runner.INPUT_MESSAGE_BITS
+    data, steps, batch = runner.stream(model, x, pulse=pulse)
+    sources: list[tuple[Any, np.ndarray]] = []  # (spike port, neuron indices) of the layer before
+    inputs = []
+    neurons = []
+    for j, pops in enumerate(layers, start=1):
+        current, layer_neurons = [], []
+        for pop in pops:
+            q = pop.quantisation
+            bias = None if q.bias is None else q.bias.astype(np.int32)
+            neuron = lif.LIFReset(
+                shape=(len(pop.index),), du=q.i_decay - 1, dv=q.v_decay, vth=q.vth, bias_exp=6,
+                **({} if bias is None else {"bias_mant": bias}), reset_interval=steps, reset_offset=(1 + j) % steps,
+            )
+            blocks = [(None, np.arange(q.weight.shape[1]))] if j == 1 else sources
+            for port, cols in blocks:
+                syn = _synapse(q.weight[:, cols], bits if j == 1 else 0)
+                if port is None:
+                    inputs.append(syn.s_in)
+                else:
+                    port.connect(syn.s_in)
+                syn.a_out.connect(neuron.a_in)
+            current.append((neuron.s_out, pop.index))
+            layer_neurons.append(neuron)
+            neurons.append(neuron)
+        for pop, neuron in zip(pops, layer_neurons):
+            if pop.recurrent is None:
+                continue
+            # Lava's Dense delivers the previous step's spikes: the contract's back edge.
+            for port, cols in current:
+                syn = _synapse(pop.recurrent[:, cols], 0)
+                port.connect(syn.s_in)
+                syn.a_out.connect(neuron.a_in)
+        sources = current
+    outs = [port for port, _index in sources]
+    probes = None if last.spiking else [n.v for n in neurons[-len(layers[-1]):]]
+    recorded = runner.run_process(neurons[0], inputs, outs, data, "fixed_pt", probe=probes)
+    out = np.zeros((int(np.prod(last.data_shape)), data.shape[-1]))
+    for (_port, index), values, pop in zip(sources, recorded, layers[-1]):
+        out[index] = values if last.spiking else values / (pop.quantisation.scale * (1 << STATE_SHIFT))
+    return runner.unstream(model, out, steps, batch)
+
+
+def check_savable(model: LavaModel) -> None:
+    """Refuse to write a model with split or recurrent layers as netx HDF5 (what snnx writes is one chain
+    of feed-forward layers with one decay each)."""
+    if model.populations and any(len(p) > 1 for p in model.populations):
+        names = [pops[0].layer.nodes[-1] for pops in model.populations if len(pops) > 1]
+        msg = (
+            f"layers {names} run as several Loihi populations (one per decay); a netx HDF5 file holds one "
+            "chain of layers with one decay each, so this model cannot be saved as .net (run it with "
+            "`snnx run`/`snnx check --backends lava`)"
+        )
+        raise SnnxError(msg)
+    recurrent = [layer.nodes[-1] for layer in model.chain.layers if layer.recurrent is not None]
+    if recurrent:
+        msg = (
+            f"layers {recurrent} are recurrent; snnx runs them as Lava processes, one sample per run, and "
+            "does not write them as netx (whose streamed windows would carry a sample's last spikes into the "
+            "next): run it with `snnx run`/`snnx check --backends lava`"
+        )
+        raise SnnxError(msg)
