@@ -57,6 +57,12 @@ def _build_node(data: dict[str, Any], path: str) -> nir.NIRNode:
     fields["type"] = type_name
     if type_name in ("Conv1d", "Conv2d"):
         fields.setdefault("input_shape", None)
+        # nir's constructor divides by them to compute the output shape (numpy warnings, then inf).
+        for key in ("stride", "dilation", "groups"):
+            value = fields.get(key)
+            if value is not None and np.any(np.asarray(value, dtype=np.float64) < 1):
+                msg = f"node {path!r} ({type_name}): {key} {np.asarray(value).tolist()} must be >= 1"
+                raise NirFileError(msg)
     try:
         node = nir.dict2NIRNode(fields)
         return _regroup(node) if type_name in ("Conv1d", "Conv2d") else node

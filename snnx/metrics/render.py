@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from snnx.metrics.ann import MAC_AS_SOPS
 from snnx.metrics.stats import Stats
 from snnx.metrics.windows import Window
@@ -15,9 +17,20 @@ def number(value: float) -> str:
     """A count, short: thousands separators, three significant digits when large or tiny."""
     if value == 0:
         return "0"
+    try:
+        float(value)
+    except OverflowError:  # an integer beyond float range (a Delay of 1e308 s in steps): its magnitude
+        return f"{'-' if value < 0 else ''}~1e{len(str(abs(int(value)))) - 1}"
     if abs(value) >= 1e6 or abs(value) < 1e-2:
         return f"{value:.3g}"
     return f"{value:,.1f}" if value != int(value) else f"{int(value):,}"
+
+
+def ratio(value: float, unit: str = "") -> str:
+    """A ratio with three significant digits; "n/a" where its denominator was 0 (e.g. a graph with no
+    ANN operations to compare against) or it is not a number."""
+    value = float(value)
+    return f"{value:.3g}{unit}" if np.isfinite(value) else "n/a"
 
 
 def joules(pj: float) -> str:
@@ -63,12 +76,12 @@ def summary_lines(s: Stats) -> list[str]:
         f"ANN MACs {number(t['ann_macs'])}   ANN adds {number(t['ann_adds'])}   params {number(t['params'])} "
         f"({number(t['param_bytes'])} B)   state {number(t['state'])} ({number(t['state_bytes'])} B/sample) at {s.precision}",
         f"spikes per neuron +{s.positive_per_neuron:.3f} / -{s.negative_per_neuron:.3f}   "
-        f"SNN ops / ANN MAC {s.sop_mac_ratio:.3g}   ANN/SNN ops with a MAC = {MAC_AS_SOPS} SOPs "
-        f"{s.low_bit_ratio:.3g}x   (ANN MACs from {s.ann_source})",
+        f"SNN ops / ANN MAC {ratio(s.sop_mac_ratio)}   ANN/SNN ops with a MAC = {MAC_AS_SOPS} SOPs "
+        f"{ratio(s.low_bit_ratio, 'x')}   (ANN MACs from {s.ann_source})",
     ]
     for e in s.energy.values():
         lines.append(
-            f"energy ({e.model}): SNN {joules(e.snn_pj)}, ANN {joules(e.ann_pj)} (cmos45), ANN/SNN {e.ratio:.3g}x"
+            f"energy ({e.model}): SNN {joules(e.snn_pj)}, ANN {joules(e.ann_pj)} (cmos45), ANN/SNN {ratio(e.ratio, 'x')}"
         )
     return lines
 
@@ -90,10 +103,10 @@ def windows_table(windows: Sequence[Window]) -> tuple[list[str], list[list[str]]
             f"{r['negative_per_neuron']:.3f}",
             number(r["sops"]),
             number(r["macs"]),
-            f"{r['sop_mac_ratio']:.3g}",
-            f"{r['low_bit_ratio']:.3g}",
+            ratio(r["sop_mac_ratio"]),
+            ratio(r["low_bit_ratio"]),
             joules(r["snn_pj"]),
-            f"{r['energy_ratio']:.3g}",
+            ratio(r["energy_ratio"]),
             joules(r["loihi_pj"]),
         ])
     return header, rows
