@@ -13,7 +13,10 @@ from snnx.testing import check_case, check_raise_roundtrip
 #: Conformance cases this backend declares it cannot run (and says why); every other case must pass.
 #: Sinabs' synaptic LIF has no constant drive into v_mem, so a non-zero v_leak (CubaLI) or v_leak - v_reset
 #: (CubaLIF) cannot be folded: the cases that make v_leak observable for Cuba neurons are refused.
-REFUSED: frozenset[str] = frozenset({"cubali_full", "cubalif_full"})
+#: Signed spikes (contract v2) are refused by the capability check: Sinabs' spike functions emit no -1.
+REFUSED: frozenset[str] = frozenset({
+    "cubali_full", "cubalif_full", "if_signed", "lif_signed", "cubalif_signed", "mlp_signed",
+})
 
 
 def test_case_matches_reference(conformance_case):
