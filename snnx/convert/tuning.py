@@ -107,7 +107,7 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
         fitted = ", ".join(f"{n} s={s:g} g={g:g} β={b:g}" for n, (s, g, b) in info["layers"].items())
         lines.append(
             f"target loihi: scales fitted to the reset-to-zero neuron at T = {steps} and {2 * steps} in "
-            f"{info['seconds']:.1f} s, readout error vs the ANN {info['error_before']:.4f} → "
+            f"{info['seconds']:.1f} s, readout error vs the ANN (relative MSE) {info['error_before']:.4f} → "
             f"{info['error_after']:.4f} ({fitted})"
         )
     if bits:

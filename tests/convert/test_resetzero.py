@@ -70,7 +70,7 @@ def test_fit_beats_the_unfitted_loihi_graph_on_held_out_data(mlp_files, fitted):
     tmp, path, xte, yte = mlp_files
     fitted, out = fitted
     line = next(ln for ln in out.splitlines() if "fitted to the reset-to-zero neuron" in ln)
-    before, after = (float(v) for v in line.split("ANN ")[1].split(" (")[0].split(" → "))
+    before, after = (float(v) for v in line.split("MSE) ")[1].split(" (")[0].split(" → "))
     assert after < before
     for node in (n for n in fitted.nodes.values() if isinstance(n, nir.IF)):
         assert reset_of(node) == "value" and not np.any(v_init_of(node))
