@@ -30,6 +30,7 @@ import nir
 import numpy as np
 
 from snnx.convert.driver import ConversionResult
+from snnx.convert.finetune import TRAINABLE_OPS
 
 WEIGHTED = (nir.Affine, nir.Conv2d, nir.Linear)
 #: The coarse grids of ``s`` and ``g``, refined by ``±STEP`` around the best point, and of ``β``.
@@ -50,8 +51,8 @@ def _neighbours(graph: nir.NIRGraph) -> tuple[dict[str, list[str]], dict[str, li
     return preds, succs
 
 
-def _weighted_out(graph: nir.NIRGraph, name: str, succs: dict[str, list[str]]) -> list[str]:
-    """The weighted nodes that ``name``'s spikes reach through stateless, unweighted nodes."""
+def _weighted_out(graph: nir.NIRGraph, name: str, succs: dict[str, list[str]], origin: dict[str, str]) -> list[str]:
+    """The ANN's weighted nodes that ``name``'s spikes reach through stateless, unweighted nodes."""
     found, front, seen = [], list(succs[name]), set()
     while front:
         cur = front.pop()
@@ -60,7 +61,8 @@ def _weighted_out(graph: nir.NIRGraph, name: str, succs: dict[str, list[str]]) -
         seen.add(cur)
         node = graph.nodes[cur]
         if isinstance(node, WEIGHTED):
-            found.append(cur)
+            if origin.get(cur) in TRAINABLE_OPS:
+                found.append(cur)
         elif not isinstance(node, (nir.IF, nir.I, nir.Output)):
             front += succs[cur]
     return found
@@ -129,8 +131,10 @@ def fit_reset_to_zero(result: ConversionResult, samples: np.ndarray, teacher, st
     for name in prepare(graph).schedule.order:
         inputs = [p for p in preds.get(name, []) if isinstance(graph.nodes[p], WEIGHTED)]
         if not isinstance(graph.nodes[name], nir.IF) or not inputs:
-            continue  # max-tree populations see whole spikes and keep their exact rule
-        outputs = _weighted_out(graph, name, succs)
+            continue
+        if any(result.origin.get(p) not in TRAINABLE_OPS for p in inputs):
+            continue  # max-tree populations see whole spikes through fixed weights: their rule is exact
+        outputs = _weighted_out(graph, name, succs, result.origin)
         choice = (1.0, 1.0, 0.0)
         coarse = [(s, g) for s in IN_GAINS for g in (OUT_GAINS if outputs else (1.0,))]
         for grid in (coarse, None):

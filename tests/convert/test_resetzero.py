@@ -110,3 +110,21 @@ def test_fitted_integer_graph_runs_spike_identically_on_lava(mlp_files, fitted):
     assert result.spike_mismatches == 0 and result.spikes_total > 50
     (out_name,) = prepared.output_names
     assert result.per_output[out_name]["max_abs_error"] == 0.0
+
+
+def test_fit_leaves_the_max_tree_alone(small, capsys):
+    """A MaxPool tree's populations see whole spikes through fixed ±1 weights: only the ANN's layers
+    are fitted, and the tree still makes an integer graph (its spike edges get integer gains)."""
+    from test_convert_cli import run
+
+    tmp, path = small
+    x = np.load(tmp / "calib.npz")["x"]
+    np.savez(tmp / "calib16.npz", x=np.round(x * 16) / 16)
+    argv = convert_argv(path, tmp / "m.nir", tmp / "calib16.npz", "--steps", STEPS, "--integer", "8", "--target", "loihi")
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if "fitted to the reset-to-zero neuron" in ln)
+    fitted = [part.split(" s=")[0].strip() for part in line.rsplit(" (", 1)[1].split(",")]
+    graph = snnx.load(tmp / "m.nir")
+    ifs = [n for n, node in graph.nodes.items() if isinstance(node, nir.IF)]
+    assert len(fitted) == 1 and fitted[0] in ifs and len(ifs) > 1  # the conv; not the tree's populations
