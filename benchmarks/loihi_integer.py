@@ -4,10 +4,11 @@
 Two digits models (1,400 train / 397 test): the MLP 64-64-32-10 of ``lowlatency_models.py`` and a CNN
 ``Conv(1→8, 3×3) BN ReLU AvgPool2 Conv(8→16, 3×3) BN ReLU Flatten Linear`` (the ``cnn`` kind with
 average instead of max pooling, which a Loihi chain cannot hold), both trained there (cached in
-``$SNNX_BENCH_CACHE``). Each is converted with ``--steps 8`` (500 calibration samples) four ways: float
+``$SNNX_BENCH_CACHE``). Each is converted with ``--steps 8`` (500 calibration samples) five ways: float
 and ``--integer K`` for target ``any`` (reset subtract, ``v_init`` at half the threshold) and for target
-``loihi`` (reset to zero from zero state), exactly as ``snnx convert`` does it (``apply_tuning`` then
-``retarget``). The integer Loihi graph also runs on ``lava`` (Lava's bit-accurate Loihi 2 model,
+``loihi`` (reset to zero from zero state, scales fitted to that neuron: ``snnx.convert.resetzero``), and
+``--integer K`` for target ``loihi`` without that fit, exactly as ``snnx convert`` does it
+(``apply_tuning`` then ``retarget``). The integer Loihi graph also runs on ``lava`` (Lava's bit-accurate Loihi 2 model,
 fixed_pt) for the whole test set at the longest ``T``; accuracy at a shorter ``T`` is read from the same
 run (each sample's window starts from zero state, so the first ``t`` steps of a longer window are the
 run at ``T = t``). Every hidden IF layer is compared spike for spike with the reference by running its
