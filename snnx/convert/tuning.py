@@ -25,8 +25,8 @@ def tuning_options(command):
             "--steps",
             type=click.IntRange(min=1),
             help="Tune the conversion for a window of this many time steps (activation scales fitted "
-            "layer by layer on --calib data; the graph still runs at any T). Not --timesteps, which "
-            "lists the windows --evaluate reports.",
+            "layer by layer on --calib data; the graph still runs at any T). With --target loihi the scales are then "
+            "re-fitted to Loihi's reset-to-zero neuron. Not --timesteps, which lists the windows --evaluate reports.",
         ),
         click.option(
             "--per-channel",
