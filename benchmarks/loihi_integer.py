@@ -4,10 +4,11 @@
 Two digits models (1,400 train / 397 test): the MLP 64-64-32-10 of ``lowlatency_models.py`` and a CNN
 ``Conv(1→8, 3×3) BN ReLU AvgPool2 Conv(8→16, 3×3) BN ReLU Flatten Linear`` (the ``cnn`` kind with
 average instead of max pooling, which a Loihi chain cannot hold), both trained there (cached in
-``$SNNX_BENCH_CACHE``). Each is converted with ``--steps 8`` (500 calibration samples) four ways: float
+``$SNNX_BENCH_CACHE``). Each is converted with ``--steps 8`` (500 calibration samples) five ways: float
 and ``--integer K`` for target ``any`` (reset subtract, ``v_init`` at half the threshold) and for target
-``loihi`` (reset to zero from zero state), exactly as ``snnx convert`` does it (``apply_tuning`` then
-``retarget``). The integer Loihi graph also runs on ``lava`` (Lava's bit-accurate Loihi 2 model,
+``loihi`` (reset to zero from zero state, scales fitted to that neuron: ``snnx.convert.resetzero``), and
+``--integer K`` for target ``loihi`` without that fit, exactly as ``snnx convert`` does it
+(``apply_tuning`` then ``retarget``). The integer Loihi graph also runs on ``lava`` (Lava's bit-accurate Loihi 2 model,
 fixed_pt) for the whole test set at the longest ``T``; accuracy at a shorter ``T`` is read from the same
 run (each sample's window starts from zero state, so the first ``t`` steps of a longer window are the
 run at ``T = t``). Every hidden IF layer is compared spike for spike with the reference by running its
@@ -67,10 +68,15 @@ def ann_accuracy(proto: onnx.ModelProto, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(logits.argmax(1) == y))
 
 
-def converted(proto, calib, target: str, bits: int | None):
-    """What ``snnx convert --steps 8 [--integer bits] --target target`` writes."""
+def converted(proto, calib, target: str, bits: int | None, fit: bool = True):
+    """What ``snnx convert --steps 8 [--integer bits] --target target`` writes.
+
+    :param fit: False: without target loihi's reset-to-zero fit (``snnx.convert.resetzero``), as
+        ``snnx convert`` wrote it before that stage existed.
+    """
     result = convert(proto, calib, steps=8)
-    lines = apply_tuning(result, {"integer_bits": bits}, proto, target=target, calib=calib)
+    tuning = {"integer_bits": bits, "steps": 8 if fit else None}
+    lines = apply_tuning(result, tuning, proto, target=target, calib=calib)
     return (retarget(result, target) if target != "any" else result), lines
 
 
@@ -107,11 +113,12 @@ def main() -> None:
         xs = np.broadcast_to(xte.astype(np.float64)[None], (steps[-1], *xte.shape))
         ann = ann_accuracy(proto, xte, yte)
         row = {"model": kind, "ANN": ann}
-        for label, target, bits in (
-            ("float, any", "any", None), (f"int{args.bits}, any", "any", args.bits),
-            ("float, loihi", "loihi", None), (f"int{args.bits}, loihi", "loihi", args.bits),
+        for label, target, bits, fit in (
+            ("float, any", "any", None, True), (f"int{args.bits}, any", "any", args.bits, True),
+            (f"int{args.bits}, loihi, no fit", "loihi", args.bits, False),
+            ("float, loihi", "loihi", None, True), (f"int{args.bits}, loihi", "loihi", args.bits, True),
         ):
-            result, lines = converted(proto, calib, target, bits)
+            result, lines = converted(proto, calib, target, bits, fit)
             prepared = prepare(result.graph)
             (inp,) = prepared.input_names
             (out,) = prepared.output_names
@@ -144,16 +151,16 @@ def main() -> None:
         rows.append(row)
         print(row, flush=True)
     print()
-    head = "| model | ANN | float --steps 8, any | int, any | float, loihi | int, loihi: reference | int, loihi: `lava` | same class | spikes equal (mismatches / spikes per IF layer) | readout max \\|Δv\\| | `lava` steps/s |"
+    head = "| model | ANN | float --steps 8, any | int, any | int, loihi, no fit | float, loihi | int, loihi: reference | int, loihi: `lava` | same class | spikes equal (mismatches / spikes per IF layer) | readout max \\|Δv\\| | `lava` steps/s |"
     print(head)
-    print("|---|---:|---|---|---|---|---|---|---|---:|---:|")
+    print("|---|---:|---|---|---|---|---|---|---|---|---:|---:|")
     for r in rows:
         fmt = lambda a: " / ".join(f"{100 * x:.1f}" for x in a)  # noqa: E731
         layers = ", ".join(f"{m} / {s}" for m, s, _n in r["layers"].values())
         keys = [k for k in r if k.startswith("int")]
         print(
-            f"| {r['model']} | {100 * r['ANN']:.1f} | {fmt(r['float, any'])} | {fmt(r[keys[0]])} | {fmt(r['float, loihi'])} "
-            f"| {fmt(r[keys[1]])} | {fmt(r['lava'])} | {fmt(r['same class'])} | {layers} | {r['readout max |dv|']:.1e} "
+            f"| {r['model']} | {100 * r['ANN']:.1f} | {fmt(r['float, any'])} | {fmt(r[keys[0]])} | {fmt(r[keys[1]])} "
+            f"| {fmt(r['float, loihi'])} | {fmt(r[keys[2]])} | {fmt(r['lava'])} | {fmt(r['same class'])} | {layers} | {r['readout max |dv|']:.1e} "
             f"| {r['lava steps/s']:.0f} |"
         )
     print(f"\naccuracies in % at T = {' / '.join(map(str, steps))}; {len(yte)} test images")

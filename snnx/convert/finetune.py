@@ -56,7 +56,7 @@ def rate_model(graph: nir.NIRGraph, steps: int, trainable: set[str], *, exact: b
         forward pass, with gradients passed straight through each IF as if its spikes were its input
         current over the threshold (where it is active); otherwise the closed-form rate model.
     """
-    from snnx.ir.semantics import signed_of
+    from snnx.ir.semantics import reset_of, signed_of
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -111,11 +111,18 @@ def rate_model(graph: nir.NIRGraph, steps: int, trainable: set[str], *, exact: b
                 s = pos.float() - neg.float()
             else:
                 s = (v > 1).float()
-            st["v"] = v - s
+            if reset_of(node) == "subtract":
+                st["v"] = v - s
+                # Fired and still above threshold: an input above one spike per step is clipped, like
+                # QCFS's clip, so no gradient.
+                saturated = (s > 0) & (st["v"] > 1)
+            else:
+                # Reset to zero (Loihi's neuron) drops the charge above the threshold: the neuron is
+                # saturated when one step's drive alone crosses it.
+                st["v"] = v * (s == 0).float()
+                saturated = (s > 0) & (drive.detach() > 1)
             st["n"] = st["n"] + s
-            # Active: fired or holding spikes; not saturated (fired and still above threshold: an
-            # input above one spike per step is clipped, like QCFS's clip, so no gradient).
-            active = (((st["n"] > 0) | (s != 0)) & ~((s > 0) & (st["v"] > 1))).float()
+            active = (((st["n"] > 0) | (s != 0)) & ~saturated).float()
             return s + active * (drive - drive.detach())
 
         def forward_once(self, x, state):

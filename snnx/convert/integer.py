@@ -128,7 +128,8 @@ def integerise(
     _avgpools_to_sumpools(graph, preds, succs)
     stats = {"max_threshold": 0.0, "max_bias": 0.0, "readout_gain": 1.0}
     done: set[str] = set()
-    for name, node in graph.nodes.items():
+    # A copy: a spike edge that needs a gain gets a new Scale node below.
+    for name, node in list(graph.nodes.items()):
         if not isinstance(node, (nir.IF, nir.I)):
             continue
         shape = np.shape(np.asarray(node.r))

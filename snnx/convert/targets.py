@@ -5,7 +5,8 @@ the threshold, which any exact backend runs. ``loihi`` makes the graph one that 
 (backend ``lava``, fixed point) runs: reset to zero (Loihi has no subtract reset) and zero initial
 state (Loihi's state starts at 0); the readout stays the integrator, whose voltage ``lava`` probes.
 Reset to zero discards the charge above the threshold at every spike, so a rate-coded layer fires a
-little less than its ReLU asks for; ``specs/conversion.md`` gives the measured cost.
+little less than its ReLU asks for; ``specs/conversion.md`` gives the measured cost. With ``--steps``
+the scales are re-fitted to that neuron before the rewrite (:mod:`snnx.convert.resetzero`).
 
 With ``--integer`` the target also fixes how the graph is made integer (:func:`integer_options`): one
 threshold per population (Loihi's ``vThMant`` is per layer), weights of at most 8 bits, thresholds in

@@ -25,8 +25,8 @@ def tuning_options(command):
             "--steps",
             type=click.IntRange(min=1),
             help="Tune the conversion for a window of this many time steps (activation scales fitted "
-            "layer by layer on --calib data; the graph still runs at any T). Not --timesteps, which "
-            "lists the windows --evaluate reports.",
+            "layer by layer on --calib data; the graph still runs at any T). With --target loihi the scales are then "
+            "re-fitted to Loihi's reset-to-zero neuron. Not --timesteps, which lists the windows --evaluate reports.",
         ),
         click.option(
             "--per-channel",
@@ -73,7 +73,10 @@ def convert_kwargs(tuning: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "any", calib=None) -> list[str]:
-    """Run ``--finetune`` then ``--integer`` on a conversion result (in place); lines to print.
+    """Run ``--finetune``, the target's fit, then ``--integer`` on a conversion result (in place); lines to print.
+
+    With ``--steps`` and ``target="loihi"`` the weights are re-fitted to Loihi's reset-to-zero neuron on
+    the calibration samples (:func:`snnx.convert.resetzero.fit_reset_to_zero`) before ``--integer``.
 
     :param target: the ``--target`` the graph is for: it bounds the integer graph's numbers
         (:func:`snnx.convert.targets.integer_options`).
@@ -95,17 +98,25 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
             f"{info['loss_first']:.3f} → {info['loss_last']:.3f}, training accuracy of the T-step rate model "
             f"{100 * info['train_accuracy']:.2f}%"
         )
+    steps = tuning.get("steps")
+    if target == "loihi" and steps and calib is not None and model is not None:
+        from snnx.convert.resetzero import fit_reset_to_zero
+
+        info = fit_reset_to_zero(result, _samples(calib), model, steps)
+        result.stages["reset-to-zero fit"] = info["seconds"]
+        fitted = ", ".join(f"{n} s={s:g} g={g:g} β={b:g}" for n, (s, g, b) in info["layers"].items())
+        lines.append(
+            f"target loihi: scales fitted to the reset-to-zero neuron at T = {steps} and {2 * steps} in "
+            f"{info['seconds']:.1f} s, readout error vs the ANN (relative MSE) {info['error_before']:.4f} → "
+            f"{info['error_after']:.4f} ({fitted})"
+        )
     if bits:
         from snnx.convert.integer import integerise
         from snnx.ir.validate import validate
 
         from snnx.convert.targets import integer_options
 
-        samples = None
-        if target != "any" and calib is not None:
-            from snnx.convert.calibrate import load_npz
-
-            samples = load_npz(calib, need_labels=False, what="--calib")[0] if not hasattr(calib, "shape") else calib
+        samples = _samples(calib) if target != "any" and calib is not None else None
         options, notes = integer_options(result.graph, target, bits, samples)
         start = time.perf_counter()
         info = integerise(result.graph, bits, **options)
@@ -118,3 +129,12 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
         )
         lines.extend(f"note: {n}" for n in notes)
     return lines
+
+
+def _samples(calib):
+    """The ``--calib`` inputs as an array (``calib`` is a path or already an array)."""
+    if hasattr(calib, "shape"):
+        return calib
+    from snnx.convert.calibrate import load_npz
+
+    return load_npz(calib, need_labels=False, what="--calib")[0]

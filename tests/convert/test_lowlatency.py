@@ -63,6 +63,24 @@ def test_rate_model_is_the_signed_snn(digits_mlp):
     assert np.mean(rates.argmax(1) == v.argmax(1)) > 0.9
 
 
+def test_exact_forward_is_the_reset_to_zero_snn(digits_mlp):
+    """On a ``--target loihi`` graph (reset to zero, zero state) the fine-tuner's forward is that SNN."""
+    import torch
+
+    from snnx.convert.targets import retarget
+
+    proto, (xtr, _ytr, xte, _yte) = digits_mlp
+    result = retarget(convert(proto, xtr[:300], steps=8), "loihi")
+    with torch.no_grad():
+        steps = rate_model(result.graph, 8, set(), exact=True)(torch.as_tensor(xte[:100])).numpy()
+    xs = np.broadcast_to(xte[:100].astype(np.float64)[None], (8, *xte[:100].shape))
+    v = snnx.simulate(result.graph, {result.input_name: xs})[result.output_names[0]][-1] / 8
+    np.testing.assert_allclose(steps, v, rtol=1e-4, atol=1e-4)
+    subtract = rate_model(convert(proto, xtr[:300], steps=8).graph, 8, set(), exact=True)
+    with torch.no_grad():
+        assert not np.allclose(subtract(torch.as_tensor(xte[:100])).numpy(), v, atol=1e-3)
+
+
 def test_quantised_model_inserts_one_quantiser_per_tensor(digits_mlp):
     proto, _ = digits_mlp
     relus = [n.output[0] for n in proto.graph.node if n.op_type == "Relu"]

@@ -1,0 +1,130 @@
+"""``snnx convert --steps T --integer 8 --target loihi``: scales fitted to the reset-to-zero neuron
+(``snnx.convert.resetzero``) beat the unfitted Loihi graph on held-out data, and ``lava`` still runs the
+fitted integer graph spike for spike like the reference (measured in ``benchmarks/loihi_integer.py``)."""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+from convert_oracle import export, train
+from test_convert_cli import convert_argv
+from torch import nn
+
+import snnx
+from snnx.api import check, prepare
+from snnx.ir.reference import simulate
+from snnx.ir.semantics import reset_of, v_init_of
+
+STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def mlp_files(tmp_path_factory, digits):
+    """A small trained digits MLP, 300 calibration images, and the 397 held-out test images."""
+    import torch
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    xtr, ytr, xte, yte = digits
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 16), nn.ReLU(), nn.Linear(16, 10))
+    tmp = tmp_path_factory.mktemp("resetzero")
+    path = tmp / "mlp.onnx"
+    path.write_bytes(export(train(model, xtr, ytr, epochs=4), xte).SerializeToString())
+    np.savez(tmp / "calib.npz", x=xtr[:300])
+    return tmp, path, xte, yte
+
+
+@pytest.fixture(scope="module")
+def fitted(mlp_files):
+    """``snnx convert --steps 8 --integer 8 --target loihi`` of the MLP: (graph, printed lines)."""
+    import contextlib
+    import io
+
+    from snnx.cli import main
+
+    tmp, path, _x, _y = mlp_files
+    target = tmp / "fitted.nir"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(convert_argv(path, target, tmp / "calib.npz", "--steps", STEPS, "--integer", "8", "--target", "loihi"))
+    assert code == 0, out.getvalue()
+    return snnx.load(target), out.getvalue()
+
+
+def _accuracy(graph, x, y, steps):
+    prepared = prepare(graph)
+    (inp,) = prepared.input_names
+    (out,) = prepared.output_names
+    xs = np.broadcast_to(x.astype(np.float64)[None], (max(steps), *x.shape))
+    trace = simulate(prepared, {inp: xs}, record=True)[out]
+    return [float(np.mean(trace[t - 1].reshape(len(y), -1).argmax(1) == y)) for t in steps]
+
+
+@pytest.mark.slow
+def test_fit_beats_the_unfitted_loihi_graph_on_held_out_data(mlp_files, fitted):
+    from snnx.convert import convert
+    from snnx.convert.targets import retarget
+    from snnx.convert.tuning import apply_tuning
+
+    tmp, path, xte, yte = mlp_files
+    fitted, out = fitted
+    line = next(ln for ln in out.splitlines() if "fitted to the reset-to-zero neuron" in ln)
+    before, after = (float(v) for v in line.split("MSE) ")[1].split(" (")[0].split(" → "))
+    assert after < before
+    for node in (n for n in fitted.nodes.values() if isinstance(n, nir.IF)):
+        assert reset_of(node) == "value" and not np.any(v_init_of(node))
+        assert np.ptp(node.v_threshold) == 0
+    for node in fitted.nodes.values():
+        for attr in ("weight", "bias", "v_threshold"):
+            value = getattr(node, attr, None)
+            if value is not None:
+                assert np.array_equal(np.asarray(value), np.rint(np.asarray(value)))
+    # The same conversion without the fit: what --steps --integer --target loihi wrote before it.
+    calib = np.load(tmp / "calib.npz")["x"]
+    unfitted = convert(str(path), calib, steps=STEPS)
+    assert not any("reset-to-zero" in ln for ln in apply_tuning(unfitted, {"integer_bits": 8}, str(path), target="loihi", calib=calib))
+    plain = retarget(unfitted, "loihi").graph
+    # 397 images the fit never saw (calibration: the first 300 training images); labels only here.
+    got = _accuracy(fitted, xte, yte, (STEPS, 2 * STEPS))
+    base = _accuracy(plain, xte, yte, (STEPS, 2 * STEPS))
+    assert got[0] >= base[0] + 0.01, (got, base)
+    assert got[1] >= base[1] - 0.005, (got, base)
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+def test_fitted_integer_graph_runs_spike_identically_on_lava(mlp_files, fitted):
+    from snnx.plugins import get_backend
+
+    lava = get_backend("lava")
+    if lava.missing_requirements():
+        pytest.skip("Lava not installed (snnx install lava)")
+    _tmp, _path, xte, _y = mlp_files
+    graph, _out = fitted
+    prepared = prepare(graph)
+    (inp,) = prepared.input_names
+    x = np.broadcast_to(xte[:4].astype(np.float64)[None], (STEPS, 4, 1, 8, 8))
+    (result,) = check(prepared, ["lava"], {inp: x})
+    assert result.status == "agree", result
+    assert result.spike_mismatches == 0 and result.spikes_total > 50
+    (out_name,) = prepared.output_names
+    assert result.per_output[out_name]["max_abs_error"] == 0.0
+
+
+def test_fit_leaves_the_max_tree_alone(small, capsys):
+    """A MaxPool tree's populations see whole spikes through fixed ±1 weights: only the ANN's layers
+    are fitted, and the tree still makes an integer graph (its spike edges get integer gains)."""
+    from test_convert_cli import run
+
+    tmp, path = small
+    x = np.load(tmp / "calib.npz")["x"]
+    np.savez(tmp / "calib16.npz", x=np.round(x * 16) / 16)
+    argv = convert_argv(path, tmp / "m.nir", tmp / "calib16.npz", "--steps", STEPS, "--integer", "8", "--target", "loihi")
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if "fitted to the reset-to-zero neuron" in ln)
+    fitted = [part.split(" s=")[0].strip() for part in line.rsplit(" (", 1)[1].split(",")]
+    graph = snnx.load(tmp / "m.nir")
+    ifs = [n for n, node in graph.nodes.items() if isinstance(node, nir.IF)]
+    assert len(fitted) == 1 and fitted[0] in ifs and len(ifs) > 1  # the conv; not the tree's populations
