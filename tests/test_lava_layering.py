@@ -28,9 +28,12 @@ def _neuron(kind: str, n: int, rng: np.random.Generator, reset: str, dt: float) 
     return set_node_contract(node, reset=reset, v_init=0.5 * th if reset == "subtract" else 0.0)
 
 
-def random_dag(seed: int, kind: str = "if", reset: str = "value", dt: float = 1.0) -> nir.NIRGraph:
+def random_dag(
+    seed: int, kind: str = "if", reset: str = "value", dt: float = 1.0, readout: str = "I"
+) -> nir.NIRGraph:
     """Input -> population 0; every later population reads a random set of earlier ones (so edges skip
-    depths), sometimes through a shared stateless node (fan-out); an I readout sums two populations."""
+    depths), sometimes through a shared stateless node (fan-out); a readout sums two populations: an ``I``
+    neuron, or (``readout="linear"``) a stateless ``Scale`` (the chain then ends in a readout synapse)."""
     rng = np.random.default_rng(seed)
     sizes = rng.integers(3, 7, 5)
     nodes: dict[str, nir.NIRNode] = {"in": nir.Input(input_type={"input": np.array([4])})}
@@ -49,7 +52,7 @@ def random_dag(seed: int, kind: str = "if", reset: str = "value", dt: float = 1.
     nodes["ro0"] = nir.Linear(weight=rng.normal(0, 1, (3, sizes[0])))
     nodes["ro4"] = nir.Linear(weight=rng.normal(0, 1, (3, sizes[4])))
     nodes["mix3"] = nir.Linear(weight=rng.normal(0.5, 1, (sizes[3], sizes[0])))
-    nodes["readout"] = nir.I(r=np.ones(3) / dt)
+    nodes["readout"] = nir.I(r=np.ones(3) / dt) if readout == "I" else nir.Scale(scale=rng.uniform(0.5, 1.5, 3))
     nodes["out"] = nir.Output(output_type={"output": np.array([3])})
     edges += [
         ("p0", "mix"), ("mix", "ro0"), ("mix", "mix3"), ("mix3", "p3"), ("p4", "ro4"),
@@ -87,6 +90,18 @@ def test_layered_graph_gives_the_reference_spikes(seed: int, kind: str, reset: s
             np.testing.assert_array_equal(trace[..., m.start:m.stop], want, err_msg=f"{name}: {m.name}")
             fired += int(want.sum()) if m.relay_of else 0
     assert fired > 20, "relayed populations must spike for the check to mean anything"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_stateless_readout_summing_populations_is_layered(seed: int) -> None:
+    """The chain then ends in a readout synapse composed from both populations (no neuron of its own)."""
+    graph = random_dag(seed, readout="linear")
+    layered, reasons = layer_graph(graph)
+    assert reasons == [] and layered.changed
+    x = _inputs(seed)
+    ref = simulate(graph, x)["out"]
+    assert np.abs(ref).sum() > 0, "the readout must see spikes for the check to mean anything"
+    np.testing.assert_allclose(simulate(layered.graph, x)["out"], ref, rtol=1e-12, atol=1e-12)
 
 
 def test_layers_are_one_chain_and_relays_carry_only_what_is_read() -> None:

@@ -385,6 +385,8 @@ class _Plan:
         kept = True  # the previous layer kept its own nodes (and NIR shape)
         for d in range(1, max(self.by_depth) + 1):
             members = self._members(d)
+            if not members:  # the readout's own depth: its synapse is built after the neuron layers
+                continue
             layers.append(members)
             lone = members[0].name if len(members) == 1 and members[0].relay_of is None else None
             run = _chain_run(g, drives.preds, succ, lone) if lone else None
