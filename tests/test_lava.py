@@ -334,6 +334,21 @@ def test_lava_float_recurrent_layer_over_a_batch(tmp_path, bias: bool) -> None:
     assert (fixed[:2] == ref[:2]).mean() >= 0.97, "each sample starts from zero state and an empty synapse"
 
 
+@pytest.mark.slow
+def test_lava_recurrent_layer_with_graded_input() -> None:
+    """Graded (non-binary) input shifts the first layer's threshold by 2**e on Loihi; the fed-back binary
+    spikes must scale with it, or the recurrence acts 2**e times too weakly."""
+    rng = np.random.default_rng(7)
+    graph = _recurrent_graph()
+    graph.nodes["rec"] = nir.Linear(weight=rng.normal(0, 2.0, (4, 4)))
+    graph.nodes["fc"].weight = rng.normal(6.0, 2.0, (4, 4))
+    x = 0.5 * (rng.random((30, 3, 4)) < 0.5)  # dyadic: exact as graded spikes with e = 1
+    out, ref = _run("lava-float", graph, x)
+    assert ref.sum() > 20
+    fixed = get_backend("lava").run(snnx.lower(graph, to="lava"), {"in": x})["out"]
+    assert (fixed == ref).mean() >= 0.97
+
+
 def test_lava_float_per_neuron_decays(spikes: np.ndarray) -> None:
     """Per-neuron tau: lava-float's ContractCuba keeps one decay per neuron; Loihi's neuron shares one."""
     graph = _with_tau(np.linspace(1e-2, 2e-2, 20))

@@ -128,8 +128,14 @@ def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np
     bias mantissas ``<< e``; ``e`` is limited by the population with the least room."""
     room = min(runner.fraction_bits_room(p.layer, p.quantisation) for p in pops)
     e, _exact = runner.graded_input(x, room)
+    # The fed-back spikes are binary, but the threshold they act against is now 2**e times larger: their
+    # weights scale with it (exactly: the low e bits are zero, which the synapse's weight exponent carries).
     pops = [
-        Population(p.index, p.layer, runner.graded_quantisation(p.layer, p.quantisation, e), p.recurrent) for p in pops
+        Population(
+            p.index, p.layer, runner.graded_quantisation(p.layer, p.quantisation, e),
+            None if p.recurrent is None else p.recurrent * (1 << int(e)),
+        )
+        for p in pops
     ]
     return pops, np.round(x * 2.0**e), 2.0**e
 
