@@ -415,6 +415,9 @@ def _run_with_probes(backend: Any, prepared: PreparedGraph, with_probes: Prepare
         if backend.refusals(part) or set(feeds) != set(part.input_names):
             continue
         (out,) = part.output_names
-        outputs[probe] = backend.run(move(backend.lower(part), target), feeds)[out]
+        try:
+            outputs[probe] = backend.run(move(backend.lower(part), target), feeds)[out]
+        except Exception:  # noqa: BLE001 - a prefix the backend cannot run: that layer is not compared (reported)
+            continue
         used[probe] = node
     return outputs, used

@@ -12,6 +12,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -412,7 +413,7 @@ def stats(model, source: InputChoice, dt, backend, precision, analog, timesteps,
             body = {"windows": [{**w.row(), "stats": w.stats.to_dict()} for w in rows]}
         else:
             body = {**rows[0].stats.to_dict(), "accuracy": rows[0].accuracy}
-        click.echo(json.dumps({**head, **body}, indent=2))
+        click.echo(json.dumps(_finite_or_null({**head, **body}), indent=2, allow_nan=False))
         return
     console = Console()
     if not console.is_terminal:  # a log file or a pipe: do not fold the table to 80 columns
@@ -525,6 +526,17 @@ def raise_cmd(model: str, output: str, backend: str | None) -> None:
     validate(graph)
     save(graph, output)
     out.print(f"raised {model} ({backend}) to {output}: {len(graph.nodes)} nodes")
+
+
+def _finite_or_null(value: Any) -> Any:
+    """``value`` with every inf/NaN float as None: strict JSON has no Infinity (a ratio over zero ANN ops)."""
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 # -- entry point --------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The CLI as a user meets it: real processes, exit codes, one-line errors, no tracebacks."""
 
+import json
 import subprocess
 import sys
 
+import nir
 import numpy as np
 import pytest
 
@@ -370,3 +372,22 @@ def test_check_compares_a_chain_backends_hidden_layers_through_prefix_graphs(mon
         assert result.per_output["output"]["spike_mismatches"] == 0
     else:
         assert result.status == "agree" and result.spike_mismatches == 0
+
+
+def test_stats_json_is_strict_json_when_a_ratio_has_no_denominator(tmp_path, capsys):
+    from snnx.cli import main
+
+    # Input -> LIF -> Output has no synapse, so there are no ANN MACs to divide by: null, not Infinity.
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([2])),
+            "lif": nir.LIF(tau=np.full(2, 0.01), r=np.full(2, 10.0), v_leak=np.zeros(2),
+                           v_threshold=np.full(2, 0.5), v_reset=np.zeros(2)),
+            "output": nir.Output(output_type=np.array([2])),
+        },
+        edges=[("input", "lif"), ("lif", "output")],
+    )
+    snnx.save(g, tmp_path / "g.nir")
+    assert main(["stats", str(tmp_path / "g.nir"), "--random", "4", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    assert body["totals"]["sop_mac_ratio"] is None and body["totals"]["low_bit_ratio"] is None
