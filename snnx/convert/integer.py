@@ -193,6 +193,12 @@ def integerise(
             gain = min(levels / top, max_bias / bias_top if bias_top else math.inf)
             while gain > 0 and _drive(rows, bias, extra, gain, levels) > max_drive:
                 gain *= 0.99
+            if not any(np.any(np.rint(x * gain) != 0) for x in rows):
+                msg = (
+                    f"readout {name!r}: no integer gain keeps its per-step input within {max_drive:g} and leaves "
+                    "a non-zero weight; convert it without --integer or with --target any"
+                )
+                raise ConversionError(msg, node=name)
             theta = np.full(n_ch, gain)
             stats["readout_gain"] = float(theta[0])
         else:

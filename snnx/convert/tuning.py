@@ -110,6 +110,11 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
             f"{info['seconds']:.1f} s, readout error vs the ANN (relative MSE) {info['error_before']:.4f} → "
             f"{info['error_after']:.4f} ({fitted})"
         )
+    elif target == "loihi" and steps:
+        lines.append(
+            "note: target loihi: the scales were not fitted to the reset-to-zero neuron (that needs calibration "
+            "data and the ONNX model); pass --calib"
+        )
     if bits:
         from snnx.convert.integer import integerise
         from snnx.ir.validate import validate
