@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +187,33 @@ def test_bad_seeds_exit_2_with_one_line(tmp_path, capsys, value):
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--seed" in err, err
     assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def _start_grandchild_then_hang(pid_file: str, progress=None) -> None:
+    import subprocess
+    import time
+
+    child = subprocess.Popen(["sleep", "120"])
+    Path(pid_file).write_text(str(child.pid))
+    time.sleep(120)
+
+
+def test_a_timed_out_non_daemon_worker_takes_its_children_with_it(tmp_path):
+    """Lava forks a process per process model: killing only the worker would orphan them."""
+    import os
+    import time
+
+    from snnx.bench.parallel import run_isolated
+
+    pid_file = tmp_path / "pid"
+    result, error = run_isolated(_start_grandchild_then_hang, (str(pid_file),), timeout=8, daemon=False)
+    assert result is None and "timed out" in error
+    pid = int(pid_file.read_text())
+    for _ in range(50):  # reaped by init once killed; give it a moment
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    raise AssertionError("the worker's child outlived the timed-out worker")

@@ -299,7 +299,7 @@ def run_isolated(job: DirectJob, on_event: Any = None, timeout: float | None = N
     import multiprocessing as mp
     import queue as queue_mod
 
-    from snnx.bench.parallel import start_spawned
+    from snnx.bench.parallel import start_spawned, stop_process_tree
 
     q = mp.get_context("spawn").Queue()
     deploys = job.backend in LOIHI_DEPLOYED and job.deploy_samples > 0
@@ -307,21 +307,26 @@ def run_isolated(job: DirectJob, on_event: Any = None, timeout: float | None = N
     proc = start_spawned(_worker, (job, q), job.threads, daemon=not deploys)
     deadline = None if timeout is None else time.monotonic() + timeout
     row: DirectRow | None = None
-    while row is None:
-        try:
-            event = q.get(timeout=0.5)
-        except queue_mod.Empty:
-            if not proc.is_alive():
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                proc.kill()
-                proc.join()
-                return DirectRow(job.backend, job.dataset, "error", f"timed out after {timeout:.0f} s", seed=job.seed)
-            continue
-        if event[0] == "row":
-            row = event[1]
-        elif on_event is not None:
-            on_event(event)
+    try:
+        while row is None:
+            try:
+                event = q.get(timeout=0.5)
+            except queue_mod.Empty:
+                if not proc.is_alive():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    stop_process_tree(proc)
+                    return DirectRow(
+                        job.backend, job.dataset, "error", f"timed out after {timeout:.0f} s", seed=job.seed
+                    )
+                continue
+            if event[0] == "row":
+                row = event[1]
+            elif on_event is not None:
+                on_event(event)
+    except BaseException:  # Ctrl-C: the worker (and the Lava processes it started) must not outlive us
+        stop_process_tree(proc)
+        raise
     proc.join(timeout=30)
     if row is None:
         return DirectRow(

@@ -77,6 +77,9 @@ def start_spawned(target: Callable[..., Any], args: tuple, threads: int, *, daem
     """
     import multiprocessing as mp
 
+    if not daemon:
+        # Its own process group, so stop_process_tree can also stop the processes it starts.
+        target, args = _in_own_group, (target, args)
     proc = mp.get_context("spawn").Process(target=target, args=args, daemon=daemon)
     with _env_lock:
         saved = {k: os.environ.get(k) for k in THREAD_VARS}
@@ -90,6 +93,26 @@ def start_spawned(target: Callable[..., Any], args: tuple, threads: int, *, daem
                 else:
                     os.environ[k] = v
     return proc
+
+
+def _in_own_group(target: Callable[..., Any], args: tuple) -> Any:
+    os.setsid()
+    return target(*args)
+
+
+def stop_process_tree(proc: Any) -> None:
+    """Kill ``proc`` and, for a non-daemon worker (started in its own process group), every process it
+    started: Lava's runtime forks one process per process model, which a plain ``kill`` would orphan."""
+    import signal
+
+    if proc.is_alive() and not proc.daemon:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # not (yet) a group leader: the process alone
+            pass
+    if proc.is_alive():
+        proc.kill()
+    proc.join(timeout=5)
 
 
 def quiet_worker() -> None:
@@ -157,7 +180,7 @@ def run_isolated(
                     proc.join(timeout=5)
                     return None, f"worker process died (exit code {proc.exitcode})"
                 if deadline is not None and time.monotonic() > deadline:
-                    proc.kill()
+                    stop_process_tree(proc)
                     return None, f"timed out after {timeout:.0f} s"
                 continue
             if isinstance(event, tuple) and event and event[0] == "result":
@@ -166,5 +189,8 @@ def run_isolated(
                 return None, event[1]
             if on_event is not None:
                 on_event(event)
+    except BaseException:  # Ctrl-C or a failing callback: the worker (and what it started) must not outlive us
+        stop_process_tree(proc)
+        raise
     finally:
         proc.join(timeout=30)
