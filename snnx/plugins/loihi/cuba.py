@@ -490,6 +490,12 @@ def _append_readout(
     return []
 
 
+def _per_neuron(decay: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A decay (one value, or one per neuron in any layout) as an array of the layer's data shape."""
+    d = np.asarray(decay, dtype=np.float64)
+    return np.broadcast_to(d.reshape(shape) if d.size == int(np.prod(shape)) else d, shape)
+
+
 def initial_state_pulses(chain: CubaChain) -> CubaChain:
     """The chain with its first layer's initial state replaced by input pulses (Loihi's state starts at 0).
 
@@ -506,7 +512,7 @@ def initial_state_pulses(chain: CubaChain) -> CubaChain:
         return chain
     # Per-neuron decays when they differ (the layer is then split into populations, one per decay).
     du, dv = first.neuron_decays or (first.current_decay, first.voltage_decay)
-    du, dv = np.asarray(du).reshape(-1) * np.ones(v_init.shape), np.asarray(dv).reshape(-1) * np.ones(v_init.shape)
+    du, dv = _per_neuron(du, v_init.shape), _per_neuron(dv, v_init.shape)
     kick = (1 - dv) * v_init
     columns = [(1 - du) * u_init + kick]
     if np.any((du != 1.0) & (kick != 0)):

@@ -15,7 +15,10 @@ non-spiking value or signed spikes is refused, with the reason.
 The result is a NIR graph (``snnx.ir.reference`` runs it: the layering is checked against the
 original there); a part of the graph that is a chain already (a population fed only by the one
 population of the depth before, through a run of stateless nodes) keeps its own nodes, so a
-convolution stays a convolution. ``specs/backends/lava.md`` § "What Loihi can run" documents it.
+convolution stays a convolution. A merged layer keeps each population's own parameters per neuron:
+populations of one depth with different decays make a layer whose decays differ between neurons,
+which ``lava`` then places as one Loihi population per decay (``populations.py``, dense layers only).
+``specs/backends/lava.md`` § "What Loihi can run" documents it.
 """
 
 from __future__ import annotations

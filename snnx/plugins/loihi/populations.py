@@ -3,7 +3,8 @@
 Loihi's CUBA neuron shares one current and one voltage decay per compartment group, so a Loihi compiler
 places a layer whose neurons decay differently as several groups, one per distinct ``(du, dv)``, each
 a stock CUBA layer with its own synapses from every group of the layer before. This module does that
-for chains of dense layers: it splits such layers, quantises every population on its own (its own
+for chains of dense layers only (a chain that needs populations and has a conv layer is refused, see
+:func:`population_refusals`): it splits such layers, quantises every population on its own (its own
 scale and threshold mantissa: each is its own Loihi layer) and runs the result as Lava's bit-accurate
 ``Dense`` and ``LIFReset`` processes under ``fixed_pt`` (the processes netx builds for a netx layer,
 wired here because a netx file is one chain of layers and cannot hold parallel populations).
