@@ -61,7 +61,9 @@ class LayerQuantisation:
     #: :func:`split_weight`): ``8 + e`` weight bits; 0 for Loihi's one 8-bit synapse per connection.
     weight_exp: int = 0
     #: The largest per-step input one neuron can receive from binary spikes (mantissa units): the larger
-    #: of its positive and its negative fan-in sums, which all-of-one-sign inputs reach.
+    #: of its positive and its negative fan-in sums, which all-of-one-sign inputs reach. Split rows also
+    #: give ``v_floor``: the 24-bit voltage saturates that many thresholds below 0 (a finer grid means a
+    #: larger ``vth`` mantissa, so a shallower floor; the reference has none).
     max_activation: int = 0
 
     @property
@@ -79,7 +81,8 @@ class LayerQuantisation:
             f"exact={'yes' if self.exact else 'no'}"
         ) + (
             f" synapses=2 (hi<<{self.weight_exp} + lo, {SYNAPSE_BITS + self.weight_exp}-bit weights) "
-            f"max|a|={self.max_activation}" if self.weight_exp else ""
+            f"max|a|={self.max_activation} v_floor={-(STATE_LIMIT >> STATE_SHIFT) / max(self.vth, 1):.0f}vth"
+            if self.weight_exp else ""
         )
 
 
