@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import nir
 import numpy as np
 import pytest
@@ -122,3 +124,24 @@ def test_two_synapses_give_the_reference_where_8_bit_weights_change_spikes() -> 
     fine = backend.lower(graph, weight_bits=SPLIT, exact=True)
     assert [q.weight_exp for pops in fine.populations for q in [pops[0].quantisation]] == [3, 1]
     np.testing.assert_array_equal(backend.run(fine, {"in": x})["out"], ref)
+
+
+@needs_lava
+def test_check_passes_options_to_the_named_backend(tmp_path, capsys) -> None:
+    """``snnx check -O lava:weight_bits=...``: the option reaches lava's lower (exact here: 0 mismatches);
+    an option without a backend, or for a backend not checked, is a usage error (exit 2); a refused
+    lowering is that backend's error in the table (exit 1)."""
+    from snnx.cli import main
+
+    path = tmp_path / "dy.nir"
+    nir.write(str(path), dyadic_cnn())
+    base = ["check", str(path), "--backends", "lava", "--random", "12", "--batch", "2"]
+    assert main([*base, "-O", 'lava:weight_bits={"*": 11, "if2": 9}']) == 0, capsys.readouterr().err
+    assert "0 / " in capsys.readouterr().out
+    assert main([*base, "-O", "weight_bits=11"]) == 2
+    assert "BACKEND:KEY=VALUE" in capsys.readouterr().err
+    assert main([*base, "-O", "lava-float:weight_bits=11"]) == 2
+    capsys.readouterr()
+    assert main([*base, "--json", "-O", "lava:weight_bits=11"]) == 1
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["status"] == "error" and "node 'if2': with 11-bit weights" in result["detail"]

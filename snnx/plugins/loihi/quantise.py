@@ -235,13 +235,13 @@ def activation_refusals(quant: list[LayerQuantisation]) -> list[str]:
             reasons.append(
                 f"node {q.layer!r}: with {bits}-bit weights (two 8-bit synapses) one step's input can reach "
                 f"{q.max_activation} (worst case: every input of one sign spiking), beyond the 16-bit activation "
-                f"(a_in, max {ACTIVATION_MAX}) of Loihi's neuron; give this layer at most {fit} bits "
-                f"(weight_bits={{{q.layer!r}: {fit}, '*': {bits}}})"
+                f"(a_in, max {ACTIVATION_MAX}) of Loihi's neuron (give this layer at most {fit} bits: "
+                f"weight_bits={{{q.layer!r}: {fit}, '*': {bits}}})"
             )
         elif (q.vth + q.max_activation) << STATE_SHIFT > STATE_LIMIT:
             reasons.append(
                 f"node {q.layer!r}: with {bits}-bit weights the voltage can reach vth + max|a| = "
-                f"{q.vth + q.max_activation} mantissa units, beyond Loihi's 24-bit voltage; use fewer weight_bits"
+                f"{q.vth + q.max_activation} mantissa units, beyond Loihi's 24-bit voltage (use fewer weight_bits)"
             )
     return reasons
 
