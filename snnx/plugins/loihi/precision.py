@@ -18,11 +18,9 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-import nir
 import numpy as np
 
 from snnx.errors import SnnxError
-from snnx.ir.ops import conv_nd
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.cuba import CubaChain, CubaLayer
 from snnx.plugins.loihi.quantise import MAX_WEIGHT_BITS, SYNAPSE_BITS, split_weight
@@ -66,8 +64,35 @@ def layer_bits(weight_bits: Any, chain: CubaChain, graph_nodes: Any = ()) -> lis
     return out
 
 
+def _conv_matrix(layer: CubaLayer) -> np.ndarray:
+    """The conv layer's weights as ``(C_out, H_out, W_out, C_in, H, W)``: one tap ``(ky, kx)`` at a time,
+    every output position gets ``w[o, c, ky, kx]`` at the input position that tap reads (zero padding:
+    positions outside the input are skipped). Direct indexing: pushing an identity basis through the
+    convolution costs seconds and gigabytes for the Sinabs CNN's 4096 inputs."""
+    w = np.asarray(layer.weight, dtype=np.float64)
+    c_out, c_group, kh, kw = w.shape
+    c_in, h, wd = layer.in_shape
+    _c, h_out, w_out = layer.out_shape
+    (sy, sx), (py, px), (dy, dx) = layer.stride, layer.padding, layer.dilation
+    o_group = c_out // layer.groups
+    m = np.zeros((c_out, h_out, w_out, c_in, h, wd))
+    for ky in range(kh):
+        iy = np.arange(h_out) * sy + ky * dy - py
+        ys = np.flatnonzero((iy >= 0) & (iy < h))
+        for kx in range(kw):
+            ix = np.arange(w_out) * sx + kx * dx - px
+            xs = np.flatnonzero((ix >= 0) & (ix < wd))
+            for g in range(layer.groups):
+                o = np.arange(g * o_group, (g + 1) * o_group)[:, None, None, None]
+                c = np.arange(g * c_group, (g + 1) * c_group)[None, None, None, :]
+                taps = w[g * o_group : (g + 1) * o_group, :, ky, kx][:, None, None, :]
+                m[o, ys[None, :, None, None], xs[None, None, :, None], c, iy[ys][None, :, None, None],
+                  ix[xs][None, None, :, None]] = taps
+    return m
+
+
 def unrolled(layer: CubaLayer) -> CubaLayer:
-    """A conv layer as the equivalent dense layer (weights of the convolution applied to an identity basis,
+    """A conv layer as the equivalent dense layer (:func:`_conv_matrix`,
     NIR's ``(C, H, W)`` order on both sides); a dense layer unchanged."""
     if layer.kind != "conv":
         return layer
@@ -79,14 +104,9 @@ def unrolled(layer: CubaLayer) -> CubaLayer:
             "(give this layer weight_bits=8)"
         )
         raise SnnxError(msg)
-    conv = nir.Conv2d(
-        input_shape=None, weight=layer.weight, stride=layer.stride, padding=layer.padding,
-        dilation=layer.dilation, groups=layer.groups, bias=np.zeros(layer.weight.shape[0]),
-    )
-    basis = np.eye(n_in).reshape(n_in, *layer.in_shape)
     dense = copy.copy(layer)
     dense.kind = "dense"
-    dense.weight = conv_nd(basis, conv, 2).reshape(n_in, n_out).T
+    dense.weight = _conv_matrix(layer).reshape(n_out, n_in)
     flat = (n_out,)
     dense.bias = None if layer.bias is None else layer.channel_bias().reshape(flat)
     for key in ("v_reset", "v_bias", "v_init", "u_init"):
