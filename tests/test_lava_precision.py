@@ -84,6 +84,9 @@ def test_weight_bits_option_is_checked() -> None:
     rows = model.report().splitlines()
     assert "synapses=2 (hi<<3 + lo, 11-bit weights)" in rows[0] and "synapses=2" not in rows[1]
     assert "dense 256" in rows[0]  # the conv layer is unrolled to Dense: Lava's fixed_pt Conv ignores weight_exp
+    # An 8-bit conv layer in a chain with split synapses is unrolled too: the chain runs as Dense processes.
+    rows = backend.lower(graph, weight_bits={"if2": 9}).report().splitlines()
+    assert "dense 256" in rows[0] and "synapses=2" not in rows[0] and "9-bit weights" in rows[1]
 
 
 def test_split_model_cannot_be_saved_as_netx(tmp_path) -> None:

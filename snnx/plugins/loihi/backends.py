@@ -136,7 +136,7 @@ class LavaBackend(_LavaBackendBase):
         bits = precision.layer_bits(weight_bits, chain, graph.graph.nodes)
         split = any(b > SYNAPSE_BITS for b in bits)
         if split:
-            chain = precision.with_split_layers(chain, bits)
+            chain = precision.with_split_layers(chain)
         pops = populations.split_chain(chain, bits) if split or populations.needs_populations(chain) else []
         if pops:
             quant = [p.quantisation for layer in pops for p in layer]

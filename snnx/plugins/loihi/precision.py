@@ -116,10 +116,11 @@ def unrolled(layer: CubaLayer) -> CubaLayer:
     return dense
 
 
-def with_split_layers(chain: CubaChain, bits: list[int]) -> CubaChain:
-    """The chain with every conv layer that takes split synapses unrolled to dense."""
+def with_split_layers(chain: CubaChain) -> CubaChain:
+    """The chain with every conv layer unrolled to dense: a chain with split synapses runs as Lava
+    ``Dense`` processes (:mod:`snnx.plugins.loihi.populations`), 8-bit layers included."""
     out = copy.copy(chain)
-    out.layers = [unrolled(layer) if b > SYNAPSE_BITS else layer for layer, b in zip(chain.layers, bits)]
+    out.layers = [unrolled(layer) for layer in chain.layers]
     return out
 
 
