@@ -4,7 +4,9 @@ Loihi's synapse holds an 8-bit weight mantissa and one weight exponent per synap
 ``8 + e`` bits is ``hi * 2**e + lo`` (:func:`snnx.plugins.loihi.quantise.split_weight`): a "high" Lava
 ``Dense`` with the ``hi`` mantissas and weight exponent ``e`` and a "low" ``Dense`` with the ``lo``
 mantissas and exponent 0, both into the same neuron's ``a_in`` (a Lava InPort sums its connections, as
-Loihi's dendritic accumulator sums synapse groups), so the neuron sees ``Σ (hi·2^e + lo) s`` exactly.
+Loihi's dendritic accumulator sums synapse groups), so the neuron sees ``Σ (hi·2^e + lo) s`` exactly,
+as long as that sum fits the neuron's 16-bit activation
+(:func:`snnx.plugins.loihi.quantise.activation_refusals` checks the worst case at ``lower``).
 
 This is a process graph netx cannot write (one 8-bit synapse per layer), so such a model runs as Lava
 ``Dense`` + ``LIFReset`` processes (:mod:`snnx.plugins.loihi.populations`), and convolutions are unrolled to
@@ -25,7 +27,8 @@ from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.cuba import CubaChain, CubaLayer
 from snnx.plugins.loihi.quantise import MAX_WEIGHT_BITS, SYNAPSE_BITS, split_weight
 
-#: The largest convolution unrolled to a dense matrix (outputs x inputs): 2**24 entries, 128 MiB in float64.
+#: The largest convolution unrolled to a dense matrix (outputs x inputs): 2**24 entries, 128 MiB in float64
+#: (the Sinabs CNN's 16x16x16 -> 16x16x16 conv is exactly this).
 MAX_UNROLLED_ENTRIES = 1 << 24
 
 
