@@ -314,6 +314,7 @@ def check(
     seed: int = 0,
     dt: float | None = None,
     device: Any = None,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> list[Agreement]:
     """Run the reference and each backend on the same input and report agreement per backend.
 
@@ -321,6 +322,7 @@ def check(
     :param inputs: time-major inputs; random Bernoulli spikes (``steps``, ``batch``, ``seed``) when None.
     :param device: where the backends run; the reference (the oracle) always runs on the CPU. A backend
         that runs on the CPU only is reported as "refused" with the reason when ``device`` is not a CPU.
+    :param options: per backend name, keyword options for its ``lower`` (e.g. ``{"lava": {"weight_bits": 11}}``).
     """
     from snnx.device import check_available, device_kind, parse_device
 
@@ -347,7 +349,9 @@ def check(
             results.append(Agreement(name, status, "; ".join(reasons)))
             continue
         try:
-            outputs, used = _run_with_probes(backend, prepared, with_probes, probes, inputs, target)
+            outputs, used = _run_with_probes(
+                backend, prepared, with_probes, probes, inputs, target, (options or {}).get(name, {})
+            )
         except SnnxError as exc:
             results.append(Agreement(name, "error", str(exc)))
             continue
@@ -395,19 +399,21 @@ def prefix(prepared: PreparedGraph, node: str) -> PreparedGraph:
 
 
 def _run_with_probes(backend: Any, prepared: PreparedGraph, with_probes: PreparedGraph, probes: dict[str, str],
-                     inputs: dict[str, np.ndarray], target: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+                     inputs: dict[str, np.ndarray], target: Any,
+                     options: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Run the probed graph when the backend takes it, else the graph itself and the prefix of every
-    probed node it takes (:func:`prefix`), on device ``target``; returns the probes used."""
+    probed node it takes (:func:`prefix`), on device ``target``, lowered with ``options``; returns the
+    probes used."""
     from snnx.device import move
 
     if probes and not backend.refusals(with_probes):
         try:
-            outputs = backend.run(move(backend.lower(with_probes), target), inputs)
+            outputs = backend.run(move(backend.lower(with_probes, **options), target), inputs)
             if all(p in outputs for p in probes):
                 return outputs, probes
         except Exception:  # noqa: BLE001 - a backend that cannot take extra outputs: try the prefixes
             pass
-    outputs = backend.run(move(backend.lower(prepared), target), inputs)
+    outputs = backend.run(move(backend.lower(prepared, **options), target), inputs)
     used = {}
     for probe, node in probes.items():
         part = prefix(prepared, node)
@@ -416,7 +422,7 @@ def _run_with_probes(backend: Any, prepared: PreparedGraph, with_probes: Prepare
             continue
         (out,) = part.output_names
         try:
-            outputs[probe] = backend.run(move(backend.lower(part), target), feeds)[out]
+            outputs[probe] = backend.run(move(backend.lower(part, **options), target), feeds)[out]
         except Exception:  # noqa: BLE001 - a prefix the backend cannot run: that layer is not compared (reported)
             continue
         used[probe] = node

@@ -114,6 +114,20 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
     return options
 
 
+def _parse_backend_options(pairs: tuple[str, ...], names: list[str]) -> dict[str, dict]:
+    """``-O lava:weight_bits=11`` as ``{"lava": {"weight_bits": 11}}``: a check runs several backends,
+    so each option names the backend whose ``lower`` it goes to."""
+    options: dict[str, dict] = {}
+    for pair in pairs:
+        backend, sep, rest = pair.partition(":")
+        if not sep or not backend or "=" not in rest:
+            raise click.UsageError(f"check's backend options are BACKEND:KEY=VALUE (e.g. lava:weight_bits=11), got {pair!r}")
+        if backend not in names:
+            raise click.UsageError(f"option {pair!r} is for backend {backend!r}, which --backends does not name")
+        options.setdefault(backend, {}).update(_parse_options((rest,)))
+    return options
+
+
 option_flag = click.option(
     "-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
     help="Backend option passed to its lower() (repeatable), e.g. -O dtype=float64.",
@@ -272,8 +286,12 @@ def _save_npz(tmp: Path, arrays: dict) -> None:
     random_help="Random input with T steps (default 50).", batch_help=None,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "-O", "--option", "options", multiple=True, metavar="BACKEND:KEY=VALUE",
+    help="Option for one backend's lower() (repeatable), e.g. -O lava:weight_bits=11.",
+)
 @device_option
-def check(model, backends, source: InputChoice, dt, as_json, device) -> None:
+def check(model, backends, source: InputChoice, dt, as_json, options, device) -> None:
     """Validate a graph; with --backends, check each backend's spikes against the reference.
 
     Exits 1 when any backend disagrees with the reference.
@@ -294,8 +312,9 @@ def check(model, backends, source: InputChoice, dt, as_json, device) -> None:
     names = sorted(n for n in get_backends() if n != "reference") if backends == "all" else [b.strip() for b in backends.split(",") if b.strip()]
     if not names:
         raise click.UsageError("--backends names no backend; give 'all' or comma-separated names (snnx plugins lists them)")
+    backend_options = _parse_backend_options(options, names)
     inputs = resolve_inputs(prepared, source)
-    results = check_graph(prepared, names, inputs, device=device)
+    results = check_graph(prepared, names, inputs, device=device, options=backend_options)
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in results], indent=2, default=float))
     else:

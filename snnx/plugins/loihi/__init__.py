@@ -10,6 +10,7 @@
 ``processes``   the ``lava-float`` Lava process graph and snnx's ``ContractCuba`` Lava process
 ``runner``      running a model in Lava (batches as windows, latency removed, graded input, probes)
 ``populations`` per-neuron decays as one Loihi population per decay, recurrent layers (fixed_pt)
+``precision``   ``weight_bits``: each connection as two 8-bit synapses, convs unrolled to Dense
 ``slayer``      lava-dl's SLAYER network classes (the ``lava-dl`` model)
 ``export``      a folded chain back to NIR (``raise_``)
 ``backends``    the three ``Backend`` classes

@@ -18,7 +18,7 @@ import numpy as np
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.capabilities import Capabilities
 from snnx.ir.prepare import PreparedGraph
-from snnx.plugins.loihi import populations, runner, slayer
+from snnx.plugins.loihi import populations, precision, runner, slayer
 from snnx.plugins.loihi.cuba import (
     CHAIN_NODE_TYPES,
     THRESHOLD_CHAIN_NODE_TYPES,
@@ -32,7 +32,7 @@ from snnx.plugins.loihi.export import chain_to_nir
 from snnx.plugins.loihi.layering import layer_graph
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
-from snnx.plugins.loihi.quantise import quantisation_refusals, quantise_layer
+from snnx.plugins.loihi.quantise import SYNAPSE_BITS, activation_refusals, quantisation_refusals, quantise_layer
 from snnx.registry import Backend
 
 #: find_spec only: importing Lava costs seconds, which `snnx info` must not pay per backend;
@@ -114,23 +114,38 @@ class LavaBackend(_LavaBackendBase):
         reasons = loihi_refusals(chain) + populations.population_refusals(chain)
         return (None, reasons) if reasons else (chain, [])
 
-    def lower(self, graph: PreparedGraph, *, exact: bool | str = False, **options: Any) -> LavaModel:
+    def lower(
+        self, graph: PreparedGraph, *, exact: bool | str = False, weight_bits: Any = SYNAPSE_BITS, **options: Any,
+    ) -> LavaModel:
         """Fold, quantise and return the model; ``save`` writes it as netx HDF5.
 
         The quantisation is reported per layer by ``model.report()`` (and ``snnx lower``).
 
         :param exact: refuse unless every layer's fixed-point form equals the contract bit for bit.
-        :raises UnsupportedNodeError: ``exact`` and a layer is not exactly representable.
+        :param weight_bits: 8 (Loihi's 8-bit synapse, the netx network) to 16: more bits are deployed as two
+            8-bit synapses per connection (:mod:`snnx.plugins.loihi.precision`), run as Lava processes
+            (convolutions unrolled to ``Dense``) and not savable as netx. One number for every layer, or a
+            mapping from layer name to bits with ``"*"`` for the others.
+        :raises UnsupportedNodeError: ``exact`` and a layer is not exactly representable, or a split
+            layer's worst-case per-step input does not fit Loihi's 16-bit activation.
         """
         if options:
-            msg = f"Backend 'lava' got unknown options {sorted(options)}; it takes exact"
+            msg = f"Backend 'lava' got unknown options {sorted(options)}; it takes exact, weight_bits"
             raise SnnxError(msg)
         chain = chain_or_raise(graph, self.name, self._chain_refusals)
-        pops = populations.split_chain(chain) if populations.needs_populations(chain) else []
+        bits = precision.layer_bits(weight_bits, chain, graph.graph.nodes)
+        split = any(b > SYNAPSE_BITS for b in bits)
+        if split:
+            chain = precision.with_split_layers(chain)
+        pops = populations.split_chain(chain, bits) if split or populations.needs_populations(chain) else []
         if pops:
             quant = [p.quantisation for layer in pops for p in layer]
         else:
             quant = [quantise_layer(layer) for layer in chain.layers]
+        reasons = activation_refusals(quant)
+        if reasons:
+            msg = "Backend 'lava' cannot take these weight_bits: " + "; ".join(reasons)
+            raise UnsupportedNodeError(msg)
         if _truthy(exact):
             reasons = quantisation_refusals(quant)
             if reasons:
@@ -159,9 +174,11 @@ class LavaBackend(_LavaBackendBase):
                 f"{', '.join(f'{q.scale * 64:.6g}' for q in last)})"
             )
         split = [len(p) for p in model.populations]
+        two = [p.quantisation.layer for pops in model.populations for p in pops if p.quantisation.weight_exp]
         what = "netx network of CUBA layers" if not model.populations else (
             f"Lava Dense + LIFReset processes (populations per layer: {split}, one per decay; recurrent "
-            f"layers: {sum(layer.recurrent is not None for layer in chain.layers)}; not a netx chain)"
+            f"layers: {sum(layer.recurrent is not None for layer in chain.layers)}; "
+            f"two 8-bit synapses per connection: {two or 'none'}; not a netx chain)"
         )
         return (
             f"{what} ({kinds}), latency {model.latency} steps{notes}; "

@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from snnx.errors import SnnxError
-from snnx.plugins.loihi import runner
+from snnx.errors import SnnxError, UnsupportedNodeError
+from snnx.plugins.loihi import precision, runner
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.cuba import CubaChain, CubaLayer
 from snnx.plugins.loihi.model import LavaModel
-from snnx.plugins.loihi.quantise import STATE_SHIFT, LayerQuantisation, quantise_layer
+from snnx.plugins.loihi.precision import synapses
+from snnx.plugins.loihi.quantise import ACTIVATION_MAX, STATE_SHIFT, SYNAPSE_BITS, LayerQuantisation, quantise_layer
 
 
 @dataclass
@@ -83,8 +84,11 @@ def _rows(value: Any, index: np.ndarray, size: int) -> Any:
     return arr if arr.ndim == 0 else (arr * np.ones(size)).reshape(-1)[index]
 
 
-def split_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: float = 1.0) -> list[Population]:
-    """The layer as populations of equal ``(du, dv)``, each quantised on its own."""
+def split_layer(
+    layer: CubaLayer, *, steps: int | None = None, input_peak: float = 1.0, weight_bits: int = SYNAPSE_BITS,
+) -> list[Population]:
+    """The layer as populations of equal ``(du, dv)``, each quantised on its own (with ``weight_bits``:
+    :func:`snnx.plugins.loihi.quantise.quantise_layer`)."""
     n = layer.weight.shape[0]
     if layer.neuron_decays is None:
         groups = [np.arange(n)]
@@ -106,7 +110,7 @@ def split_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: float
         sub.current_decay, sub.voltage_decay, sub.neuron_decays = du_g, dv_g, None
         for key in ("v_reset", "v_bias", "v_init", "u_init"):
             setattr(sub, key, _rows(getattr(layer, key), index, n))
-        q = quantise_layer(sub, steps=steps, input_peak=input_peak)
+        q = quantise_layer(sub, steps=steps, input_peak=input_peak, weight_bits=weight_bits)
         rec = None
         if layer.recurrent is not None:
             rec = q.weight[:, n_in:]
@@ -118,9 +122,11 @@ def split_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: float
     return out
 
 
-def split_chain(chain: CubaChain) -> list[list[Population]]:
-    """Every layer of a dense chain as populations (a layer with shared decays is one population)."""
-    return [split_layer(layer) for layer in chain.layers]
+def split_chain(chain: CubaChain, bits: list[int] | None = None) -> list[list[Population]]:
+    """Every layer of a dense chain as populations (a layer with shared decays is one population), layer
+    ``j`` quantised to ``bits[j]`` weight bits (default 8)."""
+    bits = bits or [SYNAPSE_BITS] * len(chain.layers)
+    return [split_layer(layer, weight_bits=b) for layer, b in zip(chain.layers, bits)]
 
 
 def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np.ndarray, float]:
@@ -129,6 +135,17 @@ def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np
     bias mantissas ``<< e``; ``e`` is limited by the population with the least room."""
     room = min(runner.fraction_bits_room(p.layer, p.quantisation) for p in pops)
     e, _exact = runner.graded_input(x, room)
+    peak = int(np.max(np.abs(np.round(x * 2.0**e)))) if x.size else 0
+    for p in pops:
+        q = p.quantisation
+        total = int(np.abs(q.weight).sum(axis=1).max()) * peak if q.weight.size else 0
+        if q.weight_exp and total > ACTIVATION_MAX:
+            msg = (
+                f"node {q.layer!r}: graded input up to {peak} (2^-{e} units) through {SYNAPSE_BITS + q.weight_exp}-bit "
+                f"weights can give one step an input of {total}, beyond the 16-bit activation (a_in, max "
+                f"{ACTIVATION_MAX}) of Loihi's neuron; give this layer fewer weight_bits"
+            )
+            raise UnsupportedNodeError(msg)
     # The fed-back spikes are binary, but the threshold they act against is now 2**e times larger: their
     # weights scale with it (exactly: the low e bits are zero, which the synapse's weight exponent carries).
     pops = [
@@ -139,16 +156,6 @@ def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np
         for p in pops
     ]
     return pops, np.round(x * 2.0**e), 2.0**e
-
-
-def _synapse(weight: np.ndarray, message_bits: int) -> Any:
-    """A Lava ``Dense`` with netx's encoding of 8-bit integer weights (``optimize_weight_bits``, which
-    cannot take an all-zero block: that one keeps Lava's defaults)."""
-    dense = import_lava("lava.proc.dense.process")
-    if not np.any(weight):
-        return dense.Dense(weights=np.zeros(weight.shape), num_message_bits=message_bits)
-    w, n_bits, w_exp, _sign = import_lava("lava.lib.dl.netx.utils").optimize_weight_bits(weight)
-    return dense.Dense(weights=w, weight_exp=w_exp, num_weight_bits=n_bits, num_message_bits=message_bits)
 
 
 def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
@@ -165,7 +172,8 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     last = chain.layers[-1]
     if not last.spiking:
         peak = float(np.max(np.abs(x))) if len(chain.layers) == 1 and x.size else 1.0
-        layers[-1] = split_layer(last, steps=x.shape[0], input_peak=peak)
+        bits = SYNAPSE_BITS + layers[-1][0].quantisation.weight_exp
+        layers[-1] = split_layer(last, steps=x.shape[0], input_peak=peak, weight_bits=bits)
     binary = bool(np.all((x == 0) | (x == 1)))
     bits, pulse = 0, 1.0
     if not binary:
@@ -186,12 +194,12 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
             )
             blocks = [(None, np.arange(q.weight.shape[1]))] if j == 1 else sources
             for port, cols in blocks:
-                syn = _synapse(q.weight[:, cols], bits if j == 1 else 0)
-                if port is None:
-                    inputs.append(syn.s_in)
-                else:
-                    port.connect(syn.s_in)
-                syn.a_out.connect(neuron.a_in)
+                for syn in synapses(q.weight[:, cols], q.weight_exp, bits if j == 1 else 0):
+                    if port is None:
+                        inputs.append(syn.s_in)
+                    else:
+                        port.connect(syn.s_in)
+                    syn.a_out.connect(neuron.a_in)
             current.append((neuron.s_out, pop.index))
             layer_neurons.append(neuron)
             neurons.append(neuron)
@@ -200,9 +208,9 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
                 continue
             # Lava's Dense delivers the previous step's spikes: the contract's back edge.
             for port, cols in current:
-                syn = _synapse(pop.recurrent[:, cols], 0)
-                port.connect(syn.s_in)
-                syn.a_out.connect(neuron.a_in)
+                for syn in synapses(pop.recurrent[:, cols], pop.quantisation.weight_exp, 0):
+                    port.connect(syn.s_in)
+                    syn.a_out.connect(neuron.a_in)
         sources = current
     outs = [port for port, _index in sources]
     probes = None if last.spiking else [n.v for n in neurons[-len(layers[-1]):]]
@@ -214,8 +222,9 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
 
 
 def check_savable(model: LavaModel) -> None:
-    """Refuse to write a model with split or recurrent layers as netx HDF5 (what snnx writes is one chain
-    of feed-forward layers with one decay each)."""
+    """Refuse to write a model with split or recurrent layers, or split synapses, as netx HDF5 (what snnx
+    writes is one chain of feed-forward layers with one decay and one 8-bit synapse each)."""
+    precision.check_savable(model)
     if model.populations and any(len(p) > 1 for p in model.populations):
         names = [pops[0].layer.nodes[-1] for pops in model.populations if len(pops) > 1]
         msg = (

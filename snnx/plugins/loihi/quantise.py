@@ -23,6 +23,12 @@ STATE_LIMIT = (1 << 23) - 1  # 24-bit signed voltage and current
 STATE_SHIFT = 6  # Loihi stores u and v with 6 fractional bits relative to weights and thresholds
 BIAS_MAX = (1 << 12) - 1  # 13-bit signed bias mantissa; netx uses bias_exp = 6, i.e. weight units
 BIAS_MIN = -(1 << 12)
+#: Loihi's neuron receives the summed synaptic input of a step as a 16-bit activation (``a_in``, int16 in
+#: Lava's bit-accurate LIF; Lava's Python model adds the ports in int32 and would not wrap, the chip would).
+ACTIVATION_MAX = (1 << 15) - 1
+#: One synapse carries an 8-bit weight; ``weight_bits`` up to 16 split a weight into two such synapses.
+SYNAPSE_BITS = 8
+MAX_WEIGHT_BITS = 2 * SYNAPSE_BITS
 
 
 @dataclass
@@ -51,6 +57,14 @@ class LayerQuantisation:
     bias_error: float = 0.0
     #: ``"conv 8x8x8"`` / ``"dense 64"``: the synapse kind and the layer's neurons.
     kind: str = ""
+    #: ``e`` of a layer whose weights are split into two 8-bit synapses (``weight = hi * 2**e + lo``,
+    #: :func:`split_weight`): ``8 + e`` weight bits; 0 for Loihi's one 8-bit synapse per connection.
+    weight_exp: int = 0
+    #: The largest per-step input one neuron can receive from binary spikes (mantissa units): the larger
+    #: of its positive and its negative fan-in sums, which all-of-one-sign inputs reach. Split rows also
+    #: give ``v_floor``: the 24-bit voltage saturates that many thresholds below 0 (a finer grid means a
+    #: larger ``vth`` mantissa, so a shallower floor; the reference has none).
+    max_activation: int = 0
 
     @property
     def integer(self) -> bool:
@@ -65,12 +79,16 @@ class LayerQuantisation:
             f"|dth|={self.threshold_error:.2e} |ddu|={self.current_decay_error:.1e} "
             f"|ddv|={self.voltage_decay_error:.1e} |db|={self.bias_error:.1e} max|in|={self.max_input} "
             f"exact={'yes' if self.exact else 'no'}"
+        ) + (
+            f" synapses=2 (hi<<{self.weight_exp} + lo, {SYNAPSE_BITS + self.weight_exp}-bit weights) "
+            f"max|a|={self.max_activation} v_floor={-(STATE_LIMIT >> STATE_SHIFT) / max(self.vth, 1):.0f}vth"
+            if self.weight_exp else ""
         )
 
 
 def _power_of_two_scale(
     weight: np.ndarray, threshold: float | None, peak: float, bias: np.ndarray, cap: float = math.inf,
-    prefer_unit: bool = True,
+    prefer_unit: bool = True, weight_max: int = WEIGHT_MAX,
 ) -> float | None:
     """A scale 2**k that makes every weight, the threshold and the bias exact in-range integers, if one
     exists: 1 when they are integers already and ``prefer_unit`` (an integer SNN keeps its own numbers),
@@ -80,13 +98,13 @@ def _power_of_two_scale(
     if peak == 0.0:
         return None
     integer = prefer_unit and (
-        peak <= WEIGHT_MAX and np.all(weight == np.round(weight)) and np.all(bias == np.round(bias))
+        peak <= weight_max and np.all(weight == np.round(weight)) and np.all(bias == np.round(bias))
         and (threshold is None or (threshold == round(threshold) and 1 <= threshold <= VTH_MAX))
         and np.all(bias <= BIAS_MAX) and np.all(bias >= BIAS_MIN) and cap >= 1
     )
     if integer:
         return 1.0
-    top = min(math.floor(math.log2(WEIGHT_MAX / peak)), math.floor(math.log2(cap)) if cap < math.inf else 1 << 10)
+    top = min(math.floor(math.log2(weight_max / peak)), math.floor(math.log2(cap)) if cap < math.inf else 1 << 10)
     for k in range(top, top - 40, -1):
         scale = 2.0**k
         w, th, b = weight * scale, 1.0 if threshold is None else threshold * scale, bias * scale
@@ -111,7 +129,23 @@ def voltage_bound(layer: CubaLayer, steps: int | None = None, input_peak: float 
     return u / layer.voltage_decay if layer.voltage_decay > 0 else u * (steps or DEFAULT_READOUT_STEPS)
 
 
-def quantise_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: float = 1.0) -> LayerQuantisation:
+def split_weight(weight: np.ndarray, e: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(hi, lo)`` with ``weight = hi * 2**e + lo``, both 8-bit mantissas, for integer weights within
+    ``±127 * 2**e`` (``1 <= e <= 8``): ``lo`` in ``[-2**(e-1), 2**(e-1))`` and ``hi`` within ``±127``."""
+    w = np.asarray(weight, dtype=np.int64)
+    hi = (w + (1 << (e - 1))) >> e
+    return hi, w - (hi << e)
+
+
+def max_activation(weight: np.ndarray) -> int:
+    """The largest ``|Σ w s|`` over binary spikes ``s`` for one neuron's row of integer weights."""
+    w = np.asarray(weight, dtype=np.int64).reshape(weight.shape[0], -1) if weight.size else np.zeros((1, 1), np.int64)
+    return int(max(np.clip(w, 0, None).sum(axis=1).max(), (-np.clip(w, None, 0)).sum(axis=1).max()))
+
+
+def quantise_layer(
+    layer: CubaLayer, *, steps: int | None = None, input_peak: float = 1.0, weight_bits: int = SYNAPSE_BITS,
+) -> LayerQuantisation:
     """Quantise one folded layer to Loihi's formats (see ``specs/backends/lava.md``).
 
     The scale is the largest that keeps weights in 8 bits (``127 / max|w|``) and the threshold in 17
@@ -121,7 +155,16 @@ def quantise_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: fl
     deploys as it is; a decaying layer takes the finest exact grid instead). A
     layer that never fires (its voltage is read out) is further limited so that its voltage stays in
     Loihi's 24-bit range (:func:`voltage_bound` over ``steps`` with inputs up to ``input_peak``).
+
+    ``weight_bits > 8`` quantises the weights to ``±127 * 2**e`` (``e = weight_bits - 8``), deployed as
+    two 8-bit synapses per connection (:func:`split_weight`): the same rules on a grid ``2**e`` finer.
     """
+    e = weight_bits - SYNAPSE_BITS
+    if not 0 <= e <= SYNAPSE_BITS:
+        msg = f"weight_bits must be {SYNAPSE_BITS}..{MAX_WEIGHT_BITS} (two 8-bit synapses at most), got {weight_bits}"
+        raise ValueError(msg)
+    weight_max = WEIGHT_MAX << e
+    weight_min = WEIGHT_MIN if e == 0 else -weight_max
     # A non-spiking layer (read out by probing its voltage) never fires: its threshold is the largest
     # mantissa, and its errors are in units of v rather than of a threshold.
     theta = float(layer.threshold) if layer.spiking else 1.0
@@ -133,11 +176,13 @@ def quantise_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: fl
     # Decays round v to 1/64 of a weight unit each step: a decaying layer takes the largest exact scale
     # (finest grid) even when its numbers are integers; a non-decaying one keeps integers as they are.
     no_decay = layer.current_decay == 1.0 and layer.voltage_decay in (0.0, 1.0)
-    exact_scale = _power_of_two_scale(w, theta if layer.spiking else None, peak, bias, v_cap, prefer_unit=no_decay)
+    exact_scale = _power_of_two_scale(
+        w, theta if layer.spiking else None, peak, bias, v_cap, prefer_unit=no_decay, weight_max=weight_max
+    )
     if exact_scale is not None:
         scale = exact_scale
     else:
-        scale = WEIGHT_MAX / peak if peak > 0 else 1.0
+        scale = weight_max / peak if peak > 0 else 1.0
         scale = min(scale, VTH_MAX / theta if layer.spiking else math.inf, BIAS_MAX / bias_peak if bias_peak else math.inf, v_cap)
         if layer.spiking and scale * theta >= 1:
             # Round the scale rather than the threshold: the largest scale whose threshold mantissa is an
@@ -149,7 +194,7 @@ def quantise_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: fl
     b_int = np.clip(b_raw, BIAS_MIN, BIAS_MAX).astype(np.int64)
     bias_error = float(np.max(np.abs(b_int / scale - bias))) / theta if bias.size else 0.0
     raw = np.round(w * scale)
-    w_int = np.clip(raw, WEIGHT_MIN, WEIGHT_MAX).astype(np.int64)
+    w_int = np.clip(raw, weight_min, weight_max).astype(np.int64)
     clipped = int(np.sum(raw != w_int)) + int(np.sum(b_raw != b_int))
     vth = int(min(max(round(theta * scale), 0), VTH_MAX)) if layer.spiking else VTH_MAX
     i_decay = int(round(layer.current_decay * DECAY_UNIT))
@@ -171,8 +216,34 @@ def quantise_layer(layer: CubaLayer, *, steps: int | None = None, input_peak: fl
         clipped=clipped, weight_error=weight_error, threshold_error=threshold_error,
         current_decay_error=du_err, voltage_decay_error=dv_err, max_input=int(fan_in.max()), exact=exact,
         bias=b_int if np.any(b_int) else None, bias_error=bias_error,
-        kind=f"{layer.kind} {'x'.join(map(str, layer.data_shape))}",
+        kind=f"{layer.kind} {'x'.join(map(str, layer.data_shape))}", weight_exp=e, max_activation=max_activation(w_int),
     )
+
+
+def activation_refusals(quant: list[LayerQuantisation]) -> list[str]:
+    """Why a layer with split synapses would overflow Loihi's neuron (empty when it cannot): its worst-case
+    per-step input (:attr:`LayerQuantisation.max_activation`) must fit the 16-bit ``a_in``, and the voltage
+    it can reach above the threshold (``vth + max|a|``, ``<< 6``) the 24-bit ``v``. Checked for the split
+    layers only: the 8-bit path is netx's, unchanged (its ``max|in|`` column reports the same quantity)."""
+    reasons = []
+    for q in quant:
+        if not q.weight_exp:
+            continue
+        bits = SYNAPSE_BITS + q.weight_exp
+        if q.max_activation > ACTIVATION_MAX:
+            fit = next((b for b in range(bits - 1, SYNAPSE_BITS, -1) if q.max_activation >> (bits - b) <= ACTIVATION_MAX), SYNAPSE_BITS)
+            reasons.append(
+                f"node {q.layer!r}: with {bits}-bit weights (two 8-bit synapses) one step's input can reach "
+                f"{q.max_activation} (worst case: every input of one sign spiking), beyond the 16-bit activation "
+                f"(a_in, max {ACTIVATION_MAX}) of Loihi's neuron (give this layer at most {fit} bits: "
+                f"weight_bits={{{q.layer!r}: {fit}, '*': {bits}}})"
+            )
+        elif (q.vth + q.max_activation) << STATE_SHIFT > STATE_LIMIT:
+            reasons.append(
+                f"node {q.layer!r}: with {bits}-bit weights the voltage can reach vth + max|a| = "
+                f"{q.vth + q.max_activation} mantissa units, beyond Loihi's 24-bit voltage (use fewer weight_bits)"
+            )
+    return reasons
 
 
 def quantisation_refusals(quant: list[LayerQuantisation]) -> list[str]:
