@@ -35,7 +35,7 @@ from snnx.api import prepare
 from snnx.ir.reference import simulate
 from snnx.plugins import get_backend
 from snnx.plugins.loihi.cuba import CubaLayer
-from snnx.plugins.loihi.precision import _conv_matrix
+from snnx.plugins.loihi.precision import unrolled
 from snnx.plugins.loihi.quantise import ACTIVATION_MAX, MAX_WEIGHT_BITS, SYNAPSE_BITS, max_activation, quantise_layer
 
 CNN = "tests/data/nir-samples/cnn_sinabs.nir"
@@ -92,7 +92,7 @@ def integer_weights(layer: CubaLayer, bits: int, method: str) -> tuple[np.ndarra
         for values in (rounded, real):
             tmp = copy.copy(layer)
             tmp.weight = values
-            as_dense.append(_conv_matrix(tmp).reshape(int(np.prod(layer.out_shape)), -1))
+            as_dense.append(unrolled(tmp).weight)
         rounded, real = as_dense
     return rounded.reshape(rounded.shape[0], -1) / extra, real.reshape(real.shape[0], -1) / extra, q.vth
 
