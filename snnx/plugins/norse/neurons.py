@@ -15,7 +15,7 @@ Imports torch and Norse; :mod:`snnx.plugins.norse.plugin` imports this module la
 from __future__ import annotations
 
 import copy
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import nir
 import numpy as np
@@ -97,9 +97,19 @@ class NorseNeuron(ContractNeuron):
         """The cell's input for the node's input ``x`` (the scale of the table in the module doc)."""
         return affine(x, self.in_scale, None)
 
+    #: Whether the Norse cell has a subtract reset of its own; where not (IAF, the LIF with current), reset
+    #: "subtract" runs the cell's subthreshold update (:meth:`_charge`), Norse's ``threshold`` and
+    #: Norse's ``reset_subtract``.
+    cell_subtracts: ClassVar[bool] = True
+
     def _advance(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """One Norse step on the already-scaled input ``u``."""
-        return self.cell(u, state)
+        if self.reset_mode != "subtract" or self.cell_subtracts:
+            return self.cell(u, state)
+        p = self.cell.p
+        v, state = self._charge(u, state)
+        z = threshold(v - p.v_th, p.method, p.alpha)
+        return z, state._replace(v=reset_subtract(z, v, p.v_reset, p.v_th))
 
     def _charge(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """A spiking cell's subthreshold update on ``u``: the membrane ``v`` and the state without reset.
@@ -184,6 +194,8 @@ class NorseIF(NorseNeuron):
     Norse's ``threshold`` and Norse's ``reset_subtract``.
     """
 
+    cell_subtracts = False
+
     def __init__(self, name: str, node: nir.IF, dt: float, method: str = DEFAULT_METHOD,
                  alpha: float = DEFAULT_ALPHA) -> None:
         super().__init__(name, node, dt)
@@ -204,14 +216,6 @@ class NorseIF(NorseNeuron):
 
     def _charge(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         return state.v + u, state
-
-    def _advance(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        if self.reset_mode != "subtract":
-            return self.cell(u, state)
-        p = self.cell.p
-        v, state = self._charge(u, state)
-        z = threshold(v - p.v_th, p.method, p.alpha)
-        return z, state._replace(v=reset_subtract(z, v, p.v_reset, p.v_th))
 
     def to_nir(self) -> nir.IF:
         p = self.cell.p
@@ -310,6 +314,8 @@ class NorseCubaLIF(_NorseCuba):
     hard-codes the value reset, so the wrapper runs Norse's ``li_feed_forward_step`` (the identical
     subthreshold update) followed by Norse's ``threshold`` and ``reset_subtract``."""
 
+    cell_subtracts = False
+
     def __init__(self, name: str, node: nir.CubaLIF, dt: float, method: str = DEFAULT_METHOD,
                  alpha: float = DEFAULT_ALPHA) -> None:
         super().__init__(name, node, dt)
@@ -340,14 +346,6 @@ class NorseCubaLIF(_NorseCuba):
         li = LIParameters(tau_syn_inv=p.tau_syn_inv, tau_mem_inv=p.tau_mem_inv, v_leak=p.v_leak)
         v, li_state = li_feed_forward_step(u, LIState(v=state.v, i=state.i), li, self.dt)
         return v, LIFFeedForwardState(v=v, i=li_state.i)
-
-    def _advance(self, u: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        if self.reset_mode != "subtract":
-            return self.cell(u, state)
-        p = self.cell.p
-        v, state = self._charge(u, state)
-        z = threshold(v - p.v_th, p.method, p.alpha)
-        return z, state._replace(v=reset_subtract(z, v, p.v_reset, p.v_th))
 
     def to_nir(self) -> nir.CubaLIF:
         p = self.cell.p
