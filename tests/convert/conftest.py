@@ -28,6 +28,23 @@ def digits():
     return x[:1400], y[:1400], x[1400:], y[1400:]
 
 
+@pytest.fixture(scope="session")
+def digits_mlp_onnx(tmp_path_factory, digits):
+    """A small digits MLP (64-24-16-10, 4 epochs, seed 0) trained once per session, as an ONNX file."""
+    from convert_oracle import export, train
+    from torch import nn
+
+    torch.manual_seed(0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    xtr, ytr, xte, _yte = digits
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 16), nn.ReLU(), nn.Linear(16, 10))
+    path = tmp_path_factory.mktemp("digits_mlp") / "mlp.onnx"
+    path.write_bytes(export(train(model, xtr, ytr, epochs=4), xte).SerializeToString())
+    torch.set_num_threads(before)
+    return path
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
-from convert_oracle import export, train
 from test_convert_cli import convert_argv, run
-from torch import nn
 
 import snnx
 from snnx.api import check, prefix, prepare
@@ -18,19 +16,12 @@ from snnx.ir.semantics import reset_of, v_init_of
 
 
 @pytest.fixture(scope="module")
-def digits_files(tmp_path_factory, digits):
-    """A small trained digits MLP as ONNX, with calibration (k/16 pixels: 4 fractional bits) data."""
-    import torch
-
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    xtr, ytr, xte, _yte = digits
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 16), nn.ReLU(), nn.Linear(16, 10))
+def digits_files(tmp_path_factory, digits, digits_mlp_onnx):
+    """The small trained digits MLP as ONNX, with calibration (k/16 pixels: 4 fractional bits) data."""
+    xtr, _ytr, xte, _yte = digits
     tmp = tmp_path_factory.mktemp("integer_loihi")
-    path = tmp / "mlp.onnx"
-    path.write_bytes(export(train(model, xtr, ytr, epochs=4), xte).SerializeToString())
     np.savez(tmp / "calib.npz", x=xtr[:200])
-    return tmp, path, xte
+    return tmp, digits_mlp_onnx, xte
 
 
 def _convert(digits_files, capsys, *extra):

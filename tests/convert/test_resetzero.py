@@ -7,9 +7,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
-from convert_oracle import export, train
 from test_convert_cli import convert_argv
-from torch import nn
 
 import snnx
 from snnx.api import check, prepare
@@ -20,19 +18,12 @@ STEPS = 8
 
 
 @pytest.fixture(scope="module")
-def mlp_files(tmp_path_factory, digits):
-    """A small trained digits MLP, 300 calibration images, and the 397 held-out test images."""
-    import torch
-
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    xtr, ytr, xte, yte = digits
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 16), nn.ReLU(), nn.Linear(16, 10))
+def mlp_files(tmp_path_factory, digits, digits_mlp_onnx):
+    """The small trained digits MLP, 300 calibration images, and the 397 held-out test images."""
+    xtr, _ytr, xte, yte = digits
     tmp = tmp_path_factory.mktemp("resetzero")
-    path = tmp / "mlp.onnx"
-    path.write_bytes(export(train(model, xtr, ytr, epochs=4), xte).SerializeToString())
     np.savez(tmp / "calib.npz", x=xtr[:300])
-    return tmp, path, xte, yte
+    return tmp, digits_mlp_onnx, xte, yte
 
 
 @pytest.fixture(scope="module")
