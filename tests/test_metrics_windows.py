@@ -16,22 +16,7 @@ from snnx.errors import ValidationError
 from snnx.ir.prepare import prepare
 from snnx.ir.reference import simulate
 from snnx.ir.semantics import set_graph_contract, set_node_contract
-
-
-def _signed_graph() -> nir.NIRGraph:
-    """in(1) -> signed IF(1) (threshold 1, v_init 0.5, dt 1 so that v += x) -> out."""
-    neuron = nir.IF(r=np.ones(1), v_threshold=np.ones(1), v_reset=np.zeros(1))
-    set_node_contract(neuron, reset="subtract", v_init=0.5, signed=True)
-    graph = nir.NIRGraph(
-        nodes={
-            "input": nir.Input(input_type={"input": np.array([1])}),
-            "if": neuron,
-            "output": nir.Output(output_type={"output": np.array([1])}),
-        },
-        edges=[("input", "if"), ("if", "output")],
-        metadata={},
-    )
-    return set_graph_contract(graph, dt=1.0)
+from test_signed_spikes import signed_if_graph
 
 
 #: v_init 0.5; inputs 1, 1, -1, -1, -1, 0.2 give the spikes +1, +1, -1, -1, 0, 0 (semantics.md §4:
@@ -40,10 +25,10 @@ SIGNED_X = np.array([1, 1, -1, -1, -1, 0.2])[:, None, None]
 
 
 def test_positive_and_negative_spikes_per_neuron_by_hand():
-    s = M.stats(_signed_graph(), SIGNED_X)
+    s = M.stats(signed_if_graph(), SIGNED_X)
     assert s.spikes == 4 and s.negative_spikes == 2
     assert (s.positive_per_neuron, s.negative_per_neuron) == (2, 2)
-    by_t = {t: M.stats(_signed_graph(), SIGNED_X[:t]) for t in (1, 2, 3, 6)}
+    by_t = {t: M.stats(signed_if_graph(), SIGNED_X[:t]) for t in (1, 2, 3, 6)}
     assert [(by_t[t].positive_per_neuron, by_t[t].negative_per_neuron) for t in (1, 2, 3, 6)] == [
         (1, 0), (2, 0), (2, 1), (2, 2)
     ]
@@ -51,7 +36,7 @@ def test_positive_and_negative_spikes_per_neuron_by_hand():
 
 def test_stats_command_one_row_per_window(tmp_path, capsys):
     path = tmp_path / "signed.nir"
-    snnx.save(_signed_graph(), str(path))
+    snnx.save(signed_if_graph(), str(path))
     np.savez(tmp_path / "x.npz", x=SIGNED_X)
     assert main(["stats", str(path), "--input", str(tmp_path / "x.npz"), "--timesteps", "6,2,3", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["windows"]
