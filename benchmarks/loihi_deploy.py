@@ -40,24 +40,6 @@ def _models():
     return {"mlp": mlp, "cnn": cnn, "cnn_maxpool": cnn_maxpool}
 
 
-def _train(model, x, y, epochs: int = 15):
-    import torch
-
-    torch.manual_seed(0)
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            idx = perm[i : i + 64]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-        sched.step()
-    return model.eval()
-
-
 def _onnx(model, example):
     import onnx
     import torch
@@ -81,6 +63,7 @@ def main() -> None:
     import snnx
     from snnx.api import prepare
     from snnx.bench.loihi import measure_speed
+    from snnx.bench.training import train_classifier
     from snnx.convert.targets import retarget
     from snnx.ir.reference import simulate
     from snnx.plugins import get_backend
@@ -96,7 +79,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     models = {k: v for k, v in _models().items() if k in args.models.split(",")}
     for name, model in models.items():
-        proto = _onnx(_train(model, xtr, ytr), xte)
+        proto = _onnx(train_classifier(model, xtr, ytr, epochs=15), xte)
         with torch.no_grad():
             ann = model(torch.as_tensor(xte)).argmax(1).numpy()
         converted = snnx.convert(proto, xtr[:500])

@@ -16,6 +16,8 @@ import onnx
 import torch
 from torch import nn
 
+from snnx.bench.training import train_classifier
+
 KINDS = ("mlp", "cnn", "residual", "dwsep_relu6", "concat_maxpool", "lenet5_mnist")
 CACHE = Path(os.environ.get("SNNX_BENCH_CACHE", "/tmp/snnx-issue15"))
 
@@ -112,20 +114,7 @@ OPSET = {"dwsep_relu6": 13}
 
 
 def train(model: nn.Module, x, y, epochs: int, lr: float = 1e-2, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
-    opt = torch.optim.Adam(model.parameters(), lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            idx = perm[i : i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-        sched.step()
-    return model.eval()
+    return train_classifier(model, x, y, epochs=epochs, lr=lr, seed=seed)
 
 
 def export(model: nn.Module, example: np.ndarray, opset: int = 17) -> onnx.ModelProto:

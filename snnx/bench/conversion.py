@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from snnx.bench.data import Dataset
+from snnx.bench.training import train_classifier
 
 #: Rough bytes of recorded traces per chunk of test samples (float64, every node).
 TRACE_BUDGET = 2e8
@@ -71,25 +72,9 @@ class ConversionRow:
 
 
 def train_ann(model: Any, ds: Dataset, epochs: int, batch_size: int, lr: float, seed: int) -> float:
-    """Train a torch ANN with Adam and cross-entropy; returns the seconds it took."""
-    import torch
-
-    x = torch.as_tensor(ds.x_train)
-    y = torch.as_tensor(ds.y_train)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    """Train a torch ANN with Adam and cross-entropy at a constant learning rate; returns the seconds it took."""
     start = time.perf_counter()
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), batch_size):
-            idx = order[i : i + batch_size]
-            loss = loss_fn(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    train_classifier(model, ds.x_train, ds.y_train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, cosine=False)
     return time.perf_counter() - start
 
 

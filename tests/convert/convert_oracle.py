@@ -14,6 +14,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from snnx.bench.training import train_classifier
 from snnx.convert import convert
 from snnx.ir.reference import simulate
 
@@ -122,19 +123,6 @@ def check_onnx_to_nir(
 def train(
     model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 1e-2, seed: int = 0
 ) -> nn.Module:
-    """A few epochs of Adam; seconds on the digits."""
+    """A few epochs of Adam with a cosine schedule (:func:`snnx.bench.training.train_classifier`); seconds on the digits."""
     # One torch thread: the autouse fixture in conftest.py sets it for every conversion test.
-    torch.manual_seed(seed)
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
-    opt = torch.optim.Adam(model.parameters(), lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            idx = perm[i : i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-        sched.step()
-    return model.eval()
+    return train_classifier(model, x, y, epochs=epochs, lr=lr, seed=seed)
