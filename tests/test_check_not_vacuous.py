@@ -80,3 +80,18 @@ def test_every_conformance_case_exercises_its_spiking_nodes(name):
     assert result.status == "agree", f"{name}: {result.detail}"
     spikers = [n for n in prepared.schedule.order if type(prepared.nodes[n]).__name__ in ("IF", "LIF", "CubaLIF", "Threshold")]
     assert all(record[n].any() for n in spikers), [n for n in spikers if not record[n].any()]
+
+
+def test_check_on_the_reference_prepares_each_graph_once(monkeypatch):
+    # The prepared file is reused; only the graph with probes on its hidden layers is new. Before the
+    # reference's model was the prepared graph, its run validated, flattened and scheduled it again.
+    import snnx.ir.prepare as prepare_module
+
+    case = load_case("lif_chain")
+    prepared = prepare(case.graph)
+    calls = []
+    real = prepare_module.validate
+    monkeypatch.setattr(prepare_module, "validate", lambda graph, **kw: calls.append(graph) or real(graph, **kw))
+    (result,) = snnx.check(prepared, ["reference"], case.inputs)
+    assert result.status == "agree" and result.compared == ["lif1", "output"]
+    assert len(calls) == 1 and "__probe__lif1" in calls[0].nodes

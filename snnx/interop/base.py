@@ -121,6 +121,22 @@ def neurons(graph: nir.NIRGraph, kinds: tuple[type, ...] | None = None) -> list[
     return [(k, n) for k, n in sorted(graph.nodes.items()) if keep(n)]
 
 
+def flat_neurons(
+    graph: nir.NIRGraph, kinds: tuple[type, ...] | None = None
+) -> tuple[nir.NIRGraph, list[tuple[str, nir.NIRNode]]]:
+    """What a detector looks at: ``graph`` with subgraphs inlined, and its neurons (see :func:`neurons`)."""
+    flat = flatten(graph)
+    return flat, neurons(flat, kinds)
+
+
+def start_import(graph: nir.NIRGraph) -> Converted:
+    """Where every importer starts: a flat copy of the peer's file that the profile may edit in place,
+    with the batch dimensions some exporters write into Input/Output types dropped (:func:`drop_batch_dims`)."""
+    out = Converted(graph=flatten(copy_graph(graph)))
+    drop_batch_dims(out.graph, out)
+    return out
+
+
 def all_close(value: Any, target: Any, rtol: float = 1e-5) -> bool:
     """Whether a parameter equals ``target`` everywhere (float32 exporters round)."""
     a, b = np.broadcast_arrays(f64(value), f64(target))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 import nir
@@ -10,8 +11,17 @@ import numpy as np
 from snnx.errors import SnnxError
 from snnx.hookspecs import hookimpl
 from snnx.ir.capabilities import ALL_NODE_TYPES, Capabilities
-from snnx.ir.prepare import PreparedGraph
+from snnx.ir.prepare import PreparedGraph, as_graph
 from snnx.registry import Backend
+
+
+@dataclass(frozen=True)
+class ReferenceModel(PreparedGraph):
+    """What ``lower(graph, to="reference")`` gives: the prepared graph itself, named as this backend's
+    model (``snnx.raise_`` finds the backend from it), so :meth:`ReferenceBackend.run` does not validate,
+    flatten and schedule the same graph a second time. ``.graph`` is the flat NIR graph."""
+
+    snnx_backend: str = "reference"
 
 
 class ReferenceBackend(Backend):
@@ -22,32 +32,32 @@ class ReferenceBackend(Backend):
     capabilities = Capabilities(node_types=ALL_NODE_TYPES, cycles=True, signed_spikes=True)
     file_suffix = ".nir"
 
-    def lower(self, graph: PreparedGraph, **options: Any) -> nir.NIRGraph:
-        """The flat graph itself: the reference runs NIR directly."""
+    def lower(self, graph: PreparedGraph, **options: Any) -> ReferenceModel:
+        """The prepared graph itself (:class:`ReferenceModel`): the reference runs NIR directly."""
         if options:
             msg = f"backend 'reference' takes no options, got {sorted(options)}"
             raise SnnxError(msg)
-        return graph.graph
+        return ReferenceModel(**{f.name: getattr(graph, f.name) for f in fields(PreparedGraph)})
 
-    def run(self, model: nir.NIRGraph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, model: PreparedGraph | nir.NIRGraph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from snnx.ir.reference import simulate
 
         return simulate(model, inputs)
 
-    def raise_(self, model: nir.NIRGraph) -> nir.NIRGraph:
-        return model
+    def raise_(self, model: PreparedGraph | nir.NIRGraph) -> nir.NIRGraph:
+        return as_graph(model)
 
-    def save(self, model: nir.NIRGraph, path: str) -> None:
+    def save(self, model: PreparedGraph | nir.NIRGraph, path: str) -> None:
         from snnx.ir.io import save
 
-        save(model, path)
+        save(as_graph(model), path)
 
     def load(self, path: str) -> nir.NIRGraph:
         from snnx.ir.io import load
 
         return load(path)
 
-    def describe(self, model: nir.NIRGraph) -> str:
+    def describe(self, model: PreparedGraph | nir.NIRGraph) -> str:
         return f"NIR graph with {len(model.nodes)} nodes, run by the numpy reference simulator"
 
 

@@ -25,18 +25,17 @@ from snnx.interop.base import (
     InteropError,
     Profile,
     all_close,
-    copy_graph,
-    drop_batch_dims,
     export_checks,
     exported,
     f64,
+    flat_neurons,
     fold_gain,
     negative_flatten_dims,
     neurons,
     param_layout,
+    start_import,
     swap_pool,
 )
-from snnx.ir.passes import flatten
 from snnx.ir.semantics import set_graph_contract, set_node_contract
 
 DT = 1e-3  # norse.torch.to_nir's and Norse's cells' default
@@ -49,8 +48,7 @@ class NorseProfile(Profile):
     verified = {"norse": "1.1.0", "nir": "1.0.8", "nirtorch": "2.6"}
 
     def detect(self, graph: nir.NIRGraph) -> Detection:
-        flat = flatten(graph)
-        ns = neurons(flat)
+        flat, ns = flat_neurons(graph)
         if not ns:
             return Detection(self.name, 0.0, "no neurons")
         for name, n in ns:
@@ -77,9 +75,8 @@ class NorseProfile(Profile):
 
     def import_(self, graph: nir.NIRGraph, assume: dict[str, Any]) -> Converted:
         dt = float(assume.get("dt", DT))
-        out = Converted(graph=flatten(copy_graph(graph)))
+        out = start_import(graph)
         g = out.graph
-        drop_batch_dims(g, out)
         out.assumed.append(f"dt = {dt:g} (to_nir's and the cells' default; the file does not store it)")
         out.assumed.append("tau written as dt*tau (to_nir inverts tau_mem_inv the wrong way): tau = written/dt")
         for name, n in neurons(g):

@@ -24,7 +24,7 @@ from typing import Any
 import nir
 import numpy as np
 
-from snnx.interop.base import Converted, Detection, InteropError, Profile, copy_graph, drop_batch_dims, f64, neurons
+from snnx.interop.base import Converted, Detection, InteropError, Profile, f64, flat_neurons, neurons, start_import
 from snnx.ir.passes import flatten
 from snnx.ir.semantics import set_graph_contract, set_node_contract
 
@@ -72,8 +72,7 @@ class RockpoolProfile(Profile):
         return float(f"{allv[0]:.5g}")  # float32 parameters: the exporter's dt to 5 significant digits
 
     def detect(self, graph: nir.NIRGraph) -> Detection:
-        flat = flatten(graph)
-        ns = neurons(flat)
+        flat, ns = flat_neurons(graph)
         if not ns:
             return Detection(self.name, 0.0, "no neurons")
         if any(not isinstance(n, (nir.CubaLIF, nir.LIF, nir.LI)) for _, n in ns):
@@ -93,9 +92,8 @@ class RockpoolProfile(Profile):
         return Detection(self.name, score, "; ".join(why))
 
     def import_(self, graph: nir.NIRGraph, assume: dict[str, Any]) -> Converted:
-        out = Converted(graph=flatten(copy_graph(graph)))
+        out = start_import(graph)
         g = out.graph
-        drop_batch_dims(g, out)
         found = self._file_dt(g)
         if "dt" in assume:
             dt = float(assume["dt"])

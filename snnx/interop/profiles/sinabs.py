@@ -27,11 +27,11 @@ from snnx.interop.base import (
     InteropError,
     Profile,
     all_close,
-    copy_graph,
-    drop_batch_dims,
     f64,
+    flat_neurons,
     neurons,
     param_layout,
+    start_import,
 )
 from snnx.ir.passes import flatten
 from snnx.ir.semantics import set_graph_contract, set_node_contract
@@ -49,8 +49,7 @@ class SinabsProfile(Profile):
     verified = {"sinabs": "3.1.3", "nir": "1.0.8"}
 
     def detect(self, graph: nir.NIRGraph) -> Detection:
-        flat = flatten(graph)
-        ns = neurons(flat)
+        flat, ns = flat_neurons(graph)
         if not ns:
             return Detection(self.name, 0.0, "no neurons")
         for name, n in ns:
@@ -69,9 +68,8 @@ class SinabsProfile(Profile):
 
     def import_(self, graph: nir.NIRGraph, assume: dict[str, Any]) -> Converted:
         dt = 1.0
-        out = Converted(graph=flatten(copy_graph(graph)))
+        out = start_import(graph)
         g = out.graph
-        drop_batch_dims(g, out)
         spike_fn = str(assume.get("spike_fn", "SingleSpike"))
         if spike_fn != "SingleSpike":
             raise InteropError(f"spike_fn {spike_fn!r}: the contract's neurons emit at most one spike per step")

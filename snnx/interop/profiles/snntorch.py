@@ -29,18 +29,18 @@ from snnx.interop.base import (
     Profile,
     add_feedback,
     all_close,
-    copy_graph,
     export_checks,
     exported,
     f64,
+    flat_neurons,
     input_transform,
     negative_flatten_dims,
     neurons,
+    start_import,
     swap_pool,
     uniform,
     unique_name,
 )
-from snnx.ir.passes import flatten
 from snnx.ir.semantics import set_graph_contract, set_node_contract
 
 DT = 1e-4  # hard-coded in snntorch.export_nir
@@ -59,8 +59,7 @@ class SnntorchProfile(Profile):
     verified = {"snntorch": "1.0.0", "nir": "1.0.8", "nirtorch": "2.6"}
 
     def detect(self, graph: nir.NIRGraph) -> Detection:
-        flat = flatten(graph)
-        ns = neurons(flat, (nir.LIF, nir.CubaLIF, nir.IF, nir.LI))
+        flat, ns = flat_neurons(graph, (nir.LIF, nir.CubaLIF, nir.IF, nir.LI))
         if not ns:
             return Detection(self.name, 0.0, "no neurons")
         for name, n in ns:
@@ -86,7 +85,7 @@ class SnntorchProfile(Profile):
         if reset not in ("subtract", "zero"):
             raise InteropError(f"snntorch: reset must be subtract or zero, got {reset!r}")
         dt = float(assume.get("dt", DT))
-        out = Converted(graph=flatten(copy_graph(graph)))
+        out = start_import(graph)
         g = out.graph
         out.assumed.append(f"dt = {dt:g} (export_to_nir hard-codes 1e-4)")
         if "reset" in assume:

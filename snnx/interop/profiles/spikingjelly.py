@@ -25,17 +25,16 @@ from snnx.interop.base import (
     InteropError,
     Profile,
     all_close,
-    copy_graph,
-    drop_batch_dims,
     export_checks,
     exported,
     f64,
+    flat_neurons,
     input_transform,
     neurons,
+    start_import,
     swap_pool,
     uniform,
 )
-from snnx.ir.passes import flatten
 from snnx.ir.semantics import set_graph_contract, set_node_contract
 
 DT = 1e-4  # export_to_nir's default
@@ -57,8 +56,7 @@ class SpikingJellyProfile(Profile):
     verified = {"spikingjelly": "2.0.0", "nir": "1.0.8"}
 
     def detect(self, graph: nir.NIRGraph) -> Detection:
-        flat = flatten(graph)
-        ns = neurons(flat)
+        flat, ns = flat_neurons(graph)
         if not ns:
             return Detection(self.name, 0.0, "no neurons")
         reasons, score = [], 0.3
@@ -79,9 +77,8 @@ class SpikingJellyProfile(Profile):
         return Detection(self.name, min(score, 0.95), "; ".join(reasons))
 
     def import_(self, graph: nir.NIRGraph, assume: dict[str, Any]) -> Converted:
-        out = Converted(graph=flatten(copy_graph(graph)))
+        out = start_import(graph)
         g = out.graph
-        drop_batch_dims(g, out)
         found = _file_dt(g)
         dt = float(assume.get("dt", found if found is not None else DT))
         if "dt" in assume:
