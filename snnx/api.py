@@ -182,6 +182,8 @@ class Agreement:
     :ivar compared: the nodes whose traces were compared (the Outputs, plus every internal spiking
         node when the backend could run the graph with probes on them; see :func:`check`).
     :ivar silent: spiking nodes among ``compared`` that never fired in the reference.
+    :ivar reasons: for ``"refused"``/``"unavailable"``, each reason on its own (``detail`` joins them
+        with ``"; "``, which a reason may itself contain).
     """
 
     backend: str
@@ -193,6 +195,7 @@ class Agreement:
     per_output: dict[str, dict[str, float]] = field(default_factory=dict)
     compared: list[str] = field(default_factory=list)
     silent: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -346,7 +349,7 @@ def check(
             reasons = [f"runs on the CPU only, not on --device {target}"]
         if reasons:
             status = "unavailable" if backend.missing_requirements() else "refused"
-            results.append(Agreement(name, status, "; ".join(reasons)))
+            results.append(Agreement(name, status, "; ".join(reasons), reasons=list(reasons)))
             continue
         try:
             outputs, used = _run_with_probes(

@@ -331,7 +331,7 @@ def check(model, backends, source: InputChoice, dt, as_json, options, device) ->
             if measured and not r.spikes_total:
                 spikes += " (no spikes compared)"
             err_txt = f"{r.max_abs_error:.2e}" if measured else ""
-            table.add_row(r.backend, f"[{style[r.status]}]{r.status}[/]", spikes, err_txt, _first_reason(r.detail))
+            table.add_row(r.backend, f"[{style[r.status]}]{r.status}[/]", spikes, err_txt, _first_reason(r))
         out.print(table)
         groups: dict[str, list[str]] = {}
         for r in results:
@@ -347,12 +347,11 @@ def check(model, backends, source: InputChoice, dt, as_json, options, device) ->
         sys.exit(1)
 
 
-def _first_reason(detail: str) -> str:
-    """The first of several '; '-joined reasons, so a table stays readable (--json has them all)."""
-    reasons = [part for part in detail.split("; ") if part]
-    if len(reasons) <= 1:
-        return detail
-    return f"{reasons[0]} (+{len(reasons) - 1} more: snnx info)"
+def _first_reason(result) -> str:
+    """The first of a refusal's reasons, so a table stays readable (--json has them all)."""
+    if len(result.reasons) <= 1:
+        return result.detail
+    return f"{result.reasons[0]} (+{len(result.reasons) - 1} more: snnx info)"
 
 
 # -- stats --------------------------------------------------------------------------------------------

@@ -391,3 +391,16 @@ def test_stats_json_is_strict_json_when_a_ratio_has_no_denominator(tmp_path, cap
     assert main(["stats", str(tmp_path / "g.nir"), "--random", "4", "--json"]) == 0
     body = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
     assert body["totals"]["sop_mac_ratio"] is None and body["totals"]["low_bit_ratio"] is None
+
+
+def test_check_table_counts_refusal_reasons_not_semicolons():
+    # A reason may contain "; " itself (lava's bias-in-a-recurrent-layer one does): the table counted
+    # the pieces of the joined text and said "+4 more" for four reasons.
+    from snnx.api import Agreement
+    from snnx.cli import _first_reason
+
+    reasons = ["node 'a': first", "node 'b': second; with a clause", "node 'c': third", "node 'd': fourth"]
+    refused = Agreement("lava", "refused", "; ".join(reasons), reasons=reasons)
+    assert _first_reason(refused) == "node 'a': first (+3 more: snnx info)"
+    one = Agreement("lava", "refused", "node 'b': second; with a clause", reasons=["node 'b': second; with a clause"])
+    assert _first_reason(one) == "node 'b': second; with a clause"
