@@ -209,3 +209,22 @@ def test_conversion_rows_report_per_t_spikes_and_operations_against_the_anns_mac
     header, *body = conversion_rows(BenchResult(config={}, environment={}, conversion=[row]))
     assert len(body) == 2 and all(len(r) == len(header) for r in body)
     assert body[0][header.index("spk/neuron +/−")] == f"{two.positive_per_neuron:.2f} / 0.00"
+
+
+def test_train_classifier_learns_digits_and_leaves_the_callers_rng_alone():
+    # The one ANN training loop (conversion tests, benchmarks, snnx bench): a linear model must learn
+    # the digits well above chance (0.1), and seeding the data order must not reseed torch's global RNG.
+    torch = pytest.importorskip("torch")
+    from snnx.bench.data import load_digits
+    from snnx.bench.training import train_classifier
+
+    ds = load_digits().limit(400, 10)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    before = torch.get_rng_state()
+    trained = train_classifier(model, ds.x_train, ds.y_train, epochs=5, lr=1e-2, seed=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert trained is model and not model.training
+    with torch.no_grad():
+        accuracy = float((model(torch.as_tensor(ds.x_train)).argmax(1).numpy() == ds.y_train).mean())
+    assert accuracy > 0.8, accuracy
