@@ -73,6 +73,8 @@ def test_bad_inputs_exit_2_without_traceback(tmp_path, small_graph):
         (["run", tmp_path / "g.nir", "--random", 5, "-o", tmp_path / "no" / "dir.npz"], "does not exist"),
         (["run", tmp_path / "g.nir", "--random", 5, "--backend", "nonsense"], "no backend named 'nonsense'"),
         (["lower", tmp_path / "g.nir", "--to", "nonsense"], "no backend named 'nonsense'"),
+        (["check", tmp_path / "g.nir", "--backends", "nonsense"], "no backend named 'nonsense'"),
+        (["stats", tmp_path / "g.nir", "--random", 5, "--backend", "nonsense"], "no backend named 'nonsense'"),
     ]
     for args, needle in cases:
         code, _out, err = snnx_cli(*args)
