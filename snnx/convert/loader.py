@@ -41,7 +41,7 @@ def load_model(source: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
         path = Path(source)
         where = str(path)
         if not path.is_file():
-            msg = f"{where}: no such file"
+            msg = f"no such file: {where!r}"
             raise ConversionError(msg)
         try:
             model = onnx.load(str(path), load_external_data=True)

@@ -75,7 +75,7 @@ def test_truncated_onnx(small, capsys):
 
 def test_missing_file(tmp_path, capsys):
     target = tmp_path / "o.nir"
-    _expect_error(convert_argv(tmp_path / "nope.onnx", target), capsys, target, "no such file")
+    _expect_error(convert_argv(tmp_path / "nope.onnx", target), capsys, target, f"no such file: '{tmp_path / 'nope.onnx'}'")
 
 
 def test_unsupported_op(tmp_path, rng, capsys):
