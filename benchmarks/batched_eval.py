@@ -7,8 +7,9 @@ images). The same converted graph is then evaluated on the test images with
 :func:`snnx.convert.evaluate`:
 
 - on the numpy reference simulator (float64; batches sized to its trace budget), and
-- on torch backends, streamed in batches of ``--batch-sizes`` on ``--device`` (float32), each after its
-  spike-for-spike check against the reference on the first 8 samples.
+- on torch backends, streamed in batches of ``--batch-sizes`` on ``--device`` (float64, as ``evaluate``
+  lowers them: float32 flipped a few threshold crossings), each after its spike-for-spike check against
+  the reference on the first 8 samples.
 
 Reported per configuration: samples/s of the simulation loop (lowering, the reference check and the
 metrics are off the clock) as the median of ``--rounds`` interleaved rounds (every configuration once per
