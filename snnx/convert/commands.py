@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from snnx.cli import device_option
+from snnx.convert.calibrate import load_npz
 from snnx.convert.driver import DEFAULT_PERCENTILE
 from snnx.convert.evaluate import DEFAULT_TIMESTEPS
 from snnx.convert.tuning import apply_tuning, convert_kwargs, tuning_options
@@ -100,8 +101,9 @@ def convert_command(
     from snnx.device import resolve_device
     from snnx.ir.io import save
 
-    if evaluate_path:  # a device the backend cannot use fails before the conversion, not after it
+    if evaluate_path:  # a device the backend cannot use, or data without labels, fails before the conversion
         resolve_device(device, backend or "reference")
+        load_npz(evaluate_path, need_labels=True, what="--evaluate")
     elif device != "cpu" or batch_size is not None:
         msg = "--device and --batch-size apply to --evaluate; add --evaluate DATA.npz"
         raise ConversionError(msg)

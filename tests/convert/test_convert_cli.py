@@ -152,7 +152,11 @@ def test_evaluate_without_labels(small, capsys):
     tmp, model = small
     target = tmp / "o.nir"
     argv = convert_argv(model, target, tmp / "calib.npz", "--evaluate", tmp / "calib.npz")
-    _expect_error(argv, capsys, target, "'y'")
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert "'y'" in err and len(err.strip().splitlines()) == 1, err
+    assert out == ""  # refused before converting: no conversion summary was printed
+    assert not target.exists()
 
 
 def test_old_opset_is_refused(tmp_path, rng, capsys):
