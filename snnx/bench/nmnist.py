@@ -64,7 +64,7 @@ def sample_files(root: str | os.PathLike, split: str = "Test") -> list[tuple[Pat
     if split not in SPLITS:
         msg = f"unknown N-MNIST split {split!r}; choose from {', '.join(SPLITS)}"
         raise SnnxError(msg)
-    folder = Path(root) / split
+    folder = Path(root).expanduser() / split
     if not folder.is_dir():
         msg = f"no N-MNIST data: {str(folder)!r} is not a directory (expected <root>/{split}/<digit>/<id>.bin)"
         raise SnnxError(msg)
