@@ -131,6 +131,16 @@ def test_a_closed_saccade_path_gives_as_many_on_as_off_events_per_pixel() -> Non
     assert saccade_events(image, SaccadeDVS(amplitude=0.0)).size == 0  # no motion, no events
 
 
+def test_background_noise_has_the_asked_rate_and_stays_in_the_frame_and_window() -> None:
+    """A still digit makes no events, so all of these are noise: 10 Hz x 0.3 s x 34 x 34 pixels x 2
+    polarities = 6,936 expected (Poisson, sd 83)."""
+    ev = saccade_events(np.zeros((28, 28)), SaccadeDVS(amplitude=0.0, noise_hz=10.0), np.random.default_rng(1))
+    assert abs(len(ev) - 6936) < 5 * 83
+    assert ev["x"].max() <= 33 and ev["y"].max() <= 33 and 0 <= ev["t"].min() and ev["t"].max() < 300_000
+    assert 0.45 < ev["p"].mean() < 0.55
+    assert np.all(np.diff(ev["t"]) >= 0), "events come sorted by time"
+
+
 def test_synthetic_nmnist_refuses_bad_parameters() -> None:
     with pytest.raises(SnnxError, match="amplitude"):
         SaccadeDVS(amplitude=6.0)
