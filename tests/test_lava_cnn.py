@@ -1,8 +1,10 @@
 """The NIR paper's Sinabs CNN (``tests/data/nir-samples/cnn_sinabs.nir``) deployed on Loihi 2 through Lava.
 
 Input(2, 34, 34) -> Conv2d -> IF -> Conv2d -> IF -> SumPool2d -> Conv2d -> IF -> SumPool2d -> Flatten ->
-Affine -> IF -> Affine -> IF, read as NIR at dt = 1, on N-MNIST-like input (Bernoulli events, 3 % per
-pixel per step; N-MNIST itself is not available here). ``specs/backends/lava.md`` has the measurements.
+Affine -> IF -> Affine -> IF, read as NIR at dt = 1. N-MNIST itself is not available here: the input is
+Bernoulli events (3 % per pixel per step, out of distribution) and synthetic N-MNIST (MNIST digits moved
+along three saccades before a DVS model, snnx.bench.nmnist_synth, 1 ms bins: in distribution).
+``specs/backends/lava.md`` has the measurements.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import numpy as np
 import pytest
 
 from snnx.api import prepare
+from snnx.bench.data import load_mnist_subset
+from snnx.bench.nmnist_synth import synthetic_nmnist
 from snnx.errors import UnsupportedNodeError
 from snnx.ir.reference import simulate
 from snnx.plugins import get_backend
@@ -73,3 +77,38 @@ def test_sinabs_cnn_with_split_synapses_on_loihi_fixed_point_is_measured(cnn: tu
     assert out.sum() > 0
     assert abs(out.sum() - ref.sum()) <= 0.25 * ref.sum()
     assert (out == ref).mean() >= SPLIT_MIN_AGREEMENT
+
+
+#: Loihi's 8-bit weights on synthetic N-MNIST (test images 0 and 1 of mnist-subset, 300 steps of 1 ms):
+#: measured 96.98 % of the output slots equal (228 spikes against the reference's 235), both classes
+#: equal; 94.9-96.4 % on 3 x 4 images (benchmarks/results/loihi/nmnist.md), short of 99 %.
+NMNIST_MIN_AGREEMENT = 0.965
+
+
+@pytest.fixture(scope="module")
+def nmnist() -> tuple:
+    graph = prepare(str(CNN), dt=1)
+    data = load_mnist_subset()
+    x = synthetic_nmnist(data.x_test[:2, 0], steps=300, bin_us=1000).astype(np.float64)
+    ref = simulate(graph, {"input": x})["output"]
+    counts = ref.sum(axis=0)
+    assert counts.sum(axis=1).min() >= 20, "every sample's output must spike for the comparison to mean anything"
+    # in distribution: the reference names both digits
+    np.testing.assert_array_equal(counts.argmax(axis=1), data.y_test[:2])
+    return graph, x, ref
+
+
+def test_sinabs_cnn_on_synthetic_nmnist_on_lava_float_equals_the_reference(nmnist: tuple) -> None:
+    graph, x, ref = nmnist
+    assert x.max() > 1, "graded input (event counts per bin) is part of what this checks"
+    np.testing.assert_array_equal(_run("lava-float", graph, x), ref)
+
+
+def test_sinabs_cnn_on_synthetic_nmnist_on_loihi_fixed_point_is_measured(nmnist: tuple) -> None:
+    """On input of the kind it was trained for the output fires ~4 % of its slots (Bernoulli: 1 %), and
+    spike timing diverges more, but the classes stay the reference's."""
+    graph, x, ref = nmnist
+    out = _run("lava", graph, x)
+    assert abs(out.sum() - ref.sum()) <= 0.1 * ref.sum()
+    np.testing.assert_array_equal(out.sum(axis=0).argmax(axis=1), ref.sum(axis=0).argmax(axis=1))
+    assert (out == ref).mean() >= NMNIST_MIN_AGREEMENT
