@@ -16,7 +16,9 @@ any`` graph on the unlabelled calibration samples and gives the population the l
 ``α`` that maps its spike rate onto the ``target any`` graph's rate of the same neurons (the rate the
 weights it feeds were scaled for). ``α`` multiplies what the population's spikes stand for downstream:
 the weights it feeds, or, on a skip edge into another population, that population's input gain ``r``
-(its other inputs divided by ``α``, so only the skip path changes). Max-tree populations keep their
+(its other inputs divided by ``α``, so only the skip path changes). A gain is kept only where it brings
+the readout closer to the ``target any`` graph's (:func:`snnx.convert.resetzero.readout_error`,
+averaged over the windows): matching one population's rates does not by itself guarantee that. Max-tree populations keep their
 exact whole-spike rule; a gain on the population feeding a tree goes to the weights the tree feeds
 (the maximum commutes with a positive gain). Only ``r``, weights and biases change.
 """
@@ -31,6 +33,7 @@ import numpy as np
 
 from snnx.convert.driver import ConversionResult
 from snnx.convert.finetune import TRAINABLE_OPS
+from snnx.convert.resetzero import readout_error
 
 WEIGHTED = (nir.Affine, nir.Conv2d, nir.Linear)
 #: At most this many calibration samples are simulated.
@@ -59,8 +62,9 @@ def gain_plan(graph: nir.NIRGraph, name: str, origin: dict[str, str]) -> tuple[l
     The walk passes stateless nodes and max trees (fixed weights, populations of origin MaxPool) and
     stops at the ANN's weighted nodes (their weights take the gain) and at populations reached without a
     weight (a skip edge: their ``r`` takes it, and their own weighted inputs its inverse). None when the
-    gain cannot be moved there exactly: a weighted node also reads something that does not come from
-    ``name``, or a skip target reads something other than ``name``'s path and its own weights.
+    gain cannot be moved there exactly: a node on the way or a weighted node at its end also reads
+    something that does not come from ``name``, or a skip target reads something other than ``name``'s
+    path and its own weights.
     """
     preds, succs = _neighbours(graph)
     region, targets, skips, front = {name}, [], [], list(succs[name])
@@ -78,7 +82,9 @@ def gain_plan(graph: nir.NIRGraph, name: str, origin: dict[str, str]) -> tuple[l
         else:
             region.add(cur)
             front += succs[cur]
-    for t in targets:
+    # A node on the way (a concatenation's slot, a max tree over several branches) or a weighted node
+    # at its end that also reads another population would carry that population's spikes too.
+    for t in [*targets, *(r for r in region if r != name)]:
         if any(p not in region for p in preds[t]):
             return None
     divided = []
@@ -109,21 +115,28 @@ def apply_gain(graph: nir.NIRGraph, plan: tuple[list[str], list[str], list[str]]
             other.bias = np.asarray(other.bias, dtype=np.float64) / gain
 
 
-def _rates(graph: nir.NIRGraph, x: np.ndarray, windows: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Every node's spike count over each window, divided by the window: ``{name: (windows, N, ...)}``."""
+def _run(graph: nir.NIRGraph, x: np.ndarray, windows: tuple[int, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every IF node's spike count over each window divided by the window, ``{name: (windows, N, ...)}``,
+    and the readout per step at the end of each window, ``(windows, N, classes)``."""
     from snnx.api import prepare
     from snnx.ir.reference import simulate
 
     prepared = prepare(graph)
     (inp,) = prepared.input_names
+    (out,) = prepared.output_names
     xs = np.broadcast_to(x[None], (max(windows), *x.shape))
     traces = simulate(prepared, {inp: xs}, record=True)
-    out = {}
+    rates = {}
     for name, node in graph.nodes.items():
         if isinstance(node, nir.IF):
             counts = np.cumsum(traces[name], axis=0)
-            out[name] = np.stack([counts[t - 1] / t for t in windows])
-    return out
+            rates[name] = np.stack([counts[t - 1] / t for t in windows])
+    readout = np.stack([traces[out][t - 1].reshape(len(x), -1) / t for t in windows])
+    return rates, readout
+
+
+def _error(readout: np.ndarray, target: np.ndarray) -> float:
+    return float(np.mean([readout_error(y, t) for y, t in zip(readout, target, strict=True)]))
 
 
 def fit_rate_gains(
@@ -135,18 +148,24 @@ def fit_rate_gains(
     :param samples: unlabelled calibration inputs, ``(N, *input shape)``.
     :param windows: the windows whose rates are compared (pooled in one least-squares fit).
     :returns: ``{"seconds", "gains": {population: α}, "silent": [populations that never fired],
-        "skipped": [populations whose gain cannot be moved exactly]}``.
+        "skipped": [populations whose gain cannot be moved exactly], "rejected": [populations whose gain
+        raised the readout's error], "error_before", "error_after"}``; the errors are
+        :func:`snnx.convert.resetzero.readout_error` of the readout against the ``target any`` graph's,
+        averaged over the windows.
     """
     from snnx.api import prepare
     from snnx.convert.targets import retarget
 
     start = time.perf_counter()
     x = np.asarray(samples, dtype=np.float64)[:MAX_SAMPLES]
-    teacher = _rates(result.graph, x, windows)
+    teacher, wanted = _run(result.graph, x, windows)
+    wanted = wanted - wanted.mean(-1, keepdims=True)
     graph = copy.deepcopy(retarget(result, "loihi").graph)
     preds, _ = _neighbours(graph)
+    rates, readout = _run(graph, x, windows)
+    before = best = _error(readout, wanted)
     gains: dict[str, float] = {}
-    silent, skipped = [], []
+    silent, skipped, rejected = [], [], []
     for name in prepare(graph).schedule.order:
         node = graph.nodes[name]
         if not isinstance(node, nir.IF) or not _trainable_fed(graph, name, preds, result.origin):
@@ -155,7 +174,7 @@ def fit_rate_gains(
         if plan is None:
             skipped.append(name)
             continue
-        rate = _rates(graph, x, windows)[name]
+        rate = rates[name]
         power = float(np.sum(rate * rate))
         if power == 0.0:
             silent.append(name)  # nothing to compare: it keeps gain 1
@@ -164,7 +183,16 @@ def fit_rate_gains(
         if not np.isfinite(gain) or gain <= 0:
             skipped.append(name)
             continue
-        apply_gain(graph, plan, gain)
+        trial = copy.deepcopy(graph)
+        apply_gain(trial, plan, gain)
+        trial_rates, trial_readout = _run(trial, x, windows)
+        error = _error(trial_readout, wanted)
+        # The gain matches one population's rates; what counts is the readout, so it is kept only where
+        # the readout gets closer to the target-any graph's too.
+        if error >= best:
+            rejected.append(name)
+            continue
+        graph, rates, best = trial, trial_rates, error
         gains[name] = gain
     for name, node in graph.nodes.items():
         kept = result.graph.nodes[name]
@@ -174,4 +202,7 @@ def fit_rate_gains(
                 kept.bias = np.asarray(node.bias, dtype=np.float64).copy()
         elif isinstance(node, nir.IF):
             kept.r = np.asarray(node.r, dtype=np.float64).copy()
-    return {"seconds": time.perf_counter() - start, "gains": gains, "silent": silent, "skipped": skipped}
+    return {
+        "seconds": time.perf_counter() - start, "gains": gains, "silent": silent, "skipped": skipped,
+        "rejected": rejected, "error_before": before, "error_after": best,
+    }

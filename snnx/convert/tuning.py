@@ -110,8 +110,14 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
         gains = ", ".join(f"{n} ×{g:.3g}" for n, g in info["gains"].items())
         lines.append(
             f"target loihi: output gains of the IF populations (reset to zero) fitted to the target-any graph's rates "
-            f"at T = {' and '.join(map(str, windows))} in {info['seconds']:.1f} s ({gains or 'none'})"
+            f"at T = {' and '.join(map(str, windows))} in {info['seconds']:.1f} s, readout error vs that graph "
+            f"(relative MSE) {info['error_before']:.4f} → {info['error_after']:.4f} ({gains or 'none kept'})"
         )
+        if info["rejected"]:
+            lines.append(
+                f"note: target loihi: gain 1 kept for {', '.join(info['rejected'])}: their fitted gain did not "
+                "bring the readout closer"
+            )
         if info["silent"]:
             lines.append(f"note: target loihi: {', '.join(info['silent'])} never fired on --calib: gain 1 kept (nothing compared)")
         if info["skipped"]:
