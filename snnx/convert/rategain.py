@@ -7,7 +7,7 @@ spikes (each step's jump over the threshold is lost). Measured on the residual d
 ``benchmarks/lowlatency_models.py``: every hidden population fires 20–33 % below the ``target any``
 graph's rate on the same input. A chain of such layers shrinks the signal by a product of these
 factors while the (BatchNorm-folded) biases keep their size, and the Add of a residual block sums a
-skip path shrunk once with a block path shrunk three times: the readout then follows the biases, and
+skip path shrunk once with a block path shrunk twice: the readout then follows the biases, and
 the net fell to chance (13 %).
 
 :func:`fit_rate_gains` undoes the shrinking population by population, in the schedule's order: it

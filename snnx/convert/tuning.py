@@ -76,8 +76,8 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
     """Run ``--finetune``, the target's fits, then ``--integer`` on a conversion result (in place); lines to print.
 
     With ``target="loihi"`` and ``calib`` each reset-to-zero population's output gain is fitted to the
-    rates the converted graph asks for (:func:`snnx.convert.rategain.fit_rate_gains`). With ``--steps``
-    the weights are then re-fitted to Loihi's reset-to-zero neuron on
+    rates the converted graph asks for (:func:`snnx.convert.rategain.fit_rate_gains`); with ``--steps``
+    (and ``model``) the weights are instead re-fitted to Loihi's reset-to-zero neuron on
     the calibration samples (:func:`snnx.convert.resetzero.fit_reset_to_zero`) before ``--integer``.
 
     :param target: the ``--target`` the graph is for: it bounds the integer graph's numbers
@@ -101,7 +101,10 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
             f"{100 * info['train_accuracy']:.2f}%"
         )
     steps = tuning.get("steps")
-    if target == "loihi" and calib is not None:
+    fit = target == "loihi" and steps and calib is not None and model is not None
+    if target == "loihi" and calib is not None and not fit:
+        # The --steps fit below re-fits each population's output gain itself (its g, on a grid against
+        # the ANN); the least-squares gains first made its start worse (specs/conversion.md §8).
         from snnx.convert.rategain import DEFAULT_WINDOWS, fit_rate_gains
 
         windows = (steps, 2 * steps) if steps else DEFAULT_WINDOWS
@@ -125,7 +128,7 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
                 f"note: target loihi: no rate gain for {', '.join(info['skipped'])}: what they feed also reads "
                 "other populations, so the gain cannot be moved into its weights exactly"
             )
-    if target == "loihi" and steps and calib is not None and model is not None:
+    if fit:
         from snnx.convert.resetzero import fit_reset_to_zero
 
         info = fit_reset_to_zero(result, _samples(calib), model, steps)
