@@ -4,7 +4,7 @@ A reset-to-zero IF throws away the charge above its threshold at every spike, so
 subtract-reset neuron the conversion's scales were computed for: for a constant input of ``u``
 thresholds per step ``1/(⌊1/u⌋ + 1)`` instead of ``u``, and less still when its input arrives as
 spikes (each step's jump over the threshold is lost). Measured on the residual digits net of
-``benchmarks/lowlatency_models.py``: every hidden population fires 20–33 % below the ``target any``
+``benchmarks/lowlatency_models.py``: every hidden population fires 19–32 % below the ``target any``
 graph's rate on the same input. A chain of such layers shrinks the signal by a product of these
 factors while the (BatchNorm-folded) biases keep their size, and the Add of a residual block sums a
 skip path shrunk once with a block path shrunk twice: the readout then follows the biases, and
