@@ -32,71 +32,13 @@ import nir
 import numpy as np
 
 from snnx.convert.driver import ConversionResult
-from snnx.convert.finetune import TRAINABLE_OPS
+from snnx.convert.gainpaths import WEIGHTED, gain_plan, neighbours, trainable_fed
 from snnx.convert.resetzero import readout_error
 
-WEIGHTED = (nir.Affine, nir.Conv2d, nir.Linear)
 #: At most this many calibration samples are simulated.
 MAX_SAMPLES = 300
 #: The windows whose rates are compared without ``--steps`` (with it: ``T`` and ``2T``).
 DEFAULT_WINDOWS = (32, 64)
-
-
-def _neighbours(graph: nir.NIRGraph) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    succs: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    for src, dst in graph.edges:
-        preds[dst].append(src)
-        succs[src].append(dst)
-    return preds, succs
-
-
-def _trainable_fed(graph: nir.NIRGraph, name: str, preds: dict[str, list[str]], origin: dict[str, str]) -> bool:
-    """Whether IF ``name`` is a ReLU of the ANN: fed by at least one Conv/Gemm/MatMul weight."""
-    return any(isinstance(graph.nodes[p], WEIGHTED) and origin.get(p) in TRAINABLE_OPS for p in preds[name])
-
-
-def gain_plan(graph: nir.NIRGraph, name: str, origin: dict[str, str]) -> tuple[list[str], list[str], list[str]] | None:
-    """Where population ``name``'s output gain goes: ``(weighted nodes, skip targets, their own weights)``.
-
-    The walk passes stateless nodes and max trees (fixed weights, populations of origin MaxPool) and
-    stops at the ANN's weighted nodes (their weights take the gain) and at populations reached without a
-    weight (a skip edge: their ``r`` takes it, and their own weighted inputs its inverse). None when the
-    gain cannot be moved there exactly: a node on the way or a weighted node at its end also reads
-    something that does not come from ``name``, or a skip target reads something other than ``name``'s
-    path and its own weights.
-    """
-    preds, succs = _neighbours(graph)
-    region, targets, skips, front = {name}, [], [], list(succs[name])
-    while front:
-        cur = front.pop()
-        if cur in region or cur in targets or cur in skips:
-            continue
-        node = graph.nodes[cur]
-        if isinstance(node, WEIGHTED) and origin.get(cur) in TRAINABLE_OPS:
-            targets.append(cur)
-        elif isinstance(node, nir.IF) and _trainable_fed(graph, cur, preds, origin):
-            skips.append(cur)
-        elif isinstance(node, (nir.I, nir.Output, nir.Input)):
-            return None
-        else:
-            region.add(cur)
-            front += succs[cur]
-    # A node on the way (a concatenation's slot, a max tree over several branches) or a weighted node
-    # at its end that also reads another population would carry that population's spikes too.
-    for t in [*targets, *(r for r in region if r != name)]:
-        if any(p not in region for p in preds[t]):
-            return None
-    divided = []
-    for s in skips:
-        for p in preds[s]:
-            if p in region:
-                continue
-            # The skip target's other inputs are divided by the gain: they must be its own weights.
-            if not isinstance(graph.nodes[p], WEIGHTED) or succs[p] != [s] or p in targets:
-                return None
-            divided.append(p)
-    return targets, skips, divided
 
 
 def apply_gain(graph: nir.NIRGraph, plan: tuple[list[str], list[str], list[str]], gain: float) -> None:
@@ -161,14 +103,14 @@ def fit_rate_gains(
     teacher, wanted = _run(result.graph, x, windows)
     wanted = wanted - wanted.mean(-1, keepdims=True)
     graph = copy.deepcopy(retarget(result, "loihi").graph)
-    preds, _ = _neighbours(graph)
+    preds, _ = neighbours(graph)
     rates, readout = _run(graph, x, windows)
     before = best = _error(readout, wanted)
     gains: dict[str, float] = {}
     silent, skipped, rejected = [], [], []
     for name in prepare(graph).schedule.order:
         node = graph.nodes[name]
-        if not isinstance(node, nir.IF) or not _trainable_fed(graph, name, preds, result.origin):
+        if not isinstance(node, nir.IF) or not trainable_fed(graph, name, preds, result.origin):
             continue
         plan = gain_plan(graph, name, result.origin)
         if plan is None:

@@ -14,7 +14,8 @@ from torch import nn
 
 import snnx
 from snnx.api import prepare
-from snnx.convert.rategain import apply_gain, gain_plan
+from snnx.convert.gainpaths import gain_plan
+from snnx.convert.rategain import apply_gain
 from snnx.ir.reference import simulate
 from snnx.ir.semantics import reset_of, v_init_of
 
