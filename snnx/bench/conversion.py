@@ -217,6 +217,7 @@ def lava_row(
     from snnx.api import prepare
     from snnx.convert.evaluate import ann_predictions
     from snnx.convert.loader import load_model
+    from snnx.convert.rategain import fit_rate_gains
     from snnx.convert.targets import retarget
     from snnx.errors import SnnxError
     from snnx.ir.reference import simulate
@@ -234,7 +235,10 @@ def lava_row(
     try:
         ann = ann_predictions(load_model(str(onnx_path)), x.astype(np.float32))
         start = time.perf_counter()
-        result = retarget(snnx.convert(str(onnx_path), calib=ds.x_train[:calib_samples], percentile=percentile), "loihi")
+        converted = snnx.convert(str(onnx_path), calib=ds.x_train[:calib_samples], percentile=percentile)
+        # What `snnx convert --calib ... --target loihi` writes: the output gains, then the rewrite.
+        fit_rate_gains(converted, ds.x_train[:calib_samples])
+        result = retarget(converted, "loihi")
         row.convert_seconds = time.perf_counter() - start
         graph = prepare(result.graph)
         reasons = backend.refusals(graph)

@@ -73,9 +73,11 @@ def convert_kwargs(tuning: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "any", calib=None) -> list[str]:
-    """Run ``--finetune``, the target's fit, then ``--integer`` on a conversion result (in place); lines to print.
+    """Run ``--finetune``, the target's fits, then ``--integer`` on a conversion result (in place); lines to print.
 
-    With ``--steps`` and ``target="loihi"`` the weights are re-fitted to Loihi's reset-to-zero neuron on
+    With ``target="loihi"`` and ``calib`` each reset-to-zero population's output gain is fitted to the
+    rates the converted graph asks for (:func:`snnx.convert.rategain.fit_rate_gains`); with ``--steps``
+    (and ``model``) the weights are instead re-fitted to Loihi's reset-to-zero neuron on
     the calibration samples (:func:`snnx.convert.resetzero.fit_reset_to_zero`) before ``--integer``.
 
     :param target: the ``--target`` the graph is for: it bounds the integer graph's numbers
@@ -99,7 +101,34 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
             f"{100 * info['train_accuracy']:.2f}%"
         )
     steps = tuning.get("steps")
-    if target == "loihi" and steps and calib is not None and model is not None:
+    fit = target == "loihi" and steps and calib is not None and model is not None
+    if target == "loihi" and calib is not None and not fit:
+        # The --steps fit below re-fits each population's output gain itself (its g, on a grid against
+        # the ANN); the least-squares gains first made its start worse (specs/conversion.md §8).
+        from snnx.convert.rategain import DEFAULT_WINDOWS, fit_rate_gains
+
+        windows = (steps, 2 * steps) if steps else DEFAULT_WINDOWS
+        info = fit_rate_gains(result, _samples(calib), windows)
+        result.stages["rate gains"] = info["seconds"]
+        gains = ", ".join(f"{n} ×{g:.3g}" for n, g in info["gains"].items())
+        lines.append(
+            f"target loihi: output gains of the IF populations (reset to zero) fitted to the target-any graph's rates "
+            f"at T = {' and '.join(map(str, windows))} in {info['seconds']:.1f} s, readout error vs that graph "
+            f"(relative MSE) {info['error_before']:.4f} → {info['error_after']:.4f} ({gains or 'none kept'})"
+        )
+        if info["rejected"]:
+            lines.append(
+                f"note: target loihi: gain 1 kept for {', '.join(info['rejected'])}: their fitted gain did not "
+                "bring the readout closer"
+            )
+        if info["silent"]:
+            lines.append(f"note: target loihi: {', '.join(info['silent'])} never fired on --calib: gain 1 kept (nothing compared)")
+        if info["skipped"]:
+            lines.append(
+                f"note: target loihi: no rate gain for {', '.join(info['skipped'])}: what they feed also reads "
+                "other populations, so the gain cannot be moved into its weights exactly"
+            )
+    if fit:
         from snnx.convert.resetzero import fit_reset_to_zero
 
         info = fit_reset_to_zero(result, _samples(calib), model, steps)

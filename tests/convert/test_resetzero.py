@@ -71,7 +71,8 @@ def test_fit_beats_the_unfitted_loihi_graph_on_held_out_data(mlp_files, fitted):
             value = getattr(node, attr, None)
             if value is not None:
                 assert np.array_equal(np.asarray(value), np.rint(np.asarray(value)))
-    # The same conversion without the fit: what --steps --integer --target loihi wrote before it.
+    # The same conversion without the fit: what --steps --integer --target loihi wrote before it, plus the
+    # output gains (snnx.convert.rategain) that --target loihi fits when the --steps fit does not run.
     calib = np.load(tmp / "calib.npz")["x"]
     unfitted = convert(str(path), calib, steps=STEPS)
     assert not any("reset-to-zero" in ln for ln in apply_tuning(unfitted, {"integer_bits": 8}, str(path), target="loihi", calib=calib))
