@@ -45,7 +45,9 @@ def tuning_options(command):
             "finetune_path",
             type=click.Path(dir_okay=False),
             help="Labelled .npz ('x', 'y'): quantisation-aware fine-tuning of the converted weights for "
-            "the --steps window (default 8).",
+            "the --steps window (default 8). With --target loihi it trains through Loihi's reset-to-zero "
+            "neuron after the scale fit (distilling the ANN's logits at T and 2T, on the --integer grid when "
+            "given) and keeps the epoch whose graph is closest to the ANN on a held-out fifth of this file.",
         ),
         click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Epochs of --finetune."),
         click.option(
@@ -76,7 +78,10 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
     """Run ``--finetune``, the target's fit, then ``--integer`` on a conversion result (in place); lines to print.
 
     With ``--steps`` and ``target="loihi"`` the weights are re-fitted to Loihi's reset-to-zero neuron on
-    the calibration samples (:func:`snnx.convert.resetzero.fit_reset_to_zero`) before ``--integer``.
+    the calibration samples (:func:`snnx.convert.resetzero.fit_reset_to_zero`) before ``--integer``; and
+    ``--finetune`` with ``target="loihi"`` runs after that fit, through the reset-to-zero neuron
+    (:func:`snnx.convert.finetune_loihi.finetune_reset_to_zero`), instead of before it. ``tuning["seed"]``
+    seeds the fine-tuning (default 0).
 
     :param target: the ``--target`` the graph is for: it bounds the integer graph's numbers
         (:func:`snnx.convert.targets.integer_options`).
@@ -87,7 +92,8 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
     if tuning.get("epochs") not in (None, 5) and not path:
         msg = "--epochs only applies to --finetune"
         raise ConversionError(msg)
-    if path:
+    loihi_finetune = bool(path) and target == "loihi"
+    if path and not loihi_finetune:
         from snnx.convert.finetune import finetune
 
         steps = tuning.get("steps") or DEFAULT_FINETUNE_STEPS
@@ -115,14 +121,38 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
             "note: target loihi: the scales were not fitted to the reset-to-zero neuron (that needs calibration "
             "data and the ONNX model); pass --calib"
         )
+    options: dict[str, Any] = {}
     if bits:
-        from snnx.convert.integer import integerise
-        from snnx.ir.validate import validate
-
         from snnx.convert.targets import integer_options
 
         samples = _samples(calib) if target != "any" and calib is not None else None
         options, notes = integer_options(result.graph, target, bits, samples)
+    if loihi_finetune:
+        if model is None:
+            msg = "--finetune --target loihi distils the ANN's logits: it needs the ONNX model"
+            raise ConversionError(msg)
+        from snnx.convert.finetune_loihi import finetune_reset_to_zero
+
+        steps = tuning.get("steps") or DEFAULT_FINETUNE_STEPS
+        info = finetune_reset_to_zero(
+            result, path, steps, teacher=model, bits=bits, integer_options=options,
+            epochs=tuning.get("epochs") or 5, seed=tuning.get("seed") or 0,
+        )
+        result.stages["fine-tuning"] = info["seconds"]
+        held = " ".join(
+            f"{e}:" + "/".join(f"{100 * a:.1f}" for a in accs) for e, (accs, _errors) in enumerate(info["held_out"])
+        )
+        kind = f"int{bits}" if bits else "float"
+        lines.append(
+            f"target loihi: fine-tuned through the reset-to-zero neuron for T = {steps}: {info['epochs']} epochs in "
+            f"{info['seconds']:.1f} s; held-out accuracy ({info['held_out_size']} samples, {kind} Loihi graph, "
+            f"T = {'/'.join(map(str, info['windows']))}) per epoch {held}; kept epoch {info['epoch']}"
+            + (" (the graph before fine-tuning)" if info["epoch"] == 0 else "")
+        )
+    if bits:
+        from snnx.convert.integer import integerise
+        from snnx.ir.validate import validate
+
         start = time.perf_counter()
         info = integerise(result.graph, bits, **options)
         validate(result.graph)
