@@ -76,7 +76,9 @@ def converted(proto, calib, target: str, bits: int | None, fit: bool = True, fin
     :param finetune: ``(x, y)`` fine-tuning data (``--finetune``), fine-tuned with ``seed``.
     """
     result = convert(proto, calib, steps=8)
-    tuning = {"integer_bits": bits, "steps": 8 if fit else None, "finetune_path": finetune, "epochs": epochs, "seed": seed}
+    tuning = {"integer_bits": bits, "steps": 8 if fit else None, "finetune_path": finetune, "seed": seed}
+    if finetune is not None:
+        tuning["epochs"] = epochs
     lines = apply_tuning(result, tuning, proto, target=target, calib=calib)
     return (retarget(result, target) if target != "any" else result), lines
 

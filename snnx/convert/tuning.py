@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import click
+import numpy as np
 
 from snnx.errors import ConversionError
 
@@ -139,14 +140,16 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
             epochs=tuning.get("epochs") or 5, seed=tuning.get("seed") or 0,
         )
         result.stages["fine-tuning"] = info["seconds"]
-        held = " ".join(
-            f"{e}:" + "/".join(f"{100 * a:.1f}" for a in accs) for e, (accs, _errors) in enumerate(info["held_out"])
+        held = ", ".join(
+            f"{e}: " + "/".join(f"{100 * a:.1f}" for a in accs) + f" % {np.mean(errors):.4f}"
+            for e, (accs, errors) in enumerate(info["held_out"])
         )
         kind = f"int{bits}" if bits else "float"
         lines.append(
-            f"target loihi: fine-tuned through the reset-to-zero neuron for T = {steps}: {info['epochs']} epochs in "
-            f"{info['seconds']:.1f} s; held-out accuracy ({info['held_out_size']} samples, {kind} Loihi graph, "
-            f"T = {'/'.join(map(str, info['windows']))}) per epoch {held}; kept epoch {info['epoch']}"
+            f"target loihi: fine-tuned through the reset-to-zero neuron for T = {steps} and {2 * steps}: "
+            f"{info['epochs']} epochs in {info['seconds']:.1f} s; held-out ({info['held_out_size']} samples, {kind} "
+            f"Loihi graph) accuracy at T = {'/'.join(map(str, info['windows']))} and readout error vs the ANN per "
+            f"epoch: {held}; kept epoch {info['epoch']}"
             + (" (the graph before fine-tuning)" if info["epoch"] == 0 else "")
         )
     if bits:
