@@ -214,3 +214,15 @@ def test_integer_grid_is_the_grid_integer_rounds_to(tmp_path):
         node, want = result.graph.nodes[name], integer.nodes[name]
         assert np.array_equal(np.clip(np.rint(node.weight / w_step), -127, 127), want.weight), name
         assert np.array_equal(np.rint(node.bias / b_step), want.bias), name
+
+
+def test_loihi_finetune_refuses_too_few_samples_to_hold_out(small, capsys):
+    from test_convert_cli import run
+
+    tmp, path = small
+    data = np.load(tmp / "test.npz")
+    np.savez(tmp / "few.npz", x=data["x"][:6], y=data["y"][:6])
+    argv = convert_argv(path, tmp / "m.nir", tmp / "calib.npz", "--steps", STEPS, "--target", "loihi", "--finetune", tmp / "few.npz")
+    code, _out, err = run(argv, capsys)
+    assert code == 2
+    assert "--finetune: 6 labelled samples" in err and "at least 10" in err and "Traceback" not in err
