@@ -63,6 +63,14 @@ def _weights_of(graph: nir.NIRGraph, names: set[str]) -> dict[str, dict[str, np.
     }
 
 
+def _trained(model, like: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """The rate model's current weights, as ``like`` names them."""
+    return {
+        n: {a: model.weights[f"{n}__{a}"].detach().double().numpy().copy() for a in attrs}
+        for n, attrs in like.items()
+    }
+
+
 def _with_weights(result: ConversionResult, weights: dict[str, dict[str, np.ndarray]]) -> ConversionResult:
     graph = copy.deepcopy(result.graph)
     for name, attrs in weights.items():
@@ -201,8 +209,8 @@ def finetune_reset_to_zero(
         graph = deployed(_with_weights(result, weights), bits, options)
         return _held_out(graph, x[held], y[held], held_logits, windows)
 
-    best = _weights_of(result.graph, trainable)
-    history = [score(best)]
+    initial = _weights_of(result.graph, trainable)
+    history = [score(initial)]
     best_error, best_epoch = float(np.mean(history[0][1])), 0
 
     torch.manual_seed(seed)
@@ -234,16 +242,15 @@ def finetune_reset_to_zero(
     xt = torch.as_tensor(x[train])
     gen = torch.Generator().manual_seed(seed)
     for epoch in range(1, epochs + 1):
-        current = {n: {a: model.weights[f"{n}__{a}"].detach().double().numpy() for a in attrs} for n, attrs in best.items()}
         if bits and quantise:
-            grid = integer_grid(_with_weights(result, current), trainable, bits, options)
+            grid = integer_grid(_with_weights(result, _trained(model, initial)), trainable, bits, options)
         perm = torch.randperm(len(xt), generator=gen)
         for i in range(0, len(xt), batch_size):
             idx = perm[i : i + batch_size]
             opt.zero_grad()
             sum(readout_loss(m(xt[idx]).flatten(1), logits[idx]) for m in models).backward()
             opt.step()
-        weights = {n: {a: model.weights[f"{n}__{a}"].detach().double().numpy().copy() for a in attrs} for n, attrs in best.items()}
+        weights = _trained(model, initial)
         history.append(score(weights))
         if float(np.mean(history[-1][1])) < best_error:
             best_error, best_epoch, kept = float(np.mean(history[-1][1])), epoch, weights
