@@ -14,7 +14,12 @@ run (each sample's window starts from zero state, so the first ``t`` steps of a 
 run at ``T = t``). Every hidden IF layer is compared spike for spike with the reference by running its
 prefix graph (``snnx.api.prefix``: the layers up to it) on ``lava``, as ``snnx check`` does.
 
+With ``--finetune-seeds 0,1`` the integer Loihi graph is also converted with ``--finetune`` on the
+training images (``snnx.convert.finetune_loihi``: through the reset-to-zero neuron, a fifth held out to
+choose the epoch), once per seed, and measured the same way, ``lava`` included.
+
     PYTHONPATH=. python benchmarks/loihi_integer.py [--kinds mlp,cnn_avgpool] [--bits 8] [--timesteps 8,16,32]
+        [--finetune-seeds 0,1 --epochs 8] [--only-loihi]
 """
 
 from __future__ import annotations
