@@ -14,7 +14,12 @@ run (each sample's window starts from zero state, so the first ``t`` steps of a 
 run at ``T = t``). Every hidden IF layer is compared spike for spike with the reference by running its
 prefix graph (``snnx.api.prefix``: the layers up to it) on ``lava``, as ``snnx check`` does.
 
+With ``--finetune-seeds 0,1`` the integer Loihi graph is also converted with ``--finetune`` on the
+training images (``snnx.convert.finetune_loihi``: through the reset-to-zero neuron, a fifth held out to
+choose the epoch), once per seed, and measured the same way, ``lava`` included.
+
     PYTHONPATH=. python benchmarks/loihi_integer.py [--kinds mlp,cnn_avgpool] [--bits 8] [--timesteps 8,16,32]
+        [--finetune-seeds 0,1 --epochs 8] [--only-loihi]
 """
 
 from __future__ import annotations
@@ -68,14 +73,17 @@ def ann_accuracy(proto: onnx.ModelProto, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(logits.argmax(1) == y))
 
 
-def converted(proto, calib, target: str, bits: int | None, fit: bool = True):
-    """What ``snnx convert --steps 8 [--integer bits] --target target`` writes.
+def converted(proto, calib, target: str, bits: int | None, fit: bool = True, finetune=None, seed: int = 0, epochs: int = 5):
+    """What ``snnx convert --steps 8 [--integer bits] --target target [--finetune train.npz]`` writes.
 
     :param fit: False: without target loihi's reset-to-zero fit (``snnx.convert.resetzero``), as
         ``snnx convert`` wrote it before that stage existed.
+    :param finetune: ``(x, y)`` fine-tuning data (``--finetune``), fine-tuned with ``seed``.
     """
     result = convert(proto, calib, steps=8)
-    tuning = {"integer_bits": bits, "steps": 8 if fit else None}
+    tuning = {"integer_bits": bits, "steps": 8 if fit else None, "finetune_path": finetune, "seed": seed}
+    if finetune is not None:
+        tuning["epochs"] = epochs
     lines = apply_tuning(result, tuning, proto, target=target, calib=calib)
     return (retarget(result, target) if target != "any" else result), lines
 
@@ -100,69 +108,91 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=8)
     parser.add_argument("--timesteps", default="8,16,32")
     parser.add_argument("--samples", type=int, default=None, help="test images (default: all 397)")
+    parser.add_argument(
+        "--finetune-seeds", default="",
+        help="also measure --finetune (the training images; a fifth held out) for these seeds, on lava too",
+    )
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of --finetune")
+    parser.add_argument("--only-loihi", action="store_true", help="skip the float and target-any variants and the unfitted graph")
     args = parser.parse_args()
     torch.set_num_threads(1)
     steps = sorted(int(t) for t in args.timesteps.split(","))
     lava = get_backend("lava")
     rows = []
     for kind in args.kinds.split(","):
-        proto, (xtr, _ytr, xte, yte) = load(kind)
+        proto, (xtr, ytr, xte, yte) = load(kind)
         if args.samples:
             xte, yte = xte[: args.samples], yte[: args.samples]
         calib = xtr[:500]
         xs = np.broadcast_to(xte.astype(np.float64)[None], (steps[-1], *xte.shape))
         ann = ann_accuracy(proto, xte, yte)
-        row = {"model": kind, "ANN": ann}
-        for label, target, bits, fit in (
-            ("float, any", "any", None, True), (f"int{args.bits}, any", "any", args.bits, True),
-            (f"int{args.bits}, loihi, no fit", "loihi", args.bits, False),
-            ("float, loihi", "loihi", None, True), (f"int{args.bits}, loihi", "loihi", args.bits, True),
-        ):
-            result, lines = converted(proto, calib, target, bits, fit)
+        row = {"model": kind, "ANN": ann, "lava": {}, "readout max |dv|": {}, "same class": {}, "lava steps/s": {}, "layers": {}}
+        int_loihi = f"int{args.bits}, loihi"
+        variants = [
+            ("float, any", "any", None, True, None, 0), (f"int{args.bits}, any", "any", args.bits, True, None, 0),
+            (f"int{args.bits}, loihi, no fit", "loihi", args.bits, False, None, 0),
+            ("float, loihi", "loihi", None, True, None, 0),
+        ] * (not args.only_loihi) + [(int_loihi, "loihi", args.bits, True, None, 0)] + [
+            (f"{int_loihi}, finetune seed {s}", "loihi", args.bits, True, (xtr, ytr), int(s))
+            for s in args.finetune_seeds.split(",") if s
+        ]
+        for label, target, bits, fit, tune, seed in variants:
+            result, lines = converted(proto, calib, target, bits, fit, tune, seed, args.epochs)
             prepared = prepare(result.graph)
             (inp,) = prepared.input_names
             (out,) = prepared.output_names
             record = simulate(prepared, {inp: xs}, record=True)
             row[label] = accuracies(record[out], yte, steps)
             print(f"{kind} {label}: reference {row[label]}  {'; '.join(lines)}", flush=True)
-        assert integer_check(result.graph), "the integer Loihi graph has a non-integer parameter"
-        model = lava.lower(prepared, exact=True)  # refuses unless every layer is exact at its scale
-        print(model.report(), flush=True)
-        start = time.perf_counter()
-        v = lava.run(model, {inp: xs})[out]
-        seconds = time.perf_counter() - start
-        row["lava"] = accuracies(v, yte, steps)
-        row["readout max |dv|"] = float(np.max(np.abs(v - record[out])))
-        row["same class"] = [
-            float(np.mean(v[t - 1].reshape(len(yte), -1).argmax(1) == record[out][t - 1].reshape(len(yte), -1).argmax(1)))
-            for t in steps
-        ]
-        row["lava steps/s"] = steps[-1] * len(xte) / seconds
-        layers = {}
-        for name in prepared.schedule.order:
-            if type(prepared.nodes[name]).__name__ != "IF":
+            if not label.startswith(int_loihi):
                 continue
-            part = prefix(prepared, name)
-            (pout,) = part.output_names
-            got = lava.run(lava.lower(part, exact=True), {inp: xs})[pout]
-            layers[name] = (int(np.sum(got != record[name])), int(record[name].sum()), int(record[name].size))
-            print(f"  {name}: {layers[name][0]} mismatches / {layers[name][1]} spikes ({layers[name][2]} neuron-steps)", flush=True)
-        row["layers"] = layers
+            assert integer_check(result.graph), "the integer Loihi graph has a non-integer parameter"
+            model = lava.lower(prepared, exact=True)  # refuses unless every layer is exact at its scale
+            print(model.report(), flush=True)
+            start = time.perf_counter()
+            v = lava.run(model, {inp: xs})[out]
+            seconds = time.perf_counter() - start
+            row["lava"][label] = accuracies(v, yte, steps)
+            row["readout max |dv|"][label] = float(np.max(np.abs(v - record[out])))
+            row["same class"][label] = [
+                float(np.mean(v[t - 1].reshape(len(yte), -1).argmax(1) == record[out][t - 1].reshape(len(yte), -1).argmax(1)))
+                for t in steps
+            ]
+            row["lava steps/s"][label] = steps[-1] * len(xte) / seconds
+            layers = {}
+            for name in prepared.schedule.order:
+                if type(prepared.nodes[name]).__name__ != "IF":
+                    continue
+                part = prefix(prepared, name)
+                (pout,) = part.output_names
+                got = lava.run(lava.lower(part, exact=True), {inp: xs})[pout]
+                layers[name] = (int(np.sum(got != record[name])), int(record[name].sum()), int(record[name].size))
+                print(f"  {name}: {layers[name][0]} mismatches / {layers[name][1]} spikes ({layers[name][2]} neuron-steps)", flush=True)
+            row["layers"][label] = layers
         rows.append(row)
         print(row, flush=True)
     print()
-    head = "| model | ANN | float --steps 8, any | int, any | int, loihi, no fit | float, loihi | int, loihi: reference | int, loihi: `lava` | same class | spikes equal (mismatches / spikes per IF layer) | readout max \\|Δv\\| | `lava` steps/s |"
-    print(head)
-    print("|---|---:|---|---|---|---|---|---|---|---|---:|---:|")
+    fmt = lambda a: " / ".join(f"{100 * x:.1f}" for x in a)  # noqa: E731
+    if not args.only_loihi:
+        head = "| model | ANN | float --steps 8, any | int, any | int, loihi, no fit | float, loihi |"
+        print(head)
+        print("|---|---:|---|---|---|---|")
+        for r in rows:
+            keys = [k for k in r if k.startswith("int") and "loihi" not in k] + [k for k in r if k.endswith("no fit")]
+            print(f"| {r['model']} | {100 * r['ANN']:.1f} | {fmt(r['float, any'])} | {fmt(r[keys[0]])} | {fmt(r[keys[1]])} | {fmt(r['float, loihi'])} |")
+        print()
+    print(
+        "| model | ANN | integer Loihi graph | reference | `lava` | same class | spikes equal (mismatches / spikes per IF layer) "
+        "| readout max \\|Δv\\| | `lava` steps/s |"
+    )
+    print("|---|---:|---|---|---|---|---|---:|---:|")
     for r in rows:
-        fmt = lambda a: " / ".join(f"{100 * x:.1f}" for x in a)  # noqa: E731
-        layers = ", ".join(f"{m} / {s}" for m, s, _n in r["layers"].values())
-        keys = [k for k in r if k.startswith("int")]
-        print(
-            f"| {r['model']} | {100 * r['ANN']:.1f} | {fmt(r['float, any'])} | {fmt(r[keys[0]])} | {fmt(r[keys[1]])} "
-            f"| {fmt(r['float, loihi'])} | {fmt(r[keys[2]])} | {fmt(r['lava'])} | {fmt(r['same class'])} | {layers} | {r['readout max |dv|']:.1e} "
-            f"| {r['lava steps/s']:.0f} |"
-        )
+        for label, acc in r["lava"].items():
+            layers = ", ".join(f"{m} / {s}" for m, s, _n in r["layers"][label].values())
+            print(
+                f"| {r['model']} | {100 * r['ANN']:.1f} | {label} | {fmt(r[label])} | {fmt(acc)} | {fmt(r['same class'][label])} "
+                f"| {layers} | {r['readout max |dv|'][label]:.1e} | {r['lava steps/s'][label]:.0f} |"
+            )
     print(f"\naccuracies in % at T = {' / '.join(map(str, steps))}; {len(yte)} test images")
 
 

@@ -123,6 +123,11 @@ def rate_model(graph: nir.NIRGraph, steps: int, trainable: set[str], *, exact: b
                 saturated = (s > 0) & (drive.detach() > 1)
             st["n"] = st["n"] + s
             active = (((st["n"] > 0) | (s != 0)) & ~saturated).float()
+            if reset_of(node) != "subtract":
+                # Reset to zero fires about u/(1 + u/2) per step at a drive of u thresholds (period
+                # ⌊1/u⌋ + 1): its slope, not 1, as the straight-through gradient (lower held-out error
+                # for the digits MLP on both seeds, specs/conversion.md §8).
+                active = active / (1 + drive.detach().clamp(min=0) / 2) ** 2
             return s + active * (drive - drive.detach())
 
         def forward_once(self, x, state):

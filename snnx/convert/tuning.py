@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import click
+import numpy as np
 
 from snnx.errors import ConversionError
 
@@ -45,7 +46,9 @@ def tuning_options(command):
             "finetune_path",
             type=click.Path(dir_okay=False),
             help="Labelled .npz ('x', 'y'): quantisation-aware fine-tuning of the converted weights for "
-            "the --steps window (default 8).",
+            "the --steps window (default 8). With --target loihi it trains through Loihi's reset-to-zero "
+            "neuron after the scale fit (distilling the ANN's logits at T and 2T, on the --integer grid when "
+            "given) and keeps the epoch whose graph is closest to the ANN on a held-out fifth of this file.",
         ),
         click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Epochs of --finetune."),
         click.option(
@@ -78,7 +81,10 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
     With ``target="loihi"`` and ``calib`` each reset-to-zero population's output gain is fitted to the
     rates the converted graph asks for (:func:`snnx.convert.rategain.fit_rate_gains`); with ``--steps``
     (and ``model``) the weights are instead re-fitted to Loihi's reset-to-zero neuron on
-    the calibration samples (:func:`snnx.convert.resetzero.fit_reset_to_zero`) before ``--integer``.
+    the calibration samples (:func:`snnx.convert.resetzero.fit_reset_to_zero`) before ``--integer``; and
+    ``--finetune`` with ``target="loihi"`` runs after that fit, through the reset-to-zero neuron
+    (:func:`snnx.convert.finetune_loihi.finetune_reset_to_zero`), instead of before it. ``tuning["seed"]``
+    seeds the fine-tuning (default 0).
 
     :param target: the ``--target`` the graph is for: it bounds the integer graph's numbers
         (:func:`snnx.convert.targets.integer_options`).
@@ -89,7 +95,8 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
     if tuning.get("epochs") not in (None, 5) and not path:
         msg = "--epochs only applies to --finetune"
         raise ConversionError(msg)
-    if path:
+    loihi_finetune = bool(path) and target == "loihi"
+    if path and not loihi_finetune:
         from snnx.convert.finetune import finetune
 
         steps = tuning.get("steps") or DEFAULT_FINETUNE_STEPS
@@ -144,14 +151,40 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
             "note: target loihi: the scales were not fitted to the reset-to-zero neuron (that needs calibration "
             "data and the ONNX model); pass --calib"
         )
+    options: dict[str, Any] = {}
     if bits:
-        from snnx.convert.integer import integerise
-        from snnx.ir.validate import validate
-
         from snnx.convert.targets import integer_options
 
         samples = _samples(calib) if target != "any" and calib is not None else None
         options, notes = integer_options(result.graph, target, bits, samples)
+    if loihi_finetune:
+        if model is None:
+            msg = "--finetune --target loihi distils the ANN's logits: it needs the ONNX model"
+            raise ConversionError(msg)
+        from snnx.convert.finetune_loihi import finetune_reset_to_zero
+
+        steps = tuning.get("steps") or DEFAULT_FINETUNE_STEPS
+        info = finetune_reset_to_zero(
+            result, path, steps, teacher=model, bits=bits, integer_options=options,
+            epochs=tuning.get("epochs") or 5, seed=tuning.get("seed") or 0,
+        )
+        result.stages["fine-tuning"] = info["seconds"]
+        held = ", ".join(
+            f"{e}: " + "/".join(f"{100 * a:.1f}" for a in accs) + f" % {np.mean(errors):.4f}"
+            for e, (accs, errors) in enumerate(info["held_out"])
+        )
+        kind = f"int{bits}" if bits else "float"
+        lines.append(
+            f"target loihi: fine-tuned through the reset-to-zero neuron for T = {steps} and {2 * steps}: "
+            f"{info['epochs']} epochs in {info['seconds']:.1f} s; held-out ({info['held_out_size']} samples, {kind} "
+            f"Loihi graph) accuracy at T = {'/'.join(map(str, info['windows']))} and readout error vs the ANN per "
+            f"epoch: {held}; kept epoch {info['epoch']}"
+            + (" (the graph before fine-tuning)" if info["epoch"] == 0 else "")
+        )
+    if bits:
+        from snnx.convert.integer import integerise
+        from snnx.ir.validate import validate
+
         start = time.perf_counter()
         info = integerise(result.graph, bits, **options)
         validate(result.graph)
