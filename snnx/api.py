@@ -39,6 +39,9 @@ def lower(
 ) -> Any:
     """Lower a NIR graph to backend ``to`` and return its native model.
 
+    For ``to="reference"`` that is a :class:`snnx.plugins.reference.ReferenceModel`, the prepared graph
+    (``.graph`` is the flat NIR graph; ``snnx.save`` and ``snnx.validate`` take it as they take a graph).
+
     :param graph: a graph or a ``.nir`` path.
     :param to: backend name (``snnx plugins`` lists them).
     :param dt: override the graph's time step.

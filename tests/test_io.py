@@ -181,3 +181,15 @@ def test_grouped_convs_are_stored_dense_for_nir_and_regrouped_on_load(tmp_path):
     assert int(back.nodes["conv"].groups) == 2 and back.nodes["conv"].weight.shape == (4, 1, 3, 3)
     assert np.array_equal(back.nodes["conv"].weight, graph.nodes["conv"].weight)
     assert "snnx" not in (back.nodes["conv"].metadata or {})
+
+
+def test_the_reference_backends_model_saves_and_validates_like_a_graph(tmp_path, small_graph):
+    """``lower(g, to="reference")`` gives the prepared graph; the public save/validate still take it."""
+    model = snnx.lower(small_graph, to="reference")
+    assert not isinstance(model, nir.NIRGraph)
+    snnx.validate(model)
+    path = tmp_path / "ref.nir"
+    snnx.save(model, path)
+    back = nir.read(str(path))
+    x = {"input": np.random.default_rng(0).random((6, 2, 3)) * 2}
+    np.testing.assert_array_equal(snnx.run(back, x)["output"], snnx.run(small_graph, x)["output"])

@@ -217,10 +217,13 @@ def write_atomic(path: str | os.PathLike, writer: Callable[[Path], None]) -> Non
 
 
 def save(graph: nir.NIRGraph, path: str | os.PathLike) -> None:
-    """Write ``graph`` to a ``.nir`` file atomically (temp file + rename).
+    """Write ``graph`` (or a prepared graph's NIR graph) to a ``.nir`` file atomically (temp file + rename).
 
     :raises NirFileError: the path cannot be written; the old file, if any, is left intact.
     """
+    from snnx.ir.validate import nir_graph_of
+
+    graph = nir_graph_of(graph)
     if not isinstance(graph, nir.NIRGraph):
         msg = f"snnx.save expects a nir.NIRGraph, got {type(graph).__name__}"
         raise TypeError(msg)

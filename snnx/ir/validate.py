@@ -8,6 +8,7 @@ forward-Euler step that is unstable because ``dt/tau > 1``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import nir
 import numpy as np
@@ -155,6 +156,15 @@ def _check_contract(name: str, node: nir.NIRNode, dt: float, warnings: list[str]
             )
 
 
+def nir_graph_of(graph: Any) -> Any:
+    """The NIR graph inside a prepared graph (what ``lower(g, to="reference")`` returns), else ``graph``.
+
+    Duck-typed: ``snnx.ir.prepare`` imports this module, so its class cannot be imported here.
+    """
+    inner = getattr(graph, "graph", None)
+    return inner if not isinstance(graph, nir.NIRGraph) and isinstance(inner, nir.NIRGraph) else graph
+
+
 def validate(graph: nir.NIRGraph, dt: float | None = None) -> Report:
     """Check structure, parameters and shapes of ``graph``; raise on the first error.
 
@@ -162,6 +172,7 @@ def validate(graph: nir.NIRGraph, dt: float | None = None) -> Report:
     :param dt: time step to check stability against (default: the graph's contract dt).
     :raises ValidationError: naming the node (``outer.inner``) or ``node.parameter`` at fault.
     """
+    graph = nir_graph_of(graph)  # a prepared graph (what lower(g, to="reference") gives) checks its NIR graph
     if not isinstance(graph, nir.NIRGraph):
         msg = f"expected a nir.NIRGraph, got {type(graph).__name__}"
         raise ValidationError(msg)

@@ -13,21 +13,9 @@ from torch import nn
 
 import snnx
 from snnx.api import prepare
+from snnx.bench.training import train_classifier
 from snnx.convert.targets import retarget
 from snnx.ir.reference import simulate
-
-
-def _train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int) -> nn.Module:
-    import torch
-
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(xt)).split(64):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval()
 
 
 def test_target_loihi_max_tree_fires_on_whole_units(digits) -> None:
@@ -65,7 +53,7 @@ def test_converted_maxpool_cnn_on_lava_agrees_with_the_reference(digits) -> None
         nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(96, 32), nn.ReLU(), nn.Linear(32, 10),
     )
-    model = _train(model, xtr, ytr, epochs=4)
+    model = train_classifier(model, xtr, ytr, epochs=4, cosine=False)
     result = retarget(snnx.convert(export(model, xtr[:8]), xtr[:300]), "loihi")
     graph = prepare(result.graph)
     assert lava.refusals(graph) == []
