@@ -71,11 +71,12 @@ def ann_accuracy(proto: onnx.ModelProto, x: np.ndarray, y: np.ndarray) -> float:
 def converted(proto, calib, target: str, bits: int | None, fit: bool = True):
     """What ``snnx convert --steps 8 [--integer bits] --target target`` writes.
 
-    :param fit: False: without target loihi's reset-to-zero fit (``snnx.convert.resetzero``), as
-        ``snnx convert`` wrote it before that stage existed.
+    :param fit: False: without target loihi's reset-to-zero fit (``snnx.convert.resetzero``) and without
+        the output gains (``snnx.convert.rategain``), as ``snnx convert`` wrote it before those stages existed.
     """
     result = convert(proto, calib, steps=8)
-    tuning = {"integer_bits": bits, "steps": 8 if fit else None}
+    # rate_gains off: without --steps apply_tuning would otherwise fit the output gains, a later stage too.
+    tuning = {"integer_bits": bits, "steps": 8 if fit else None, "rate_gains": False}
     lines = apply_tuning(result, tuning, proto, target=target, calib=calib)
     return (retarget(result, target) if target != "any" else result), lines
 
