@@ -116,7 +116,7 @@ def fit_reset_to_zero(result: ConversionResult, samples: np.ndarray, teacher, st
         # leave the others wherever that takes them.
         msg = (
             f"--steps with --target loihi fits the readout to the ANN's logits and needs a model with one output; "
-            f"this one has {len(outputs)} ({', '.join(outputs)}): convert without --steps (the output-gain fit "
+            f"this one has {len(outputs)} outputs ({', '.join(outputs)}): convert without --steps (the output-gain fit "
             "takes several outputs) or export one output per model"
         )
         raise ConversionError(msg)
