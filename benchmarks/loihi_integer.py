@@ -76,12 +76,13 @@ def ann_accuracy(proto: onnx.ModelProto, x: np.ndarray, y: np.ndarray) -> float:
 def converted(proto, calib, target: str, bits: int | None, fit: bool = True, finetune=None, seed: int = 0, epochs: int = 5):
     """What ``snnx convert --steps 8 [--integer bits] --target target [--finetune train.npz]`` writes.
 
-    :param fit: False: without target loihi's reset-to-zero fit (``snnx.convert.resetzero``), as
-        ``snnx convert`` wrote it before that stage existed.
+    :param fit: False: without target loihi's reset-to-zero fit (``snnx.convert.resetzero``) and without
+        the output gains (``snnx.convert.rategain``), as ``snnx convert`` wrote it before those stages existed.
     :param finetune: ``(x, y)`` fine-tuning data (``--finetune``), fine-tuned with ``seed``.
     """
     result = convert(proto, calib, steps=8)
-    tuning = {"integer_bits": bits, "steps": 8 if fit else None, "finetune_path": finetune, "seed": seed}
+    # rate_gains off: without --steps apply_tuning would otherwise fit the output gains, a later stage too.
+    tuning = {"integer_bits": bits, "steps": 8 if fit else None, "finetune_path": finetune, "seed": seed, "rate_gains": False}
     if finetune is not None:
         tuning["epochs"] = epochs
     lines = apply_tuning(result, tuning, proto, target=target, calib=calib)

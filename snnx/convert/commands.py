@@ -122,7 +122,9 @@ def convert_command(
         model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit,
         **convert_kwargs(tuning),
     )
-    tuned = apply_tuning(result, tuning, model, target=deploy_target, calib=calib)
+    # The later fits see the same cut samples as the scales (--calib-limit), not the whole file.
+    tuning_calib = load_npz(calib, need_labels=False, what="--calib")[0][:calib_limit] if calib and calib_limit else calib
+    tuned = apply_tuning(result, tuning, model, target=deploy_target, calib=tuning_calib)
     if deploy_target != "any":
         from snnx.convert.targets import retarget
 

@@ -32,13 +32,16 @@ import nir
 import numpy as np
 
 from snnx.convert.driver import ConversionResult
-from snnx.convert.gainpaths import WEIGHTED, gain_plan, neighbours, trainable_fed
+from snnx.convert.gainpaths import gain_plan, neighbours, trainable_fed
 from snnx.convert.resetzero import readout_error
 
 #: At most this many calibration samples are simulated.
 MAX_SAMPLES = 300
-#: The windows whose rates are compared without ``--steps`` (with it: ``T`` and ``2T``).
+#: The windows whose rates are compared (T = 32 and 64 pooled, with or without ``--steps``).
 DEFAULT_WINDOWS = (32, 64)
+#: Rough bytes of the traces one chunk of samples records (float64, every node): the fit simulates
+#: its samples in chunks of this size, as ``snnx bench`` does, and keeps only window-end counts.
+TRACE_BUDGET = 2e8
 
 
 def apply_gain(graph: nir.NIRGraph, plan: tuple[list[str], list[str], list[str]], gain: float) -> None:
@@ -59,22 +62,34 @@ def apply_gain(graph: nir.NIRGraph, plan: tuple[list[str], list[str], list[str]]
 
 def _run(graph: nir.NIRGraph, x: np.ndarray, windows: tuple[int, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Every IF node's spike count over each window divided by the window, ``{name: (windows, N, ...)}``,
-    and the readout per step at the end of each window, ``(windows, N, classes)``."""
+    and the readout per step at the end of each window, ``(windows, N, outputs' values)`` (several
+    Outputs side by side).
+
+    The samples are simulated in chunks bounded by :data:`TRACE_BUDGET`; of each chunk's traces only
+    these window-end numbers are kept.
+    """
     from snnx.api import prepare
+    from snnx.convert.evaluate import trace_chunk
     from snnx.ir.reference import simulate
 
     prepared = prepare(graph)
     (inp,) = prepared.input_names
-    (out,) = prepared.output_names
-    xs = np.broadcast_to(x[None], (max(windows), *x.shape))
-    traces = simulate(prepared, {inp: xs}, record=True)
-    rates = {}
-    for name, node in graph.nodes.items():
-        if isinstance(node, nir.IF):
-            counts = np.cumsum(traces[name], axis=0)
-            rates[name] = np.stack([counts[t - 1] / t for t in windows])
-    readout = np.stack([traces[out][t - 1].reshape(len(x), -1) / t for t in windows])
-    return rates, readout
+    ifs = [name for name, node in graph.nodes.items() if isinstance(node, nir.IF)]
+    chunk = trace_chunk(graph, max(windows), TRACE_BUDGET)
+    rates: dict[str, list[np.ndarray]] = {name: [] for name in ifs}
+    readouts = []
+    for i in range(0, len(x), chunk):
+        xb = x[i : i + chunk]
+        traces = simulate(prepared, {inp: np.broadcast_to(xb[None], (max(windows), *xb.shape))}, record=True)
+        for name in ifs:
+            trace = traces[name]
+            rates[name].append(np.stack([trace[:t].sum(axis=0) / t for t in windows]))
+        readouts.append(np.stack([
+            np.concatenate([traces[out][t - 1].reshape(len(xb), -1) for out in prepared.output_names], axis=1) / t
+            for t in windows
+        ]))
+        del traces
+    return {name: np.concatenate(r, axis=1) for name, r in rates.items()}, np.concatenate(readouts, axis=1)
 
 
 def _error(readout: np.ndarray, target: np.ndarray) -> float:
@@ -107,6 +122,7 @@ def fit_rate_gains(
     rates, readout = _run(graph, x, windows)
     before = best = _error(readout, wanted)
     gains: dict[str, float] = {}
+    kept: list[tuple[tuple[list[str], list[str], list[str]], float]] = []
     silent, skipped, rejected = [], [], []
     for name in prepare(graph).schedule.order:
         node = graph.nodes[name]
@@ -136,14 +152,11 @@ def fit_rate_gains(
             continue
         graph, rates, best = trial, trial_rates, error
         gains[name] = gain
-    for name, node in graph.nodes.items():
-        kept = result.graph.nodes[name]
-        if isinstance(node, WEIGHTED):
-            kept.weight = np.asarray(node.weight, dtype=np.float64).copy()
-            if getattr(node, "bias", None) is not None:
-                kept.bias = np.asarray(node.bias, dtype=np.float64).copy()
-        elif isinstance(node, nir.IF):
-            kept.r = np.asarray(node.r, dtype=np.float64).copy()
+        kept.append((plan, gain))
+    # The gains found on the loihi graph are re-applied to the target-any graph rather than its node state
+    # copied over: retarget's own loihi-only changes (the max trees' doubled r) must not leak into it.
+    for plan, gain in kept:
+        apply_gain(result.graph, plan, gain)
     return {
         "seconds": time.perf_counter() - start, "gains": gains, "silent": silent, "skipped": skipped,
         "rejected": rejected, "error_before": before, "error_after": best,

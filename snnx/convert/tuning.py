@@ -20,7 +20,8 @@ DEFAULT_FINETUNE_STEPS = 8
 
 
 def tuning_options(command):
-    """Add ``--steps``, ``--per-channel``, ``--signed``, ``--finetune``, ``--epochs``, ``--integer`` to a click command."""
+    """Add ``--steps``, ``--per-channel``, ``--signed``, ``--finetune``, ``--epochs``, ``--no-rate-gains``,
+    ``--integer`` to a click command."""
     options = [
         click.option(
             "--steps",
@@ -52,6 +53,13 @@ def tuning_options(command):
         ),
         click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Epochs of --finetune."),
         click.option(
+            "--no-rate-gains",
+            "no_rate_gains",
+            is_flag=True,
+            help="With --target loihi and --calib (without --steps): do not fit the reset-to-zero populations' "
+            "output gains to the target-any graph's rates (specs/conversion.md §8); the graph is then only retargeted.",
+        ),
+        click.option(
             "--integer",
             "integer_bits",
             type=click.IntRange(min=2, max=16),
@@ -79,7 +87,8 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
     """Run ``--finetune``, the target's fits, then ``--integer`` on a conversion result (in place); lines to print.
 
     With ``target="loihi"`` and ``calib`` each reset-to-zero population's output gain is fitted to the
-    rates the converted graph asks for (:func:`snnx.convert.rategain.fit_rate_gains`); with ``--steps``
+    rates the converted graph asks for (:func:`snnx.convert.rategain.fit_rate_gains`, at T = 32 and 64;
+    not when ``tuning["rate_gains"]`` is False or ``tuning["no_rate_gains"]`` is set); with ``--steps``
     (and ``model``) the weights are instead re-fitted to Loihi's reset-to-zero neuron on
     the calibration samples (:func:`snnx.convert.resetzero.fit_reset_to_zero`) before ``--integer``; and
     ``--finetune`` with ``target="loihi"`` runs after that fit, through the reset-to-zero neuron
@@ -109,12 +118,19 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
         )
     steps = tuning.get("steps")
     fit = target == "loihi" and steps and calib is not None and model is not None
-    if target == "loihi" and calib is not None and not fit:
+    if tuning.get("no_rate_gains") and target != "loihi":
+        msg = "--no-rate-gains only applies with --target loihi (the output gains are a reset-to-zero fit)"
+        raise ConversionError(msg)
+    # The gains run whenever --steps does not, so a baseline without them must say so explicitly.
+    gains_on = tuning.get("rate_gains", True) and not tuning.get("no_rate_gains")
+    if target == "loihi" and calib is not None and not fit and not gains_on:
+        lines.append("note: target loihi: output gains not fitted (--no-rate-gains)")
+    elif target == "loihi" and calib is not None and not fit:
         # The --steps fit below re-fits each population's output gain itself (its g, on a grid against
         # the ANN); the least-squares gains first made its start worse (specs/conversion.md §8).
         from snnx.convert.rategain import DEFAULT_WINDOWS, fit_rate_gains
 
-        windows = (steps, 2 * steps) if steps else DEFAULT_WINDOWS
+        windows = DEFAULT_WINDOWS
         info = fit_rate_gains(result, _samples(calib), windows)
         result.stages["rate gains"] = info["seconds"]
         gains = ", ".join(f"{n} ×{g:.3g}" for n, g in info["gains"].items())

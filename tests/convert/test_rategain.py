@@ -115,3 +115,119 @@ def test_skip_gain_changes_only_the_skip_path():
     # A weighted node that also reads another population cannot take one population's gain exactly.
     graph.edges.append(("b", "fd"))
     assert gain_plan(graph, "add", origin) is None
+
+
+class _TwoHeads(nn.Module):
+    """One hidden ReLU layer read by two linear heads: an ONNX model with two outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU())
+        self.h1, self.h2 = nn.Linear(16, 10), nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.h1(h), self.h2(h)
+
+
+@pytest.fixture
+def two_heads(tmp_path, digits):
+    import io
+
+    x = digits[0][:40]
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            _TwoHeads().eval(), (torch.as_tensor(x[:1]),), buf, dynamo=False, input_names=["x"],
+            output_names=["y1", "y2"], dynamic_axes={"x": {0: "N"}},
+        )
+    (tmp_path / "two.onnx").write_bytes(buf.getvalue())
+    np.savez(tmp_path / "calib.npz", x=x)
+    return tmp_path
+
+
+def test_loihi_gain_fit_takes_a_model_with_two_outputs(two_heads, capsys):
+    """Both heads' readouts are compared side by side (it crashed unpacking one Output)."""
+    argv = convert_argv(two_heads / "two.onnx", two_heads / "two.nir", two_heads / "calib.npz", "--target", "loihi")
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert (two_heads / "two.nir").exists()
+    assert "output gains of the IF populations" in out
+    graph = snnx.load(two_heads / "two.nir")
+    assert sum(isinstance(n, nir.Output) for n in graph.nodes.values()) == 2
+
+
+def test_steps_fit_refuses_two_outputs_with_the_fix(two_heads, capsys):
+    """The --steps fit matches one readout to the ANN's logits: two outputs get one clear error."""
+    argv = convert_argv(
+        two_heads / "two.onnx", two_heads / "two.nir", two_heads / "calib.npz", "--target", "loihi", "--steps", "4"
+    )
+    code, _out, err = run(argv, capsys)
+    assert code == 2, err
+    assert "one output" in err and "without --steps" in err and "Traceback" not in err
+    assert not (two_heads / "two.nir").exists()
+
+
+def test_no_rate_gains_and_calib_limit(two_heads, capsys, monkeypatch):
+    """--calib-limit reaches the gain fit; --no-rate-gains leaves it out (and says so)."""
+    import snnx.convert.rategain as rategain
+
+    seen = []
+    real = rategain.fit_rate_gains
+
+    def spy(result, samples, *args, **kwargs):
+        seen.append(len(samples))
+        return real(result, samples, *args, **kwargs)
+
+    monkeypatch.setattr(rategain, "fit_rate_gains", spy)
+    base = convert_argv(two_heads / "two.onnx", two_heads / "two.nir", two_heads / "calib.npz", "--target", "loihi")
+    code, _out, err = run([*base, "--calib-limit", "7"], capsys)
+    assert code == 0, err
+    assert seen == [7]  # the calibration file holds 40
+    code, out, err = run([*base, "--no-rate-gains"], capsys)
+    assert code == 0, err
+    assert seen == [7] and "output gains not fitted" in out and "output gains of the IF" not in out
+    code, _out, err = run([*convert_argv(two_heads / "two.onnx", two_heads / "a.nir", two_heads / "calib.npz"),
+                           "--no-rate-gains"], capsys)
+    assert code == 2 and "--target loihi" in err
+
+
+def test_gain_fit_leaves_the_max_tree_gain_to_retarget(digits):
+    """The fit runs on the loihi graph, whose max-tree populations have a doubled ``r``; only the kept gains
+    go back into the target-any graph, so its tree ``r`` is unchanged, retarget still finds (and notes) the
+    tree, and the loihi graph it then writes reads out as the fit measured."""
+    from snnx.convert.resetzero import readout_error
+    from snnx.convert.targets import retarget
+
+    x = digits[0][:30]
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 16), nn.ReLU(),
+        nn.Linear(16, 10),
+    )
+    result = snnx.convert(export(model, x[:4]), x)
+    tree = [n for layer in result.layers if layer.op_type == "MaxPool" for n in layer.neurons]
+    assert tree
+    before = {n: np.array(result.graph.nodes[n].r, copy=True) for n in tree}
+    windows = (8, 16)
+
+    def readout(graph):
+        prepared = prepare(graph)
+        (inp,) = prepared.input_names
+        (out,) = prepared.output_names
+        trace = simulate(prepared, {inp: np.broadcast_to(x.astype(np.float64)[None], (16, *x.shape))})[out]
+        return [trace[t - 1].reshape(len(x), -1) / t for t in windows]
+
+    wanted = [w - w.mean(1, keepdims=True) for w in readout(result.graph)]
+    from snnx.convert.rategain import fit_rate_gains
+
+    info = fit_rate_gains(result, x, windows)
+    assert info["gains"], info  # a kept gain, so something was written back
+    for n in tree:
+        np.testing.assert_array_equal(result.graph.nodes[n].r, before[n])
+    loihi = retarget(result, "loihi")
+    assert "MaxPool-tree populations" in loihi.notes[-1]
+    for n in tree:
+        np.testing.assert_allclose(loihi.graph.nodes[n].r, 2 * before[n])
+    got = np.mean([readout_error(y, w) for y, w in zip(readout(loihi.graph), wanted, strict=True)])
+    np.testing.assert_allclose(got, info["error_after"], rtol=1e-9)
