@@ -27,7 +27,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from lava_precision import integer_run
+from lava_precision import integer_run, recall_precision
 from snnx.api import prepare
 from snnx.bench.data import load_mnist_subset
 from snnx.bench.nmnist_synth import SaccadeDVS, synthetic_nmnist
@@ -106,14 +106,6 @@ def classes(out: np.ndarray) -> np.ndarray:
     return out.reshape(out.shape[0], out.shape[1], -1).sum(axis=0).argmax(axis=1)
 
 
-def recall_precision(out: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
-    """Share of the reference's spikes that ``out`` has at the same (t, sample, neuron), and share of
-    ``out``'s spikes that the reference has there (NaN where the denominator has no spike)."""
-    both = float(np.logical_and(out > 0, ref > 0).sum())
-    n_ref, n_out = float((ref > 0).sum()), float((out > 0).sum())
-    return (both / n_ref if n_ref else float("nan")), (both / n_out if n_out else float("nan"))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lava", action="store_true", help="also run both settings on Lava's fixed_pt")
@@ -173,8 +165,10 @@ def main() -> None:
             for label, model in models.items():
                 t0 = time.perf_counter()
                 mine = output_spikes(model, x)
+                recall, precision = recall_precision(mine, ref)
                 print(
-                    f"  {label} (integer model) on these {args.accuracy}: output slots equal {(mine == ref).mean():.2%}, "
+                    f"  {label} (integer model) on these {args.accuracy}: output slots equal {(mine == ref).mean():.2%} "
+                    f"(all silent {1 - (ref > 0).mean():.2%}), recall / precision {recall:.1%} / {precision:.1%}, "
                     f"classes equal to the reference's {(classes(mine) == classes(ref)).sum()} of {args.accuracy}, accuracy "
                     f"{(classes(mine) == y).mean():.1%} (reference {(classes(ref) == y).mean():.1%}); {time.perf_counter() - t0:.0f} s",
                     flush=True,
