@@ -201,6 +201,7 @@ def test_event_fields_outside_their_range_are_refused_before_the_cast() -> None:
         make_events([1], [2], [256], [5])
     with pytest.raises(SnnxError, match="'t' must hold integers"):
         make_events([1], [2], [1], [5.5])
+    assert make_events([1], [2], [True], [5])["p"].tolist() == [1], "boolean polarity stays accepted"
 
 
 def test_a_wrongly_shaped_image_is_refused_clearly() -> None:

@@ -28,7 +28,7 @@ def make_events(x, y, p, t) -> np.ndarray:
     # checked before the cast: a negative or too-large address would wrap in uint16/uint8 and surface
     # later as a wrong, misleading pixel
     for name, col in zip(EVENT_DTYPE.names, cols):
-        if col.size and not np.issubdtype(col.dtype, np.integer):
+        if col.size and not (np.issubdtype(col.dtype, np.integer) or col.dtype == np.bool_):
             msg = f"event field {name!r} must hold integers, got dtype {col.dtype}"
             raise SnnxError(msg)
         info = np.iinfo(EVENT_DTYPE[name])
