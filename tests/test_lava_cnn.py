@@ -31,12 +31,18 @@ pytestmark = [
 
 CNN = SAMPLES / "cnn_sinabs.nir"
 #: Loihi's 8-bit weights against IF neurons, which integrate every rounding error without leak: measured
-#: 98.4 % of the output spike trains equal on this input (specs/backends/lava.md), short of 99 %.
+#: 98.4 % of the output spike trains equal on this input (specs/backends/lava.md), short of 99 %. The
+#: reference fires 20 of the 2000 output slots, so an all-silent output would score 99.0 %: the slot
+#: metric alone says little here, and the recall bar (4 of 20 spikes measured, 20 %) is what fails a
+#: silent or unrelated output.
 LAVA_MIN_AGREEMENT = 0.98
+LAVA_MIN_RECALL = 0.1
 #: The most weight bits per layer whose worst-case step input fits Loihi's 16-bit activation (two 8-bit
-#: synapses per connection); measured 98.90 % equal on this input (22 of 2000 differ), still short of 99 %.
+#: synapses per connection); measured 98.90 % equal on this input (22 of 2000 differ), still short of 99 %
+#: and of the all-silent 99.0 %; recall and precision 45 % (9 of 20 spikes at the reference's slot).
 SPLIT_BITS = {"1": 13, "3": 11, "6": 9, "10": 10, "12": 11}
 SPLIT_MIN_AGREEMENT = 0.988
+SPLIT_MIN_RECALL = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +52,14 @@ def cnn() -> tuple:
     ref = simulate(graph, {"input": x})["output"]
     assert ref.sum() >= 10, "the output layer must spike for the comparison to mean anything"
     return graph, x, ref
+
+
+def _recall_precision(out: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """Share of the reference's output spikes that ``out`` has at the same (t, sample, neuron), and share
+    of ``out``'s spikes that the reference has there; both demand at least one spike on each side."""
+    assert ref.sum() > 0 and out.sum() > 0, "no spike on one side: recall/precision would compare nothing"
+    both = float(np.logical_and(out > 0, ref > 0).sum())
+    return both / float((ref > 0).sum()), both / float((out > 0).sum())
 
 
 def _run(backend: str, graph, x: np.ndarray, **options) -> np.ndarray:
@@ -65,6 +79,7 @@ def test_sinabs_cnn_on_loihi_fixed_point_is_measured(cnn: tuple) -> None:
     assert out.sum() > 0
     assert abs(out.sum() - ref.sum()) <= 0.25 * ref.sum()
     assert (out == ref).mean() >= LAVA_MIN_AGREEMENT
+    assert min(_recall_precision(out, ref)) >= LAVA_MIN_RECALL
 
 
 def test_sinabs_cnn_with_split_synapses_on_loihi_fixed_point_is_measured(cnn: tuple) -> None:
@@ -77,12 +92,18 @@ def test_sinabs_cnn_with_split_synapses_on_loihi_fixed_point_is_measured(cnn: tu
     assert out.sum() > 0
     assert abs(out.sum() - ref.sum()) <= 0.25 * ref.sum()
     assert (out == ref).mean() >= SPLIT_MIN_AGREEMENT
+    assert min(_recall_precision(out, ref)) >= SPLIT_MIN_RECALL
 
 
 #: Loihi's 8-bit weights on synthetic N-MNIST (test images 0 and 1 of mnist-subset, 300 steps of 1 ms):
 #: measured 96.98 % of the output slots equal (228 spikes against the reference's 235), both classes
-#: equal; 94.9-96.4 % on 3 x 4 images (benchmarks/results/loihi/nmnist.md), short of 99 %.
+#: equal; 94.9-96.4 % on 3 x 4 images (benchmarks/results/loihi/nmnist.md), short of 99 %. The reference
+#: fires 3.9 % of the slots, so an all-silent output would score 96.08 %: hence the recall and precision
+#: bars (measured 60.0 % of the reference's spikes reproduced at their slot, 61.8 % of lava's spikes at
+#: one of the reference's; integer model = lava) and the demand to beat the all-silent score.
 NMNIST_MIN_AGREEMENT = 0.965
+NMNIST_MIN_RECALL = 0.5
+NMNIST_MIN_PRECISION = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +133,6 @@ def test_sinabs_cnn_on_synthetic_nmnist_on_loihi_fixed_point_is_measured(nmnist:
     assert abs(out.sum() - ref.sum()) <= 0.1 * ref.sum()
     np.testing.assert_array_equal(out.sum(axis=0).argmax(axis=1), ref.sum(axis=0).argmax(axis=1))
     assert (out == ref).mean() >= NMNIST_MIN_AGREEMENT
+    assert (out == ref).mean() > 1 - (ref > 0).mean(), "no better than an all-silent output"
+    recall, precision = _recall_precision(out, ref)
+    assert recall >= NMNIST_MIN_RECALL and precision >= NMNIST_MIN_PRECISION, (recall, precision)

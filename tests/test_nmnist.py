@@ -165,3 +165,55 @@ def test_the_sinabs_cnn_classifies_synthetic_nmnist_far_above_chance() -> None:
     counts = out.sum(axis=0)
     assert counts.sum(axis=1).min() > 0, "every sample must make the output spike"
     assert (counts.argmax(axis=1) == data.y_test[:10]).sum() >= 8
+
+
+def _one_sample_root(tmp_path) -> str:
+    folder = tmp_path / "Test" / "3"
+    folder.mkdir(parents=True)
+    write_events(folder / "1.bin", make_events([1], [2], [1], [5]))
+    return str(tmp_path)
+
+
+def test_an_empty_batch_is_refused_clearly(tmp_path) -> None:
+    with pytest.raises(SnnxError, match="no samples to stack"):
+        load_nmnist(_one_sample_root(tmp_path), indices=[])
+    with pytest.raises(SnnxError, match="no samples to stack"):
+        synthetic_nmnist(np.zeros((0, 28, 28)))
+
+
+def test_non_integer_or_non_finite_counts_and_indices_are_refused_clearly(tmp_path) -> None:
+    root = _one_sample_root(tmp_path)
+    assert load_nmnist(root, indices=[0], steps=1)[0].sum() == 1, "the valid call this varies"
+    with pytest.raises(SnnxError, match=r"sample indices must be integers, got 0\.0"):
+        load_nmnist(root, indices=[0.0])
+    events = make_events([1], [2], [1], [5])
+    with pytest.raises(SnnxError, match=r"steps must be a positive integer, got 2\.5"):
+        bin_events(events, bin_us=1000, steps=2.5)
+    with pytest.raises(SnnxError, match="bin_us must be a positive finite"):
+        bin_events(events, bin_us=float("nan"), steps=2)
+
+
+def test_event_fields_outside_their_range_are_refused_before_the_cast() -> None:
+    """x = -1 would wrap to 65535 in uint16, and bin_events would then report a max x of 65535."""
+    with pytest.raises(SnnxError, match=r"'x' must lie in 0\.\.65535, got -1\.\.-1"):
+        make_events([-1], [2], [1], [5])
+    with pytest.raises(SnnxError, match=r"'p' must lie in 0\.\.255"):
+        make_events([1], [2], [256], [5])
+    with pytest.raises(SnnxError, match="'t' must hold integers"):
+        make_events([1], [2], [1], [5.5])
+    assert make_events([1], [2], [True], [5])["p"].tolist() == [1], "boolean polarity stays accepted"
+
+
+def test_a_wrongly_shaped_image_is_refused_clearly() -> None:
+    with pytest.raises(SnnxError, match=r"must be 28x28 .* got shape \(10, 10\)"):
+        saccade_events(np.zeros((10, 10)))
+    with pytest.raises(SnnxError, match=r"got shape \(34, 34\)"):
+        synthetic_nmnist(np.zeros((1, 34, 34)))
+
+
+def test_negative_noise_is_refused() -> None:
+    with pytest.raises(SnnxError, match="noise_hz must be >= 0"):
+        SaccadeDVS(noise_hz=-5)
+    with pytest.raises(SnnxError, match="noise_hz must be >= 0"):
+        SaccadeDVS(noise_hz=float("nan"))
+    assert SaccadeDVS(noise_hz=0.0).noise_hz == 0.0

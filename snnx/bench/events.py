@@ -8,6 +8,9 @@ tonic's ``ToFrame`` layout, which the NIR paper's N-MNIST networks were trained 
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from snnx.errors import SnnxError
@@ -22,6 +25,16 @@ def make_events(x, y, p, t) -> np.ndarray:
     if len({len(c) for c in cols}) != 1:
         msg = f"x, y, p and t must have the same length, got {[len(c) for c in cols]}"
         raise SnnxError(msg)
+    # checked before the cast: a negative or too-large address would wrap in uint16/uint8 and surface
+    # later as a wrong, misleading pixel
+    for name, col in zip(EVENT_DTYPE.names, cols):
+        if col.size and not (np.issubdtype(col.dtype, np.integer) or col.dtype == np.bool_):
+            msg = f"event field {name!r} must hold integers, got dtype {col.dtype}"
+            raise SnnxError(msg)
+        info = np.iinfo(EVENT_DTYPE[name])
+        if col.size and (int(col.min()) < info.min or int(col.max()) > info.max):
+            msg = f"event field {name!r} must lie in {info.min}..{info.max}, got {int(col.min())}..{int(col.max())}"
+            raise SnnxError(msg)
     events = np.empty(len(cols[0]), dtype=EVENT_DTYPE)
     for name, col in zip(EVENT_DTYPE.names, cols):
         events[name] = col
@@ -44,8 +57,9 @@ def bin_events(
     cut, a shorter one leaves empty bins at the end); an event outside the sensor is an error, since it
     means the stream and ``size`` disagree.
     """
-    if bin_us <= 0 or steps <= 0:
-        msg = f"bin_us and steps must be positive, got bin_us={bin_us}, steps={steps}"
+    steps = positive_int(steps, "steps")
+    if not (isinstance(bin_us, numbers.Real) and math.isfinite(bin_us) and bin_us > 0):
+        msg = f"bin_us must be a positive finite number of microseconds, got {bin_us!r}"
         raise SnnxError(msg)
     height, width = size
     if len(events) and (int(events["x"].max()) >= width or int(events["y"].max()) >= height):
@@ -63,9 +77,17 @@ def bin_events(
     return out
 
 
+def positive_int(value: object, name: str) -> int:
+    """``value`` as an int if it is a whole number ``>= 1`` (bool refused), else one clear error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        msg = f"{name} must be a positive integer, got {value!r}"
+        raise SnnxError(msg)
+    return int(value)
+
+
 def stack_samples(frames: list[np.ndarray]) -> np.ndarray:
     """Per-sample ``(T, *shape)`` tensors as one ``(T, batch, *shape)`` input, the layout every backend takes."""
     if not frames:
-        msg = "no samples to stack"
+        msg = "no samples to stack: the batch is empty; pass at least one sample (image, file index)"
         raise SnnxError(msg)
     return np.stack(frames, axis=1)

@@ -8,12 +8,13 @@ Sensor 34x34; a sample is three saccades, about 300 ms.
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
 import numpy as np
 
-from snnx.bench.events import EVENT_DTYPE, bin_events
+from snnx.bench.events import EVENT_DTYPE, bin_events, stack_samples
 from snnx.errors import SnnxError
 
 SENSOR = (34, 34)
@@ -87,13 +88,20 @@ def load_nmnist(
 
     ``x`` is float32 ``(steps, batch, 2, 34, 34)`` (:func:`snnx.bench.events.bin_events`, each sample
     from its own time 0, ``bin_us`` microseconds per step), ``labels`` int64 ``(batch,)``. ``indices``
-    picks samples from :func:`sample_files`' order (default: all of the split).
+    picks samples from :func:`sample_files`' order (default: all of the split); an empty list is an
+    error (:func:`snnx.bench.events.stack_samples`), as are non-integer or out-of-range indices.
     """
     files = sample_files(root, split)
-    if indices is not None and any(not -len(files) <= i < len(files) for i in indices):
-        msg = f"sample index out of range: {split} has {len(files)} samples"
-        raise SnnxError(msg)
+    if indices is not None:
+        indices = list(indices)
+        bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, numbers.Integral)]
+        if bad:
+            msg = f"sample indices must be integers, got {bad[0]!r}"
+            raise SnnxError(msg)
+        if any(not -len(files) <= i < len(files) for i in indices):
+            msg = f"sample index out of range: {split} has {len(files)} samples"
+            raise SnnxError(msg)
     chosen = files if indices is None else [files[i] for i in indices]
     frames = [bin_events(read_events(f), bin_us=bin_us, steps=steps, size=SENSOR) for f, _ in chosen]
-    return np.stack(frames, axis=1), np.array([d for _, d in chosen], dtype=np.int64)
+    return stack_samples(frames), np.array([d for _, d in chosen], dtype=np.int64)
 

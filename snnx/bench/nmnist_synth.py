@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snnx.bench.events import bin_events, make_events
+from snnx.bench.events import bin_events, make_events, stack_samples
 from snnx.errors import SnnxError
 
 FRAME = 34
@@ -56,6 +56,9 @@ class SaccadeDVS:
             raise SnnxError(msg)
         if not 0 < self.background < 1:
             msg = "background must lie in (0, 1)"
+            raise SnnxError(msg)
+        if not self.noise_hz >= 0:  # also refuses NaN
+            msg = f"noise_hz must be >= 0 (events per pixel and polarity per second; 0: no noise), got {self.noise_hz}"
             raise SnnxError(msg)
 
     @property
@@ -90,8 +93,11 @@ def _render(digit: np.ndarray, x: float, y: float) -> np.ndarray:
 def saccade_events(image: np.ndarray, params: SaccadeDVS | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
     """The event stream (:data:`snnx.bench.events.EVENT_DTYPE`) of one 28x28 image in ``[0, 1]``."""
     params = params or SaccadeDVS()
-    digit = np.asarray(image, dtype=np.float64).reshape(DIGIT, DIGIT)
-    if digit.min() < 0 or digit.max() > 1:
+    digit = np.asarray(image, dtype=np.float64)
+    if digit.shape != (DIGIT, DIGIT):
+        msg = f"the image must be {DIGIT}x{DIGIT} (an MNIST digit; N-MNIST's 34x34 frame adds the motion), got shape {digit.shape}"
+        raise SnnxError(msg)
+    if not (digit.min() >= 0 and digit.max() <= 1):
         msg = "the image must hold intensities in [0, 1] (scale 0..255 images by 1/255)"
         raise SnnxError(msg)
     times = np.arange(0.0, params.duration_us + params.sample_us / 2, params.sample_us)
@@ -152,4 +158,4 @@ def synthetic_nmnist(
     params = params or SaccadeDVS()
     rng = np.random.default_rng(seed)
     frames = [bin_events(saccade_events(img, params, rng), bin_us=bin_us, steps=steps, size=(FRAME, FRAME)) for img in images]
-    return np.stack(frames, axis=1)
+    return stack_samples(frames)
