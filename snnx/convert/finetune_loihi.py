@@ -186,6 +186,15 @@ def finetune_reset_to_zero(
     from snnx.convert.evaluate import ann_logits
     from snnx.convert.targets import retarget
 
+    outputs = [n for n, node in result.graph.nodes.items() if isinstance(node, nir.Output)]
+    if len(outputs) != 1:
+        # The loss and the held-out choice compare one readout with the ANN's logits.
+        msg = (
+            f"--finetune with --target loihi distils one readout from the ANN's logits; this model has "
+            f"{len(outputs)} outputs ({', '.join(outputs)}): fine-tune without --target loihi, or export one "
+            "output per model"
+        )
+        raise ConversionError(msg)
     x, y = labelled_samples(data, result.input_shape, result.onnx_input, "--finetune", "fine-tuning data")
     y = y.astype(np.int64)
     trainable = {n for n, op in result.origin.items() if op in TRAINABLE_OPS and n in result.graph.nodes}

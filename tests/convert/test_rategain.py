@@ -170,6 +170,20 @@ def test_steps_fit_refuses_two_outputs_with_the_fix(two_heads, capsys):
     assert not (two_heads / "two.nir").exists()
 
 
+def test_loihi_finetune_refuses_two_outputs_with_the_fix(two_heads, digits, capsys):
+    """--finetune --target loihi distils one readout: two outputs get one clear error, not a traceback."""
+    np.savez(two_heads / "train.npz", x=digits[0][:40], y=digits[1][:40])
+    argv = convert_argv(
+        two_heads / "two.onnx", two_heads / "two.nir", two_heads / "calib.npz", "--target", "loihi",
+        "--finetune", two_heads / "train.npz", "--epochs", "1",
+    )
+    code, _out, err = run(argv, capsys)
+    assert code == 2, err
+    assert "one readout" in err and "export one output per model" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (two_heads / "two.nir").exists()
+
+
 def test_no_rate_gains_and_calib_limit(two_heads, capsys, monkeypatch):
     """--calib-limit reaches the gain fit; --no-rate-gains leaves it out (and says so)."""
     import snnx.convert.rategain as rategain
