@@ -19,7 +19,7 @@ training images (``snnx.convert.finetune_loihi``: through the reset-to-zero neur
 choose the epoch), once per seed, and measured the same way, ``lava`` included.
 
     PYTHONPATH=. python benchmarks/loihi_integer.py [--kinds mlp,cnn_avgpool] [--bits 8] [--timesteps 8,16,32]
-        [--finetune-seeds 0,1 --epochs 8] [--only-loihi]
+        [--finetune-seeds 0,1 --epochs 8] [--only-loihi] [--half-threshold-init]
 """
 
 from __future__ import annotations
@@ -73,14 +73,19 @@ def ann_accuracy(proto: onnx.ModelProto, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(logits.argmax(1) == y))
 
 
-def converted(proto, calib, target: str, bits: int | None, fit: bool = True, finetune=None, seed: int = 0, epochs: int = 5):
+def converted(
+    proto, calib, target: str, bits: int | None, fit: bool = True, finetune=None, seed: int = 0, epochs: int = 5,
+    half: bool = False,
+):
     """What ``snnx convert --steps 8 [--integer bits] --target target [--finetune train.npz]`` writes.
 
     :param fit: False: without target loihi's reset-to-zero fit (``snnx.convert.resetzero``) and without
         the output gains (``snnx.convert.rategain``), as ``snnx convert`` wrote it before those stages existed.
     :param finetune: ``(x, y)`` fine-tuning data (``--finetune``), fine-tuned with ``seed``.
+    :param half: ``--half-threshold-init`` (target loihi only).
     """
     result = convert(proto, calib, steps=8)
+    result.half_threshold_init = half
     # rate_gains off: without --steps apply_tuning would otherwise fit the output gains, a later stage too.
     tuning = {"integer_bits": bits, "steps": 8 if fit else None, "finetune_path": finetune, "seed": seed, "rate_gains": False}
     if finetune is not None:
@@ -114,6 +119,10 @@ def main() -> None:
         help="also measure --finetune (the training images; a fifth held out) for these seeds, on lava too",
     )
     parser.add_argument("--epochs", type=int, default=5, help="epochs of --finetune")
+    parser.add_argument(
+        "--half-threshold-init", action="store_true",
+        help="also measure the integer Loihi graph with --half-threshold-init (and its --finetune seeds)",
+    )
     parser.add_argument("--only-loihi", action="store_true", help="skip the float and target-any variants and the unfitted graph")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -129,16 +138,22 @@ def main() -> None:
         ann = ann_accuracy(proto, xte, yte)
         row = {"model": kind, "ANN": ann, "lava": {}, "readout max |dv|": {}, "same class": {}, "lava steps/s": {}, "layers": {}}
         int_loihi = f"int{args.bits}, loihi"
+        seeds = [int(s) for s in args.finetune_seeds.split(",") if s]
         variants = [
-            ("float, any", "any", None, True, None, 0), (f"int{args.bits}, any", "any", args.bits, True, None, 0),
-            (f"int{args.bits}, loihi, no fit", "loihi", args.bits, False, None, 0),
-            ("float, loihi", "loihi", None, True, None, 0),
-        ] * (not args.only_loihi) + [(int_loihi, "loihi", args.bits, True, None, 0)] + [
-            (f"{int_loihi}, finetune seed {s}", "loihi", args.bits, True, (xtr, ytr), int(s))
-            for s in args.finetune_seeds.split(",") if s
+            ("float, any", "any", None, True, None, 0, False),
+            (f"int{args.bits}, any", "any", args.bits, True, None, 0, False),
+            (f"int{args.bits}, loihi, no fit", "loihi", args.bits, False, None, 0, False),
+            ("float, loihi", "loihi", None, True, None, 0, False),
+        ] * (not args.only_loihi) + [(int_loihi, "loihi", args.bits, True, None, 0, False)] + [
+            (f"{int_loihi}, finetune seed {s}", "loihi", args.bits, True, (xtr, ytr), s, False) for s in seeds
         ]
-        for label, target, bits, fit, tune, seed in variants:
-            result, lines = converted(proto, calib, target, bits, fit, tune, seed, args.epochs)
+        if args.half_threshold_init:
+            half = f"{int_loihi}, half-threshold init"
+            variants += [(half, "loihi", args.bits, True, None, 0, True)] + [
+                (f"{half}, finetune seed {s}", "loihi", args.bits, True, (xtr, ytr), s, True) for s in seeds
+            ]
+        for label, target, bits, fit, tune, seed, half_init in variants:
+            result, lines = converted(proto, calib, target, bits, fit, tune, seed, args.epochs, half_init)
             prepared = prepare(result.graph)
             (inp,) = prepared.input_names
             (out,) = prepared.output_names

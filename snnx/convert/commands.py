@@ -70,6 +70,13 @@ def _timesteps(text: str) -> tuple[int, ...]:
     help="Deployment target: 'loihi' resets to zero from zero state (what backend 'lava' runs).",
 )
 @click.option(
+    "--half-threshold-init",
+    is_flag=True,
+    help="With --target loihi: start every reset-to-zero population (MaxPool trees excepted) from half its "
+    "threshold (ceil for --integer); the --steps fit, --finetune and --integer see it. Backend lava runs it "
+    "as Lava processes (not savable as netx).",
+)
+@click.option(
     "--batch-size", type=click.IntRange(min=1), default=None,
     help="Samples per simulation for --evaluate [torch backends 256; reference: what fits 300 MB of traces].",
 )
@@ -87,6 +94,7 @@ def convert_command(
     backend: str | None,
     limit: int | None,
     deploy_target: str,
+    half_threshold_init: bool,
     batch_size: int | None,
     device: str,
     **tuning,
@@ -112,6 +120,12 @@ def convert_command(
     if target.resolve() == Path(model).resolve():
         msg = f"output {str(target)!r} would overwrite the input model; pass -o"
         raise ConversionError(msg)
+    if half_threshold_init and deploy_target != "loihi":
+        msg = (
+            "--half-threshold-init applies to --target loihi (target 'any' already starts reset-subtract "
+            "populations from half their threshold); add --target loihi"
+        )
+        raise ConversionError(msg)
     if deploy_target != "any" and tuning.get("signed"):
         msg = (
             f"--target {deploy_target} cannot take --signed: Loihi's CUBA neuron sends no negative spikes, and "
@@ -122,6 +136,7 @@ def convert_command(
         model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit,
         **convert_kwargs(tuning),
     )
+    result.half_threshold_init = half_threshold_init
     # The later fits see the same cut samples as the scales (--calib-limit), not the whole file.
     tuning_calib = load_npz(calib, need_labels=False, what="--calib")[0][:calib_limit] if calib and calib_limit else calib
     tuned = apply_tuning(result, tuning, model, target=deploy_target, calib=tuning_calib)

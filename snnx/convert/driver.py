@@ -70,6 +70,9 @@ class ConversionResult:
     seconds: float = 0.0
     #: ``--steps``: the window the scales were tuned for (None: percentile scales only).
     steps: int | None = None
+    #: ``--half-threshold-init``: ``--target loihi`` starts every reset-to-zero population (MaxPool trees
+    #: excepted) from half its threshold (:func:`snnx.convert.targets.retarget`) instead of from 0.
+    half_threshold_init: bool = False
     signed: bool = False
     #: Extra stages (fine-tuning, integer quantisation) with their wall-clock seconds.
     stages: dict[str, float] = field(default_factory=dict)

@@ -136,6 +136,15 @@ def integer_options(
     return {"per_channel": False, "limits": loihi_integer_limits(graph, e)}, [note]
 
 
+def half_threshold(threshold: Any) -> np.ndarray:
+    """``v_init`` of ``--half-threshold-init``: ``⌈θ/2⌉`` for whole thresholds above 1 (an ``--integer``
+    graph stays integer: the rounding ``integerise`` applies), ``θ/2`` otherwise."""
+    th = np.asarray(threshold, dtype=np.float64)
+    if np.all(th == np.rint(th)) and np.all(th > 1):
+        return np.ceil(th / 2)
+    return th / 2
+
+
 def retarget(result: ConversionResult, target: str = "any") -> ConversionResult:
     """The conversion result adapted to ``target`` (a new result; ``result`` is unchanged)."""
     if target not in TARGETS:
@@ -145,13 +154,16 @@ def retarget(result: ConversionResult, target: str = "any") -> ConversionResult:
         return result
     graph = copy.deepcopy(result.graph)
     spiking = [name for name, node in graph.nodes.items() if is_spiking(node)]
-    for name in spiking:
-        set_node_contract(graph.nodes[name], reset="value", v_init=0.0)
     # Only where one ±1 spike is one threshold of charge (r = v_threshold, dt = 1 in converted graphs).
     max_tree = [
         n for layer in result.layers if layer.op_type == "MaxPool" for n in layer.neurons
         if n in graph.nodes and np.allclose(graph.nodes[n].v_threshold, graph.nodes[n].r)
     ]
+    half = result.half_threshold_init
+    for name in spiking:
+        node = graph.nodes[name]
+        v_init = half_threshold(node.v_threshold) if half and name not in max_tree else 0.0
+        set_node_contract(node, reset="value", v_init=v_init)
     for name in max_tree:
         # Doubling the input gain is the same rule as halving the threshold, and keeps an --integer
         # graph's thresholds integers.
@@ -161,6 +173,11 @@ def retarget(result: ConversionResult, target: str = "any") -> ConversionResult:
         f"target loihi: {len(spiking)} IF populations reset to zero with zero initial state "
         "(Loihi's CUBA neuron has no subtract reset and starts from 0); run it with --backend lava"
     )
+    if half:
+        note += (
+            f"; --half-threshold-init: {len(spiking) - len(max_tree)} of them start each window from half their "
+            "threshold (backend lava: a pulse chain, not savable as netx)"
+        )
     if max_tree:
         note += f"; the {len(max_tree)} MaxPool-tree populations (whole-number inputs) fire at one unit of input (input gain r doubled: the rule of threshold 1/2)"
     return dataclasses.replace(result, graph=graph, notes=[*result.notes, note])

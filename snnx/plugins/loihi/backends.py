@@ -18,7 +18,7 @@ import numpy as np
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.capabilities import Capabilities
 from snnx.ir.prepare import PreparedGraph
-from snnx.plugins.loihi import populations, precision, runner, slayer
+from snnx.plugins.loihi import populations, precision, pulsechain, runner, slayer
 from snnx.plugins.loihi.cuba import (
     CHAIN_NODE_TYPES,
     THRESHOLD_CHAIN_NODE_TYPES,
@@ -137,6 +137,8 @@ class LavaBackend(_LavaBackendBase):
         split = any(b > SYNAPSE_BITS for b in bits)
         if split:
             chain = precision.with_split_layers(chain)
+        if pulsechain.has_kicks(chain):
+            chain = pulsechain.with_kick_columns(chain)
         pops = populations.split_chain(chain, bits) if split or populations.needs_populations(chain) else []
         if pops:
             quant = [p.quantisation for layer in pops for p in layer]
@@ -165,8 +167,15 @@ class LavaBackend(_LavaBackendBase):
         notes = ""
         if chain.pulses:
             n = int(np.prod(chain.in_shape))
-            axons = " and ".join(f"{n + k} at step {k}" for k in range(chain.pulses))
+            at = chain.pulse_steps or tuple(range(chain.pulses))
+            axons = " and ".join(f"{n + k} at step {step}" for k, step in enumerate(at))
             notes += f"; the first layer's initial state: spike input axon {axons} of every window"
+        kicked = [layer.nodes[-1] for layer in chain.layers if layer.kick is not None]
+        if kicked:
+            notes += (
+                f"; layers {kicked} start from their v_init through a parallel chain of pulse populations "
+                f"({chain.kick_pulses} neurons each)"
+            )
         last = [p.quantisation for p in model.populations[-1]] if model.populations else model.quantisation[-1:]
         if not chain.layers[-1].spiking:
             notes += (

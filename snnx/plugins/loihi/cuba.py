@@ -33,6 +33,7 @@ current); ``v_leak`` and synapse biases into a non-decaying current become the n
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,10 @@ class CubaLayer:
     #: Folded bias of the recurrent run (data shape) or None: on the back edge it acts from a window's
     #: second step on (the back edge carries zero at step 0).
     recurrent_bias: np.ndarray | None = None
+    #: Per-neuron voltage kick (data shape) on the step the layer's window starts, for a layer after the
+    #: first whose ``v_init`` is delivered by a pulse chain (:mod:`snnx.plugins.loihi.pulsechain`); None
+    #: when the layer starts from zero.
+    kick: np.ndarray | None = None
 
     @property
     def spiking(self) -> bool:
@@ -151,6 +156,12 @@ class CubaChain:
     #: Extra input channels after the flat input that carry a spike at step 0 (and 1) of every window:
     #: the first layer's initial state, set by :func:`initial_state_pulses`.
     pulses: int = 0
+    #: The step of every window at which each pulse channel spikes (empty: channel ``k`` at step ``k``).
+    pulse_steps: tuple[int, ...] = ()
+    #: Neurons per pulse population of the pulse chain that delivers later layers' ``kick`` (the number
+    #: of extra weight columns each such layer reads), set by
+    #: :func:`snnx.plugins.loihi.pulsechain.with_kick_columns`; 0 without a pulse chain.
+    kick_pulses: int = 0
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -502,9 +513,13 @@ def initial_state_pulses(chain: CubaChain) -> CubaChain:
     Extra input axons spike at the first step(s) of every window into the first (dense) synapse:
     ``p0 = (1-du) u_init + a`` at step 0 and, with a decaying current, ``p1 = -(1-du) a`` at step 1,
     where ``a = (1-dv) v_init``. From zero state that gives ``v`` at step 0 exactly the contract's
-    ``(1-dv) v_init + (1-du) u_init + z`` and cancels the extra current at step 1. Other layers' initial
-    state is left for :func:`loihi_refusals` to refuse.
+    ``(1-dv) v_init + (1-du) u_init + z`` and cancels the extra current at step 1.
+
+    A later layer without a current state (``du = 1``, ``u_init = 0``) gets its ``(1-dv) v_init`` as a
+    ``kick``, delivered on its window's first step by a pulse chain
+    (:mod:`snnx.plugins.loihi.pulsechain`); any other initial state is left for :func:`loihi_refusals`.
     """
+    chain = _deeper_kicks(chain)
     first = chain.layers[0]
     v_init = np.asarray(first.v_init, dtype=np.float64) * np.ones(first.data_shape)
     u_init = np.asarray(first.u_init, dtype=np.float64) * np.ones(first.data_shape)
@@ -517,12 +532,47 @@ def initial_state_pulses(chain: CubaChain) -> CubaChain:
     columns = [(1 - du) * u_init + kick]
     if np.any((du != 1.0) & (kick != 0)):
         columns.append(-(1 - du) * kick)
+    # A pulse larger than every weight would shrink the layer's quantisation scale: several axons share it.
+    peak = float(np.max(np.abs(first.weight))) if first.weight.size else 0.0
+    parts = [kick_columns(c.reshape(-1), peak if peak > 0 else 127.0) for c in columns]
     chain = copy.deepcopy(chain)
     first = chain.layers[0]
-    first.weight = np.concatenate([first.weight, np.stack(columns, axis=1)], axis=1)
+    first.weight = np.concatenate([first.weight, *parts], axis=1)
     first.v_init, first.u_init = 0.0, 0.0
-    chain.pulses = len(columns)
+    chain.pulses = sum(p.shape[1] for p in parts)
+    chain.pulse_steps = tuple(k for k, p in enumerate(parts) for _ in range(p.shape[1]))
     return chain
+
+
+def kick_columns(kick: np.ndarray, peak: float) -> np.ndarray:
+    """``kick`` (per neuron) as ``k`` columns summing to it, each at most ``peak`` in magnitude; integer
+    kicks are split into integers (so an integer layer stays exact)."""
+    k = max(1, math.ceil(float(np.max(np.abs(kick))) / peak))
+    if np.all(kick == np.rint(kick)):
+        mag, sign = np.abs(kick).astype(np.int64), np.sign(kick)
+        base, extra = np.divmod(mag, k)
+        cols = base[:, None] + (np.arange(k)[None, :] < extra[:, None])
+        return cols * sign[:, None]
+    return np.repeat(kick[:, None] / k, k, axis=1)
+
+
+def _deeper_kicks(chain: CubaChain) -> CubaChain:
+    """Layers after the first whose ``v_init`` a pulse chain can deliver exactly, with it as ``kick``."""
+    out = None
+    for j, layer in enumerate(chain.layers[1:], start=1):
+        v_init = np.asarray(layer.v_init, dtype=np.float64) * np.ones(layer.data_shape)
+        u_init = np.asarray(layer.u_init, dtype=np.float64)
+        if not layer.spiking or not np.any(v_init) or np.any(u_init):
+            continue
+        du, dv = layer.neuron_decays or (layer.current_decay, layer.voltage_decay)
+        if np.any(_per_neuron(du, v_init.shape) != 1.0):
+            # A kick into a decaying current would stay in it; only a current-free neuron takes it exactly.
+            continue
+        out = out or copy.deepcopy(chain)
+        target = out.layers[j]
+        target.kick = (1 - _per_neuron(dv, v_init.shape)) * v_init
+        target.v_init = 0.0
+    return out or chain
 
 
 def loihi_refusals(chain: CubaChain) -> list[str]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from snnx.errors import SnnxError, UnsupportedNodeError
-from snnx.plugins.loihi import precision, runner
+from snnx.plugins.loihi import precision, pulsechain, runner
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.cuba import CubaChain, CubaLayer
 from snnx.plugins.loihi.model import LavaModel
@@ -49,13 +49,15 @@ class Population:
 def needs_populations(chain: CubaChain) -> bool:
     """Whether some layer's decays differ between its neurons, or a layer is recurrent (both are built
     as Lava processes here: a netx file would carry a window's last spikes into the next sample)."""
-    return any(layer.neuron_decays is not None or layer.recurrent is not None for layer in chain.layers)
+    return any(layer.neuron_decays is not None or layer.recurrent is not None for layer in chain.layers) or (
+        pulsechain.has_kicks(chain)
+    )
 
 
 def population_refusals(chain: CubaChain) -> list[str]:
     """Why the chain's per-neuron decays cannot be split into populations (empty when they can)."""
-    if not needs_populations(chain):
-        return []
+    if not any(layer.neuron_decays is not None or layer.recurrent is not None for layer in chain.layers):
+        return []  # (a pulse chain alone unrolls its conv layers: pulsechain.with_kick_columns)
     reasons = [
         f"node {layer.nodes[-1]!r}: a conv layer in a chain whose decays differ between neurons or that has "
         "a recurrent layer; snnx builds such chains as Loihi populations of dense layers only (Loihi's CUBA "
@@ -183,7 +185,12 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     sources: list[tuple[Any, np.ndarray]] = []  # (spike port, neuron indices) of the layer before
     inputs = []
     neurons = []
+    pulse_port = None  # the spikes of the pulse population beside the layer before (pulsechain.py)
+    kicked = [layer.kick is not None for layer in chain.layers]
     for j, pops in enumerate(layers, start=1):
+        if j > 1 and kicked[j - 1]:
+            n_prev = int(np.prod(chain.layers[j - 2].data_shape))
+            sources = [*sources, (pulse_port, n_prev + np.arange(chain.kick_pulses))]
         current, layer_neurons = [], []
         for pop in pops:
             q = pop.quantisation
@@ -194,6 +201,13 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
             )
             blocks = [(None, np.arange(q.weight.shape[1]))] if j == 1 else sources
             for port, cols in blocks:
+                if port is not None and port is pulse_port and not q.weight_exp:
+                    # The kick columns are all of one sign more often than not: netx's encoding would
+                    # double an all-negative block (precision.exact_synapse; split synapses encode it right).
+                    kick = precision.exact_synapse(q.weight[:, cols], 0)
+                    port.connect(kick.s_in)
+                    kick.a_out.connect(neuron.a_in)
+                    continue
                 for syn in synapses(q.weight[:, cols], q.weight_exp, bits if j == 1 else 0):
                     if port is None:
                         inputs.append(syn.s_in)
@@ -211,6 +225,17 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
                 for syn in synapses(pop.recurrent[:, cols], pop.quantisation.weight_exp, 0):
                     port.connect(syn.s_in)
                     syn.a_out.connect(neuron.a_in)
+        if any(kicked[j:]):
+            # Beside layer j, with its window offset: fires once on the step layer j's window starts.
+            width = data.shape[0]
+            pulser, syn = pulsechain.pulse_population(
+                chain.kick_pulses, pulse_port, width if j == 1 else chain.kick_pulses,
+                width - chain.pulses if j == 1 else None, steps=steps, offset=(1 + j) % steps,
+                message_bits=bits if j == 1 else 0,
+            )
+            if j == 1:
+                inputs.append(syn.s_in)
+            pulse_port = pulser.s_out
         sources = current
     outs = [port for port, _index in sources]
     probes = None if last.spiking else [n.v for n in neurons[-len(layers[-1]):]]
@@ -225,6 +250,7 @@ def check_savable(model: LavaModel) -> None:
     """Refuse to write a model with split or recurrent layers, or split synapses, as netx HDF5 (what snnx
     writes is one chain of feed-forward layers with one decay and one 8-bit synapse each)."""
     precision.check_savable(model)
+    pulsechain.check_savable(model.chain)
     if model.populations and any(len(p) > 1 for p in model.populations):
         names = [pops[0].layer.nodes[-1] for pops in model.populations if len(pops) > 1]
         msg = (

@@ -167,6 +167,12 @@ def synapses(weight: np.ndarray, weight_exp: int, message_bits: int) -> list[Any
     return [_mantissa_dense(hi, weight_exp, message_bits), _mantissa_dense(lo, 0, message_bits)]
 
 
+def exact_synapse(mantissa: np.ndarray, message_bits: int) -> Any:
+    """One Lava ``Dense`` whose activation is exactly ``Σ mantissa s`` for 8-bit signed integers, whatever
+    their signs (:func:`_mantissa_dense`: netx's encoding mis-sizes an all-negative block)."""
+    return _mantissa_dense(mantissa, 0, message_bits)
+
+
 def check_savable(model: Any) -> None:
     """Refuse to write a model with split synapses as netx (one 8-bit synapse per layer)."""
     split = [p.quantisation.layer for pops in model.populations for p in pops if p.quantisation.weight_exp]

@@ -32,7 +32,7 @@ def stream(model: LavaModel, x: np.ndarray, *, pulse: float = 1.0) -> tuple[np.n
     """Time-major ``(T, B, *shape)`` inputs as one ``(*lava_shape, B*T + L)`` stream of consecutive windows.
 
     A chain with initial-state pulses gets its extra channels: ``pulse`` at step ``k`` of every window
-    on channel ``k``.
+    on channel ``k`` (or at step ``chain.pulse_steps[k]``).
     """
     steps, batch = x.shape[:2]
     if _lava_layout(model):
@@ -41,8 +41,10 @@ def stream(model: LavaModel, x: np.ndarray, *, pulse: float = 1.0) -> tuple[np.n
         sample = x.reshape(steps, batch, -1)
         if model.chain.pulses:
             extra = np.zeros((steps, batch, model.chain.pulses))
-            for k in range(min(model.chain.pulses, steps)):
-                extra[k, :, k] = pulse
+            at = model.chain.pulse_steps or tuple(range(model.chain.pulses))
+            for k, step in enumerate(at):
+                if step < steps:
+                    extra[step, :, k] = pulse
             sample = np.concatenate([sample, extra], axis=2)
     shape = sample.shape[2:]
     # time last, samples one after another: (..., B, T) -> (..., B*T)
