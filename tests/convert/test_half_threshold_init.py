@@ -75,3 +75,19 @@ def test_half_threshold_init_needs_target_loihi(small, capsys) -> None:
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "--half-threshold-init" in err and "--target loihi" in err
     assert not target.exists()
+
+
+def test_cli_writes_half_threshold_init(small, capsys) -> None:
+    """The flag reaches the written graph: the ReLU populations start at θ/2, the max tree at 0."""
+    tmp, model = small
+    target = tmp / "o.nir"
+    argv = ["convert", str(model), "-o", str(target), "--calib", str(tmp / "calib.npz"), "--target", "loihi"]
+    assert main([*argv, "--half-threshold-init"]) == 0
+    out, _err = capsys.readouterr()
+    assert "--half-threshold-init" in out
+    graph = snnx.load(target)
+    starts = {
+        name: np.broadcast_to(v_init_of(node), node.v_threshold.shape) / node.v_threshold
+        for name, node in graph.nodes.items() if hasattr(node, "v_threshold") and name != "readout"
+    }
+    assert sorted(set(np.round(np.concatenate([s.ravel() for s in starts.values()]), 6))) == [0.0, 0.5]
