@@ -553,7 +553,7 @@ def kick_columns(kick: np.ndarray, peak: float) -> np.ndarray:
     """``kick`` (per neuron) as ``k`` columns summing to it, each at most ``peak`` in magnitude; integer
     kicks are split into integers (so an integer layer stays exact)."""
     k = max(1, math.ceil(float(np.max(np.abs(kick))) / peak))
-    if np.all(kick == np.rint(kick)):
+    if peak >= 1 and np.all(kick == np.rint(kick)):
         mag, sign = np.abs(kick).astype(np.int64), np.sign(kick)
         base, extra = np.divmod(mag, k)
         cols = base[:, None] + (np.arange(k)[None, :] < extra[:, None])
