@@ -48,8 +48,7 @@ def _layer_spikes(graph: nir.NIRGraph, name: str) -> nir.NIRGraph:
     """The graph cut after neuron ``name`` (its spikes become the output)."""
     keep = list(graph.nodes)[: list(graph.nodes).index(name) + 1]
     nodes = {k: graph.nodes[k] for k in keep}
-    n = int(np.prod(graph.nodes[name].v_threshold.shape))
-    nodes["out"] = nir.Output(output_type={"output": np.array([n])})
+    nodes["out"] = nir.Output(output_type={"output": np.array(graph.nodes[name].v_threshold.shape)})
     edges = [e for e in graph.edges if e[0] in keep and e[1] in keep] + [(name, "out")]
     cut = nir.NIRGraph(nodes=nodes, edges=edges)
     cut.metadata = graph.metadata
@@ -87,3 +86,35 @@ def test_pulse_chain_matters_and_is_not_saved(tmp_path) -> None:
     model = backend.lower(prepare(graph))
     with pytest.raises(SnnxError, match="pulse"):
         backend.save(model, str(tmp_path / "m.net"))
+
+
+def test_conv_first_layer_v_init_arrives_after_unrolling() -> None:
+    """A conv first layer has no dense synapse for a pulse axon: the pulse chain unrolls it, and its
+    v_init and the dense layer's after it are exact (every layer spiking)."""
+    rng = np.random.default_rng(2)
+    conv = nir.Conv2d(
+        input_shape=(6, 6), weight=rng.integers(-3, 5, (3, 1, 3, 3)).astype(float), stride=1, padding=1,
+        dilation=1, groups=1, bias=np.zeros(3),
+    )
+    n1 = nir.IF(r=np.full((3, 6, 6), 1 / DT), v_threshold=np.full((3, 6, 6), 8.0), v_reset=np.zeros((3, 6, 6)))
+    set_node_contract(n1, reset="value", v_init=np.full((3, 6, 6), 4.0))
+    n2 = nir.IF(r=np.full(5, 1 / DT), v_threshold=np.full(5, 10.0), v_reset=np.zeros(5))
+    set_node_contract(n2, reset="value", v_init=np.full(5, 5.0))
+    nodes = {
+        "in": nir.Input(input_type={"input": np.array([1, 6, 6])}), "conv": conv, "if0": n1,
+        "flat": nir.Flatten(input_type={"input": np.array([3, 6, 6])}, start_dim=0),
+        "fc": nir.Linear(weight=rng.integers(-2, 4, (5, 108)).astype(float)), "if1": n2,
+        "out": nir.Output(output_type={"output": np.array([5])}),
+    }
+    edges = [("in", "conv"), ("conv", "if0"), ("if0", "flat"), ("flat", "fc"), ("fc", "if1"), ("if1", "out")]
+    graph = nir.NIRGraph(nodes=nodes, edges=edges)
+    graph.metadata = {"snnx": {"version": 1, "dt": DT}}
+    x = rng.integers(0, 3, (8, 2, 1, 6, 6)).astype(np.float64)
+    backend = get_backend("lava")
+    for name in ("if0", "if1"):
+        flat = prepare(_layer_spikes(graph, name))
+        assert backend.refusals(flat) == []
+        out = backend.run(backend.lower(flat, exact=True), {"in": x})["out"]
+        ref = simulate(flat, {"in": x})["out"]
+        assert ref.sum() > 10 and (ref == 0).sum() > 10, f"{name}: the reference spikes too little or too much"
+        np.testing.assert_array_equal(out.reshape(ref.shape), ref, err_msg=name)

@@ -562,9 +562,11 @@ def kick_columns(kick: np.ndarray, peak: float) -> np.ndarray:
 
 
 def _deeper_kicks(chain: CubaChain) -> CubaChain:
-    """Layers after the first whose ``v_init`` a pulse chain can deliver exactly, with it as ``kick``."""
+    """Layers after the first (and a conv first layer, which has no dense synapse for an extra input axon)
+    whose ``v_init`` a pulse chain can deliver exactly, with it as ``kick``."""
     out = None
-    for j, layer in enumerate(chain.layers[1:], start=1):
+    start = 0 if chain.layers[0].kind == "conv" else 1
+    for j, layer in enumerate(chain.layers[start:], start=start):
         v_init = np.asarray(layer.v_init, dtype=np.float64) * np.ones(layer.data_shape)
         u_init = np.asarray(layer.u_init, dtype=np.float64)
         if not layer.spiking or not np.any(v_init) or np.any(u_init):

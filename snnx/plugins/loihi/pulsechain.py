@@ -28,7 +28,8 @@ from snnx.plugins.loihi.precision import unrolled
 
 
 def has_kicks(chain: CubaChain) -> bool:
-    """Whether some layer after the first has an initial voltage for a pulse chain to deliver."""
+    """Whether some layer has an initial voltage for a pulse chain (or, a conv first layer's, for input
+    pulse axons after unrolling) to deliver."""
     return any(layer.kick is not None for layer in chain.layers)
 
 
@@ -42,17 +43,22 @@ def with_kick_columns(chain: CubaChain) -> CubaChain:
     """
     out = copy.copy(chain)
     out.layers = [copy.copy(unrolled(layer)) for layer in chain.layers]
-    if not out.pulses:
-        first = out.layers[0]
-        first.weight = np.hstack([first.weight, np.zeros((first.weight.shape[0], 1))])
-        out.pulses, out.pulse_steps = 1, (0,)
     parts = {}
     for j, layer in enumerate(out.layers):
         if layer.kick is None:
             continue
         peak = float(np.max(np.abs(layer.weight))) if layer.weight.size else 0.0
         parts[j] = kick_columns(np.asarray(layer.kick, dtype=np.float64).reshape(-1), peak if peak > 0 else 127.0)
-    size = max(p.shape[1] for p in parts.values())
+    first = out.layers[0]
+    if 0 in parts:
+        # A conv first layer, now dense: its kick arrives on input pulse axons like a dense one's.
+        cols = parts.pop(0)
+        first.weight = np.hstack([first.weight, cols])
+        out.pulses, out.pulse_steps = cols.shape[1], (0,) * cols.shape[1]
+    elif not out.pulses:
+        first.weight = np.hstack([first.weight, np.zeros((first.weight.shape[0], 1))])
+        out.pulses, out.pulse_steps = 1, (0,)
+    size = max((p.shape[1] for p in parts.values()), default=0)
     for j, cols in parts.items():
         layer = out.layers[j]
         padded = np.zeros((cols.shape[0], size))
