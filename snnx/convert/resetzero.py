@@ -31,6 +31,7 @@ import numpy as np
 
 from snnx.convert.driver import ConversionResult
 from snnx.convert.finetune import TRAINABLE_OPS
+from snnx.convert.gainpaths import neighbours
 from snnx.errors import ConversionError
 
 WEIGHTED = (nir.Affine, nir.Conv2d, nir.Linear)
@@ -41,15 +42,6 @@ STEP = 0.1
 OFFSETS = (-0.1, -0.05, 0.03, 0.06, 0.1, 0.15)
 #: At most this many calibration samples are simulated per grid point.
 MAX_SAMPLES = 500
-
-
-def _neighbours(graph: nir.NIRGraph) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    succs: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    for src, dst in graph.edges:
-        preds[dst].append(src)
-        succs[src].append(dst)
-    return preds, succs
 
 
 def _weighted_out(graph: nir.NIRGraph, name: str, succs: dict[str, list[str]], origin: dict[str, str]) -> list[str]:
@@ -136,7 +128,7 @@ def fit_reset_to_zero(result: ConversionResult, samples: np.ndarray, teacher, st
 
     # Searched on the target's own graph (reset to zero, zero state), written back by node name.
     graph = retarget(result, "loihi").graph
-    preds, succs = _neighbours(graph)
+    preds, succs = neighbours(graph)
     best = before = error(graph)
     layers: dict[str, tuple[float, float, float]] = {}
     for name in prepare(graph).schedule.order:
