@@ -213,6 +213,32 @@ def _loss(logits, labels, soft, idx):
     return 0.5 * loss + 0.5 * 4 * kl
 
 
+def one_output(graph: nir.NIRGraph, needs: str, fix: str) -> None:
+    """Refuse a graph with several Outputs where a stage compares one readout with the ANN's logits.
+
+    :param needs: what the stage does with the readout (the message's start).
+    :param fix: what the user can do instead.
+    :raises ConversionError: naming the outputs, ``needs`` and ``fix``.
+    """
+    outputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Output)]
+    if len(outputs) != 1:
+        msg = f"{needs}; this model has {len(outputs)} outputs ({', '.join(outputs)}): {fix}"
+        raise ConversionError(msg)
+
+
+def training_data(result, data) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    """``--finetune``'s samples, int64 labels and the graph's trainable (Conv/Gemm/MatMul) nodes.
+
+    :raises ConversionError: unreadable or mis-shaped data, or nothing to train.
+    """
+    x, y = labelled_samples(data, result.input_shape, result.onnx_input, "--finetune", "fine-tuning data")
+    trainable = {n for n, op in result.origin.items() if op in TRAINABLE_OPS and n in result.graph.nodes}
+    if not trainable:
+        msg = "--finetune: the converted graph has no Conv/Gemm/MatMul weights to train"
+        raise ConversionError(msg)
+    return x, y.astype(np.int64), trainable
+
+
 def finetune(
     result,
     data: str | os.PathLike | tuple[np.ndarray, np.ndarray],
@@ -237,12 +263,7 @@ def finetune(
     """
     import torch
 
-    x, y = labelled_samples(data, result.input_shape, result.onnx_input, "--finetune", "fine-tuning data")
-    y = y.astype(np.int64)
-    trainable = {n for n, op in result.origin.items() if op in TRAINABLE_OPS and n in result.graph.nodes}
-    if not trainable:
-        msg = "--finetune: the converted graph has no Conv/Gemm/MatMul weights to train"
-        raise ConversionError(msg)
+    x, y, trainable = training_data(result, data)
     start = time.perf_counter()
     torch.manual_seed(seed)
     model = rate_model(result.graph, steps, trainable, exact=exact)

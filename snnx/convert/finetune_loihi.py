@@ -32,9 +32,8 @@ from typing import Any
 import nir
 import numpy as np
 
-from snnx.convert.calibrate import labelled_samples
 from snnx.convert.driver import ConversionResult
-from snnx.convert.finetune import TRAINABLE_OPS, rate_model
+from snnx.convert.finetune import one_output, rate_model, training_data
 from snnx.errors import ConversionError
 
 #: The fraction of the fine-tuning data held out for choosing the epoch.
@@ -186,21 +185,12 @@ def finetune_reset_to_zero(
     from snnx.convert.evaluate import ann_logits
     from snnx.convert.targets import retarget
 
-    outputs = [n for n, node in result.graph.nodes.items() if isinstance(node, nir.Output)]
-    if len(outputs) != 1:
-        # The loss and the held-out choice compare one readout with the ANN's logits.
-        msg = (
-            f"--finetune with --target loihi distils one readout from the ANN's logits; this model has "
-            f"{len(outputs)} outputs ({', '.join(outputs)}): fine-tune without --target loihi, or export one "
-            "output per model"
-        )
-        raise ConversionError(msg)
-    x, y = labelled_samples(data, result.input_shape, result.onnx_input, "--finetune", "fine-tuning data")
-    y = y.astype(np.int64)
-    trainable = {n for n, op in result.origin.items() if op in TRAINABLE_OPS and n in result.graph.nodes}
-    if not trainable:
-        msg = "--finetune: the converted graph has no Conv/Gemm/MatMul weights to train"
-        raise ConversionError(msg)
+    # The loss and the held-out choice compare one readout with the ANN's logits.
+    one_output(
+        result.graph, "--finetune with --target loihi distils one readout from the ANN's logits",
+        "fine-tune without --target loihi, or export one output per model",
+    )
+    x, y, trainable = training_data(result, data)
     if len(x) < 10:
         msg = f"--finetune: {len(x)} labelled samples; a fifth is held out to choose the epoch, so give at least 10"
         raise ConversionError(msg)

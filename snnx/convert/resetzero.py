@@ -30,9 +30,8 @@ import nir
 import numpy as np
 
 from snnx.convert.driver import ConversionResult
-from snnx.convert.finetune import TRAINABLE_OPS
+from snnx.convert.finetune import TRAINABLE_OPS, one_output
 from snnx.convert.gainpaths import neighbours
-from snnx.errors import ConversionError
 
 WEIGHTED = (nir.Affine, nir.Conv2d, nir.Linear)
 #: The coarse grids of ``s`` and ``g``, refined by ``±STEP`` around the best point, and of ``β``.
@@ -102,16 +101,12 @@ def fit_reset_to_zero(result: ConversionResult, samples: np.ndarray, teacher, st
     from snnx.convert.targets import retarget
     from snnx.ir.reference import simulate
 
-    outputs = [n for n, node in result.graph.nodes.items() if isinstance(node, nir.Output)]
-    if len(outputs) != 1:
-        # The fit matches one readout to the ANN's (first) logits; with several heads it would fit one and
-        # leave the others wherever that takes them.
-        msg = (
-            f"--steps with --target loihi fits the readout to the ANN's logits and needs a model with one output; "
-            f"this one has {len(outputs)} outputs ({', '.join(outputs)}): convert without --steps (the output-gain fit "
-            "takes several outputs) or export one output per model"
-        )
-        raise ConversionError(msg)
+    # The fit matches one readout to the ANN's (first) logits; with several heads it would fit one and
+    # leave the others wherever that takes them.
+    one_output(
+        result.graph, "--steps with --target loihi fits the readout to the ANN's logits and needs a model with one output",
+        "convert without --steps (the output-gain fit takes several outputs) or export one output per model",
+    )
     start = time.perf_counter()
     x = np.asarray(samples, dtype=np.float64)[:MAX_SAMPLES]
     target = ann_logits(teacher, x.astype(np.float32)).reshape(len(x), -1)
