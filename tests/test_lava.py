@@ -502,7 +502,7 @@ def test_loihi_refuses_what_its_neuron_cannot_do() -> None:
     loihi = loihi_refusals(chain)
     assert not any("'n1'" in r for r in loihi), "v_leak becomes the neuron's voltage bias"
     assert any("node 'n2': reset 'subtract'" in r for r in loihi)
-    with pytest.raises(UnsupportedNodeError, match="reset 'subtract' is not supported; Loihi resets"):
+    with pytest.raises(UnsupportedNodeError, match="reset 'subtract' with a leak"):
         snnx.lower(graph, to="lava")
     assert snnx.lower(graph, to="lava-float") is not None
 

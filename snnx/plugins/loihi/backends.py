@@ -10,6 +10,7 @@ See ``specs/backends/lava.md`` and ``specs/backends/lava-dl.md``.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import nir
@@ -18,7 +19,7 @@ import numpy as np
 from snnx.errors import SnnxError, UnsupportedNodeError
 from snnx.ir.capabilities import Capabilities
 from snnx.ir.prepare import PreparedGraph
-from snnx.plugins.loihi import populations, precision, pulsechain, runner, slayer
+from snnx.plugins.loihi import populations, precision, pulsechain, runner, slayer, subtract
 from snnx.plugins.loihi.cuba import (
     CHAIN_NODE_TYPES,
     THRESHOLD_CHAIN_NODE_TYPES,
@@ -32,6 +33,7 @@ from snnx.plugins.loihi.export import chain_to_nir
 from snnx.plugins.loihi.layering import layer_graph
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
+from snnx.plugins.loihi.precision import unrolled
 from snnx.plugins.loihi.quantise import SYNAPSE_BITS, activation_refusals, quantisation_refusals, quantise_layer
 from snnx.registry import Backend
 
@@ -139,12 +141,23 @@ class LavaBackend(_LavaBackendBase):
             chain = precision.with_split_layers(chain)
         if pulsechain.has_kicks(chain):
             chain = pulsechain.with_kick_columns(chain)
+        elif any(subtract.is_subtract(layer) for layer in chain.layers):
+            # ATRLIF populations are wired as Lava Dense processes: conv layers unrolled.
+            chain = copy.copy(chain)
+            chain.layers = [unrolled(layer) for layer in chain.layers]
         pops = populations.split_chain(chain, bits) if split or populations.needs_populations(chain) else []
         if pops:
             quant = [p.quantisation for layer in pops for p in layer]
         else:
             quant = [quantise_layer(layer) for layer in chain.layers]
-        reasons = activation_refusals(quant)
+        reasons = activation_refusals(quant) + [
+            why
+            for j, layer_pops in enumerate(pops, start=1)
+            for p in layer_pops
+            if subtract.is_subtract(p.layer)
+            for why in (subtract.theta_refusal(p.quantisation), subtract.fill_refusal(p.quantisation, j))
+            if why
+        ]
         if reasons:
             msg = "Backend 'lava' cannot take these weight_bits: " + "; ".join(reasons)
             raise UnsupportedNodeError(msg)
@@ -185,7 +198,8 @@ class LavaBackend(_LavaBackendBase):
         split = [len(p) for p in model.populations]
         two = [p.quantisation.layer for pops in model.populations for p in pops if p.quantisation.weight_exp]
         what = "netx network of CUBA layers" if not model.populations else (
-            f"Lava Dense + LIFReset processes (populations per layer: {split}, one per decay; recurrent "
+            f"Lava Dense + {'ATRLIF (reset subtract) and ' if any(subtract.is_subtract(x) for x in chain.layers) else ''}"
+            f"LIFReset processes (populations per layer: {split}, one per decay; recurrent "
             f"layers: {sum(layer.recurrent is not None for layer in chain.layers)}; "
             f"two 8-bit synapses per connection: {two or 'none'}; not a netx chain)"
         )

@@ -604,7 +604,12 @@ def loihi_refusals(chain: CubaChain) -> list[str]:
                     f"({layer.neuron_type}) is not supported: Loihi's bias is added to the voltage, not the current"
                 )
             continue
-        if layer.reset != "value":
+        if layer.reset == "subtract":
+            # Loihi 2's ATRLIF neuron subtracts (subtract.py, which imports this module).
+            from snnx.plugins.loihi.subtract import layer_refusals
+
+            reasons += layer_refusals(layer)
+        elif layer.reset != "value":
             reasons.append(f"node {name!r}: reset {layer.reset!r} is not supported; Loihi resets the voltage to 0")
         elif np.any(np.asarray(layer.v_reset) != 0):  # (a subtract reset does not use v_reset)
             reasons.append(f"node {name!r}: v_reset must be 0 (Loihi resets the voltage to 0)")

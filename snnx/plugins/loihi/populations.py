@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from snnx.errors import SnnxError, UnsupportedNodeError
-from snnx.plugins.loihi import precision, pulsechain, runner
+from snnx.plugins.loihi import precision, pulsechain, runner, subtract
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.cuba import CubaChain, CubaLayer
 from snnx.plugins.loihi.model import LavaModel
@@ -49,9 +49,10 @@ class Population:
 def needs_populations(chain: CubaChain) -> bool:
     """Whether some layer's decays differ between its neurons, or a layer is recurrent (both are built
     as Lava processes here: a netx file would carry a window's last spikes into the next sample)."""
-    return any(layer.neuron_decays is not None or layer.recurrent is not None for layer in chain.layers) or (
-        pulsechain.has_kicks(chain)
-    )
+    return any(
+        layer.neuron_decays is not None or layer.recurrent is not None or subtract.is_subtract(layer)
+        for layer in chain.layers
+    ) or pulsechain.has_kicks(chain)
 
 
 def population_refusals(chain: CubaChain) -> list[str]:
@@ -136,6 +137,10 @@ def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np
     :func:`snnx.plugins.loihi.runner.run_fixed` sends it: ``round(x * 2**e)`` with the threshold and
     bias mantissas ``<< e``; ``e`` is limited by the population with the least room."""
     room = min(runner.fraction_bits_room(p.layer, p.quantisation) for p in pops)
+    for p in pops:
+        if subtract.is_subtract(p.layer) and p.quantisation.vth > 0:
+            # ATRLIF's threshold register is narrower than LIFReset's.
+            room = min(room, int(np.floor(np.log2(subtract.THETA_MAX / p.quantisation.vth))))
     e, _exact = runner.graded_input(x, room)
     peak = int(np.max(np.abs(np.round(x * 2.0**e)))) if x.size else 0
     for p in pops:
@@ -166,9 +171,10 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     of the layer before, a ``Dense`` synapse with netx's weight encoding."""
     lif = import_lava("lava.proc.lif.process")
     chain = model.chain
-    if x.shape[1] > 1 and any(layer.recurrent is not None for layer in chain.layers):
-        # A recurrent synapse would carry a window's last spikes into the next sample's first step; on the
-        # chip the state is reset between samples: one Lava run per sample.
+    if x.shape[1] > 1 and any(layer.recurrent is not None or subtract.is_subtract(layer) for layer in chain.layers):
+        # A recurrent synapse would carry a window's last spikes into the next sample's first step, and ATRLIF
+        # (reset subtract) has no reset interval; on the chip the state is reset between samples: one Lava
+        # run per sample.
         return np.concatenate([run_fixed_populations(model, x[:, b : b + 1]) for b in range(x.shape[1])], axis=1)
     layers = [list(p) for p in model.populations]
     last = chain.layers[-1]
@@ -195,10 +201,15 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
         for pop in pops:
             q = pop.quantisation
             bias = None if q.bias is None else q.bias.astype(np.int32)
-            neuron = lif.LIFReset(
-                shape=(len(pop.index),), du=q.i_decay - 1, dv=q.v_decay, vth=q.vth, bias_exp=6,
-                **({} if bias is None else {"bias_mant": bias}), reset_interval=steps, reset_offset=(1 + j) % steps,
-            )
+            if subtract.is_subtract(pop.layer):
+                # Layer j's input arrives from step j of the run (the pipeline's fill).
+                neuron = subtract.atrlif_population(q, len(pop.index), fill=j)
+            else:
+                neuron = lif.LIFReset(
+                    shape=(len(pop.index),), du=q.i_decay - 1, dv=q.v_decay, vth=q.vth, bias_exp=6,
+                    **({} if bias is None else {"bias_mant": bias}), reset_interval=steps,
+                    reset_offset=(1 + j) % steps,
+                )
             blocks = [(None, np.arange(q.weight.shape[1]))] if j == 1 else sources
             for port, cols in blocks:
                 if port is not None and port is pulse_port and not q.weight_exp:
@@ -257,6 +268,14 @@ def check_savable(model: LavaModel) -> None:
             f"layers {names} run as several Loihi populations (one per decay); a netx HDF5 file holds one "
             "chain of layers with one decay each, so this model cannot be saved as .net (run it with "
             "`snnx run`/`snnx check --backends lava`)"
+        )
+        raise SnnxError(msg)
+    subtracting = [layer.nodes[-1] for layer in model.chain.layers if subtract.is_subtract(layer)]
+    if subtracting:
+        msg = (
+            f"layers {subtracting} reset by subtraction and run on Loihi 2's ATRLIF neuron, which netx does not "
+            "write (netx's CUBA neuron resets to 0): run it with `snnx run`/`snnx check --backends lava`, or "
+            "convert with --target loihi for a netx-savable model"
         )
         raise SnnxError(msg)
     recurrent = [layer.nodes[-1] for layer in model.chain.layers if layer.recurrent is not None]

@@ -1,0 +1,102 @@
+"""Reset "subtract" on backend ``lava``: IF populations on Loihi 2's ATRLIF neuron (``snnx.plugins.loihi.subtract``).
+
+Expected spikes come from the reference simulator (the contract) and, for one neuron, from a hand
+derivation; ``lava`` must equal them bit for bit on integer graphs.
+"""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+
+from snnx.api import prefix, prepare
+from snnx.errors import SnnxError, UnsupportedNodeError
+from snnx.ir.reference import simulate
+from snnx.ir.semantics import set_node_contract
+from snnx.plugins import get_backend
+
+pytestmark = pytest.mark.lava
+
+
+@pytest.fixture(scope="module")
+def lava():
+    backend = get_backend("lava")
+    if backend.missing_requirements():
+        pytest.skip("lava-nc is not installed")
+    return backend
+
+
+def _if(n: int, threshold: float, v_init) -> nir.IF:
+    node = nir.IF(r=np.ones(n), v_threshold=np.full(n, threshold))
+    return set_node_contract(node, reset="subtract", v_init=np.broadcast_to(np.asarray(v_init, dtype=np.float64), (n,)).copy())
+
+
+def _two_layer_graph(rng: np.random.Generator, th1: float = 97.0, th2: float = 130.0) -> nir.NIRGraph:
+    """Integer IF(subtract) -> IF(subtract) -> integrating readout, biases of both signs, odd thresholds."""
+    n_in, h1, h2, o = 12, 10, 8, 4
+    nodes = {
+        "x": nir.Input(np.array([n_in])),
+        "a1": nir.Affine(rng.integers(-40, 60, (h1, n_in)).astype(float), rng.integers(-3, 6, h1).astype(float)),
+        "n1": _if(h1, th1, np.ceil(th1 / 2)),
+        "a2": nir.Affine(rng.integers(-50, 70, (h2, h1)).astype(float), rng.integers(-3, 4, h2).astype(float)),
+        "n2": _if(h2, th2, 65.0),
+        "l3": nir.Linear(rng.integers(-60, 60, (o, h2)).astype(float)),
+        "ro": nir.I(r=np.ones(o)),
+        "y": nir.Output(np.array([o])),
+    }
+    edges = [("x", "a1"), ("a1", "n1"), ("n1", "a2"), ("a2", "n2"), ("n2", "l3"), ("l3", "ro"), ("ro", "y")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def test_one_neuron_fires_as_derived_by_hand(lava) -> None:
+    """Θ = 10, v_init = 5, input 4 per step: v = 9, 13 (spike, 3), 7, 11 (spike, 1), 5, 9, 13 (spike, 3), 7."""
+    graph = nir.NIRGraph(
+        nodes={"x": nir.Input(np.array([1])), "w": nir.Linear(np.array([[4.0]])), "n": _if(1, 10.0, 5.0),
+               "y": nir.Output(np.array([1]))},
+        edges=[("x", "w"), ("w", "n"), ("n", "y")],
+    )
+    x = np.ones((8, 1, 1))
+    model = lava.lower(prepare(graph, dt=1.0), exact=True)
+    (out,) = lava.run(model, {"x": x}).values()
+    assert out[:, 0, 0].tolist() == [0, 1, 0, 1, 0, 0, 1, 0]
+    # Reset to zero would give 0, 1, 0, 0, 1, 0, 0, 1: the test tells the two apart.
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_integer_subtract_chain_equals_the_reference(lava, seed: int) -> None:
+    """Graded input (multiples of 1/16), initial states (pulses on layer 1, a pulse chain on layer 2),
+    negative and positive biases: every layer's spikes and the readout voltage equal the reference's."""
+    rng = np.random.default_rng(seed)
+    prepared = prepare(_two_layer_graph(rng), dt=1.0)
+    x = np.round(rng.random((16, 3, 12)) * 16) / 16
+    ref = simulate(prepared, {"x": x}, record=True)
+    model = lava.lower(prepared, exact=True)
+    assert "ATRLIF" in lava.describe(model)
+    (out,) = lava.run(model, {"x": x}).values()
+    np.testing.assert_array_equal(out, ref["y"])
+    for name in ("n1", "n2"):
+        part = prefix(prepared, name)
+        (got,) = lava.run(lava.lower(part, exact=True), {"x": x}).values()
+        spikes = int(ref[name].sum())
+        assert 0 < spikes < ref[name].size, f"{name}: a vacuous comparison ({spikes} spikes)"
+        np.testing.assert_array_equal(got, ref[name])
+
+
+def test_a_threshold_beyond_atrlif_register_is_refused(lava) -> None:
+    prepared = prepare(_two_layer_graph(np.random.default_rng(0), th2=9001.0), dt=1.0)
+    with pytest.raises(UnsupportedNodeError, match=r"node 'n2'.*ATRLIF.*8190"):
+        lava.lower(prepared)
+
+
+def test_leaky_subtract_is_refused_and_atrlif_models_are_not_netx(lava, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    graph = _two_layer_graph(rng)
+    with pytest.raises(SnnxError, match="netx"):
+        lava.save(lava.lower(prepare(graph, dt=1.0)), str(tmp_path / "m.net"))
+    assert not (tmp_path / "m.net").exists()
+    old = graph.nodes["n2"]
+    leaky = nir.LIF(tau=np.full(8, 2.0), r=np.ones(8), v_leak=np.zeros(8), v_threshold=old.v_threshold)
+    graph.nodes["n2"] = set_node_contract(leaky, reset="subtract", v_init=np.zeros(8))
+    with pytest.raises(UnsupportedNodeError, match="node 'n2': reset 'subtract' with a leak"):
+        lava.lower(prepare(graph, dt=1.0))
