@@ -64,10 +64,11 @@ def _timesteps(text: str) -> tuple[int, ...]:
 @click.option(
     "--target",
     "deploy_target",
-    type=click.Choice(["any", "loihi"]),
+    type=click.Choice(["any", "loihi", "loihi-atrlif"]),
     default="any",
     show_default=True,
-    help="Deployment target: 'loihi' resets to zero from zero state (what backend 'lava' runs).",
+    help="Deployment target: 'loihi' resets to zero from zero state (what backend 'lava' runs); "
+    "'loihi-atrlif' keeps reset subtract for Loihi 2's ATRLIF neuron (backend 'lava', Lava processes).",
 )
 @click.option(
     "--half-threshold-init",
@@ -122,15 +123,18 @@ def convert_command(
         raise ConversionError(msg)
     if half_threshold_init and deploy_target != "loihi":
         msg = (
-            "--half-threshold-init applies to --target loihi (target 'any' already starts reset-subtract "
-            "populations from half their threshold); add --target loihi"
+            f"--half-threshold-init applies to --target loihi (target '{deploy_target}' already starts "
+            "reset-subtract populations from half their threshold); add --target loihi"
         )
         raise ConversionError(msg)
-    if deploy_target != "any" and tuning.get("signed"):
+    if deploy_target == "loihi" and tuning.get("signed"):
         msg = (
-            f"--target {deploy_target} cannot take --signed: Loihi's CUBA neuron sends no negative spikes, and "
+            "--target loihi cannot take --signed: Loihi's CUBA neuron sends no negative spikes, and "
             "signed spikes need reset 'subtract' where the target resets to zero"
         )
+        raise ConversionError(msg)
+    if deploy_target == "loihi-atrlif" and tuning.get("signed"):
+        msg = "--target loihi-atrlif cannot take --signed: Loihi 2's ATRLIF neuron sends no negative spikes"
         raise ConversionError(msg)
     result = convert(
         model, calib, percentile=percentile, input_shape=input_shape, calib_limit=calib_limit,

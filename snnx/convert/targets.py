@@ -19,6 +19,14 @@ their voltage is a whole number of thresholds: from zero state ``v > 1`` would w
 (half the rate a steady ``a - b = 1`` stands for), whereas ``target any``'s ``v_init = 1/2`` fires at
 the first. ``loihi`` doubles their input gain ``r`` instead, which on whole numbers is the rule of a
 threshold 1/2 (and keeps an integer graph's thresholds integers).
+
+``loihi-atrlif`` keeps the graph of ``any`` (reset "subtract", ``v_init`` at half the threshold) for
+Loihi 2's ATRLIF neuron, which subtracts its threshold at a spike: backend ``lava`` runs such IF
+populations on it as Lava processes (one sample per Lava run, not savable as netx). No reset-to-zero fit
+or rewrite applies; only the integer graph differs from ``any``'s: like ``loihi``'s (one threshold per
+population, 8-bit weights, the first layer shifted by the input's fractional bits), but with
+thresholds of at most ``ATRLIF_THETA_MAX`` (ATRLIF's 12-bit threshold register). Leaky and signed
+populations are refused: ATRLIF runs IF (no leak) and sends no negative spikes.
 """
 
 from __future__ import annotations
@@ -33,9 +41,9 @@ import numpy as np
 from snnx.convert.driver import ConversionResult
 from snnx.errors import ConversionError
 from snnx.ir.nodes import is_neuron, is_spiking
-from snnx.ir.semantics import set_node_contract
+from snnx.ir.semantics import reset_of, set_node_contract, signed_of
 
-TARGETS = ("any", "loihi")
+TARGETS = ("any", "loihi", "loihi-atrlif")
 
 #: Loihi 2's number formats as netx writes them (``snnx.plugins.loihi.quantise``; not imported, so that
 #: converting never loads a backend): 8-bit signed weights, 17-bit threshold and 13-bit bias mantissas,
@@ -48,6 +56,11 @@ LOIHI_INPUT_FRACTION_BITS = 8
 #: own bound for a readout when the run length is unknown (``snnx lower``), so the report says exact.
 LOIHI_READOUT_STEPS = 64
 LOIHI_STATE_MAX = (1 << 23) - 1
+#: The largest integer threshold ``Θ`` (weight units) Loihi 2's ATRLIF neuron holds: its threshold
+#: register ``θ_0`` is 12-bit and ``Θ = 2·θ_0``, so ``Θ <= 2·4095 = 8190`` (``>> e`` for the population
+#: reading a graded input with ``e`` fractional bits). Kept equal to the ``lava`` backend's ATRLIF bound
+#: by hand (not imported, so that converting never loads a backend).
+ATRLIF_THETA_MAX = 2 * ((1 << 12) - 1)
 
 
 def input_fraction_bits(x: np.ndarray, most: int = LOIHI_INPUT_FRACTION_BITS) -> int | None:
@@ -79,8 +92,13 @@ def _reads_input(graph: nir.NIRGraph, name: str) -> bool:
     return False
 
 
-def loihi_integer_limits(graph: nir.NIRGraph, fraction_bits: int) -> dict[str, tuple[float, float, float]]:
+def loihi_integer_limits(
+    graph: nir.NIRGraph, fraction_bits: int, threshold_max: int = LOIHI_VTH_MAX
+) -> dict[str, tuple[float, float, float]]:
     """Per IF/I population, the largest threshold, bias and (readout) per-step input Loihi holds at scale 1.
+
+    :param threshold_max: the largest threshold of a population that does not read the input
+        (``LOIHI_VTH_MAX``, CUBA's ``vThMant``; ``ATRLIF_THETA_MAX`` for ATRLIF).
 
     The population that reads the analog input counts it in units of ``2**-fraction_bits`` on Loihi
     (graded spikes), so its threshold and bias mantissas are ``2**fraction_bits`` times larger there.
@@ -94,7 +112,7 @@ def loihi_integer_limits(graph: nir.NIRGraph, fraction_bits: int) -> dict[str, t
             continue
         shift = fraction_bits if _reads_input(graph, name) else 0
         readout = isinstance(node, nir.I)
-        max_th = inf if readout else float(LOIHI_VTH_MAX >> shift)
+        max_th = inf if readout else float(threshold_max >> shift)
         drive = float((LOIHI_STATE_MAX >> 6) // LOIHI_READOUT_STEPS >> shift) if readout else inf
         limits[name] = (max_th, float(LOIHI_BIAS_MAX >> shift), drive)
     return limits
@@ -108,11 +126,11 @@ def integer_options(
     :param samples: the calibration inputs: their fractional bits size the first layer's room.
     :raises ConversionError: ``bits`` exceed the target's weights.
     """
-    if target != "loihi":
+    if target not in ("loihi", "loihi-atrlif"):
         return {}, []
     if bits > LOIHI_WEIGHT_BITS:
         msg = (
-            f"--integer {bits} --target loihi: Loihi's weights are {LOIHI_WEIGHT_BITS}-bit signed; "
+            f"--integer {bits} --target {target}: Loihi's weights are {LOIHI_WEIGHT_BITS}-bit signed; "
             f"use --integer {LOIHI_WEIGHT_BITS} or fewer"
         )
         raise ConversionError(msg)
@@ -124,16 +142,17 @@ def integer_options(
             else f"the calibration inputs are not multiples of 2^-{e}"
         )
         note = (
-            f"target loihi: {what}; backend lava sends inputs as "
+            f"target {target}: {what}; backend lava sends inputs as "
             f"graded spikes rounded to 2^-{e}, so quantise the inputs to multiples of 2^-{e} for runs "
             "spike-identical to the reference"
         )
     else:
         note = (
-            f"target loihi: the calibration inputs are multiples of 2^-{e}: backend lava sends such inputs "
+            f"target {target}: the calibration inputs are multiples of 2^-{e}: backend lava sends such inputs "
             "exactly (graded spikes), and the first layer's threshold and bias leave room for them"
         )
-    return {"per_channel": False, "limits": loihi_integer_limits(graph, e)}, [note]
+    threshold_max = ATRLIF_THETA_MAX if target == "loihi-atrlif" else LOIHI_VTH_MAX
+    return {"per_channel": False, "limits": loihi_integer_limits(graph, e, threshold_max)}, [note]
 
 
 def half_threshold(threshold: Any) -> np.ndarray:
@@ -152,6 +171,8 @@ def retarget(result: ConversionResult, target: str = "any") -> ConversionResult:
         raise ConversionError(msg)
     if target == "any":
         return result
+    if target == "loihi-atrlif":
+        return _retarget_atrlif(result)
     graph = copy.deepcopy(result.graph)
     spiking = [name for name, node in graph.nodes.items() if is_spiking(node)]
     # Only where one ±1 spike is one threshold of charge (r = v_threshold, dt = 1 in converted graphs).
@@ -181,3 +202,34 @@ def retarget(result: ConversionResult, target: str = "any") -> ConversionResult:
     if max_tree:
         note += f"; the {len(max_tree)} MaxPool-tree populations (whole-number inputs) fire at one unit of input (input gain r doubled: the rule of threshold 1/2)"
     return dataclasses.replace(result, graph=graph, notes=[*result.notes, note])
+
+
+def _retarget_atrlif(result: ConversionResult) -> ConversionResult:
+    """``retarget(result, "loihi-atrlif")``: the graph unchanged, once checked to be what ATRLIF runs."""
+    if result.half_threshold_init:
+        msg = (
+            "--half-threshold-init applies to --target loihi (target loihi-atrlif keeps reset 'subtract' with "
+            "the populations starting from half their threshold already)"
+        )
+        raise ConversionError(msg)
+    spiking = [name for name, node in result.graph.nodes.items() if is_spiking(node)]
+    for name in spiking:
+        node = result.graph.nodes[name]
+        if not isinstance(node, nir.IF):
+            msg = (
+                f"--target loihi-atrlif: node {name!r} is a {type(node).__name__} population; Loihi 2's ATRLIF "
+                "neuron runs IF populations only (no leak, no synaptic current)"
+            )
+            raise ConversionError(msg)
+        if reset_of(node) != "subtract" or signed_of(node):
+            what = "emits signed spikes" if signed_of(node) else f"resets by {reset_of(node)!r}"
+            msg = (
+                f"--target loihi-atrlif: IF node {name!r} {what}; Loihi 2's ATRLIF neuron runs reset "
+                "'subtract' with 0/1 spikes only"
+            )
+            raise ConversionError(msg)
+    note = (
+        f"target loihi-atrlif: {len(spiking)} IF populations keep reset 'subtract'; backend lava runs them on "
+        "Loihi 2's ATRLIF neuron (Lava processes, one sample per Lava run, not savable as netx)"
+    )
+    return dataclasses.replace(result, notes=[*result.notes, note])

@@ -96,7 +96,9 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
     seeds the fine-tuning (default 0).
 
     :param target: the ``--target`` the graph is for: it bounds the integer graph's numbers
-        (:func:`snnx.convert.targets.integer_options`).
+        (:func:`snnx.convert.targets.integer_options`). ``"loihi-atrlif"`` keeps reset "subtract", so it is
+        tuned like ``"any"`` (generic ``--finetune``, no reset-to-zero fit or output gains); only its
+        integer options are Loihi's.
     :param calib: the ``--calib`` samples (path or array), whose precision the target may need.
     """
     lines: list[str] = []
@@ -171,7 +173,8 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
     if bits:
         from snnx.convert.targets import integer_options
 
-        samples = _samples(calib) if target != "any" and calib is not None else None
+        # Both Loihi targets size the first layer's integer room from the inputs' fractional bits.
+        samples = _samples(calib) if target in ("loihi", "loihi-atrlif") and calib is not None else None
         options, notes = integer_options(result.graph, target, bits, samples)
     if loihi_finetune:
         if model is None:
