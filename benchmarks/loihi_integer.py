@@ -18,8 +18,14 @@ With ``--finetune-seeds 0,1`` the integer Loihi graph is also converted with ``-
 training images (``snnx.convert.finetune_loihi``: through the reset-to-zero neuron, a fifth held out to
 choose the epoch), once per seed, and measured the same way, ``lava`` included.
 
+With ``--atrlif`` (or ``--only-atrlif``) the graphs of ``--target loihi-atrlif`` are measured too: they keep
+target ``any``'s reset "subtract" and ``v_init = ⌈θ/2⌉``, with ``--integer``'s thresholds bounded by Loihi 2's
+ATRLIF neuron, on which ``lava`` runs them (``snnx.plugins.loihi.subtract``; one Lava run per sample, so
+``--layer-samples`` limits the per-layer comparison to the first images).
+
     PYTHONPATH=. python benchmarks/loihi_integer.py [--kinds mlp,cnn_avgpool] [--bits 8] [--timesteps 8,16,32]
-        [--finetune-seeds 0,1 --epochs 8] [--only-loihi] [--half-threshold-init]
+        [--finetune-seeds 0,1 --epochs 8] [--only-loihi] [--half-threshold-init] [--atrlif | --only-atrlif]
+        [--layer-samples N]
 """
 
 from __future__ import annotations
@@ -124,6 +130,17 @@ def main() -> None:
         help="also measure the integer Loihi graph with --half-threshold-init (and its --finetune seeds)",
     )
     parser.add_argument("--only-loihi", action="store_true", help="skip the float and target-any variants and the unfitted graph")
+    parser.add_argument(
+        "--atrlif", action="store_true",
+        help="also measure --target loihi-atrlif (reset subtract on Loihi 2's ATRLIF neuron) and its --finetune seeds",
+    )
+    parser.add_argument(
+        "--only-atrlif", action="store_true", help="measure only the --target loihi-atrlif variants (implies --atrlif)",
+    )
+    parser.add_argument(
+        "--layer-samples", type=int, default=None,
+        help="compare each hidden layer's spikes on lava on the first N test images (default: all)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     steps = sorted(int(t) for t in args.timesteps.split(","))
@@ -147,13 +164,22 @@ def main() -> None:
         ] * (not args.only_loihi) + [(int_loihi, "loihi", args.bits, True, None, 0, False)] + [
             (f"{int_loihi}, finetune seed {s}", "loihi", args.bits, True, (xtr, ytr), s, False) for s in seeds
         ]
+        if args.only_atrlif:
+            variants = []
+        if args.atrlif or args.only_atrlif:
+            atr = f"int{args.bits}, loihi-atrlif"
+            variants += [(atr, "loihi-atrlif", args.bits, True, None, 0, False)] + [
+                (f"{atr}, finetune seed {s}", "loihi-atrlif", args.bits, True, (xtr, ytr), s, False) for s in seeds
+            ]
         if args.half_threshold_init:
             half = f"{int_loihi}, half-threshold init"
             variants += [(half, "loihi", args.bits, True, None, 0, True)] + [
                 (f"{half}, finetune seed {s}", "loihi", args.bits, True, (xtr, ytr), s, True) for s in seeds
             ]
         for label, target, bits, fit, tune, seed, half_init in variants:
+            start = time.perf_counter()
             result, lines = converted(proto, calib, target, bits, fit, tune, seed, args.epochs, half_init)
+            lines = [*lines, f"conversion {time.perf_counter() - start:.1f} s"]
             prepared = prepare(result.graph)
             (inp,) = prepared.input_names
             (out,) = prepared.output_names
@@ -181,8 +207,10 @@ def main() -> None:
                     continue
                 part = prefix(prepared, name)
                 (pout,) = part.output_names
-                got = lava.run(lava.lower(part, exact=True), {inp: xs})[pout]
-                layers[name] = (int(np.sum(got != record[name])), int(record[name].sum()), int(record[name].size))
+                n = args.layer_samples or xs.shape[1]
+                got = lava.run(lava.lower(part, exact=True), {inp: xs[:, :n]})[pout]
+                want = record[name][:, :n]
+                layers[name] = (int(np.sum(got != want)), int(want.sum()), int(want.size))
                 print(f"  {name}: {layers[name][0]} mismatches / {layers[name][1]} spikes ({layers[name][2]} neuron-steps)", flush=True)
             row["layers"][label] = layers
         rows.append(row)

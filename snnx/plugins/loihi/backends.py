@@ -113,7 +113,7 @@ class LavaBackend(_LavaBackendBase):
         if chain is None:
             return None, reasons
         chain = initial_state_pulses(chain)
-        reasons = loihi_refusals(chain) + populations.population_refusals(chain)
+        reasons = loihi_refusals(chain, subtract=subtract.layer_refusals) + populations.population_refusals(chain)
         return (None, reasons) if reasons else (chain, [])
 
     def lower(

@@ -582,8 +582,13 @@ def _deeper_kicks(chain: CubaChain) -> CubaChain:
     return out or chain
 
 
-def loihi_refusals(chain: CubaChain) -> list[str]:
-    """What Loihi's CUBA neuron (netx / Lava LIF processes) cannot run exactly, one reason each."""
+def loihi_refusals(chain: CubaChain, subtract: Callable[[CubaLayer], list[str]] | None = None) -> list[str]:
+    """What Loihi's CUBA neuron (netx / Lava LIF processes) cannot run exactly, one reason each.
+
+    :param subtract: the reasons a layer with reset "subtract" cannot run on the neuron that deploys it
+        (backend ``lava``: :func:`snnx.plugins.loihi.subtract.layer_refusals`, Loihi 2's ATRLIF); None:
+        such a layer is refused (the CUBA neuron resets to 0).
+    """
     reasons = []
     for layer in chain.layers:
         name = layer.nodes[-1]
@@ -604,11 +609,8 @@ def loihi_refusals(chain: CubaChain) -> list[str]:
                     f"({layer.neuron_type}) is not supported: Loihi's bias is added to the voltage, not the current"
                 )
             continue
-        if layer.reset == "subtract":
-            # Loihi 2's ATRLIF neuron subtracts (subtract.py, which imports this module).
-            from snnx.plugins.loihi.subtract import layer_refusals
-
-            reasons += layer_refusals(layer)
+        if layer.reset == "subtract" and subtract is not None:
+            reasons += subtract(layer)
         elif layer.reset != "value":
             reasons.append(f"node {name!r}: reset {layer.reset!r} is not supported; Loihi resets the voltage to 0")
         elif np.any(np.asarray(layer.v_reset) != 0):  # (a subtract reset does not use v_reset)
