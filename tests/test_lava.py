@@ -477,8 +477,13 @@ def test_populations_are_refused_for_conv_layers() -> None:
 
 
 #: The approximate conformance cases on ``lava`` that count as deployed (specs/backends/lava.md): at
-#: least 99 % of the golden spikes equal (the conformance suite reports them as xfail).
-APPROXIMATE_SPIKES = {"affine_lif": 0.99, "lif_chain": 0.99, "conv_lif_sumpool_affine": 0.99}
+#: least 99 % of the golden spikes equal (the conformance suite reports them as xfail). The two
+#: reset-"subtract" IF cases run on ATRLIF, approximate only through their float weights; their floors
+#: are the measured fractions rounded down (5/2560 and 13/2000 spikes differ).
+APPROXIMATE_SPIKES = {
+    "affine_lif": 0.99, "lif_chain": 0.99, "conv_lif_sumpool_affine": 0.99,
+    "conv_groups_stride_dilation": 0.998, "conv_same_even_kernel": 0.993,
+}
 
 
 @pytest.mark.parametrize("case", sorted(APPROXIMATE_SPIKES))
