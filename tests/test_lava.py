@@ -341,13 +341,35 @@ def test_lava_float_recurrent_layer_over_a_batch(tmp_path, bias: bool) -> None:
     if bias:
         assert any("the recurrent run has a bias" in r for r in lava.refusals(prepare(graph)))
         return
-    # Loihi fixed point: a recurrent Lava Dense into the same LIFReset, one Lava run per sample.
+    # Loihi fixed point: a recurrent Lava Dense into the same LIFReset; the batch is one Lava run, every
+    # state set back between the samples' segments: exactly what a Lava run of each sample alone gives.
     model = lava.lower(prepare(graph))
     fixed = lava.run(model, {"in": x})["out"]
+    alone = [lava.run(model, {"in": x[:, b : b + 1]})["out"] for b in range(x.shape[1])]
+    np.testing.assert_array_equal(fixed, np.concatenate(alone, axis=1))
     with pytest.raises(SnnxError, match=r"layers \['lif'\] are recurrent"):
         lava.save(model, str(tmp_path / "model.net"))
     assert (fixed == ref).mean() >= 0.97
     assert (fixed[:2] == ref[:2]).mean() >= 0.97, "each sample starts from zero state and an empty synapse"
+
+
+def test_lava_recurrent_batch_with_self_sustained_spikes() -> None:
+    """Neurons that excite themselves fire on every step once started, through the zero steps after each
+    window too, so the recurrent and input synapses hold spikes at the end of a sample's segment: the batch
+    (one Lava run, every state set back between segments) must still equal each sample run alone."""
+    rng = np.random.default_rng(11)
+    graph = _recurrent_graph()
+    graph.nodes["rec"] = nir.Linear(weight=8.0 * np.eye(4))
+    graph.nodes["fc"].weight = rng.normal(3.0, 1.0, (4, 4))
+    x = (rng.random((12, 4, 4)) < 0.3).astype(float)
+    lava = get_backend("lava")
+    model = lava.lower(prepare(graph))
+    fixed = lava.run(model, {"in": x})["out"]
+    alone = [lava.run(model, {"in": x[:, b : b + 1]})["out"] for b in range(x.shape[1])]
+    np.testing.assert_array_equal(fixed, np.concatenate(alone, axis=1))
+    ref = simulate(prepare(graph), {"in": x})["out"]
+    assert ref[-1].all() and not ref[0].all(), "spikes that sustain themselves, started by the input"
+    assert (fixed == ref).mean() >= 0.97
 
 
 @pytest.mark.slow

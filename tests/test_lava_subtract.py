@@ -83,6 +83,32 @@ def test_integer_subtract_chain_equals_the_reference(lava, seed: int) -> None:
         np.testing.assert_array_equal(got, ref[name])
 
 
+def test_a_batch_runs_as_each_sample_on_its_own(lava) -> None:
+    """A batch is one Lava run (one segment per sample, every state set back between segments) and gives
+    exactly what a Lava run of each sample alone gives. The segments' zero steps after a window keep the
+    biased neurons firing, so a state carried into the next segment (ATRLIF's v and r, a Dense's pending
+    spikes, the pulse chain, the readout) would show. Sample 1 is binary: alone it goes in as unary spikes,
+    in the batch as graded spikes with the batch's fraction bits."""
+    rng = np.random.default_rng(3)
+    graph = _two_layer_graph(rng)
+    # Above n1's threshold of 97: this neuron fires on most steps, the zero steps included, so the synapse
+    # into n2 holds its spike at a segment's end.
+    graph.nodes["a1"].bias[0] = 110.0
+    prepared = prepare(graph, dt=1.0)
+    x = np.round(rng.random((16, 4, 12)) * 16) / 16
+    x[:, 1] = rng.random((16, 12)) < 0.5
+    model = lava.lower(prepared, exact=True)
+    (out,) = lava.run(model, {"x": x}).values()
+    alone = np.concatenate([next(iter(lava.run(model, {"x": x[:, b : b + 1]}).values())) for b in range(4)], axis=1)
+    np.testing.assert_array_equal(out, alone)
+    np.testing.assert_array_equal(out, simulate(prepared, {"x": x})["y"])
+    part = prefix(prepared, "n2")
+    (spikes,) = lava.run(lava.lower(part, exact=True), {"x": x}).values()
+    ref = simulate(prepared, {"x": x}, record=True)["n2"]
+    assert ref[-1].sum() > 0, "the last step spikes: a pending spike carried into the next sample would show"
+    np.testing.assert_array_equal(spikes, ref)
+
+
 def test_a_threshold_beyond_atrlif_register_is_refused(lava) -> None:
     prepared = prepare(_two_layer_graph(np.random.default_rng(0), th2=9001.0), dt=1.0)
     with pytest.raises(UnsupportedNodeError, match=r"node 'n2'.*ATRLIF.*8190"):

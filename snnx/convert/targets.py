@@ -22,7 +22,7 @@ threshold 1/2 (and keeps an integer graph's thresholds integers).
 
 ``loihi-atrlif`` keeps the graph of ``any`` (reset "subtract", ``v_init`` at half the threshold) for
 Loihi 2's ATRLIF neuron, which subtracts its threshold at a spike: backend ``lava`` runs such IF
-populations on it as Lava processes (one sample per Lava run, not savable as netx). No reset-to-zero fit
+populations on it as Lava processes (state reset between samples, not savable as netx). No reset-to-zero fit
 or rewrite applies; only the integer graph differs from ``any``'s: like ``loihi``'s (one threshold per
 population, 8-bit weights, the first layer shifted by the input's fractional bits), but with
 thresholds of at most ``ATRLIF_THETA_MAX`` (ATRLIF's 12-bit threshold register). Leaky and signed
@@ -230,6 +230,6 @@ def _retarget_atrlif(result: ConversionResult) -> ConversionResult:
             raise ConversionError(msg)
     note = (
         f"target loihi-atrlif: {len(spiking)} IF populations keep reset 'subtract'; backend lava runs them on "
-        "Loihi 2's ATRLIF neuron (Lava processes, one sample per Lava run, not savable as netx)"
+        "Loihi 2's ATRLIF neuron (Lava processes, state reset between samples, not savable as netx)"
     )
     return dataclasses.replace(result, notes=[*result.notes, note])

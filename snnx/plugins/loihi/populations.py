@@ -11,8 +11,10 @@ wired here because a netx file is one chain of layers and cannot hold parallel p
 
 A recurrent layer (its own spikes fed back through stateless nodes) is built here too: a ``Dense`` from
 each population's spikes back into the layer, which Lava delivers one step later, as the contract's back
-edge. Loihi's stock neuron cannot silence that synapse at a window's end, so such a chain runs one
-sample per Lava run rather than as streamed windows.
+edge. Loihi's stock neuron cannot silence that synapse at a window's end, so such a chain (and one with
+an ATRLIF layer, which has no reset interval) runs a batch as one Lava run of per-sample segments, every
+state set back to its initial value (``Var.set`` while the run is paused) between segments, rather than
+as streamed windows: each sample runs as it would alone, and the network is compiled once.
 See ``specs/backends/lava.md``. Lava is imported only inside the functions.
 """
 
@@ -171,11 +173,12 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     of the layer before, a ``Dense`` synapse with netx's weight encoding."""
     lif = import_lava("lava.proc.lif.process")
     chain = model.chain
-    if x.shape[1] > 1 and any(layer.recurrent is not None or subtract.is_subtract(layer) for layer in chain.layers):
-        # A recurrent synapse would carry a window's last spikes into the next sample's first step, and ATRLIF
-        # (reset subtract) has no reset interval; on the chip the state is reset between samples: one Lava
-        # run per sample.
-        return np.concatenate([run_fixed_populations(model, x[:, b : b + 1]) for b in range(x.shape[1])], axis=1)
+    # A recurrent synapse would carry a window's last spikes into the next sample's first step, and ATRLIF
+    # (reset subtract) has no reset interval; on the chip the state is reset between samples: each sample
+    # gets a segment of its own, and every state is set back to its initial value between segments.
+    separate = x.shape[1] > 1 and any(
+        layer.recurrent is not None or subtract.is_subtract(layer) for layer in chain.layers
+    )
     layers = [list(p) for p in model.populations]
     last = chain.layers[-1]
     if not last.spiking:
@@ -187,10 +190,16 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     if not binary:
         layers[0], x, pulse = _graded(layers[0], x)
         bits = runner.INPUT_MESSAGE_BITS
-    data, steps, batch = runner.stream(model, x, pulse=pulse)
+    steps, batch = x.shape[:2]
+    segment = None
+    if separate:
+        data, segment = _segments(model, x, pulse)
+    else:
+        data, _steps, _batch = runner.stream(model, x, pulse=pulse)
     sources: list[tuple[Any, np.ndarray]] = []  # (spike port, neuron indices) of the layer before
     inputs = []
     neurons = []
+    processes = []  # every process whose state a sample changes
     pulse_port = None  # the spikes of the pulse population beside the layer before (pulsechain.py)
     kicked = [layer.kick is not None for layer in chain.layers]
     for j, pops in enumerate(layers, start=1):
@@ -216,10 +225,12 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
                     # The kick columns are all of one sign more often than not: netx's encoding would
                     # double an all-negative block (precision.exact_synapse; split synapses encode it right).
                     kick = precision.exact_synapse(q.weight[:, cols], 0)
+                    processes.append(kick)
                     port.connect(kick.s_in)
                     kick.a_out.connect(neuron.a_in)
                     continue
                 for syn in synapses(q.weight[:, cols], q.weight_exp, bits if j == 1 else 0):
+                    processes.append(syn)
                     if port is None:
                         inputs.append(syn.s_in)
                     else:
@@ -228,12 +239,14 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
             current.append((neuron.s_out, pop.index))
             layer_neurons.append(neuron)
             neurons.append(neuron)
+            processes.append(neuron)
         for pop, neuron in zip(pops, layer_neurons):
             if pop.recurrent is None:
                 continue
             # Lava's Dense delivers the previous step's spikes: the contract's back edge.
             for port, cols in current:
                 for syn in synapses(pop.recurrent[:, cols], pop.quantisation.weight_exp, 0):
+                    processes.append(syn)
                     port.connect(syn.s_in)
                     syn.a_out.connect(neuron.a_in)
         if any(kicked[j:]):
@@ -244,17 +257,59 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
                 width - chain.pulses if j == 1 else None, steps=steps, offset=(1 + j) % steps,
                 message_bits=bits if j == 1 else 0,
             )
+            processes.extend((pulser, syn))
             if j == 1:
                 inputs.append(syn.s_in)
             pulse_port = pulser.s_out
         sources = current
     outs = [port for port, _index in sources]
     probes = None if last.spiking else [n.v for n in neurons[-len(layers[-1]):]]
-    recorded = runner.run_process(neurons[0], inputs, outs, data, "fixed_pt", probe=probes)
+    restore = [state for process in processes for state in _initial_state(process)] if separate else None
+    recorded = runner.run_process(
+        neurons[0], inputs, outs, data, "fixed_pt", probe=probes, segment=segment, restore=restore,
+    )
     out = np.zeros((int(np.prod(last.data_shape)), data.shape[-1]))
     for (_port, index), values, pop in zip(sources, recorded, layers[-1]):
         out[index] = values if last.spiking else values / (pop.quantisation.scale * (1 << STATE_SHIFT))
+    if segment is not None:
+        # Sample b's run is segment b: back to the layout of consecutive windows that unstream reads.
+        lat = model.latency
+        windows = np.zeros((out.shape[0], batch * steps + lat))
+        for b in range(batch):
+            windows[:, lat + b * steps : lat + (b + 1) * steps] = out[:, b * segment + lat : b * segment + lat + steps]
+        out = windows
     return runner.unstream(model, out, steps, batch)
+
+
+#: The Vars of the Lava processes built here that change while a sample runs (``Dense``'s pending
+#: activation, the neurons' states). ATRLIF's ``theta`` is left alone: its process model scales it from
+#: ``theta_0`` on the first step only, and with no decay and ``theta_step = 0`` it never changes after.
+STATE_VARS = ("a_buff", "u", "v", "i", "r")
+
+
+def _initial_state(process: Any) -> list[tuple[Any, np.ndarray]]:
+    """``(Var, initial value)`` of every state of ``process`` that a sample's run changes."""
+    out = []
+    for name in STATE_VARS:
+        var = getattr(process, name, None)
+        if var is not None:
+            out.append((var, np.broadcast_to(np.asarray(var.init), var.shape).copy()))
+    return out
+
+
+def _segments(model: LavaModel, x: np.ndarray, pulse: float) -> tuple[np.ndarray, int]:
+    """The stream for one Lava run of the batch ``x`` in which sample ``b`` gets steps ``[b S, (b+1) S)``
+    (``S`` returned): its own stream as one sample's run would see it (its window, then the latency's
+    zero steps), padded with zero steps to a multiple of the window ``T``, so that ``LIFReset``'s
+    ``reset_interval = T`` windows fall on the same steps of every segment as in a run of its own."""
+    steps, batch = x.shape[:2]
+    segment = steps * -(-(steps + model.latency) // steps)
+    parts = []
+    for b in range(batch):
+        one, _steps, _batch = runner.stream(model, x[:, b : b + 1], pulse=pulse)
+        pad = np.zeros((*one.shape[:-1], segment - one.shape[-1]))
+        parts.append(np.concatenate([one, pad], axis=-1))
+    return np.concatenate(parts, axis=-1), segment
 
 
 def check_savable(model: LavaModel) -> None:
@@ -281,7 +336,7 @@ def check_savable(model: LavaModel) -> None:
     recurrent = [layer.nodes[-1] for layer in model.chain.layers if layer.recurrent is not None]
     if recurrent:
         msg = (
-            f"layers {recurrent} are recurrent; snnx runs them as Lava processes, one sample per run, and "
+            f"layers {recurrent} are recurrent; snnx runs them as Lava processes, state reset between samples, and "
             "does not write them as netx (whose streamed windows would carry a sample's last spikes into the "
             "next): run it with `snnx run`/`snnx check --backends lava`"
         )

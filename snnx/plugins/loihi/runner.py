@@ -66,7 +66,7 @@ def unstream(model: LavaModel, out: np.ndarray, steps: int, batch: int) -> np.nd
 
 def run_process(
     net: Any, inp: Any, out: Any, data: np.ndarray, tag: str, exceptions: dict[Any, type] | None = None,
-    probe: Any = None,
+    probe: Any = None, segment: int | None = None, restore: list[tuple[Any, np.ndarray]] | None = None,
 ) -> Any:
     """Feed ``data`` into port ``inp`` and record port ``out`` for every step of one Lava run.
 
@@ -75,6 +75,9 @@ def run_process(
     Var's value after every step is returned instead of ``out`` (Lava's ``Monitor``: how a voltage is
     read out of Loihi). ``inp`` may be a list of ports (the data goes to each), ``out`` and ``probe``
     lists (then a list of arrays is returned, one per port or Var).
+
+    With ``segment``, the run pauses every ``segment`` steps (which must divide the data's length) and,
+    before going on, sets every ``(Var, value)`` of ``restore`` (the network is built and compiled once).
     """
     source = import_lava("lava.proc.io.source")
     sink = import_lava("lava.proc.io.sink")
@@ -96,11 +99,17 @@ def run_process(
         # One Monitor per Var: a Monitor's data are keyed by process, and populations share names.
         monitors.append(import_lava("lava.proc.monitor.process").Monitor())
         monitors[-1].probe(target=var, num_steps=steps)
+    run_cfg = run_configs.Loihi2SimCfg(select_tag=tag, exception_proc_model_map=exceptions or {})
+    segment = segment or steps
+    if steps % segment:
+        raise ValueError(f"segments of {segment} steps do not divide a run of {steps}")
     try:
-        net.run(
-            condition=run_conditions.RunSteps(num_steps=steps),
-            run_cfg=run_configs.Loihi2SimCfg(select_tag=tag, exception_proc_model_map=exceptions or {}),
-        )
+        for start in range(0, steps, segment):
+            if start:
+                for var, value in restore or []:
+                    var.set(value)
+            # A later run() continues the compiled network from where the last one paused.
+            net.run(condition=run_conditions.RunSteps(num_steps=segment), run_cfg=run_cfg)
         if probes is None:
             results = [snk.data.get() for snk in sinks]
         else:
