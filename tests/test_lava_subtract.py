@@ -126,3 +126,26 @@ def test_leaky_subtract_is_refused_and_atrlif_models_are_not_netx(lava, tmp_path
     graph.nodes["n2"] = set_node_contract(leaky, reset="subtract", v_init=np.zeros(8))
     with pytest.raises(UnsupportedNodeError, match="node 'n2': reset 'subtract' with a leak"):
         lava.lower(prepare(graph, dt=1.0))
+
+
+def test_saturation_of_the_never_reset_state_is_an_error_not_a_wrong_answer(lava) -> None:
+    """A threshold near ATRLIF's register (8000; 2^23 / 64 / 8000 = 16.4) and an input that fires neuron 2
+    every step: ``v`` climbs 64·Θ per spike and hits Loihi's 24-bit clip after 16 spikes. Below that the run
+    equals the reference; beyond it ``lava`` raises instead of returning different spikes."""
+    theta = 8000.0
+    graph = nir.NIRGraph(
+        nodes={"x": nir.Input(np.array([64])), "w": nir.Linear(np.array([[10.0], [60.0], [125.0]]) * np.ones((3, 64))),
+               "n": _if(3, theta, np.ceil(theta / 2)), "y": nir.Output(np.array([3]))},
+        edges=[("x", "w"), ("w", "n"), ("n", "y")],
+    )
+    prepared = prepare(graph, dt=1.0)
+    model = lava.lower(prepared, exact=True)
+    short = np.ones((12, 2, 64))
+    (out,) = lava.run(model, {"x": short}).values()
+    ref = simulate(prepared, {"x": short})["y"]
+    assert ref[:, :, 2].sum() > 0
+    np.testing.assert_array_equal(out, ref)
+    long = np.ones((40, 2, 64))
+    assert simulate(prepared, {"x": long})["y"][:, 0, 2].sum() > 16  # the reference fires on
+    with pytest.raises(UnsupportedNodeError, match=r"node 'n'.*saturated"):
+        lava.run(model, {"x": long})

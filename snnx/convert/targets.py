@@ -25,7 +25,7 @@ Loihi 2's ATRLIF neuron, which subtracts its threshold at a spike: backend ``lav
 populations on it as Lava processes (state reset between samples, not savable as netx). No reset-to-zero fit
 or rewrite applies; only the integer graph differs from ``any``'s: like ``loihi``'s (one threshold per
 population, 8-bit weights, the first layer shifted by the input's fractional bits), but with
-thresholds of at most ``ATRLIF_THETA_MAX`` (ATRLIF's 12-bit threshold register). Leaky and signed
+thresholds of at most ``ATRLIF_THETA_MAX`` (2016: ATRLIF's never-reset 24-bit voltage holds 64 spikes of it). Leaky and signed
 populations are refused: ATRLIF runs IF (no leak) and sends no negative spikes.
 """
 
@@ -56,11 +56,14 @@ LOIHI_INPUT_FRACTION_BITS = 8
 #: own bound for a readout when the run length is unknown (``snnx lower``), so the report says exact.
 LOIHI_READOUT_STEPS = 64
 LOIHI_STATE_MAX = (1 << 23) - 1
-#: The largest integer threshold ``Θ`` (weight units) Loihi 2's ATRLIF neuron holds: its threshold
-#: register ``θ_0`` is 12-bit and ``Θ = 2·θ_0``, so ``Θ <= 2·4095 = 8190`` (``>> e`` for the population
-#: reading a graded input with ``e`` fractional bits). Kept equal to the ``lava`` backend's ATRLIF bound
-#: by hand (not imported, so that converting never loads a backend).
-ATRLIF_THETA_MAX = 2 * ((1 << 12) - 1)
+#: The largest integer threshold ``Θ`` (weight units, before the graded input's ``2^e`` on the layer that
+#: reads it) of ``--target loihi-atrlif``: ATRLIF's threshold register has 12 bits (``Θ = 2·θ_0 <= 8190``),
+#: and its voltage, never reset within a sample, climbs ``64·Θ`` per spike in a 24-bit register, so
+#: ``Θ·(n + 1) < 2^17`` for ``n`` spikes; the bound lets a neuron fire on every step of
+#: ``LOIHI_READOUT_STEPS`` (the window the readout's bound assumes too). The ``lava`` backend takes
+#: thresholds up to the register's 8190 (``snnx.plugins.loihi.subtract``) and checks every run for
+#: saturation instead.
+ATRLIF_THETA_MAX = min(2 * ((1 << 12) - 1), (LOIHI_STATE_MAX >> 6) // (LOIHI_READOUT_STEPS + 1))
 
 
 def input_fraction_bits(x: np.ndarray, most: int = LOIHI_INPUT_FRACTION_BITS) -> int | None:

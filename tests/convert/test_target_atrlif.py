@@ -1,5 +1,5 @@
 """``snnx convert --target loihi-atrlif``: the target-any graph (reset subtract) for Loihi 2's ATRLIF
-neuron, whose integer graph keeps every threshold in ATRLIF's 12-bit register (``Θ <= 8190``, ``>> e``
+neuron, whose integer graph keeps every threshold within ``ATRLIF_THETA_MAX`` (``>> e``
 for the layer that reads the graded input)."""
 
 from __future__ import annotations

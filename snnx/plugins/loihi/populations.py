@@ -265,9 +265,24 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     outs = [port for port, _index in sources]
     probes = None if last.spiking else [n.v for n in neurons[-len(layers[-1]):]]
     restore = [state for process in processes for state in _initial_state(process)] if separate else None
+    # (layer index, population) of every ATRLIF population: its never-reset state is checked for saturation.
+    subtracting = [(j, pop) for j, pops in enumerate(layers, start=1) for pop in pops if subtract.is_subtract(pop.layer)]
+    watch = [var for n, pop in zip(neurons, (p for pops in layers for p in pops)) if subtract.is_subtract(pop.layer) for var in (n.v, n.r)]
     recorded = runner.run_process(
         neurons[0], inputs, outs, data, "fixed_pt", probe=probes, segment=segment, restore=restore,
+        watch=watch or None,
     )
+    if watch:
+        recorded, watched = recorded
+        length = segment or data.shape[-1]
+        for k, (j, pop) in enumerate(subtracting):
+            # Layer j's window: steps [j, j + T) of each sample's stretch of the run (the pipeline's fill).
+            starts = [b * length + j for b in range(batch)]  # (ATRLIF chains run one sample per segment)
+            why = subtract.saturation_error(
+                pop.quantisation.layer, watched[2 * k], watched[2 * k + 1], [(s0, s0 + steps) for s0 in starts]
+            )
+            if why:
+                raise UnsupportedNodeError(why)
     out = np.zeros((int(np.prod(last.data_shape)), data.shape[-1]))
     for (_port, index), values, pop in zip(sources, recorded, layers[-1]):
         out[index] = values if last.spiking else values / (pop.quantisation.scale * (1 << STATE_SHIFT))

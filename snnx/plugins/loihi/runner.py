@@ -67,6 +67,7 @@ def unstream(model: LavaModel, out: np.ndarray, steps: int, batch: int) -> np.nd
 def run_process(
     net: Any, inp: Any, out: Any, data: np.ndarray, tag: str, exceptions: dict[Any, type] | None = None,
     probe: Any = None, segment: int | None = None, restore: list[tuple[Any, np.ndarray]] | None = None,
+    watch: list[Any] | None = None,
 ) -> Any:
     """Feed ``data`` into port ``inp`` and record port ``out`` for every step of one Lava run.
 
@@ -78,6 +79,8 @@ def run_process(
 
     With ``segment``, the run pauses every ``segment`` steps (which must divide the data's length) and,
     before going on, sets every ``(Var, value)`` of ``restore`` (the network is built and compiled once).
+    With ``watch`` (a list of Vars), their values after every step are recorded too and returned as a
+    second value, ``(results, [array per Var])`` (how snnx checks that no state saturated).
     """
     source = import_lava("lava.proc.io.source")
     sink = import_lava("lava.proc.io.sink")
@@ -99,6 +102,10 @@ def run_process(
         # One Monitor per Var: a Monitor's data are keyed by process, and populations share names.
         monitors.append(import_lava("lava.proc.monitor.process").Monitor())
         monitors[-1].probe(target=var, num_steps=steps)
+    watchers = []
+    for var in watch or []:
+        watchers.append(import_lava("lava.proc.monitor.process").Monitor())
+        watchers[-1].probe(target=var, num_steps=steps)
     run_cfg = run_configs.Loihi2SimCfg(select_tag=tag, exception_proc_model_map=exceptions or {})
     segment = segment or steps
     if steps % segment:
@@ -117,10 +124,15 @@ def run_process(
             for monitor, var in zip(monitors, probes):
                 (recorded,) = monitor.get_data().values()
                 results.append(np.moveaxis(np.asarray(recorded[var.name], dtype=np.float64), 0, -1))  # time last
+        watched = []
+        for monitor, var in zip(watchers, watch or []):
+            (recorded,) = monitor.get_data().values()
+            watched.append(np.moveaxis(np.asarray(recorded[var.name], dtype=np.float64), 0, -1))
     finally:
         net.stop()
     results = [np.asarray(r, dtype=np.float64) for r in results]
-    return results[0] if single else results
+    out = results[0] if single else results
+    return (out, watched) if watch else out
 
 
 #: Largest number of fractional bits a graded input is sent with (Loihi 2 graded spikes are integers).

@@ -34,6 +34,8 @@ from snnx.plugins.loihi.quantise import DECAY_UNIT, STATE_SHIFT, LayerQuantisati
 
 #: ATRLIF's ``theta_0`` is a 12-bit unsigned register: ``Θ = 2·θ_0`` in weight units.
 THETA_MAX = 2 * ((1 << 12) - 1)
+#: ATRLIF's ``v`` is clipped to ``±STATE_MAX`` (24 bits), and its ``r`` is a 24-bit register on the chip.
+STATE_MAX = (1 << 23) - 1
 
 
 def is_subtract(layer: CubaLayer) -> bool:
@@ -107,3 +109,30 @@ def atrlif_population(q: LayerQuantisation, size: int, fill: int) -> Any:
         delta_i=(DECAY_UNIT - 1) / DECAY_UNIT, delta_v=0, delta_theta=0, delta_r=0,
         theta_0=q.vth / 2, theta_step=0, bias_mant=bias.astype(np.int64), bias_exp=STATE_SHIFT,
     )
+
+
+def saturation_error(name: str, v: np.ndarray, r: np.ndarray, windows: list[tuple[int, int]]) -> str | None:
+    """Why an ATRLIF population's run may differ from the contract (None: it cannot have).
+
+    ``v`` and ``r`` are its recorded states, ``(neurons, steps)``; ``windows`` the ``[start, stop)`` steps
+    of each sample's window. ``v`` is never reset, so it climbs ``64·Θ`` per spike and falls with net
+    inhibition, and Loihi clips it at ``±(2^23 - 1)``. At the upper bound the neuron may miss spikes the
+    reference fires. At the lower bound it sits above the reference's voltage, which matters only if it
+    fires afterwards (if it does not, the lower reference voltage does not either). ``r`` grows by
+    ``64·Θ`` per spike and is 24 bits on the chip (Lava's Python model does not wrap it).
+    """
+    for b, (start, stop) in enumerate(windows):
+        vw, rw = v[:, start:stop], r[:, start:stop]
+        fired = np.diff(np.concatenate([rw[:, :1], rw], axis=1), axis=1) > 0
+        high = np.any(vw >= STATE_MAX, axis=1) | np.any(rw > STATE_MAX, axis=1)
+        low = vw <= -STATE_MAX
+        # a spike after the first step clipped at the lower bound
+        after_low = np.any(np.cumsum(low, axis=1)[:, :-1].astype(bool) & fired[:, 1:], axis=1)
+        bad = np.flatnonzero(high | after_low)
+        if bad.size:
+            return (
+                f"node {name!r}: Loihi 2's ATRLIF state (24 bits, never reset within a sample) saturated for "
+                f"neuron(s) {bad[:5].tolist()} in sample {b}, so its spikes may differ from the contract: run "
+                "fewer steps, or convert with lower thresholds (--target loihi-atrlif bounds them for 64 steps)"
+            )
+    return None
