@@ -109,10 +109,44 @@ def test_a_batch_runs_as_each_sample_on_its_own(lava) -> None:
     np.testing.assert_array_equal(spikes, ref)
 
 
-def test_a_threshold_beyond_atrlif_register_is_refused(lava) -> None:
-    prepared = prepare(_two_layer_graph(np.random.default_rng(0), th2=9001.0), dt=1.0)
-    with pytest.raises(UnsupportedNodeError, match=r"node 'n2'.*ATRLIF.*8190"):
-        lava.lower(prepared)
+def test_thresholds_fit_atrlif_register_even_and_at_most_8190(lava) -> None:
+    """ATRLIF holds half the threshold mantissa in a 12-bit register: an odd integer threshold is deployed at
+    scale 2 (still exact), one beyond 8190 only at a coarser, inexact scale, which exact=True refuses."""
+    prepared = prepare(_two_layer_graph(np.random.default_rng(0), th1=97.0, th2=9001.0), dt=1.0)
+    model = lava.lower(prepared)
+    q1, q2 = (pops[0].quantisation for pops in model.populations[:2])
+    assert (q1.vth, q1.scale, q1.exact) == (194, 2.0, True)
+    assert q2.vth <= 8190 and q2.vth % 2 == 0 and not q2.exact
+    with pytest.raises(UnsupportedNodeError, match=r"node 'n2': Loihi fixed point is not exact"):
+        lava.lower(prepared, exact=True)
+
+
+def _bias_graph(first_bias: float, reset: str) -> nir.NIRGraph:
+    """x -> IF(Θ=4, reset ``reset``, bias ``first_bias``) -> IF(subtract, Θ=4, bias -2) -> output."""
+    first = nir.IF(r=np.ones(1), v_threshold=np.full(1, 4.0))
+    set_node_contract(first, reset=reset, v_init=np.zeros(1))
+    return nir.NIRGraph(
+        nodes={"x": nir.Input(np.array([1])), "a1": nir.Affine(np.array([[1.0]]), np.array([first_bias])), "n1": first,
+               "a2": nir.Affine(np.array([[12.0]]), np.array([-2.0])), "n2": _if(1, 4.0, 0.0),
+               "y": nir.Output(np.array([1]))},
+        edges=[("x", "a1"), ("a1", "n1"), ("n1", "a2"), ("a2", "n2"), ("n2", "y")],
+    )
+
+
+def test_a_bias_before_the_first_input_is_taken_back_or_refused(lava) -> None:
+    """Layer 2 (ATRLIF) waits 2 steps for its first input; v(0) takes back its bias -2 of those steps and
+    starts (2-1)·2 = 2 <= Θ above its lowest point, so it runs exactly. Layer 1 (reset to zero, reset by
+    Loihi only when its window starts) waits 1 step: a bias of 3 <= Θ cannot fire it there; a bias of 5
+    could, and layer 2, never reset, would keep that spike: refused."""
+    x = np.zeros((10, 2, 1))
+    x[3:, 1] = 1.0
+    prepared = prepare(_bias_graph(3.0, "value"), dt=1.0)
+    (out,) = lava.run(lava.lower(prepared, exact=True), {"x": x}).values()
+    ref = simulate(prepared, {"x": x})["y"]
+    assert ref.sum() > 0
+    np.testing.assert_array_equal(out, ref)
+    with pytest.raises(UnsupportedNodeError, match=r"node 'n1': its positive bias.*ATRLIF layer 'n2'"):
+        lava.lower(prepare(_bias_graph(5.0, "value"), dt=1.0))
 
 
 def test_leaky_subtract_is_refused_and_atrlif_models_are_not_netx(lava, tmp_path) -> None:

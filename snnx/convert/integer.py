@@ -109,7 +109,7 @@ def _avgpools_to_sumpools(graph: nir.NIRGraph, preds, succs) -> None:
 
 def integerise(
     graph: nir.NIRGraph, bits: int, *, per_channel: bool = True,
-    limits: dict[str, tuple[float, float, float]] | None = None,
+    limits: dict[str, tuple[float, float, float]] | None = None, even_thresholds: bool = False,
 ) -> dict[str, float]:
     """Make ``graph`` (a converted graph) all-integer in place, ``bits``-bit weights.
 
@@ -117,6 +117,8 @@ def integerise(
     :param limits: per IF/I population, the largest threshold, the largest bias magnitude and (for a
         readout) the largest per-step input ``Σ|w| + |b|`` the target holds
         (:func:`snnx.convert.targets.loihi_integer_limits`); populations not named are free.
+    :param even_thresholds: every IF threshold even (Loihi 2's ATRLIF holds half of it in an integer
+        register; ``v_init = ⌈θ/2⌉`` is then exactly half).
     :returns: statistics: the largest threshold, the largest bias magnitude, and the readout gain (the
         readout's ``v`` is ``gain`` times the float graph's).
     """
@@ -183,8 +185,13 @@ def integerise(
         max_th, max_bias, max_drive = (limits or {}).get(name, (math.inf, math.inf, math.inf))
         bias_top = float(np.max(np.abs(bias)))
 
-        def fits(theta: int, *, max_th=max_th, max_bias=max_bias, bias=bias) -> bool:
-            return theta <= max_th and float(np.max(np.abs(np.rint(bias * theta)))) <= max_bias
+        even = even_thresholds and isinstance(node, nir.IF)
+
+        def fits(theta: int, *, max_th=max_th, max_bias=max_bias, bias=bias, even=even) -> bool:
+            return (
+                theta <= max_th and float(np.max(np.abs(np.rint(bias * theta)))) <= max_bias
+                and not (even and theta % 2)
+            )
 
         if isinstance(node, nir.I):
             # One gain for the whole readout: argmax is invariant to it, not to per-class gains.

@@ -155,7 +155,10 @@ def integer_options(
             "exactly (graded spikes), and the first layer's threshold and bias leave room for them"
         )
     threshold_max = ATRLIF_THETA_MAX if target == "loihi-atrlif" else LOIHI_VTH_MAX
-    return {"per_channel": False, "limits": loihi_integer_limits(graph, e, threshold_max)}, [note]
+    options = {"per_channel": False, "limits": loihi_integer_limits(graph, e, threshold_max)}
+    if target == "loihi-atrlif":
+        options["even_thresholds"] = True  # ATRLIF's integer register holds half the threshold
+    return options, [note]
 
 
 def half_threshold(threshold: Any) -> np.ndarray:

@@ -88,6 +88,23 @@ class _LavaBackendBase(Backend):
         return {chain.output: y}
 
 
+def atrlif_refusals(pops: list[list[populations.Population]]) -> list[str]:
+    """Why the ATRLIF (reset "subtract") populations of a chain, layer ``j`` of which waits ``j`` steps for
+    its first input, cannot run exactly (:mod:`snnx.plugins.loihi.subtract`)."""
+    reasons = []
+    for j, layer_pops in enumerate(pops, start=1):
+        later = [p.layer.nodes[-1] for pops_k in pops[j:] for p in pops_k if subtract.is_subtract(p.layer)]
+        for p in layer_pops:
+            if subtract.is_subtract(p.layer):
+                whys = (subtract.theta_refusal(p.quantisation), subtract.fill_refusal(p.quantisation, j))
+            elif later and p.layer.spiking:
+                whys = (subtract.early_spike_refusal(p.quantisation, j, later[0]),)
+            else:
+                whys = ()
+            reasons += [why for why in whys if why]
+    return reasons
+
+
 class LavaBackend(_LavaBackendBase):
     """netx HDF5 for Loihi 2, run on Lava's bit-accurate Loihi 2 simulation (``fixed_pt``)."""
 
@@ -150,16 +167,13 @@ class LavaBackend(_LavaBackendBase):
             quant = [p.quantisation for layer in pops for p in layer]
         else:
             quant = [quantise_layer(layer) for layer in chain.layers]
-        reasons = activation_refusals(quant) + [
-            why
-            for j, layer_pops in enumerate(pops, start=1)
-            for p in layer_pops
-            if subtract.is_subtract(p.layer)
-            for why in (subtract.theta_refusal(p.quantisation), subtract.fill_refusal(p.quantisation, j))
-            if why
-        ]
+        reasons = activation_refusals(quant)
         if reasons:
             msg = "Backend 'lava' cannot take these weight_bits: " + "; ".join(reasons)
+            raise UnsupportedNodeError(msg)
+        reasons = atrlif_refusals(pops)
+        if reasons:
+            msg = "Backend 'lava' cannot run this graph on Loihi 2's ATRLIF neuron: " + "; ".join(reasons)
             raise UnsupportedNodeError(msg)
         if _truthy(exact):
             reasons = quantisation_refusals(quant)

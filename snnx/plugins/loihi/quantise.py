@@ -18,6 +18,8 @@ from snnx.plugins.loihi.cuba import CubaLayer
 WEIGHT_MAX = 127  # 8-bit signed weight mantissa (netx keeps |w| <= 127 exact)
 WEIGHT_MIN = -128
 VTH_MAX = (1 << 17) - 1  # 17-bit unsigned threshold mantissa
+#: ATRLIF (reset "subtract", snnx.plugins.loihi.subtract): ``θ_0 = vth/2`` in a 12-bit register.
+ATRLIF_VTH_MAX = 2 * ((1 << 12) - 1)
 DECAY_UNIT = 1 << 12  # 12-bit decays: du, dv in units of 1/4096
 STATE_LIMIT = (1 << 23) - 1  # 24-bit signed voltage and current
 STATE_SHIFT = 6  # Loihi stores u and v with 6 fractional bits relative to weights and thresholds
@@ -88,7 +90,7 @@ class LayerQuantisation:
 
 def _power_of_two_scale(
     weight: np.ndarray, threshold: float | None, peak: float, bias: np.ndarray, cap: float = math.inf,
-    prefer_unit: bool = True, weight_max: int = WEIGHT_MAX,
+    prefer_unit: bool = True, weight_max: int = WEIGHT_MAX, vth_max: int = VTH_MAX, vth_step: int = 1,
 ) -> float | None:
     """A scale 2**k that makes every weight, the threshold and the bias exact in-range integers, if one
     exists: 1 when they are integers already and ``prefer_unit`` (an integer SNN keeps its own numbers),
@@ -99,7 +101,7 @@ def _power_of_two_scale(
         return None
     integer = prefer_unit and (
         peak <= weight_max and np.all(weight == np.round(weight)) and np.all(bias == np.round(bias))
-        and (threshold is None or (threshold == round(threshold) and 1 <= threshold <= VTH_MAX))
+        and (threshold is None or (threshold == round(threshold) and 1 <= threshold <= vth_max and round(threshold) % vth_step == 0))
         and np.all(bias <= BIAS_MAX) and np.all(bias >= BIAS_MIN) and cap >= 1
     )
     if integer:
@@ -108,9 +110,9 @@ def _power_of_two_scale(
     for k in range(top, top - 40, -1):
         scale = 2.0**k
         w, th, b = weight * scale, 1.0 if threshold is None else threshold * scale, bias * scale
-        if th > VTH_MAX or np.any(b > BIAS_MAX) or np.any(b < BIAS_MIN):
+        if th > vth_max or np.any(b > BIAS_MAX) or np.any(b < BIAS_MIN):
             continue
-        if np.all(w == np.round(w)) and th == round(th) and th >= 1 and np.all(b == np.round(b)):
+        if np.all(w == np.round(w)) and th == round(th) and th >= 1 and round(th) % vth_step == 0 and np.all(b == np.round(b)):
             return scale
     return None
 
@@ -176,27 +178,32 @@ def quantise_layer(
     # Decays round v to 1/64 of a weight unit each step: a decaying layer takes the largest exact scale
     # (finest grid) even when its numbers are integers; a non-decaying one keeps integers as they are.
     no_decay = layer.current_decay == 1.0 and layer.voltage_decay in (0.0, 1.0)
+    # Reset "subtract" runs on ATRLIF (snnx.plugins.loihi.subtract): its 12-bit register holds half the
+    # threshold, so the mantissa is even and at most ATRLIF_VTH_MAX.
+    atrlif = layer.spiking and layer.reset == "subtract"
+    vth_max, vth_step = (ATRLIF_VTH_MAX, 2) if atrlif else (VTH_MAX, 1)
     exact_scale = _power_of_two_scale(
-        w, theta if layer.spiking else None, peak, bias, v_cap, prefer_unit=no_decay, weight_max=weight_max
+        w, theta if layer.spiking else None, peak, bias, v_cap, prefer_unit=no_decay, weight_max=weight_max,
+        vth_max=vth_max, vth_step=vth_step,
     )
     if exact_scale is not None:
         scale = exact_scale
     else:
         scale = weight_max / peak if peak > 0 else 1.0
-        scale = min(scale, VTH_MAX / theta if layer.spiking else math.inf, BIAS_MAX / bias_peak if bias_peak else math.inf, v_cap)
-        if layer.spiking and scale * theta >= 1:
+        scale = min(scale, vth_max / theta if layer.spiking else math.inf, BIAS_MAX / bias_peak if bias_peak else math.inf, v_cap)
+        if layer.spiking and scale * theta >= vth_step:
             # Round the scale rather than the threshold: the largest scale whose threshold mantissa is an
             # integer makes the threshold exact at a cost of under 1/vth of the weight range. A threshold
             # of a few dozen mantissa units rounded on its own is off by up to 1/(2 vth) on every
             # spike decision (conformance case conv_lif_sumpool_affine: 11 -> 2 of 250 spikes differ).
-            scale = math.floor(scale * theta) / theta
+            scale = math.floor(scale * theta / vth_step) * vth_step / theta
     b_raw = np.round(bias * scale)
     b_int = np.clip(b_raw, BIAS_MIN, BIAS_MAX).astype(np.int64)
     bias_error = float(np.max(np.abs(b_int / scale - bias))) / theta if bias.size else 0.0
     raw = np.round(w * scale)
     w_int = np.clip(raw, weight_min, weight_max).astype(np.int64)
     clipped = int(np.sum(raw != w_int)) + int(np.sum(b_raw != b_int))
-    vth = int(min(max(round(theta * scale), 0), VTH_MAX)) if layer.spiking else VTH_MAX
+    vth = int(min(max(round(theta * scale), 0), vth_max)) if layer.spiking else VTH_MAX
     i_decay = int(round(layer.current_decay * DECAY_UNIT))
     v_decay = int(round(layer.voltage_decay * DECAY_UNIT))
     weight_error = float(np.max(np.abs(w_int / scale - w))) / theta if w.size else 0.0

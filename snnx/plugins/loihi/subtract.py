@@ -30,10 +30,11 @@ import numpy as np
 
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.cuba import CubaLayer
-from snnx.plugins.loihi.quantise import DECAY_UNIT, STATE_SHIFT, LayerQuantisation
+from snnx.plugins.loihi.quantise import ATRLIF_VTH_MAX, DECAY_UNIT, STATE_SHIFT, LayerQuantisation
 
-#: ATRLIF's ``theta_0`` is a 12-bit unsigned register: ``Θ = 2·θ_0`` in weight units.
-THETA_MAX = 2 * ((1 << 12) - 1)
+#: ATRLIF's ``theta_0`` is a 12-bit unsigned register: ``Θ = 2·θ_0`` in weight units (the quantiser
+#: keeps such a layer's threshold mantissa even and within it).
+THETA_MAX = ATRLIF_VTH_MAX
 #: ATRLIF's ``v`` is clipped to ``±STATE_MAX`` (24 bits), and its ``r`` is a 24-bit register on the chip.
 STATE_MAX = (1 << 23) - 1
 
@@ -82,15 +83,37 @@ def theta_refusal(q: LayerQuantisation, shift: int = 0) -> str | None:
 
 
 def fill_refusal(q: LayerQuantisation, fill: int) -> str | None:
-    """Why a negative bias over the pipeline's ``fill`` steps could fire the population before its input."""
+    """Why the population cannot wait ``fill`` steps for its first input: ``v(0)`` takes back the bias of
+    those steps, so with a negative bias it starts ``(fill-1)·|b|`` above its lowest point and would fire
+    once that exceeds the threshold; and ``v(0)`` must fit the 24-bit voltage."""
     if q.bias is None or fill == 0:
         return None
-    low = float(np.min(q.bias))
-    if low >= 0 or fill * -low < q.vth:
+    low, high = float(np.min(q.bias)), float(np.max(q.bias))
+    if low < 0 and (fill - 1) * -low > q.vth:
+        return (
+            f"node {q.layer!r}: its negative bias over the {fill} steps before its first input would reach the "
+            "threshold on Loihi's ATRLIF neuron (no reset before the window); use backend 'lava-float'"
+        )
+    unit = 1 << STATE_SHIFT
+    if (unit // 2) * q.vth + 1 + fill * unit * max(abs(low), abs(high)) > STATE_MAX:
+        return (
+            f"node {q.layer!r}: the bias of the {fill} steps before its first input does not fit ATRLIF's 24-bit "
+            "voltage; use backend 'lava-float'"
+        )
+    return None
+
+
+def early_spike_refusal(q: LayerQuantisation, fill: int, name: str) -> str | None:
+    """Why a reset-to-zero population before an ATRLIF layer could fire before its own window: Loihi
+    resets it only when its window starts, so its bias over the ``fill`` steps before could fire it, and
+    the never-reset ATRLIF layer after it would keep that charge."""
+    # (A decaying voltage accumulates less: the bound without decay covers it.)
+    if q.bias is None or fill * float(np.max(q.bias)) <= q.vth:
         return None
     return (
-        f"node {q.layer!r}: its negative bias over the {fill} steps before its first input could reach the "
-        "threshold on Loihi's ATRLIF neuron (no reset before the window); use backend 'lava-float'"
+        f"node {q.layer!r}: its positive bias over the {fill} steps before its first input could fire it before "
+        f"its window, and the ATRLIF layer {name!r} after it (reset subtract, never reset within a sample) "
+        "would keep that input; use backend 'lava-float'"
     )
 
 
