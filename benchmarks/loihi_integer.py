@@ -20,8 +20,9 @@ choose the epoch), once per seed, and measured the same way, ``lava`` included.
 
 With ``--atrlif`` (or ``--only-atrlif``) the graphs of ``--target loihi-atrlif`` are measured too: they keep
 target ``any``'s reset "subtract" and ``v_init = ⌈θ/2⌉``, with ``--integer``'s thresholds bounded by Loihi 2's
-ATRLIF neuron, on which ``lava`` runs them (``snnx.plugins.loihi.subtract``; one Lava run per sample, so
-``--layer-samples`` limits the per-layer comparison to the first images).
+ATRLIF neuron, on which ``lava`` runs them (``snnx.plugins.loihi.subtract``; one compiled Lava run with the
+state reset between samples;
+``--lava-samples`` and ``--layer-samples`` limit the lava runs to the first images).
 
     PYTHONPATH=. python benchmarks/loihi_integer.py [--kinds mlp,cnn_avgpool] [--bits 8] [--timesteps 8,16,32]
         [--finetune-seeds 0,1 --epochs 8] [--only-loihi] [--half-threshold-init] [--atrlif | --only-atrlif]

