@@ -219,7 +219,11 @@ def throughput(samples: int, seconds: float) -> float:
 def describe_run(backend: str, device: str, batch_size: int | None, samples: int, seconds: float) -> str:
     """``SNN on snntorch (cpu, batch 256): 360 samples in 0.52 s = 692 samples/s``."""
     where = f"{device}, batch {batch_size}" if batch_size else device
-    return f"SNN on {backend} ({where}): {samples} samples in {seconds:.2f} s = {throughput(samples, seconds):,.0f} samples/s"
+    rate = throughput(samples, seconds)
+    # Lava's simulation can take seconds per sample: below 10/s give significant digits, not "0".
+    return f"SNN on {backend} ({where}): {samples} samples in {seconds:.2f} s = {rate:,.0f} samples/s" if rate >= 10 else (
+        f"SNN on {backend} ({where}): {samples} samples in {seconds:.2f} s = {rate:.2g} samples/s"
+    )
 
 
 __all__ = ["CHECK_SAMPLES", "SampleCheck", "Streamed", "check_sample", "describe_run", "is_torch_backend", "stream_torch", "throughput"]
