@@ -111,7 +111,9 @@ def apply_tuning(result, tuning: dict[str, Any], model=None, *, target: str = "a
         from snnx.convert.finetune import finetune
 
         steps = tuning.get("steps") or DEFAULT_FINETUNE_STEPS
-        info = finetune(result, path, steps, epochs=tuning.get("epochs") or 5, teacher=model)
+        info = finetune(
+            result, path, steps, epochs=tuning.get("epochs") or 5, seed=tuning.get("seed") or 0, teacher=model
+        )
         result.stages["fine-tuning"] = info["seconds"]
         lines.append(
             f"fine-tuned for T = {steps}: {int(info['epochs'])} epochs in {info['seconds']:.1f} s, loss "

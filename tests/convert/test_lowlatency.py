@@ -194,3 +194,17 @@ def test_integer_refuses_per_channel_thresholds(digits_mlp):
         pytest.skip("no layer chose per-channel scales")
     with pytest.raises(ConversionError, match="per-channel"):
         integerise(result.graph, 8)
+
+
+def test_apply_tuning_passes_the_seed_to_the_generic_finetuner(digits_mlp):
+    """``tuning["seed"]`` seeds ``--finetune``'s shuffling: two seeds train different weights, one seed the same."""
+    from snnx.convert.tuning import apply_tuning
+
+    proto, (xtr, ytr, _xte, _yte) = digits_mlp
+    weights = []
+    for seed in (0, 0, 1):
+        result = convert(proto, xtr[:100], steps=8)
+        apply_tuning(result, {"steps": 8, "finetune_path": (xtr[:256], ytr[:256]), "epochs": 1, "seed": seed}, proto)
+        weights.append(np.concatenate([np.ravel(n.weight) for n in result.graph.nodes.values() if hasattr(n, "weight")]))
+    np.testing.assert_array_equal(weights[0], weights[1])
+    assert not np.array_equal(weights[0], weights[2])
