@@ -206,7 +206,8 @@ def test_a_timed_out_non_daemon_worker_takes_its_children_with_it(tmp_path):
     from snnx.bench.parallel import run_isolated
 
     pid_file = tmp_path / "pid"
-    result, error = run_isolated(_start_grandchild_then_hang, (str(pid_file),), timeout=8, daemon=False)
+    # 20 s: under load (CI, benchmarks) the worker may need several seconds before its child writes the pid.
+    result, error = run_isolated(_start_grandchild_then_hang, (str(pid_file),), timeout=20, daemon=False)
     assert result is None and "timed out" in error
     pid = int(pid_file.read_text())
     for _ in range(50):  # reaped by init once killed; give it a moment
