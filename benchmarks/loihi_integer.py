@@ -226,7 +226,7 @@ def main() -> None:
         print(row, flush=True)
     print()
     fmt = lambda a: " / ".join(f"{100 * x:.1f}" for x in a)  # noqa: E731
-    if not args.only_loihi:
+    if not (args.only_loihi or args.only_atrlif):
         head = "| model | ANN | float --steps 8, any | int, any | int, loihi, no fit | float, loihi |"
         print(head)
         print("|---|---:|---|---|---|---|")
