@@ -17,9 +17,11 @@ The spikes then equal the reference's bit for bit (``tests/test_lava_subtract.py
 ATRLIF has no ``reset_interval``, so a batch runs as per-sample segments of one Lava run with the state
 set back between them (on the chip: the state is reset between inferences), and its bias acts from the
 run's first step while a layer's input arrives after the pipeline's fill (layer ``j`` at step ``j``):
-``v(0)`` takes that bias back. ``θ_0`` is a 12-bit register, so ``Θ <= 8190`` (for the first layer
-after the graded input's shift), and a leaky layer is refused (the offsets above would decay). ATRLIF
-is not a netx neuron: such a model is not savable as netx HDF5.
+``v(0)`` takes that bias back. ``θ_0`` is a 12-bit integer register, so ``Θ`` is even and ``<= 8190``
+(for the first layer after the graded input's shift; the quantiser keeps it so), and a leaky layer is
+refused (the offsets above would decay). ``v`` and ``r`` are never reset within a sample: every run
+checks them for saturation (:func:`saturation_error`). ATRLIF is not a netx neuron: such a model is not
+savable as netx HDF5.
 """
 
 from __future__ import annotations
