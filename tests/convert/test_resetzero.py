@@ -17,6 +17,19 @@ from snnx.ir.semantics import reset_of, v_init_of
 STEPS = 8
 
 
+def assert_integer_loihi_graph(graph: nir.NIRGraph) -> None:
+    """What ``--integer --target loihi`` writes: IF reset to zero from zero state, one threshold per
+    population, and every weight, bias and threshold an integer."""
+    for node in (n for n in graph.nodes.values() if isinstance(n, nir.IF)):
+        assert reset_of(node) == "value" and not np.any(v_init_of(node))
+        assert np.ptp(node.v_threshold) == 0
+    for node in graph.nodes.values():
+        for attr in ("weight", "bias", "v_threshold"):
+            value = getattr(node, attr, None)
+            if value is not None:
+                assert np.array_equal(np.asarray(value), np.rint(np.asarray(value))), (attr, node)
+
+
 @pytest.fixture(scope="module")
 def mlp_files(tmp_path_factory, digits, digits_mlp_onnx):
     """The small trained digits MLP, 300 calibration images, and the 397 held-out test images."""
@@ -63,14 +76,7 @@ def test_fit_beats_the_unfitted_loihi_graph_on_held_out_data(mlp_files, fitted):
     line = next(ln for ln in out.splitlines() if "fitted to the reset-to-zero neuron" in ln)
     before, after = (float(v) for v in line.split("MSE) ")[1].split(" (")[0].split(" → "))
     assert after < before
-    for node in (n for n in fitted.nodes.values() if isinstance(n, nir.IF)):
-        assert reset_of(node) == "value" and not np.any(v_init_of(node))
-        assert np.ptp(node.v_threshold) == 0
-    for node in fitted.nodes.values():
-        for attr in ("weight", "bias", "v_threshold"):
-            value = getattr(node, attr, None)
-            if value is not None:
-                assert np.array_equal(np.asarray(value), np.rint(np.asarray(value)))
+    assert_integer_loihi_graph(fitted)
     # The same conversion without the fit: what --steps --integer --target loihi wrote before it, plus the
     # output gains (snnx.convert.rategain) that --target loihi fits when the --steps fit does not run.
     calib = np.load(tmp / "calib.npz")["x"]
@@ -156,14 +162,7 @@ def test_loihi_finetune_trains_through_reset_to_zero_and_beats_the_fit_alone(mlp
     assert "held-out (280 samples, int8 Loihi graph)" in line
     tuned = snnx.load(tmp / "tuned.nir")
     plain, _ = fitted
-    for node in (n for n in tuned.nodes.values() if isinstance(n, nir.IF)):
-        assert reset_of(node) == "value" and not np.any(v_init_of(node))
-        assert np.ptp(node.v_threshold) == 0
-    for node in tuned.nodes.values():
-        for attr in ("weight", "bias", "v_threshold"):
-            value = getattr(node, attr, None)
-            if value is not None:
-                assert np.array_equal(np.asarray(value), np.rint(np.asarray(value))), (attr, node)
+    assert_integer_loihi_graph(tuned)
     changed = [n for n, node in tuned.nodes.items() if isinstance(node, nir.Affine)
                and not np.array_equal(node.weight, plain.nodes[n].weight)]
     assert "kept epoch 0" in line or changed, line

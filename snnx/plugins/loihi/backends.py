@@ -96,7 +96,7 @@ def atrlif_refusals(pops: list[list[populations.Population]]) -> list[str]:
         later = [p.layer.nodes[-1] for pops_k in pops[j:] for p in pops_k if subtract.is_subtract(p.layer)]
         for p in layer_pops:
             if subtract.is_subtract(p.layer):
-                whys = (subtract.theta_refusal(p.quantisation), subtract.fill_refusal(p.quantisation, j))
+                whys = (subtract.fill_refusal(p.quantisation, j),)
             elif later and p.layer.spiking:
                 whys = (subtract.early_spike_refusal(p.quantisation, j, later[0]),)
             else:

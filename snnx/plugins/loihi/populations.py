@@ -139,10 +139,6 @@ def _graded(pops: list[Population], x: np.ndarray) -> tuple[list[Population], np
     :func:`snnx.plugins.loihi.runner.run_fixed` sends it: ``round(x * 2**e)`` with the threshold and
     bias mantissas ``<< e``; ``e`` is limited by the population with the least room."""
     room = min(runner.fraction_bits_room(p.layer, p.quantisation) for p in pops)
-    for p in pops:
-        if subtract.is_subtract(p.layer) and p.quantisation.vth > 0:
-            # ATRLIF's threshold register is narrower than LIFReset's.
-            room = min(room, int(np.floor(np.log2(subtract.THETA_MAX / p.quantisation.vth))))
     e, _exact = runner.graded_input(x, room)
     peak = int(np.max(np.abs(np.round(x * 2.0**e)))) if x.size else 0
     for p in pops:
@@ -265,9 +261,11 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     outs = [port for port, _index in sources]
     probes = None if last.spiking else [n.v for n in neurons[-len(layers[-1]):]]
     restore = [state for process in processes for state in _initial_state(process)] if separate else None
-    # (layer index, population) of every ATRLIF population: its never-reset state is checked for saturation.
-    subtracting = [(j, pop) for j, pops in enumerate(layers, start=1) for pop in pops if subtract.is_subtract(pop.layer)]
-    watch = [var for n, pop in zip(neurons, (p for pops in layers for p in pops)) if subtract.is_subtract(pop.layer) for var in (n.v, n.r)]
+    # (layer index, population, neuron) of every ATRLIF population: its never-reset state is checked for
+    # saturation. (``neurons`` holds one process per population, in the order of ``layers``.)
+    placed = [(j, pop) for j, pops in enumerate(layers, start=1) for pop in pops]
+    subtracting = [(j, pop, n) for (j, pop), n in zip(placed, neurons) if subtract.is_subtract(pop.layer)]
+    watch = [var for _j, _pop, n in subtracting for var in (n.v, n.r)]
     recorded = runner.run_process(
         neurons[0], inputs, outs, data, "fixed_pt", probe=probes, segment=segment, restore=restore,
         watch=watch or None,
@@ -275,7 +273,7 @@ def run_fixed_populations(model: LavaModel, x: np.ndarray) -> np.ndarray:
     if watch:
         recorded, watched = recorded
         length = segment or data.shape[-1]
-        for k, (j, pop) in enumerate(subtracting):
+        for k, (j, pop, _n) in enumerate(subtracting):
             # Layer j's window: steps [j, j + T) of each sample's stretch of the run (the pipeline's fill).
             starts = [b * length + j for b in range(batch)]  # (ATRLIF chains run one sample per segment)
             why = subtract.saturation_error(

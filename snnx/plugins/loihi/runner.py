@@ -20,7 +20,9 @@ from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.model import LavaModel
 from snnx.plugins.loihi.netx import write_netx
 from snnx.plugins.loihi.cuba import CubaLayer
-from snnx.plugins.loihi.quantise import BIAS_MAX, STATE_SHIFT, VTH_MAX, LayerQuantisation, quantise_layer
+from snnx.plugins.loihi.quantise import (
+    ATRLIF_VTH_MAX, BIAS_MAX, STATE_SHIFT, VTH_MAX, LayerQuantisation, quantise_layer,
+)
 
 
 def _lava_layout(model: LavaModel) -> bool:
@@ -97,15 +99,17 @@ def run_process(
     for port in outs:
         sinks.append(sink.RingBuffer(shape=tuple(int(d) for d in port.shape), buffer=steps))
         port.connect(sinks[-1].a_in)
-    monitors = []
-    for var in probes or []:
-        # One Monitor per Var: a Monitor's data are keyed by process, and populations share names.
-        monitors.append(import_lava("lava.proc.monitor.process").Monitor())
-        monitors[-1].probe(target=var, num_steps=steps)
-    watchers = []
-    for var in watch or []:
-        watchers.append(import_lava("lava.proc.monitor.process").Monitor())
-        watchers[-1].probe(target=var, num_steps=steps)
+    monitor = import_lava("lava.proc.monitor.process").Monitor
+    # One Monitor per Var: a Monitor's data are keyed by process, and populations share names.
+    monitors = [monitor() for _ in probes or []]
+    watchers = [monitor() for _ in watch or []]
+    for mon, var in [*zip(monitors, probes or []), *zip(watchers, watch or [])]:
+        mon.probe(target=var, num_steps=steps)
+
+    def recorded(mon: Any, var: Any) -> np.ndarray:
+        (data,) = mon.get_data().values()
+        return np.moveaxis(np.asarray(data[var.name], dtype=np.float64), 0, -1)  # time last
+
     run_cfg = run_configs.Loihi2SimCfg(select_tag=tag, exception_proc_model_map=exceptions or {})
     segment = segment or steps
     if steps % segment:
@@ -120,14 +124,8 @@ def run_process(
         if probes is None:
             results = [snk.data.get() for snk in sinks]
         else:
-            results = []
-            for monitor, var in zip(monitors, probes):
-                (recorded,) = monitor.get_data().values()
-                results.append(np.moveaxis(np.asarray(recorded[var.name], dtype=np.float64), 0, -1))  # time last
-        watched = []
-        for monitor, var in zip(watchers, watch or []):
-            (recorded,) = monitor.get_data().values()
-            watched.append(np.moveaxis(np.asarray(recorded[var.name], dtype=np.float64), 0, -1))
+            results = [recorded(mon, var) for mon, var in zip(monitors, probes)]
+        watched = [recorded(mon, var) for mon, var in zip(watchers, watch or [])]
     finally:
         net.stop()
     results = [np.asarray(r, dtype=np.float64) for r in results]
@@ -143,10 +141,12 @@ INPUT_MESSAGE_BITS = 16
 
 def fraction_bits_room(layer: CubaLayer, q: LayerQuantisation) -> int:
     """How many fractional input bits a first layer's threshold and bias mantissas can absorb
-    (they grow by ``2**e``; Loihi's threshold has 17 bits, its bias 13)."""
+    (they grow by ``2**e``; Loihi's threshold has 17 bits, ATRLIF's (reset "subtract") 13 with the lowest
+    always 0, its bias 13)."""
     room = INPUT_FRACTION_BITS
     if layer.spiking and q.vth > 0:
-        room = min(room, int(np.floor(np.log2(VTH_MAX / q.vth))))
+        vth_max = ATRLIF_VTH_MAX if layer.reset == "subtract" else VTH_MAX
+        room = min(room, int(np.floor(np.log2(vth_max / q.vth))))
     if q.bias is not None and np.any(q.bias):
         room = min(room, int(np.floor(np.log2(BIAS_MAX / np.max(np.abs(q.bias))))))
     return room

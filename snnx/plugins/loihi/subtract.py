@@ -32,11 +32,8 @@ import numpy as np
 
 from snnx.plugins.loihi.compat import import_lava
 from snnx.plugins.loihi.cuba import CubaLayer
-from snnx.plugins.loihi.quantise import ATRLIF_VTH_MAX, DECAY_UNIT, STATE_SHIFT, LayerQuantisation
+from snnx.plugins.loihi.quantise import DECAY_UNIT, STATE_SHIFT, LayerQuantisation
 
-#: ATRLIF's ``theta_0`` is a 12-bit unsigned register: ``Θ = 2·θ_0`` in weight units (the quantiser
-#: keeps such a layer's threshold mantissa even and within it).
-THETA_MAX = ATRLIF_VTH_MAX
 #: ATRLIF's ``v`` is clipped to ``±STATE_MAX`` (24 bits), and its ``r`` is a 24-bit register on the chip.
 STATE_MAX = (1 << 23) - 1
 
@@ -69,19 +66,6 @@ def layer_refusals(layer: CubaLayer) -> list[str]:
             "'lava-float'"
         )
     return reasons
-
-
-def theta_refusal(q: LayerQuantisation, shift: int = 0) -> str | None:
-    """Why the population's threshold (``<< shift`` for a graded input) does not fit ATRLIF's ``θ_0``."""
-    vth = q.vth << shift
-    if vth <= THETA_MAX:
-        return None
-    return (
-        f"node {q.layer!r}: reset 'subtract' runs on Loihi 2's ATRLIF neuron, whose threshold register holds "
-        f"at most {THETA_MAX} weight units; this layer's is {vth}"
-        + (f" (the graded input's 2^{shift} included)" if shift else "")
-        + ": give it fewer weight bits (lower with weight_bits) or fewer input fraction bits"
-    )
 
 
 def fill_refusal(q: LayerQuantisation, fill: int) -> str | None:
